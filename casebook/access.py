@@ -1,0 +1,75 @@
+"""Who is acting, and what their roles allow. The role -> permission table is in config.yaml
+(``roles``); this module is the only reader of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from casebook.errors import AccessDenied
+from casebook.models import Case
+from hotline.config import RolesSettings
+
+Permission = Literal[
+    "see_all_cases",
+    "close_without_satisfaction",
+    "escalate",
+    "manage_agents",
+    "view_reports",
+    "view_audit",
+    "play_recordings",
+]
+
+# Processes (IVR, AMI listener, worker, scheduler) act under these names in the audit log.
+SYSTEM_PREFIX = "system:"
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+    agent_id: int | None = None
+    department: str | None = None
+
+    @classmethod
+    def for_roles(
+        cls,
+        username: str,
+        roles: frozenset[str],
+        table: RolesSettings,
+        *,
+        agent_id: int | None = None,
+        department: str | None = None,
+    ) -> Actor:
+        allowed = frozenset(
+            name for name, granted in table.model_dump().items() if roles & set(granted)
+        )
+        return cls(username, roles, allowed, agent_id, department)
+
+    @classmethod
+    def system(cls, process: str) -> Actor:
+        """A hotline process; it registers complaints and calls but reads no case for people."""
+        return cls(SYSTEM_PREFIX + process, frozenset({"system"}), frozenset())
+
+    @property
+    def is_system(self) -> bool:
+        return self.username.startswith(SYSTEM_PREFIX)
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: Permission, what: str) -> None:
+        if not self.can(permission):
+            roles = ", ".join(sorted(self.roles)) or "no role"
+            raise AccessDenied(f"{self.username} ({roles}) may not {what}")
+
+    def may_see(self, case: Case) -> bool:
+        """Only the staff concerned: the assigned agent, the case's department, or a role that
+        sees all cases (and the hotline processes that create them)."""
+        if self.is_system or self.can("see_all_cases"):
+            return True
+        if self.agent_id is not None and case.assigned_agent_id == self.agent_id:
+            return True
+        return self.department is not None and case.department == self.department

@@ -1,0 +1,364 @@
+"""The complaint workflow: register, read, confirm, work, resolve, escalate, close.
+
+Every function takes a session and plain values, enforces its rule with a clear error, writes
+what it did to the audit log and leaves committing to the unit of work (``Database.run``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from casebook import audit
+from casebook.access import Actor
+from casebook.callbacks import request_followup_callback
+from casebook.clock import ensure_aware, utcnow
+from casebook.errors import CasebookError, NotFound, RuleViolation
+from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
+from casebook.reference import InvalidReference, normalise_reference, reference_for_id
+from casebook.sla import promised_by
+from casebook.workflow import check_move
+from hotline.config import Settings
+
+S = CaseStatus
+
+
+def moment_or_now(now: datetime | None) -> datetime:
+    return utcnow() if now is None else ensure_aware(now)
+
+
+def _check_category(settings: Settings, category: str | None) -> None:
+    if category is not None and category not in settings.sla.categories:
+        options = ", ".join(sorted(settings.sla.categories))
+        raise CasebookError(f"unknown category {category!r} (choose from {options})")
+
+
+def check_department(settings: Settings, department: str | None) -> None:
+    if department is not None and department not in settings.cases.departments:
+        options = ", ".join(settings.cases.departments)
+        raise CasebookError(f"unknown department {department!r} (choose from {options})")
+
+
+def register_complaint(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    *,
+    caller_number: str | None,
+    uniqueid: str | None = None,
+    linkedid: str | None = None,
+    category: str | None = None,
+    draft_text: str | None = None,
+    now: datetime | None = None,
+) -> Case:
+    """Create the draft case the moment a complaint is registered, with its reference number
+    and promised resolution time. A repeat for the same Asterisk channel (an AGI retry) returns
+    the case already registered instead of a second one."""
+    _check_category(settings, category)
+    if uniqueid is not None:
+        existing = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
+        if existing is not None:
+            return existing
+    created = moment_or_now(now)
+    case = Case(
+        caller_number=caller_number,
+        call_uniqueid=uniqueid,
+        call_linkedid=linkedid,
+        category=category,
+        department=settings.cases.intake_department,
+        draft_text=draft_text,
+        promised_by=promised_by(created, category, settings.sla, settings.business_hours),
+        created_at=created,
+        updated_at=created,
+    )
+    try:
+        # A savepoint, so a concurrent registration of the same channel (PostgreSQL) only
+        # undoes this insert and we can return the winner's case.
+        with session.begin_nested():
+            session.add(case)
+            session.flush()
+    except IntegrityError:
+        winner = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
+        if uniqueid is None or winner is None:
+            raise
+        return winner
+    assert case.id is not None  # assigned by the flush
+    case.reference = reference_for_id(case.id)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "case.register",
+        "case",
+        case.reference,
+        {"uniqueid": uniqueid, "linkedid": linkedid, "category": category},
+    )
+    return case
+
+
+def _find(session: Session, reference: str) -> Case:
+    try:
+        canonical = normalise_reference(reference)
+    except InvalidReference as exc:
+        raise NotFound(f"{reference!r} is not a valid reference number: {exc}") from exc
+    case = session.exec(select(Case).where(Case.reference == canonical)).first()
+    if case is None:
+        raise NotFound(f"no case with reference number {canonical}")
+    return case
+
+
+def load_for(session: Session, actor: Actor, reference: str, action: str) -> Case:
+    """The case, if the actor is among the staff concerned; a refusal is audited."""
+    case = _find(session, reference)
+    if not actor.may_see(case):
+        raise audit.denial(
+            actor,
+            action,
+            "case",
+            case.reference,
+            f"{actor.username} is not concerned by case {case.reference}",
+        )
+    return case
+
+
+def get_case(session: Session, actor: Actor, reference: str) -> Case:
+    case = load_for(session, actor, reference, "case.read")
+    audit.record(session, actor, "case.read", "case", case.reference)
+    return case
+
+
+def case_followups(session: Session, case: Case) -> list[FollowUp]:
+    """The follow-ups of a case already read through ``get_case`` (that read was audited)."""
+    query = select(FollowUp).where(FollowUp.case_id == case.id).order_by(col(FollowUp.at))
+    return list(session.exec(query))
+
+
+def list_cases(
+    session: Session,
+    actor: Actor,
+    *,
+    status: CaseStatus | None = None,
+    department: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Case]:
+    """Cases the actor may see, newest first. The listing is audited with the references shown."""
+    query = select(Case).order_by(col(Case.created_at).desc(), col(Case.id).desc())
+    if not (actor.is_system or actor.can("see_all_cases")):
+        mine = [col(Case.assigned_agent_id) == actor.agent_id] if actor.agent_id is not None else []
+        theirs = [col(Case.department) == actor.department] if actor.department is not None else []
+        if not mine and not theirs:
+            return []
+        query = query.where(or_(*mine, *theirs))
+    if status is not None:
+        query = query.where(Case.status == status.value)
+    if department is not None:
+        query = query.where(Case.department == department)
+    cases = list(session.exec(query.offset(offset).limit(limit)))
+    audit.record(
+        session,
+        actor,
+        "case.list",
+        "case",
+        None,
+        {"references": [case.reference for case in cases], "status": status, "limit": limit},
+    )
+    return cases
+
+
+def move(
+    session: Session,
+    actor: Actor,
+    case: Case,
+    target: CaseStatus,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    check_move(case.status, target)
+    previous = case.status
+    case.status = target.value
+    case.updated_at = now
+    session.add(case)
+    audit.record(
+        session,
+        actor,
+        f"case.{target.value}",
+        "case",
+        case.reference,
+        {"from": previous, **(detail or {})},
+    )
+
+
+def confirm_draft(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    reference: str,
+    *,
+    text: str,
+    category: str,
+    department: str | None = None,
+    priority: Priority = Priority.NORMAL,
+    now: datetime | None = None,
+) -> Case:
+    """An agent confirms the transcribed draft: the confirmed text is kept beside the draft, the
+    case is routed and opened. The promise is from the category's SLA, counted from when the
+    complaint was registered, and never later than what the caller was already told."""
+    moment = moment_or_now(now)
+    case = load_for(session, actor, reference, "case.open")
+    _check_category(settings, category)
+    check_department(settings, department)
+    if not text.strip():
+        raise RuleViolation("the confirmed complaint text is empty")
+    check_move(case.status, S.OPEN)
+    promise = promised_by(case.created_at, category, settings.sla, settings.business_hours)
+    if case.promised_by is not None:
+        promise = min(promise, case.promised_by)
+    case.confirmed_text = text.strip()
+    case.confirmed_by_id = actor.agent_id
+    case.confirmed_at = moment
+    case.category = category
+    case.priority = priority.value
+    case.department = department or case.department
+    case.promised_by = promise
+    move(
+        session,
+        actor,
+        case,
+        S.OPEN,
+        moment,
+        {"category": category, "department": case.department, "edited": text != case.draft_text},
+    )
+    return case
+
+
+def reject_draft(
+    session: Session, actor: Actor, reference: str, *, reason: str, now: datetime | None = None
+) -> Case:
+    case = load_for(session, actor, reference, "case.rejected")
+    if not reason.strip():
+        raise RuleViolation("say why the draft is not a complaint")
+    case.close_reason = reason.strip()
+    move(session, actor, case, S.REJECTED, moment_or_now(now), {"reason": reason.strip()})
+    return case
+
+
+def start_work(
+    session: Session, actor: Actor, reference: str, *, now: datetime | None = None
+) -> Case:
+    """The case is being worked on; an unassigned case goes to the agent who takes it."""
+    case = load_for(session, actor, reference, "case.in_progress")
+    if case.assigned_agent_id is None and actor.agent_id is not None:
+        case.assigned_agent_id = actor.agent_id
+    move(session, actor, case, S.IN_PROGRESS, moment_or_now(now))
+    return case
+
+
+def resolve_case(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    reference: str,
+    *,
+    summary: str,
+    now: datetime | None = None,
+) -> Case:
+    """Record the fix and request the follow-up call that asks the caller if they are satisfied."""
+    moment = moment_or_now(now)
+    case = load_for(session, actor, reference, "case.resolved")
+    if not summary.strip():
+        raise RuleViolation("a resolution needs a summary of what was done")
+    check_move(case.status, S.RESOLVED)
+    case.resolution_summary = summary.strip()
+    case.resolved_at = moment
+    move(session, actor, case, S.RESOLVED, moment)
+    request_followup_callback(session, settings, actor, case, moment)
+    return case
+
+
+def escalate(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    case: Case,
+    *,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Raise the case one management level (capped at the configured top level)."""
+    case.escalation_level = min(case.escalation_level + 1, settings.followup.max_escalation_level)
+    case.unsatisfied_rounds = 0
+    move(session, actor, case, S.ESCALATED, now, {"level": case.escalation_level, "reason": reason})
+
+
+def escalate_case(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    reference: str,
+    *,
+    reason: str,
+    now: datetime | None = None,
+) -> Case:
+    case = load_for(session, actor, reference, "case.escalated")
+    if not actor.can("escalate"):
+        raise audit.denial(
+            actor, "case.escalated", "case", case.reference, f"{actor.username} may not escalate"
+        )
+    if not reason.strip():
+        raise RuleViolation("an escalation needs a reason")
+    escalate(session, settings, actor, case, reason=reason.strip(), now=moment_or_now(now))
+    return case
+
+
+def _latest_answered_followup(session: Session, case: Case) -> FollowUp | None:
+    query = (
+        select(FollowUp)
+        .where(FollowUp.case_id == case.id)
+        .where(FollowUp.result != FollowUpResult.NO_ANSWER.value)
+        .order_by(col(FollowUp.at).desc(), col(FollowUp.id).desc())
+    )
+    return session.exec(query).first()
+
+
+def close_case(
+    session: Session,
+    actor: Actor,
+    reference: str,
+    *,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> Case:
+    """Close formally only after the caller said they are satisfied. A supervisor may close
+    otherwise, with a written reason that is kept on the case."""
+    moment = moment_or_now(now)
+    case = load_for(session, actor, reference, "case.closed")
+    check_move(case.status, S.CLOSED)
+    latest = _latest_answered_followup(session, case)
+    satisfied = latest is not None and latest.result == FollowUpResult.SATISFIED.value
+    if not (satisfied and case.status == S.FOLLOW_UP.value):
+        if not actor.can("close_without_satisfaction"):
+            message = (
+                f"case {case.reference} cannot be closed: the caller has not confirmed they are "
+                "satisfied (log a satisfied follow-up, or ask a supervisor)"
+            )
+            raise RuleViolation(message)
+        if not reason or not reason.strip():
+            raise RuleViolation(
+                f"closing case {case.reference} without a satisfied follow-up needs a reason"
+            )
+        case.close_reason = reason.strip()
+    case.closed_at = moment
+    move(
+        session,
+        actor,
+        case,
+        S.CLOSED,
+        moment,
+        {"satisfied": satisfied, "reason": case.close_reason},
+    )
+    return case

@@ -1,0 +1,191 @@
+"""The database: one engine factory for SQLite (a file) and PostgreSQL (by URL), migrations on
+first use, and units of work that ride out a database that is locked or gone for a moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from casebook.errors import AccessDenied, DatabaseUnavailable
+from casebook.models import AuditEvent
+from hotline.config import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any constant shared by every process of the site; serialises concurrent schema upgrades.
+_PG_MIGRATION_LOCK = 15654
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_db_engine(settings: DatabaseSettings) -> Engine:
+    url = settings.url
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, settings.sqlite_busy_timeout_ms)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # pre_ping replaces connections the server dropped (restart, failover) before they are used.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+    path = url.removeprefix("sqlite:///")
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" below decide when transactions start (pysqlite would
+        # otherwise open them lazily and deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes fails with SQLITE_BUSY at once instead of waiting for busy_timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def schema_is_current(engine: Engine) -> bool:
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current == head
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest migration; safe when several processes start at once."""
+    with engine.begin() as connection:
+        if not is_sqlite(engine):
+            # Held to the end of the transaction; SQLite is already serialised by BEGIN IMMEDIATE.
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": _PG_MIGRATION_LOCK})
+        command.upgrade(_alembic_config(connection), "head")
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    message = str(exc.orig).lower()
+    transient = (
+        "database is locked",
+        "database is busy",
+        "could not connect",
+        "connection refused",
+        "server closed the connection",
+        "terminating connection",
+        "connection timeout",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "consuming input failed",
+        "connection is closed",
+    )
+    return any(phrase in message for phrase in transient)
+
+
+class Database:
+    """An engine with its session factory; ``run`` is the unit of work every service uses."""
+
+    def __init__(self, settings: DatabaseSettings, *, migrate: bool = True) -> None:
+        self.settings = settings
+        self.engine = create_db_engine(settings)
+        self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
+        if migrate:
+            self.retrying(self._ensure_schema)
+
+    def _ensure_schema(self) -> None:
+        if not schema_is_current(self.engine):
+            upgrade_schema(self.engine)
+
+    def retrying(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` again while the database is locked or unreachable, up to the
+        configured window; then fail with one clear ``DatabaseUnavailable``."""
+        deadline = time.monotonic() + self.settings.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                return operation()
+            except DBAPIError as exc:
+                if not _is_transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                    raise DatabaseUnavailable(
+                        f"database {self.safe_url} unavailable for "
+                        f"{self.settings.retry_seconds:g}s: {reason}"
+                    ) from exc
+                log.warning("database busy or unreachable, retrying: %s", exc.orig)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """One transaction: commit when ``work`` returns, roll back when it raises; retried as
+        a whole when the database is transiently unavailable, so nothing is half written."""
+
+        def attempt() -> T:
+            with self._sessions() as session, session.begin():
+                return work(session)
+
+        try:
+            return self.retrying(attempt)
+        except AccessDenied as refusal:
+            event = refusal.audit_event
+            if isinstance(event, AuditEvent):
+                self.retrying(lambda: self._append_audit(event))
+            raise
+
+    def _append_audit(self, event: AuditEvent) -> None:
+        with self._sessions() as session, session.begin():
+            session.add(AuditEvent.model_validate(event.model_dump()))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reads that need no retry (tests, interactive screens)."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,36 @@
+"""Errors the casebook services raise; each message is written for the person who caused it."""
+
+from __future__ import annotations
+
+
+class CasebookError(Exception):
+    """Base class: a refused request with a message fit to show as is."""
+
+
+class NotFound(CasebookError):
+    pass
+
+
+class IllegalTransition(CasebookError):
+    pass
+
+
+class RuleViolation(CasebookError):
+    """A complaints-process rule refused the request (e.g. closing an unsatisfied case)."""
+
+
+class AccessDenied(CasebookError):
+    """Refused for want of a role. ``audit_event`` (an unsaved AuditEvent) is written by the unit
+    of work in its own transaction, so the refusal is on record although the work rolls back."""
+
+    def __init__(self, message: str, audit_event: object | None = None) -> None:
+        super().__init__(message)
+        self.audit_event = audit_event
+
+
+class UnknownUser(AccessDenied):
+    pass
+
+
+class DatabaseUnavailable(CasebookError):
+    """The database stayed locked or unreachable for the whole retry window."""

@@ -1,0 +1,229 @@
+"""The casebook tables (SQLModel). Times are aware UTC datetimes (SQLModel's UTCDateTime).
+
+Enumerations are stored as their string values so the schema stays portable between SQLite
+and PostgreSQL and a new value needs no database type migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from casebook.clock import utcnow
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    QA = "qa"
+    ADMIN = "admin"
+
+
+class CaseStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    FOLLOW_UP = "follow_up"
+    CLOSED = "closed"
+    ESCALATED = "escalated"
+    REJECTED = "rejected"  # a draft that turned out not to be a complaint
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class ContactMethod(StrEnum):
+    PHONE = "phone"
+    SMS = "sms"
+    LETTER = "letter"
+    VISIT = "visit"
+
+
+class FollowUpResult(StrEnum):
+    SATISFIED = "satisfied"
+    NOT_SATISFIED = "not_satisfied"
+    PARTIALLY_SATISFIED = "partially_satisfied"
+    NO_ANSWER = "no_answer"
+
+
+class CallbackReason(StrEnum):
+    FOLLOW_UP = "follow_up"  # after resolution, ask whether the caller is satisfied
+    ABANDONED = "abandoned"  # the caller hung up before a complaint was registered
+
+
+class CallbackStatus(StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Agent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    display_name: str = Field(max_length=200)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    department: str | None = Field(default=None, max_length=64, index=True)
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    extension: str | None = Field(default=None, max_length=32)
+    # Empty shift days mean the site's business hours apply.
+    shift_days: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    shift_start: time | None = None
+    shift_end: time | None = None
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Call(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # Asterisk's Linkedid: one per call across all its channels; the idempotency key.
+    linkedid: str = Field(max_length=64, unique=True, index=True)
+    uniqueid: str | None = Field(default=None, max_length=64)
+    caller_number: str | None = Field(default=None, max_length=32, index=True)
+    did: str | None = Field(default=None, max_length=32)
+    started_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = Field(default=None, index=True)
+    duration_seconds: float | None = None
+    ivr_choices: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    hangup_cause: int | None = None
+    hangup_cause_text: str | None = Field(default=None, max_length=100)
+    abandoned: bool = False
+    case_id: int | None = Field(default=None, foreign_key="complaint_case.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Recording(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int | None = Field(default=None, foreign_key="call.id", index=True)
+    path: str = Field(max_length=1024, unique=True)
+    sha256: str | None = Field(default=None, max_length=64)
+    size_bytes: int | None = None
+    duration_seconds: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    format: str | None = Field(default=None, max_length=16)
+    retained_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "complaint_case"  # CASE is an SQL keyword
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Set in the same transaction as the insert, from the id (casebook.reference).
+    reference: str | None = Field(default=None, max_length=16, unique=True, index=True)
+    caller_number: str | None = Field(default=None, max_length=32, index=True)
+    # The IVR registers at most one complaint per channel: retries of the same call reuse it.
+    call_uniqueid: str | None = Field(default=None, max_length=64, unique=True)
+    call_linkedid: str | None = Field(default=None, max_length=64, index=True)
+    status: str = Field(default=CaseStatus.DRAFT.value, max_length=16)
+    category: str | None = Field(default=None, max_length=64)
+    priority: str = Field(default=Priority.NORMAL.value, max_length=16)
+    department: str | None = Field(default=None, max_length=64, index=True)
+    assigned_agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    promised_by: datetime | None = None
+    escalation_level: int = 0
+    # "Not satisfied" answers since the last escalation; reaching the configured rounds escalates.
+    unsatisfied_rounds: int = 0
+    draft_text: str | None = None
+    confirmed_text: str | None = None
+    confirmed_by_id: int | None = Field(default=None, foreign_key="agent.id")
+    confirmed_at: datetime | None = None
+    resolution_summary: str | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (Index("ix_case_status_created", "status", "created_at"),)
+
+
+class Transcript(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    model_name: str = Field(max_length=128)
+    model_sha256: str | None = Field(default=None, max_length=64)
+    language: str | None = Field(default=None, max_length=8)
+    language_probability: float | None = None
+    text: str = ""
+    segments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    audio_seconds: float | None = None
+    processing_seconds: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FollowUp(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="complaint_case.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    method: str = Field(max_length=16)
+    result: str = Field(max_length=24)
+    # Customer effort: "how easy was it?" on the configured scale; None when not asked.
+    effort_score: int | None = None
+    notes: str | None = None
+    rerouted_to: str | None = Field(default=None, max_length=64)
+
+
+class Callback(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="complaint_case.id", index=True)
+    call_id: int | None = Field(default=None, foreign_key="call.id", index=True)
+    phone_number: str = Field(max_length=32)
+    reason: str = Field(max_length=16)
+    due_from: datetime
+    due_until: datetime | None = None
+    owner_agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    assigned_agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    assigned_at: datetime | None = None
+    attempts: int = 0
+    status: str = Field(default=CallbackStatus.PENDING.value, max_length=16, index=True)
+    last_result: str | None = Field(default=None, max_length=24)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class QAReview(SQLModel, table=True):
+    __tablename__ = "qa_review"
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    reviewer_id: int = Field(foreign_key="agent.id", index=True)
+    scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    total: float | None = None
+    comment: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (UniqueConstraint("recording_id", "reviewer_id"),)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: the migration installs triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=64)
+    object_type: str = Field(max_length=32)
+    object_id: str | None = Field(default=None, max_length=64)
+    allowed: bool = True
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id"),)

@@ -1,0 +1,48 @@
+"""Promised resolution times: an SLA in business hours, counted on the site's working calendar."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from casebook.clock import ensure_aware
+from hotline.config import WEEKDAYS, BusinessHours, SlaSettings
+
+# A promise never needs more calendar than this; guards a calendar with no working time.
+_MAX_CALENDAR_DAYS = 3660
+
+
+def sla_hours(sla: SlaSettings, category: str | None) -> float:
+    if category is None:
+        return sla.default_hours
+    return sla.categories.get(category, sla.default_hours)
+
+
+def _is_working_day(day: date, hours: BusinessHours) -> bool:
+    return WEEKDAYS[day.weekday()] in hours.days and day.isoformat() not in hours.holidays
+
+
+def add_business_hours(start: datetime, business_hours: float, hours: BusinessHours) -> datetime:
+    """The moment ``business_hours`` of working time after ``start`` (aware UTC in and out)."""
+    zone = hours.zone
+    local = ensure_aware(start).astimezone(zone)
+    remaining = timedelta(hours=business_hours)
+    day = local.date()
+    for _ in range(_MAX_CALENDAR_DAYS):
+        if _is_working_day(day, hours):
+            opens = datetime.combine(day, hours.start, tzinfo=zone)
+            closes = datetime.combine(day, hours.end, tzinfo=zone)
+            begin = max(opens, local)
+            if begin < closes:
+                available = closes - begin
+                if remaining <= available:
+                    return (begin + remaining).astimezone(UTC)
+                remaining -= available
+        day += timedelta(days=1)
+        local = datetime.combine(day, hours.start, tzinfo=zone)
+    raise ValueError("business hours leave no working time within ten years")
+
+
+def promised_by(
+    created: datetime, category: str | None, sla: SlaSettings, hours: BusinessHours
+) -> datetime:
+    return add_business_hours(created, sla_hours(sla, category), hours)

@@ -1,0 +1,56 @@
+"""Two processes registering complaints at the same moment against one database."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from sqlmodel import select
+
+from casebook import cases
+from casebook.access import Actor
+from casebook.db import Database
+from casebook.models import AuditEvent, Case
+from casebook.reference import is_valid
+from hotline.config import DatabaseSettings, Settings
+
+PER_PROCESS = 60
+
+
+def _register_many(url: str, process: int, start: multiprocessing.synchronize.Event) -> None:
+    settings = Settings()
+    settings.database = DatabaseSettings(url=url, retry_seconds=30)
+    database = Database(settings.database)
+    start.wait(timeout=30)
+    for n in range(PER_PROCESS):
+        database.run(
+            lambda s, n=n: cases.register_complaint(
+                s,
+                settings,
+                Actor.system(f"ivr{process}"),
+                caller_number=f"09{process}{n:07d}",
+                uniqueid=f"{process}.{n}",
+            )
+        )
+    database.dispose()
+
+
+def test_references_from_two_processes_at_once_never_collide(db: Database) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=_register_many, args=(db.settings.url, p, start)) for p in (1, 2)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+
+    with db.session() as s:
+        references = [case.reference for case in s.exec(select(Case))]
+        registered = s.exec(select(AuditEvent).where(AuditEvent.action == "case.register")).all()
+    assert len(references) == 2 * PER_PROCESS
+    assert len(set(references)) == len(references)
+    assert all(ref is not None and is_valid(ref) for ref in references)
+    assert len(registered) == 2 * PER_PROCESS

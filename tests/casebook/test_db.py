@@ -1,0 +1,145 @@
+"""The database when things go wrong: locked, dropped, migrated by two processes at once."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from casebook import cases
+from casebook.access import Actor
+from casebook.db import Database, schema_is_current
+from casebook.errors import DatabaseUnavailable
+from casebook.models import AuditEvent, Case
+from hotline.config import DatabaseSettings, Settings
+from tests.conftest import BACKENDS, pg_url_with_schema
+
+
+def _register(db: Database, settings: Settings, uniqueid: str) -> Case:
+    return db.run(
+        lambda s: cases.register_complaint(
+            s, settings, Actor.system("ivr"), caller_number="0910000001", uniqueid=uniqueid
+        )
+    )
+
+
+def _sqlite_path(settings: Settings) -> str:
+    return settings.database.url.removeprefix("sqlite:///")
+
+
+def test_first_use_creates_the_schema(settings: Settings) -> None:
+    database = Database(settings.database)
+    assert schema_is_current(database.engine)
+    assert Path(_sqlite_path(settings)).exists()
+
+
+class _FirstRetry(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retrying" in record.getMessage():
+            self.seen.set()
+
+
+def test_a_briefly_locked_sqlite_database_is_waited_for(settings: Settings) -> None:
+    settings.database.sqlite_busy_timeout_ms = 50  # so the retry loop, not SQLite, does the waiting
+    settings.database.retry_seconds = 60
+    database = Database(settings.database)
+    locked = threading.Event()
+    retried = _FirstRetry()
+    logging.getLogger("casebook.db").addHandler(retried)
+
+    def hold_lock_until_a_retry() -> None:
+        blocker = sqlite3.connect(_sqlite_path(settings), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        retried.seen.wait(timeout=60)
+        blocker.execute("COMMIT")
+        blocker.close()
+
+    holder = threading.Thread(target=hold_lock_until_a_retry)
+    holder.start()
+    try:
+        locked.wait(timeout=30)
+        case = _register(database, settings, "u-locked")
+    finally:
+        holder.join()
+        logging.getLogger("casebook.db").removeHandler(retried)
+    assert retried.seen.is_set()
+    assert case.reference is not None
+    with database.session() as s:
+        assert len(s.exec(select(Case)).all()) == 1
+
+
+def test_a_database_locked_too_long_fails_clearly_and_writes_nothing(settings: Settings) -> None:
+    settings.database.sqlite_busy_timeout_ms = 20
+    settings.database.retry_seconds = 0.3
+    database = Database(settings.database)
+    blocker = sqlite3.connect(_sqlite_path(settings), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="unavailable for 0.3s: database is locked"):
+            _register(database, settings, "u-1")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    with database.session() as s:
+        assert s.exec(select(Case)).all() == []
+        assert s.exec(select(AuditEvent)).all() == []
+
+
+def test_an_unreachable_database_fails_clearly(settings: Settings) -> None:
+    settings.database.url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    settings.database.retry_seconds = 0.2
+    with pytest.raises(DatabaseUnavailable, match="unavailable for 0.2s"):
+        Database(settings.database)
+
+
+@pytest.mark.pg
+def test_postgresql_connections_killed_by_the_server_are_replaced(
+    settings: Settings, pg_schema: str
+) -> None:
+    settings.database.url = pg_url_with_schema(pg_schema)
+    db = Database(settings.database)
+    _register(db, settings, "before")
+    with db.engine.connect() as connection:
+        own = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    # What a server restart or failover does to every pooled connection.
+    killer = Database(settings.database, migrate=False)
+    with killer.engine.begin() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": own})
+    killer.dispose()
+    _register(db, settings, "after")
+    with db.session() as s:
+        assert len(s.exec(select(Case)).all()) == 2
+
+
+def _open(url: str, start: multiprocessing.synchronize.Event) -> None:
+    start.wait(timeout=30)
+    Database(DatabaseSettings(url=url, retry_seconds=30)).dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_processes_starting_at_once_migrate_once(
+    backend: str, settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgresql":
+        settings.database.url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=_open, args=(settings.database.url, start)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    assert schema_is_current(Database(settings.database, migrate=False).engine)

@@ -1,0 +1,116 @@
+"""Shared fixtures: settings in a temporary folder, and a real database per backend.
+
+Every test that takes ``db`` runs against SQLite (a file) and, when ``HOTLINE_TEST_PG`` names a
+PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test), against PostgreSQL too,
+each test in a schema of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session
+
+from casebook import agents
+from casebook.access import Actor
+from casebook.db import Database
+from hotline.config import Settings
+
+PG_URL = os.environ.get("HOTLINE_TEST_PG", "")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_URL:
+        return
+    skip = pytest.mark.skip(reason="HOTLINE_TEST_PG is not set")
+    for item in items:
+        if "pg" in item.keywords:
+            item.add_marker(skip)
+
+
+def pg_url_with_schema(schema: str) -> str:
+    base = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield schema
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings()
+    settings.database.url = f"sqlite:///{tmp_path / 'hotline.db'}"
+    settings.database.retry_seconds = 2.0
+    settings.recordings.root = tmp_path / "recordings"
+    settings.transcription.cache_dir = tmp_path / "models"
+    return settings
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Database]:
+    if request.param == "postgresql":
+        schema = request.getfixturevalue("pg_schema")
+        settings.database.url = pg_url_with_schema(schema)
+    database = Database(settings.database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def system() -> Actor:
+    return Actor.system("test")
+
+
+class Staff:
+    """Agents of a small site, created through the real service, as actors."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.add("admin", ["admin"], None)
+        self.add("supervisor", ["supervisor"], "customer-care")
+        self.add("carer", ["agent"], "customer-care")
+        self.add("biller", ["agent"], "billing")
+        self.add("qa", ["qa"], None)
+
+    def add(self, username: str, roles: list[str], department: str | None) -> None:
+        self.db.run(
+            lambda session: agents.add_agent(
+                session,
+                self.settings,
+                "admin",
+                username=username,
+                display_name=username.title(),
+                roles=roles,
+                department=department,
+            )
+        )
+
+    def actor(self, username: str) -> Actor:
+        return self.db.run(
+            lambda session: agents.resolve_actor(session, username, self.settings.roles)
+        )
+
+    def session(self) -> Session:
+        return Session(self.db.engine, expire_on_commit=False)
+
+
+@pytest.fixture
+def staff(db: Database, settings: Settings) -> Staff:
+    return Staff(db, settings)
