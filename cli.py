@@ -28,6 +28,7 @@ from casebook.reports import Report, build_report
 from casebook.workflow import STATUS_LABELS_AR
 from hotline import terminal
 from hotline.config import ConfigError, Settings, load_settings
+from hotline.demo import run_demo
 
 T = TypeVar("T")
 
@@ -50,7 +51,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="config.yaml to use (default ./config.yaml or $HOTLINE_CONFIG)."),
+    typer.Option(
+        "--config", "-c", help="config.yaml to use (default ./config.yaml or $HOTLINE_CONFIG)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (logical-order text).")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV (logical-order text).")]
@@ -119,10 +122,13 @@ def model_row(model: SQLModel, fields: Sequence[str]) -> dict[str, Any]:
     return {name: data[name] for name in fields}
 
 
-def local_time(moment: datetime | None, settings: Settings) -> str:
+def local_time(moment: datetime | None, settings: Settings, *, short: bool = False) -> str:
+    """A stored UTC time in the site's time zone."""
     if moment is None:
         return ""
-    return moment.astimezone(settings.business_hours.zone).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(settings.business_hours.zone).strftime(
+        "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
+    )
 
 
 def parse_time(value: str | None, what: str) -> time | None:
@@ -140,7 +146,9 @@ def parse_date(value: str | None, what: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        fail(f"{what} must be an ISO date or date-time (2026-11-01 or 2026-11-01T08:00), got {value!r}")
+        fail(
+            f"{what} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00), got {value!r}"
+        )
 
 
 # --- db -------------------------------------------------------------------------------------
@@ -156,19 +164,37 @@ def db_upgrade() -> None:
 
 # --- agents ---------------------------------------------------------------------------------
 
-AGENT_FIELDS = ("username", "display_name", "roles", "department", "languages", "skills", "extension")
+AGENT_FIELDS = (
+    "username",
+    "display_name",
+    "roles",
+    "department",
+    "languages",
+    "skills",
+    "extension",
+)
 
 
 @agents_app.command("add")
 def agents_add(
     username: str,
     name: Annotated[str, typer.Option("--name", help="Display name.")],
-    role: Annotated[list[str], typer.Option("--role", help="agent, supervisor, qa or admin (repeat).")],
-    department: Annotated[str | None, typer.Option(help="Department (see config cases.departments).")] = None,
-    language: Annotated[list[str] | None, typer.Option("--language", help="Languages spoken (repeat).")] = None,
-    skill: Annotated[list[str] | None, typer.Option("--skill", help="Skills, e.g. billing (repeat).")] = None,
+    role: Annotated[
+        list[str], typer.Option("--role", help="agent, supervisor, qa or admin (repeat).")
+    ],
+    department: Annotated[
+        str | None, typer.Option(help="Department (see config cases.departments).")
+    ] = None,
+    language: Annotated[
+        list[str] | None, typer.Option("--language", help="Languages spoken (repeat).")
+    ] = None,
+    skill: Annotated[
+        list[str] | None, typer.Option("--skill", help="Skills, e.g. billing (repeat).")
+    ] = None,
     extension: Annotated[str | None, typer.Option(help="Phone extension for callbacks.")] = None,
-    shift_day: Annotated[list[str] | None, typer.Option("--shift-day", help="mon..sun (repeat).")] = None,
+    shift_day: Annotated[
+        list[str] | None, typer.Option("--shift-day", help="mon..sun (repeat).")
+    ] = None,
     shift_start: Annotated[str | None, typer.Option(help="HH:MM")] = None,
     shift_end: Annotated[str | None, typer.Option(help="HH:MM")] = None,
 ) -> None:
@@ -205,7 +231,9 @@ def agents_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
         emit_json(rows)
         return
     if as_csv:
-        emit_csv([{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows])
+        emit_csv(
+            [{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
+        )
         return
     table = Table("user", "name", "roles", "department", "languages", "ext")
     for agent in agents:
@@ -238,7 +266,8 @@ CASE_FIELDS = (
 
 
 def status_label(status: str) -> str:
-    return f"{STATUS_LABELS_AR[CaseStatus(status)]} ({status})"
+    # No brackets: bidi mirrors them when an Arabic label precedes Latin text.
+    return f"{STATUS_LABELS_AR[CaseStatus(status)]} · {status}"
 
 
 @cases_app.command("list")
@@ -263,15 +292,23 @@ def cases_list(
     if as_csv:
         emit_csv(rows)
         return
-    table = Table("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى", title=None)
+    text_width = max(out.width - 68, 12)
+    table = Table(
+        *(
+            terminal.visual(h, ctx.bidi)
+            for h in ("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى")
+        )
+    )
+    for column in table.columns:
+        column.no_wrap = True  # wrapping visual-order Arabic would scramble it
     for case in cases:
         table.add_row(
             case.reference or "",
-            terminal.visual(status_label(case.status), ctx.bidi),
+            terminal.visual(STATUS_LABELS_AR[CaseStatus(case.status)], ctx.bidi),
             case.category or "",
             case.caller_number or "",
-            local_time(case.created_at, ctx.settings),
-            terminal.cell(case.confirmed_text or case.draft_text, 30, ctx.bidi),
+            local_time(case.created_at, ctx.settings, short=True),
+            terminal.cell(case.confirmed_text or case.draft_text, text_width, ctx.bidi),
         )
     if not cases:
         out.print(terminal.visual("لا توجد شكاوى (no cases)", ctx.bidi))
@@ -337,7 +374,9 @@ def cases_resolve(
     """Record the resolution; a follow-up callback is requested."""
     ctx = context()
     case = ctx.as_user(
-        lambda session, actor: case_service.resolve_case(session, ctx.settings, actor, reference, summary=summary)
+        lambda session, actor: case_service.resolve_case(
+            session, ctx.settings, actor, reference, summary=summary
+        )
     )
     out.print(f"case {case.reference}: {case.status}")
 
@@ -345,11 +384,16 @@ def cases_resolve(
 @cases_app.command("close")
 def cases_close(
     reference: str,
-    reason: Annotated[str | None, typer.Option(help="Required to close without a satisfied follow-up (supervisors).")] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Required to close without a satisfied follow-up (supervisors)."),
+    ] = None,
 ) -> None:
     """Close formally (after a satisfied follow-up)."""
     ctx = context()
-    case = ctx.as_user(lambda session, actor: case_service.close_case(session, actor, reference, reason=reason))
+    case = ctx.as_user(
+        lambda session, actor: case_service.close_case(session, actor, reference, reason=reason)
+    )
     out.print(f"case {case.reference}: {case.status}")
 
 
@@ -358,7 +402,9 @@ def cases_escalate(reference: str, reason: Annotated[str, typer.Option(help="Why
     """Raise the case one management level."""
     ctx = context()
     case = ctx.as_user(
-        lambda session, actor: case_service.escalate_case(session, ctx.settings, actor, reference, reason=reason)
+        lambda session, actor: case_service.escalate_case(
+            session, ctx.settings, actor, reference, reason=reason
+        )
     )
     out.print(f"case {case.reference}: {case.status}, level {case.escalation_level}")
 
@@ -368,9 +414,13 @@ def followup_log(
     reference: str,
     method: Annotated[ContactMethod, typer.Option(help="How the customer was reached.")],
     result: Annotated[str, typer.Option(help="satisfied, not-satisfied, partial or no-answer.")],
-    effort: Annotated[int | None, typer.Option(help="How easy it was for the customer (1..scale).")] = None,
+    effort: Annotated[
+        int | None, typer.Option(help="How easy it was for the customer (1..scale).")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="Notes.")] = None,
-    reroute: Annotated[str | None, typer.Option(help="Re-route the case to this department.")] = None,
+    reroute: Annotated[
+        str | None, typer.Option(help="Re-route the case to this department.")
+    ] = None,
 ) -> None:
     """Record a follow-up contact and its result."""
     results = {
@@ -411,7 +461,9 @@ def report(
     ctx = context()
     start, end = parse_date(since, "--since"), parse_date(until, "--until")
     figures: Report = ctx.as_user(
-        lambda session, actor: build_report(session, actor, ctx.settings.followup, since=start, until=end)
+        lambda session, actor: build_report(
+            session, actor, ctx.settings.followup, since=start, until=end
+        )
     )
     if as_json:
         emit_json(figures.as_dict())
@@ -420,7 +472,7 @@ def report(
     def percent(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:.1f}%"
 
-    table = Table("", "")
+    table = Table(show_header=False)
     rows = [
         ("الشكاوى (cases)", str(figures.cases_total)),
         ("المكالمات (calls)", str(figures.calls_total)),
@@ -439,8 +491,40 @@ def report(
     out.print(table)
 
 
+@app.command("demo")
+def demo(
+    calls: Annotated[int, typer.Option(min=1, max=200, help="How many calls to place.")] = 5,
+    folder: Annotated[Path, typer.Option("--dir", help="Folder for the demo site.")] = Path(
+        "var/demo"
+    ),
+) -> None:
+    """A first look: complaints registered, worked and closed on a demo site of its own."""
+    result = run_demo(folder, calls, progress=lambda line: out.print(f"[dim]•[/] {line}"))
+    mode = "visual" if out.is_terminal else "logical"
+    table = Table("المرجع", "المتصل", "المسودة", title=terminal.visual("الشكاوى المسجلة", mode))
+    for case in result.registered:
+        table.add_row(
+            case.reference or "", case.caller_number or "", terminal.cell(case.draft_text, 50, mode)
+        )
+    out.print(table)
+    figures = result.report
+    out.print(
+        f"cases {figures.cases_total}, CSAT strict {figures.csat_strict}, CES {figures.ces}, "
+        f"SLA met {figures.sla_met}"
+    )
+    config = result.config_path
+    out.print("\nnext, try:")
+    for command in (
+        f"hotline -c {config} cases list",
+        f"hotline -c {config} cases show {result.walked_through.reference}",
+        f"hotline -c {config} report",
+        f"hotline -c {config} agents list",
+    ):
+        out.print(f"  .venv/bin/{command}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point: known failures are one clear line and an exit code, never a traceback."""
+    """Console entry point: a known failure is one clear line and an exit code, not a traceback."""
     try:
         app(args=list(argv) if argv is not None else None)
     except ConfigError as exc:

@@ -35,8 +35,18 @@ def site(tmp_path: Path) -> Path:
     first = hotline(tmp_path, "agents", "add", "root", "--name", "مدير", "--role", "admin")
     assert first.returncode == 0, first.stderr
     second = hotline(
-        tmp_path, "agents", "add", "sara", "--name", "سارة", "--role", "agent",
-        "--department", "billing", "--extension", "201",
+        tmp_path,
+        "agents",
+        "add",
+        "sara",
+        "--name",
+        "سارة",
+        "--role",
+        "agent",
+        "--department",
+        "billing",
+        "--extension",
+        "201",
     )
     assert second.returncode == 0, second.stderr
     return tmp_path
@@ -65,7 +75,10 @@ def test_report_json_has_the_satisfaction_figures(site: Path) -> None:
 def test_agents_list_keeps_arabic_in_logical_order_for_scripts(site: Path) -> None:
     result = hotline(site, "agents", "list", "--json")
     rows = json.loads(result.stdout)
-    assert [(r["username"], r["display_name"]) for r in rows] == [("root", "مدير"), ("sara", "سارة")]
+    assert [(r["username"], r["display_name"]) for r in rows] == [
+        ("root", "مدير"),
+        ("sara", "سارة"),
+    ]
 
 
 def test_an_unknown_os_user_is_told_how_to_get_access(site: Path) -> None:

@@ -97,9 +97,9 @@ def test_environment_overrides_the_file_and_names_itself_when_wrong(tmp_path: Pa
     )
     assert settings.ami.secret == "12345"  # a numeric secret stays text
     assert settings.callbacks.max_attempts == 5
-    with pytest.raises(ConfigError, match="environment HOTLINE_AMI__PORT: ami.port"):
+    with pytest.raises(ConfigError, match=r"environment HOTLINE_AMI__PORT: ami\.port"):
         load_settings(path, environ={"HOTLINE_AMI__PORT": "x"})
-    with pytest.raises(ConfigError, match="unknown key 'ami.sekret'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'ami\.sekret'"):
         load_settings(path, environ={"HOTLINE_AMI__SEKRET": "x"})
 
 

@@ -53,16 +53,30 @@ def open_case(db: Database, settings: Settings, staff: Staff, uniqueid: str = "u
         )
     )
     db.run(lambda s: cases.start_work(s, carer, ref, now=NOW))
-    db.run(lambda s: cases.resolve_case(s, settings, carer, ref, summary="أعيد تشغيل المحطة", now=NOW))
+    db.run(
+        lambda s: cases.resolve_case(s, settings, carer, ref, summary="أعيد تشغيل المحطة", now=NOW)
+    )
     return ref
 
 
 def followup(
-    db: Database, settings: Settings, actor: Actor, ref: str, result: FollowUpResult, **extra: object
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    ref: str,
+    result: FollowUpResult,
+    **extra: object,
 ) -> None:
     db.run(
         lambda s: followups.log_followup(
-            s, settings, actor, ref, method=ContactMethod.PHONE, result=result, now=NOW, **extra  # type: ignore[arg-type]
+            s,
+            settings,
+            actor,
+            ref,
+            method=ContactMethod.PHONE,
+            result=result,
+            now=NOW,
+            **extra,  # type: ignore[arg-type]
         )
     )
 
@@ -79,7 +93,9 @@ def events(db: Database, action: str) -> list[AuditEvent]:
         return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)))
 
 
-def test_registration_gives_a_reference_and_a_promise_at_once(db: Database, settings: Settings) -> None:
+def test_registration_gives_a_reference_and_a_promise_at_once(
+    db: Database, settings: Settings
+) -> None:
     case = register(db, settings)
     assert case.status == S.DRAFT
     assert case.reference is not None and len(case.reference) == 9

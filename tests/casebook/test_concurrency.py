@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from casebook import cases
 from casebook.access import Actor
@@ -21,16 +21,15 @@ def _register_many(url: str, process: int, start: multiprocessing.synchronize.Ev
     settings.database = DatabaseSettings(url=url, retry_seconds=30)
     database = Database(settings.database)
     start.wait(timeout=30)
+    ivr = Actor.system(f"ivr{process}")
     for n in range(PER_PROCESS):
-        database.run(
-            lambda s, n=n: cases.register_complaint(
-                s,
-                settings,
-                Actor.system(f"ivr{process}"),
-                caller_number=f"09{process}{n:07d}",
-                uniqueid=f"{process}.{n}",
+
+        def register(s: Session, n: int = n) -> Case:
+            return cases.register_complaint(
+                s, settings, ivr, caller_number=f"09{process}{n:07d}", uniqueid=f"{process}.{n}"
             )
-        )
+
+        database.run(register)
     database.dispose()
 
 

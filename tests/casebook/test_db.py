@@ -86,7 +86,7 @@ def test_a_database_locked_too_long_fails_clearly_and_writes_nothing(settings: S
     blocker = sqlite3.connect(_sqlite_path(settings), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(DatabaseUnavailable, match="unavailable for 0.3s: database is locked"):
+        with pytest.raises(DatabaseUnavailable, match=r"unavailable for 0\.3s: database is locked"):
             _register(database, settings, "u-1")
     finally:
         blocker.execute("ROLLBACK")
@@ -99,7 +99,7 @@ def test_a_database_locked_too_long_fails_clearly_and_writes_nothing(settings: S
 def test_an_unreachable_database_fails_clearly(settings: Settings) -> None:
     settings.database.url = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
     settings.database.retry_seconds = 0.2
-    with pytest.raises(DatabaseUnavailable, match="unavailable for 0.2s"):
+    with pytest.raises(DatabaseUnavailable, match=r"unavailable for 0\.2s"):
         Database(settings.database)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -16,7 +17,9 @@ from tests.conftest import Staff
 R = FollowUpResult
 
 
-def test_csat_strict_and_lenient_ces_and_sla(db: Database, settings: Settings, staff: Staff) -> None:
+def test_csat_strict_and_lenient_ces_and_sla(
+    db: Database, settings: Settings, staff: Staff
+) -> None:
     carer = staff.actor("carer")
     answers = [
         (R.SATISFIED, 5),
@@ -28,9 +31,15 @@ def test_csat_strict_and_lenient_ces_and_sla(db: Database, settings: Settings, s
     for n, (result, effort) in enumerate(answers):
         ref = open_case(db, settings, staff, f"u-{n}")
         db.run(
-            lambda s, ref=ref, result=result, effort=effort: followups.log_followup(
-                s, settings, carer, ref, method=ContactMethod.PHONE, result=result,
-                effort_score=effort, now=NOW,
+            partial(
+                followups.log_followup,
+                settings=settings,
+                actor=carer,
+                reference=ref,
+                method=ContactMethod.PHONE,
+                result=result,
+                effort_score=effort,
+                now=NOW,
             )
         )
     late = open_case(db, settings, staff, "late")
@@ -58,7 +67,9 @@ def test_csat_strict_and_lenient_ces_and_sla(db: Database, settings: Settings, s
     assert report.cases_by_status["draft"] == 1
 
 
-def test_reports_are_for_supervisors_qa_and_admins(db: Database, staff: Staff, settings: Settings) -> None:
+def test_reports_are_for_supervisors_qa_and_admins(
+    db: Database, staff: Staff, settings: Settings
+) -> None:
     with pytest.raises(AccessDenied):
         db.run(lambda s: build_report(s, staff.actor("carer"), settings.followup))
     empty = db.run(lambda s: build_report(s, staff.actor("qa"), settings.followup))
