@@ -41,7 +41,8 @@ def _event(
         actor=actor if isinstance(actor, str) else actor.username,
         action=action,
         object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
+        # The column is short; the full value belongs in ``detail``.
+        object_id=None if object_id is None else str(object_id)[:64],
         allowed=allowed,
         detail=detail or {},
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.models import Callback, CallbackReason, Case
+from casebook.models import Call, Callback, CallbackReason, CallbackStatus, Case
 from hotline.config import Settings
 
 
@@ -42,5 +42,40 @@ def request_followup_callback(
             "reason": callback.reason,
             "due_from": callback.due_from.isoformat(),
         },
+    )
+    return callback
+
+
+def request_abandoned_callback(
+    session: Session, actor: Actor, call: Call, now: datetime
+) -> Callback | None:
+    """The caller hung up before registering a complaint: call them back, once per number
+    while a callback for them is still waiting."""
+    if not call.caller_number:
+        return None
+    waiting = session.exec(
+        select(Callback).where(
+            Callback.phone_number == call.caller_number,
+            Callback.reason == CallbackReason.ABANDONED.value,
+            col(Callback.status).in_([CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value]),
+        )
+    ).first()
+    if waiting is not None:
+        return waiting
+    callback = Callback(
+        call_id=call.id,
+        phone_number=call.caller_number,
+        reason=CallbackReason.ABANDONED.value,
+        due_from=now,
+    )
+    session.add(callback)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "callback.request",
+        "callback",
+        callback.id,
+        {"call": call.linkedid, "reason": callback.reason},
     )
     return callback

@@ -6,6 +6,7 @@ what it did to the audit log and leaves committing to the unit of work (``Databa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from casebook.callbacks import request_followup_callback
 from casebook.clock import ensure_aware, utcnow
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
+from casebook.phone import last_digits, same_number
 from casebook.reference import InvalidReference, normalise_reference, reference_for_id
 from casebook.sla import promised_by
 from casebook.workflow import check_move
@@ -123,6 +125,55 @@ def load_for(session: Session, actor: Actor, reference: str, action: str) -> Cas
             f"{actor.username} is not concerned by case {case.reference}",
         )
     return case
+
+
+def _is_callers_case(case: Case, caller_number: str | None, last4: str | None) -> bool:
+    if same_number(caller_number, case.caller_number):
+        return True
+    keyed = (last4 or "").strip()
+    return len(keyed) == 4 and bool(case.caller_number) and keyed == last_digits(case.caller_number)
+
+
+@dataclass(frozen=True)
+class CallerStatus:
+    """What a caller may hear about a case on the phone."""
+
+    found: bool
+    identity_confirmed: bool
+    status: str | None = None
+    promised_by: datetime | None = None
+
+
+def status_for_caller(
+    session: Session,
+    actor: Actor,
+    *,
+    reference: str,
+    caller_number: str | None,
+    last4: str | None,
+) -> CallerStatus:
+    """A caller asks about a case by its reference number. They hear its status only when they
+    call from the case's number or key the last 4 digits of it; otherwise they learn nothing,
+    not even whether the case exists. Every lookup is audited."""
+    try:
+        case: Case | None = _find(session, reference)
+    except NotFound:
+        case = None
+    confirmed = case is not None and _is_callers_case(case, caller_number, last4)
+    audit.record(
+        session,
+        actor,
+        "case.status_lookup",
+        "case",
+        case.reference if case is not None else reference[:16],
+        {"caller": caller_number, "found": case is not None, "last4_keyed": bool(last4)},
+        allowed=confirmed,
+    )
+    if case is None:
+        return CallerStatus(found=False, identity_confirmed=False)
+    if not confirmed:
+        return CallerStatus(found=True, identity_confirmed=False)
+    return CallerStatus(True, True, case.status, case.promised_by)
 
 
 def get_case(session: Session, actor: Actor, reference: str) -> Case:

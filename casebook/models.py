@@ -60,6 +60,25 @@ class CallbackReason(StrEnum):
     ABANDONED = "abandoned"  # the caller hung up before a complaint was registered
 
 
+class RecordingKind(StrEnum):
+    CALL = "call"  # MixMonitor of the whole call, both sides
+    MESSAGE = "message"  # the caller's Record()ed complaint, their voice alone
+
+
+class DraftState(StrEnum):
+    TRANSCRIBING = "transcribing"
+    READY = "ready"
+    NO_SPEECH = "no_speech"  # nothing said, or only noise: an empty draft, flagged
+    FAILED = "failed"  # the agent types the complaint from the recording
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class CallbackStatus(StrEnum):
     PENDING = "pending"
     ASSIGNED = "assigned"
@@ -106,6 +125,8 @@ class Call(SQLModel, table=True):
 class Recording(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     call_id: int | None = Field(default=None, foreign_key="call.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="complaint_case.id", index=True)
+    kind: str = Field(default=RecordingKind.CALL.value, max_length=16)
     path: str = Field(max_length=1024, unique=True)
     sha256: str | None = Field(default=None, max_length=64)
     size_bytes: int | None = None
@@ -137,6 +158,7 @@ class Case(SQLModel, table=True):
     # "Not satisfied" answers since the last escalation; reaching the configured rounds escalates.
     unsatisfied_rounds: int = 0
     draft_text: str | None = None
+    draft_state: str | None = Field(default=None, max_length=16)
     confirmed_text: str | None = None
     confirmed_by_id: int | None = Field(default=None, foreign_key="agent.id")
     confirmed_at: datetime | None = None
@@ -166,6 +188,26 @@ class Transcript(SQLModel, table=True):
     audio_seconds: float | None = None
     processing_seconds: float | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class TranscriptionJob(SQLModel, table=True):
+    """One job per recording, claimed under a lease so a killed worker's job is taken over."""
+
+    __tablename__ = "transcription_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", unique=True)
+    status: str = Field(default=JobStatus.QUEUED.value, max_length=16)
+    attempts: int = 0
+    # Not before this time (backoff after a failure).
+    available_at: datetime = Field(default_factory=utcnow)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    __table_args__ = (Index("ix_transcription_job_claim", "status", "available_at"),)
 
 
 class FollowUp(SQLModel, table=True):

@@ -9,8 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from casebook import cases
 from casebook.access import Actor
@@ -143,3 +145,10 @@ def test_two_processes_starting_at_once_migrate_once(
         worker.join(timeout=120)
         assert worker.exitcode == 0
     assert schema_is_current(Database(settings.database, migrate=False).engine)
+
+
+def test_the_migrations_build_exactly_the_tables_the_models_describe(db: Database) -> None:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, SQLModel.metadata)
+    assert differences == []

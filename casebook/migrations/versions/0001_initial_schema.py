@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("escalation_level", sa.Integer(), nullable=False),
         sa.Column("unsatisfied_rounds", sa.Integer(), nullable=False),
         sa.Column("draft_text", sa.String(), nullable=True),
+        sa.Column("draft_state", sa.String(length=16), nullable=True),
         sa.Column("confirmed_text", sa.String(), nullable=True),
         sa.Column("confirmed_by_id", sa.Integer(), nullable=True),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
@@ -211,6 +212,8 @@ def upgrade() -> None:
         "recording",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("call_id", sa.Integer(), nullable=True),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("path", sa.String(length=1024), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column("size_bytes", sa.Integer(), nullable=True),
@@ -224,11 +227,16 @@ def upgrade() -> None:
             ["call_id"],
             ["call.id"],
         ),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["complaint_case.id"],
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("path"),
     )
     with op.batch_alter_table("recording", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_recording_call_id"), ["call_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_recording_case_id"), ["case_id"], unique=False)
 
     op.create_table(
         "qa_review",
@@ -282,6 +290,29 @@ def upgrade() -> None:
             batch_op.f("ix_transcript_recording_id"), ["recording_id"], unique=False
         )
 
+    op.create_table(
+        "transcription_job",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("recording_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lease_owner", sa.String(length=128), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["recording_id"],
+            ["recording.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("recording_id"),
+    )
+    with op.batch_alter_table("transcription_job", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_transcription_job_claim", ["status", "available_at"], unique=False
+        )
     _make_audit_append_only()
 
 

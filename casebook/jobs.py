@@ -1,0 +1,233 @@
+"""The transcription job queue, kept in the casebook database so every worker on every machine
+shares it. A job is claimed under a lease: a worker killed mid-job loses its lease and another
+worker takes the job over; a result is stored only by the lease holder, in the same transaction
+that marks the job done, so a recording is never transcribed into the casebook twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, select
+
+from casebook import audit
+from casebook.access import Actor
+from casebook.models import (
+    Case,
+    DraftState,
+    JobStatus,
+    Recording,
+    Transcript,
+    TranscriptionJob,
+)
+
+
+@dataclass(frozen=True)
+class TranscriptData:
+    """What a worker hands back for one recording (plain values, no model objects)."""
+
+    text: str
+    model_name: str
+    model_sha256: str | None
+    language: str | None
+    language_probability: float | None
+    audio_seconds: float
+    processing_seconds: float
+    no_speech: bool
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    lease_seconds: float = 600.0
+    max_attempts: int = 3
+    retry_delay_seconds: float = 30.0
+
+
+def enqueue_transcription(
+    session: Session, actor: Actor, recording: Recording, now: datetime
+) -> TranscriptionJob:
+    """Queue one job for the recording; queuing it again returns the job already there."""
+    existing = session.exec(
+        select(TranscriptionJob).where(TranscriptionJob.recording_id == recording.id)
+    ).first()
+    if existing is not None:
+        return existing
+    assert recording.id is not None  # a stored recording
+    job = TranscriptionJob(recording_id=recording.id, available_at=now, created_at=now)
+    session.add(job)
+    if recording.case_id is not None:
+        case = session.get(Case, recording.case_id)
+        if case is not None and case.draft_state is None:
+            case.draft_state = DraftState.TRANSCRIBING.value
+            session.add(case)
+    session.flush()
+    audit.record(session, actor, "transcription.queue", "recording", recording.id, {"job": job.id})
+    return job
+
+
+def claim_next_job(
+    session: Session, worker: str, policy: QueuePolicy, now: datetime
+) -> TranscriptionJob | None:
+    """The oldest job that is due, or whose holder's lease ran out, now leased to ``worker``.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent workers pass over each other's claims.
+    SQLite: the unit of work's BEGIN IMMEDIATE already makes claiming one writer at a time.
+    """
+    due = and_(
+        col(TranscriptionJob.status) == JobStatus.QUEUED.value,
+        col(TranscriptionJob.available_at) <= now,
+    )
+    abandoned = and_(
+        col(TranscriptionJob.status) == JobStatus.RUNNING.value,
+        col(TranscriptionJob.lease_expires_at) < now,
+    )
+    query = select(TranscriptionJob).where(or_(due, abandoned)).order_by(col(TranscriptionJob.id))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    job = session.exec(query.limit(1)).first()
+    if job is None:
+        return None
+    if job.status == JobStatus.RUNNING.value and job.attempts >= policy.max_attempts:
+        # It killed its worker every time (e.g. a file that crashes the decoder): stop trying.
+        _give_up(session, job, f"worker lost {job.attempts} times", now)
+        return claim_next_job(session, worker, policy, now)
+    job.status = JobStatus.RUNNING.value
+    job.lease_owner = worker
+    job.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
+    job.attempts += 1
+    session.add(job)
+    session.flush()
+    return job
+
+
+def _held(session: Session, job_id: int, worker: str) -> TranscriptionJob | None:
+    job = session.get(TranscriptionJob, job_id)
+    if job is None or job.status != JobStatus.RUNNING.value or job.lease_owner != worker:
+        return None
+    return job
+
+
+def renew_lease(
+    session: Session, job_id: int, worker: str, policy: QueuePolicy, now: datetime
+) -> bool:
+    job = _held(session, job_id, worker)
+    if job is None:
+        return False
+    job.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
+    session.add(job)
+    return True
+
+
+def recording_of(session: Session, job: TranscriptionJob) -> Recording:
+    recording = session.get(Recording, job.recording_id)
+    assert recording is not None  # foreign key
+    return recording
+
+
+def finish_job(
+    session: Session, actor: Actor, job_id: int, worker: str, data: TranscriptData, now: datetime
+) -> Transcript | None:
+    """Store the transcript and the case's draft, if ``worker`` still holds the job.
+
+    Returns None when the lease was lost (another worker owns the job now): nothing is written.
+    """
+    job = _held(session, job_id, worker)
+    if job is None:
+        return None
+    recording = recording_of(session, job)
+    transcript = Transcript(
+        recording_id=job.recording_id,
+        model_name=data.model_name,
+        model_sha256=data.model_sha256,
+        language=data.language,
+        language_probability=data.language_probability,
+        text=data.text,
+        segments=data.segments,
+        avg_logprob=data.avg_logprob,
+        no_speech_prob=data.no_speech_prob,
+        audio_seconds=data.audio_seconds,
+        processing_seconds=data.processing_seconds,
+        created_at=now,
+    )
+    session.add(transcript)
+    job.status = JobStatus.DONE.value
+    job.finished_at = now
+    job.lease_owner = None
+    job.lease_expires_at = None
+    session.add(job)
+    if recording.case_id is not None:
+        case = session.get(Case, recording.case_id)
+        if case is not None:
+            case.draft_text = data.text
+            case.draft_state = (DraftState.NO_SPEECH if data.no_speech else DraftState.READY).value
+            session.add(case)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "transcription.done",
+        "recording",
+        recording.id,
+        {"job": job.id, "no_speech": data.no_speech, "model": data.model_name},
+    )
+    return transcript
+
+
+def _give_up(session: Session, job: TranscriptionJob, error: str, now: datetime) -> None:
+    job.status = JobStatus.FAILED.value
+    job.last_error = error
+    job.finished_at = now
+    job.lease_owner = None
+    job.lease_expires_at = None
+    session.add(job)
+    recording = recording_of(session, job)
+    if recording.case_id is not None:
+        case = session.get(Case, recording.case_id)
+        if case is not None:
+            # The case keeps its recording; an agent types the complaint by hand.
+            case.draft_state = DraftState.FAILED.value
+            session.add(case)
+    audit.record(
+        session,
+        "system:worker",
+        "transcription.failed",
+        "recording",
+        recording.id,
+        {"error": error},
+    )
+
+
+def fail_job(
+    session: Session,
+    job_id: int,
+    worker: str,
+    error: str,
+    policy: QueuePolicy,
+    now: datetime,
+    *,
+    permanent: bool,
+) -> TranscriptionJob | None:
+    """A failed attempt: a permanent error (bad audio) ends the job; another is retried later,
+    with a growing delay, until the attempts run out."""
+    job = _held(session, job_id, worker)
+    if job is None:
+        return None
+    if permanent or job.attempts >= policy.max_attempts:
+        _give_up(session, job, error, now)
+    else:
+        job.status = JobStatus.QUEUED.value
+        job.last_error = error
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.available_at = now + timedelta(
+            seconds=policy.retry_delay_seconds * 2 ** (job.attempts - 1)
+        )
+        session.add(job)
+    session.flush()
+    return job

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import hashlib
+import wave
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from casebook.access import Actor
+from casebook.db import Database
+from casebook.models import AuditEvent, Recording, RecordingKind
+from recordings.ingest import RecordingError, ingest_recording, inspect_file
+
+LISTENER = Actor.system("listener")
+
+
+def write_wav(path: Path, seconds: float = 1.5, rate: int = 8000) -> bytes:
+    with wave.open(str(path), "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(rate)
+        audio.writeframes(b"\x00\x01" * int(seconds * rate))
+    return path.read_bytes()
+
+
+def test_facts_of_an_asterisk_wav(tmp_path: Path) -> None:
+    data = write_wav(tmp_path / "call.wav")
+    facts = inspect_file(tmp_path / "call.wav")
+    assert facts.sha256 == hashlib.sha256(data).hexdigest()
+    assert (facts.format, facts.sample_rate, facts.channels) == ("wav", 8000, 1)
+    assert facts.duration_seconds == pytest.approx(1.5)
+    assert facts.size_bytes == len(data)
+
+
+def test_a_corrupt_wav_keeps_its_hash_and_says_so(tmp_path: Path) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00garbage")
+    facts = inspect_file(tmp_path / "bad.wav")
+    assert facts.format == "wav-unreadable" and facts.duration_seconds is None
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match=r"missing\.wav: recording not found"):
+        inspect_file(tmp_path / "missing.wav")
+
+
+def test_ingest_is_once_per_path_and_a_missing_file_is_audited(
+    db: Database, tmp_path: Path
+) -> None:
+    write_wav(tmp_path / "call.wav")
+    path = str(tmp_path / "call.wav")
+    first = db.run(lambda s: ingest_recording(s, LISTENER, path, kind=RecordingKind.CALL))
+    again = db.run(lambda s: ingest_recording(s, LISTENER, path, kind=RecordingKind.CALL))
+    assert first.id == again.id and first.sha256 is not None
+    missing = db.run(
+        lambda s: ingest_recording(s, LISTENER, str(tmp_path / "gone.wav"), kind=RecordingKind.CALL)
+    )
+    assert missing.sha256 is None
+    with db.session() as s:
+        assert len(s.exec(select(Recording)).all()) == 2
+        audit = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.missing")).one()
+    assert "gone.wav: recording not found" in audit.detail["error"]
