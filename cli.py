@@ -29,6 +29,16 @@ from casebook.workflow import STATUS_LABELS_AR
 from hotline import terminal
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.demo import run_demo
+from hotline.lifecycle import configure_logging, wait_for_stop_signal
+from ivr_flows import (
+    AgiServer,
+    FlowError,
+    SpeechError,
+    build_prompts,
+    load_flow,
+    render_asterisk_config,
+)
+from ivr_flows.casebook_backend import CasebookBackend
 
 T = TypeVar("T")
 
@@ -45,6 +55,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(agents_app, name="agents")
 app.add_typer(cases_app, name="cases")
 app.add_typer(followup_app, name="followup")
+prompts_app = typer.Typer(help="IVR prompt audio.", no_args_is_help=True)
+asterisk_app = typer.Typer(help="Asterisk configuration for this site.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(asterisk_app, name="asterisk")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -491,6 +505,57 @@ def report(
     out.print(table)
 
 
+# --- IVR ------------------------------------------------------------------------------------
+
+
+@app.command("agi")
+def agi() -> None:
+    """Run the FastAGI server for the Arabic IVR until SIGTERM or Ctrl-C."""
+    configure_logging()
+    ctx = context()
+    server = AgiServer(
+        ctx.settings,
+        CasebookBackend(ctx.db, ctx.settings),
+        flow=load_flow(ctx.settings.ivr.flow_file),
+    )
+    try:
+        host, port = server.start()
+    except OSError as exc:
+        fail(f"cannot listen on {ctx.settings.agi.host}:{ctx.settings.agi.port}: {exc.strerror}")
+    out.print(f"FastAGI listening on {host}:{port} (stop with Ctrl-C or SIGTERM)")
+    wait_for_stop_signal()
+    server.stop(grace=ctx.settings.agi.command_timeout)
+
+
+@prompts_app.command("build")
+def prompts_build(
+    voice: Annotated[
+        str | None, typer.Option(help="auto, espeak-ng, mbrola-ar1 or mbrola-ar2.")
+    ] = None,
+) -> None:
+    """Render the IVR's Arabic prompts and digits to 8 kHz WAV (studio recordings are kept)."""
+    settings = load_settings(_state["config"])
+    chosen = voice or settings.ivr.voice
+    report = build_prompts(
+        settings.ivr.sounds_dir,
+        flow=load_flow(settings.ivr.flow_file),
+        language=settings.ivr.language,
+        voice=chosen,
+        progress=lambda name: err.print(f"[dim]rendered {name}[/]"),
+    )
+    out.print(
+        f"prompts in {settings.ivr.sounds_dir / settings.ivr.language} with {report.voice}: "
+        f"{len(report.rendered)} rendered, {len(report.cached)} unchanged, "
+        f"{len(report.studio)} studio recordings kept"
+    )
+
+
+@asterisk_app.command("config")
+def asterisk_config() -> None:
+    """Print the extensions.conf context for 15654 and the manager.conf user the listener needs."""
+    print(render_asterisk_config(load_settings(_state["config"])))
+
+
 @app.command("demo")
 def demo(
     calls: Annotated[int, typer.Option(min=1, max=200, help="How many calls to place.")] = 5,
@@ -530,6 +595,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         err.print(f"[bold red]config error:[/] {exc}")
         sys.exit(ExitCode.CONFIG)
+    except (FlowError, SpeechError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(ExitCode.REFUSED)
     except DatabaseUnavailable as exc:
         err.print(f"[bold red]database unavailable:[/] {exc}")
         sys.exit(ExitCode.DATABASE)

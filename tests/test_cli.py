@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
 import pytest
+
+from tests.ivr_flows.fake_asterisk import Caller, place_call
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
@@ -112,3 +118,46 @@ def test_a_wrong_reference_is_a_clear_refusal(site: Path) -> None:
     result = hotline(site, "cases", "show", "123456789")
     assert result.returncode == 1
     assert "check digit" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_asterisk_config_prints_the_dialplan_and_manager_user(site: Path) -> None:
+    result = hotline(site, "asterisk", "config")
+    assert result.returncode == 0, result.stderr
+    assert "exten => 15654,1," in result.stdout
+    assert "AGI(agi://127.0.0.1:4573/hotline" in result.stdout
+    assert "channelvars = HOTLINE_CASE,MIXMONITOR_FILENAME" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng") or not shutil.which("sox"), reason="no espeak-ng")
+def test_prompts_build_renders_8khz_arabic_prompts_and_digits(site: Path) -> None:
+    result = hotline(site, "prompts", "build", "--voice", "espeak-ng")
+    assert result.returncode == 0, result.stderr
+    digit = site / "var/sounds/ar/digits/7.wav"
+    with wave.open(str(digit)) as audio:
+        assert (audio.getframerate(), audio.getnchannels()) == (8000, 1)
+    assert "0 rendered" in hotline(site, "prompts", "build", "--voice", "espeak-ng").stdout
+
+
+def test_agi_serves_a_call_and_stops_cleanly_on_sigterm(site: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "LOGNAME": "root", "USER": "root", "HOTLINE_AGI__PORT": str(port)}
+    env["HOTLINE_CONFIG"] = str(site / "config.yaml")
+    server = subprocess.Popen(
+        [HOTLINE, "agi"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        assert "FastAGI listening" in server.stdout.readline()
+        place_call(("127.0.0.1", port), Caller(keys=["1", "1"]))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=60)
+    assert server.returncode == 0, errors
+    listed = json.loads(hotline(site, "cases", "list", "--json").stdout)
+    assert [case["caller_number"] for case in listed] == ["0912345678"]

@@ -1,0 +1,291 @@
+"""Runs a flow for one call over a ``HotlineAGI`` connection.
+
+Every prompt is played by name from the channel's language folder (``hotline/<id>``); numbers
+are said with SAY DIGITS (``digits/N``) and dates with the IVR's own date prompts. The engine
+only asks and tells: registering a complaint and looking one up go through ``IvrBackend``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from asterisk.agi import AGIAppError, AGIError
+
+from casebook.reference import REFERENCE_LENGTH, InvalidReference, normalise_reference
+from ivr_flows.agi import CallerHungUp, HotlineAGI
+from ivr_flows.arabic import date_sounds
+from ivr_flows.backend import IvrBackend, RegisteredComplaint, StatusAnswer
+from ivr_flows.flow import (
+    CaseStatusNode,
+    Flow,
+    HangupNode,
+    MenuNode,
+    Node,
+    PlayNode,
+    RecordComplaintNode,
+    TransferNode,
+)
+
+log = logging.getLogger(__name__)
+
+PROMPT_FOLDER = "hotline"
+# The AMI listener reads HOTLINE_CASE (manager.conf channelvars) and the UserEvents below
+# (hotline.config AmiSettings.menu_user_events / message_user_event); the dialplan reads
+# HOTLINE_NEXT after AGI returns.
+CASE_VARIABLE = "HOTLINE_CASE"
+NEXT_VARIABLE = "HOTLINE_NEXT"
+MENU_EVENT = "HotlineMenu"
+MESSAGE_EVENT = "HotlineMessage"
+# A WAV file of this size or less holds a header and no audio.
+WAV_HEADER_BYTES = 44
+# A flow may loop back to its menu; this bounds one call whatever the flow says.
+MAX_STEPS = 100
+# Asterisk's Uniqueid/Linkedid look like 1700000000.42; anything else is not used in a path.
+SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
+_ANONYMOUS = {"", "unknown", "anonymous", "restricted", "private"}
+
+
+def message_base(recordings_root: Path, uniqueid: str) -> Path:
+    """Where the caller's message is recorded, without the extension Asterisk adds."""
+    return recordings_root.resolve() / f"message-{uniqueid}"
+
+
+def caller_number(callerid: str | None) -> str | None:
+    """The calling number as digits (a leading + kept), or None when withheld."""
+    text = (callerid or "").strip()
+    if text.lower() in _ANONYMOUS:
+        return None
+    number = re.sub(r"[^0-9+]", "", text)
+    return number if any(char.isdigit() for char in number) else None
+
+
+@dataclass
+class Call:
+    uniqueid: str
+    linkedid: str
+    caller_number: str | None
+    choices: list[str] = field(default_factory=list)
+    # Values set by menu choices, e.g. category.
+    values: dict[str, str] = field(default_factory=dict)
+    reference: str | None = None
+
+
+class BackendFailed(Exception):
+    """The casebook could not answer; the caller has heard the error prompt."""
+
+
+class FlowRunner:
+    """Walks one flow; one instance serves every call (it keeps no per-call state)."""
+
+    def __init__(
+        self, flow: Flow, backend: IvrBackend, *, recordings_root: Path, zone: ZoneInfo
+    ) -> None:
+        self.flow = flow
+        self.backend = backend
+        self.recordings_root = recordings_root
+        self.zone = zone
+
+    def identify(self, agi: HotlineAGI) -> Call:
+        uniqueid = agi.env.get("agi_uniqueid", "")
+        if not SAFE_ID.match(uniqueid):
+            raise AGIError(f"unusable agi_uniqueid {uniqueid!r}")
+        # The dialplan passes ${CHANNEL(linkedid)} as the first argument; ask if it did not.
+        linkedid = agi.env.get("agi_arg_1", "")
+        if not SAFE_ID.match(linkedid):
+            linkedid = str(agi.get_variable("CHANNEL(linkedid)"))
+        if not SAFE_ID.match(linkedid):
+            linkedid = uniqueid
+        return Call(uniqueid, linkedid, caller_number(agi.env.get("agi_callerid")))
+
+    def run(self, agi: HotlineAGI) -> Call:
+        call = self.identify(agi)
+        node_id: str | None = self.flow.start
+        for _ in range(MAX_STEPS):
+            if node_id is None:
+                break
+            try:
+                node_id = self._step(agi, call, node_id, self.flow.nodes[node_id])
+            except BackendFailed:
+                break
+        return call
+
+    def _step(self, agi: HotlineAGI, call: Call, node_id: str, node: Node) -> str | None:
+        if isinstance(node, PlayNode):
+            self._play(agi, node.prompt)
+            return node.next
+        if isinstance(node, MenuNode):
+            return self._menu(agi, call, node_id, node)
+        if isinstance(node, RecordComplaintNode):
+            return self._record_complaint(agi, call, node)
+        if isinstance(node, CaseStatusNode):
+            return self._case_status(agi, call, node)
+        if isinstance(node, TransferNode):
+            self._play(agi, node.prompt)
+            agi.set_variable(NEXT_VARIABLE, "agent")
+            return None
+        assert isinstance(node, HangupNode)
+        self._play(agi, node.prompt)
+        return None
+
+    # -- small AGI helpers ----------------------------------------------------------------
+
+    def _play(self, agi: HotlineAGI, prompt_id: str) -> None:
+        self._stream(agi, f"{PROMPT_FOLDER}/{prompt_id}")
+
+    @staticmethod
+    def _stream(agi: HotlineAGI, sound: str) -> None:
+        try:
+            agi.stream_file(sound)
+        except AGIAppError:
+            # result=-1: a missing sound file or a hang-up; the next command tells which.
+            log.warning("could not play %s", sound)
+
+    @staticmethod
+    def _ask(agi: HotlineAGI, prompt_id: str, timeout_seconds: float, max_digits: int) -> str:
+        try:
+            keyed = agi.get_data(f"{PROMPT_FOLDER}/{prompt_id}", int(timeout_seconds * 1000),
+                                 max_digits)  # fmt: skip
+        except AGIAppError:
+            return ""
+        return str(keyed)
+
+    @staticmethod
+    def _user_event(agi: HotlineAGI, name: str, **headers: str) -> None:
+        # UserEvent splits its argument on commas: keep them out of the values.
+        body = ",".join(f"{key}: {value.replace(',', ' ')}" for key, value in headers.items())
+        try:
+            agi.appexec("UserEvent", f"{name},{body}")
+        except AGIAppError:
+            log.warning("UserEvent %s was not sent", name)
+
+    def _say_date(self, agi: HotlineAGI, moment: datetime) -> None:
+        for sound in date_sounds(moment.astimezone(self.zone).date()):
+            self._stream(agi, sound)
+
+    # -- nodes ----------------------------------------------------------------------------
+
+    def _menu(self, agi: HotlineAGI, call: Call, node_id: str, node: MenuNode) -> str:
+        for _ in range(self.flow.tries(node)):
+            key = self._ask(agi, node.prompt, node.timeout_seconds, 1)
+            choice = node.choices.get(key)
+            if choice is not None:
+                call.choices.append(f"{node_id}:{key}")
+                call.values.update(choice.set)
+                self._user_event(agi, MENU_EVENT, Choice=f"{node_id}:{key}",
+                                 Uniqueid=call.uniqueid)  # fmt: skip
+                return choice.next
+            self._play(agi, node.invalid_prompt if key else node.no_input_prompt)
+        return node.give_up
+
+    def _record_complaint(self, agi: HotlineAGI, call: Call, node: RecordComplaintNode) -> str:
+        base = message_base(self.recordings_root, call.uniqueid)
+        wav = Path(f"{base}.wav")  # not with_suffix: a Uniqueid has a dot of its own
+        tries = self.flow.tries(node)
+        for attempt in range(1, tries + 1):
+            self._play(agi, node.prompt)
+            try:
+                outcome = agi.record_file(str(base), "wav", "#", node.max_seconds * 1000, 0,
+                                          "beep", node.silence_seconds)  # fmt: skip
+                ended_by = outcome.ended_by
+            except CallerHungUp:
+                ended_by = "hangup"
+            has_audio = wav.is_file() and wav.stat().st_size > WAV_HEADER_BYTES
+            if has_audio:
+                # On a dead channel the event may be refused; the case below matters more.
+                with contextlib.suppress(CallerHungUp):
+                    self._user_event(agi, MESSAGE_EVENT, File=str(wav), Status=ended_by,
+                                     Uniqueid=call.uniqueid)  # fmt: skip
+            if ended_by == "hangup":
+                # The caller said their piece and hung up: that is a complaint all the same.
+                if has_audio:
+                    self._register(agi, call, wav, node, announce=False)
+                raise CallerHungUp("hung up while recording")
+            if has_audio:
+                break
+            if attempt < tries:
+                self._play(agi, node.no_message_prompt)
+        else:
+            return node.give_up
+        complaint = self._register(agi, call, wav, node, announce=True)
+        self._play(agi, node.registered_prompt)
+        agi.say_digits(complaint.reference)
+        self._play(agi, node.repeat_prompt)
+        agi.say_digits(complaint.reference)
+        self._play(agi, node.promised_prompt)
+        self._say_date(agi, complaint.promised_by)
+        return node.next
+
+    def _register(
+        self, agi: HotlineAGI, call: Call, wav: Path, node: RecordComplaintNode, *, announce: bool
+    ) -> RegisteredComplaint:
+        try:
+            complaint = self.backend.register_complaint(
+                caller_number=call.caller_number,
+                uniqueid=call.uniqueid,
+                linkedid=call.linkedid,
+                message_path=str(wav),
+                menu_choices=list(call.choices),
+                category=call.values.get("category"),
+            )
+        except Exception as exc:
+            log.exception("call %s: the complaint could not be registered", call.uniqueid)
+            if announce:
+                self._play(agi, node.error_prompt)
+            raise BackendFailed from exc
+        call.reference = complaint.reference
+        log.info("call %s: complaint %s registered", call.uniqueid, complaint.reference)
+        try:
+            agi.set_variable(CASE_VARIABLE, complaint.reference)
+        except CallerHungUp:
+            if announce:
+                raise
+            # Hung up already: the case exists, the listener links it by Uniqueid instead.
+        return complaint
+
+    def _case_status(self, agi: HotlineAGI, call: Call, node: CaseStatusNode) -> str:
+        for _ in range(self.flow.tries(node)):
+            keyed = self._ask(agi, node.prompt, node.timeout_seconds, REFERENCE_LENGTH)
+            if not keyed:
+                self._play(agi, node.no_input_prompt)
+                continue
+            try:
+                reference = normalise_reference(keyed)
+            except InvalidReference:
+                self._play(agi, node.invalid_prompt)
+                continue
+            answer = self._lookup(agi, call, node, reference, None)
+            if not (answer.found and answer.identity_confirmed):
+                # Asked whether or not the case exists, so the question tells a stranger nothing.
+                last4 = self._ask(agi, node.last4_prompt, node.timeout_seconds, 4)
+                if len(last4) == 4 and last4.isdigit():
+                    answer = self._lookup(agi, call, node, reference, last4)
+            if answer.found and answer.identity_confirmed:
+                self._say_status(agi, node, answer)
+                return node.next
+            self._play(agi, node.not_found_prompt)
+        return node.give_up
+
+    def _lookup(
+        self, agi: HotlineAGI, call: Call, node: CaseStatusNode, reference: str, last4: str | None
+    ) -> StatusAnswer:
+        try:
+            return self.backend.case_status(
+                reference=reference, caller_number=call.caller_number, last4=last4
+            )
+        except Exception as exc:
+            log.exception("call %s: status lookup failed", call.uniqueid)
+            self._play(agi, node.error_prompt)
+            raise BackendFailed from exc
+
+    def _say_status(self, agi: HotlineAGI, node: CaseStatusNode, answer: StatusAnswer) -> None:
+        status = answer.status or "unknown"
+        self._play(agi, node.status_prompts.get(status, node.status_prompts["unknown"]))
+        if answer.promised_by is not None and status in node.say_promised_for:
+            self._play(agi, node.promised_prompt)
+            self._say_date(agi, answer.promised_by)

@@ -1,0 +1,151 @@
+"""The FastAGI server: Asterisk's ``AGI(agi://host:port/hotline)`` lands here, one thread a call.
+
+``AgiServer`` has ``start``/``stop``; ``hotline agi`` and ``hotline serve`` start it and stop it
+on SIGTERM, letting calls in progress finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import socketserver
+import threading
+from pathlib import Path
+
+from asterisk.agi import AGIHangup
+
+from hotline.config import Settings
+from ivr_flows.agi import AsteriskSilent, HotlineAGI
+from ivr_flows.backend import IvrBackend
+from ivr_flows.engine import FlowRunner
+from ivr_flows.flow import Flow, load_flow
+
+log = logging.getLogger(__name__)
+# How often the accept loop looks for a stop request: the longest stop() waits for it.
+POLL_SECONDS = 0.05
+# How long a cut call gets to notice and unwind (its backend call may still be finishing).
+CUT_SECONDS = 5.0
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    # Call threads never keep the process alive; stop() itself waits for them to end.
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], app: AgiServer) -> None:
+        self.app = app
+        super().__init__(address, _Handler)
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: _TCPServer
+
+    def handle(self) -> None:
+        self.server.app.handle_connection(self.request, self.client_address)
+
+
+class AgiServer:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: IvrBackend,
+        *,
+        flow: Flow | None = None,
+        port: int | None = None,
+    ) -> None:
+        """``port`` overrides agi.port (0 picks a free one, for tests)."""
+        self.settings = settings
+        self.flow = flow if flow is not None else load_flow(settings.ivr.flow_file)
+        self.runner = FlowRunner(
+            self.flow,
+            backend,
+            recordings_root=settings.recordings.root,
+            zone=settings.business_hours.zone,
+        )
+        self._port = settings.agi.port if port is None else port
+        self._tcp: _TCPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._tcp is None:
+            raise RuntimeError("the FastAGI server is not bound")
+        host, port = self._tcp.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> tuple[str, int]:
+        """Bind and serve in a background thread; returns the bound address."""
+        # Asterisk writes the messages here; on one machine, make sure the folder exists.
+        Path(self.settings.recordings.root).mkdir(parents=True, exist_ok=True)
+        self._tcp = _TCPServer((self.settings.agi.host, self._port), self)
+        address = self.address
+        log.info("FastAGI listening on %s:%s", *address)
+        self._thread = threading.Thread(
+            target=self._tcp.serve_forever, args=(POLL_SECONDS,), name="fastagi", daemon=True
+        )
+        self._thread.start()
+        return address
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting calls, let calls in progress finish for ``grace`` s, then cut them."""
+        if self._tcp is None:
+            return
+        self._tcp.shutdown()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._close(grace)
+
+    def _close(self, grace: float) -> None:
+        if self._tcp is None:
+            return
+        with self._idle:
+            self._idle.wait_for(lambda: not self._open, timeout=grace)
+            for sock in self._open:
+                # Unblocks the call's pending read: it ends as if Asterisk had gone.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._idle.wait_for(lambda: not self._open, timeout=CUT_SECONDS)
+        self._tcp.server_close()
+        self._tcp = None
+
+    def __enter__(self) -> AgiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def handle_connection(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        sock.settimeout(self.settings.agi.command_timeout)
+        with self._lock:
+            self._open.add(sock)
+        try:
+            self._run_call(sock, peer)
+        finally:
+            with self._idle:
+                self._open.discard(sock)
+                self._idle.notify_all()
+
+    def _run_call(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        uniqueid = "?"
+        try:
+            with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
+                agi = HotlineAGI(rfile, wfile)
+                uniqueid = agi.env.get("agi_uniqueid", "?")
+                log.info("call %s from %s: %s", uniqueid, peer[0], agi.env.get("agi_request"))
+                self.runner.run(agi)
+        except AGIHangup:
+            log.info("call %s: caller hung up", uniqueid)
+        except AsteriskSilent:
+            log.warning("call %s: Asterisk stopped answering, session dropped", uniqueid)
+        except OSError as exc:
+            log.warning("call %s: connection lost (%s)", uniqueid, exc)
+        except Exception:
+            # One broken call must never take the server down with it.
+            log.exception("call %s: IVR failed", uniqueid)
+

@@ -1,0 +1,330 @@
+"""Whole calls over TCP: the FastAGI server, the flow and a scripted Asterisk."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from casebook.reference import reference_for_id
+from hotline.config import Settings
+from ivr_flows.arabic import date_sounds
+from ivr_flows.backend import RegisteredComplaint
+from ivr_flows.server import AgiServer
+from tests.ivr_flows.conftest import InspectableBackend, SpyBackend
+from tests.ivr_flows.fake_asterisk import Caller, CallLog, Take, place_call
+from tests.ivr_flows.memory_backend import MemoryBackend
+
+NEW_BILLING = ["1", "1"]  # main menu: new complaint; category: billing
+
+
+def call(server: AgiServer, caller: Caller) -> CallLog:
+    return place_call(server.address, caller)
+
+
+def status_prompts(log: CallLog) -> list[str]:
+    return [name for name in log.played() if "status_" in name or "/date/" in name]
+
+
+def test_new_complaint_registers_one_case_and_reads_its_reference(
+    agi_server: AgiServer, ivr_backend: InspectableBackend, ivr_settings: Settings
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING))
+
+    case = ivr_backend.case_for_uniqueid("1763800000.101")
+    assert case is not None and ivr_backend.case_count() == 1
+    assert case.linkedid == "1763800000.100"
+    assert case.caller_number == "0912345678"
+    assert case.category == "billing"
+    message = ivr_settings.recordings.root.resolve() / "message-1763800000.101.wav"
+    assert case.message_path == str(message) and message.stat().st_size > 44
+    assert f'SAY DIGITS "{case.reference}" ""' in log.commands
+    assert log.said_digits() == [case.reference, case.reference]
+    assert log.variables()["HOTLINE_CASE"] == case.reference
+    assert log.user_events() == [
+        "HotlineMenu,Choice: main_menu:1,Uniqueid: 1763800000.101",
+        "HotlineMenu,Choice: category_menu:1,Uniqueid: 1763800000.101",
+        f"HotlineMessage,File: {message},Status: dtmf,Uniqueid: 1763800000.101",
+    ]
+    record = next(c for c in log.commands if c.startswith("RECORD FILE"))
+    base = message.with_name("message-1763800000.101")
+    assert record == f'RECORD FILE "{base}" wav "#" 180000 0 beep s=5'
+
+
+def test_the_promised_date_is_said_in_arabic_prompts_in_local_time(
+    spy: tuple[AgiServer, SpyBackend],
+) -> None:
+    server, backend = spy
+    log = call(server, Caller(keys=NEW_BILLING))
+
+    promised_by = backend.registered[0].promised_by
+    local = promised_by.astimezone(ZoneInfo("Africa/Tripoli")).date()
+    expected = ["hotline/promised_by", *date_sounds(local), "hotline/thanks"]
+    played = log.played()
+    assert played[-len(expected) :] == expected
+
+
+def test_linkedid_is_asked_for_when_the_dialplan_did_not_pass_it(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, linkedid=None))
+
+    assert log.commands[0] == 'GET VARIABLE "CHANNEL(linkedid)"'
+    case = ivr_backend.case_for_uniqueid("1763800000.101")
+    assert case is not None and case.linkedid == "1763800000.101"
+
+
+def test_an_agi_retry_of_the_same_call_gives_the_same_case(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    first = call(agi_server, Caller(keys=NEW_BILLING))
+    again = call(agi_server, Caller(keys=NEW_BILLING))
+
+    assert ivr_backend.case_count() == 1
+    assert first.said_digits() == again.said_digits()
+
+
+def test_hang_up_during_recording_with_audio_still_creates_the_case(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000)]))
+
+    case = ivr_backend.case_for_uniqueid("1763800000.101")
+    assert case is not None and ivr_backend.case_count() == 1
+    # Set on the dead channel (res_agi allows it) so the AMI listener still hears of the case.
+    assert log.variables()["HOTLINE_CASE"] == case.reference
+    assert log.said_digits() == []
+    assert log.commands[-1].startswith("SET VARIABLE")
+
+
+def test_hang_up_reported_without_a_note_is_understood_too(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000, hangup_note=False)]))
+
+    assert ivr_backend.case_count() == 1
+
+
+def test_hang_up_during_recording_without_audio_creates_nothing(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 0)]))
+
+    assert ivr_backend.case_count() == 0
+    assert "HOTLINE_CASE" not in log.variables()
+
+
+def test_hang_up_before_recording_creates_nothing(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, hangup_on="STREAM FILE hotline/record"))
+
+    assert ivr_backend.case_count() == 0
+    assert log.commands[-1].startswith("RECORD FILE")  # answered with HANGUP + 511, then over
+
+
+def test_silence_is_asked_again_then_a_polite_goodbye(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0)] * 2))
+
+    assert ivr_backend.case_count() == 0
+    assert log.played()[-4:] == [
+        "hotline/record_message",
+        "hotline/no_message",
+        "hotline/record_message",
+        "hotline/no_message_goodbye",
+    ]
+
+
+def test_second_take_after_silence_registers(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0), Take("timeout")]))
+
+    assert ivr_backend.case_count() == 1
+    assert len(log.said_digits()) == 2
+
+
+def test_menu_timeouts_and_wrong_keys_end_in_a_goodbye_after_three_tries(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=["", "7", ""]))
+
+    assert log.played() == [
+        "hotline/welcome",
+        "hotline/main_menu",
+        "hotline/no_choice",
+        "hotline/main_menu",
+        "hotline/invalid_choice",
+        "hotline/main_menu",
+        "hotline/no_choice",
+        "hotline/goodbye_tries",
+    ]
+    assert ivr_backend.case_count() == 0
+
+
+def test_a_wrong_key_then_a_right_one_goes_on(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(keys=["9", "0"]))
+
+    assert log.played()[-1] == "hotline/transfer_agent"
+    assert log.variables()["HOTLINE_NEXT"] == "agent"
+
+
+def registered(server: AgiServer, backend: InspectableBackend, number: str) -> str:
+    call(server, Caller(uniqueid="1763700000.1", callerid=number, keys=NEW_BILLING))
+    case = backend.case_for_uniqueid("1763700000.1")
+    assert case is not None
+    return case.reference
+
+
+def test_status_for_the_callers_own_number_is_read_out(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+
+    log = call(agi_server, Caller(callerid="0912345678", keys=["2", reference]))
+
+    assert "hotline/enter_last4" not in log.played()
+    assert status_prompts(log)[0] == "hotline/status_draft"
+    assert log.played()[-1] == "hotline/goodbye"
+
+
+def test_status_from_another_number_hears_nothing_about_the_case(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+    other_valid = next(r for i in range(1, 50) if (r := reference_for_id(i)) != reference)
+
+    existing = call(agi_server, Caller(callerid="0925550000", keys=["2", reference, ""] * 3))
+    missing = call(agi_server, Caller(callerid="0925550000", keys=["2", other_valid, ""] * 3))
+
+    assert status_prompts(existing) == []
+    assert existing.played() == missing.played()  # not even whether the case exists
+    assert "hotline/not_found" in existing.played()
+
+
+def test_wrong_last4_hears_the_same_as_not_found(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+
+    log = call(agi_server, Caller(callerid="", keys=["2", reference, "1111"]))
+
+    assert status_prompts(log) == []
+    assert log.played()[3:5] == ["hotline/enter_last4", "hotline/not_found"]
+
+
+def test_status_from_another_number_with_the_right_last4_is_read_out(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+
+    log = call(agi_server, Caller(callerid="0925550000", keys=["2", reference, "5678"]))
+
+    assert status_prompts(log)[0] == "hotline/status_draft"
+    assert status_prompts(log)[1:] != []  # draft: the promised date follows
+
+
+def test_wrong_and_mistyped_references_are_refused_without_a_lookup(
+    spy: tuple[AgiServer, SpyBackend],
+) -> None:
+    server, backend = spy
+    call(server, Caller(uniqueid="1763700000.1", keys=NEW_BILLING))
+    reference = backend.registered[0].reference
+    i = next(i for i in range(len(reference) - 1) if reference[i] != reference[i + 1])
+    swapped = reference[:i] + reference[i + 1] + reference[i] + reference[i + 2 :]
+    mistyped = reference[:-1] + str((int(reference[-1]) + 1) % 10)
+
+    log = call(server, Caller(keys=["2", swapped, mistyped, reference[:5]]))
+
+    assert log.played().count("hotline/invalid_reference") == 3
+    assert log.played()[-1] == "hotline/goodbye_tries"
+    assert backend.lookups == []
+
+
+def test_status_with_no_digits_is_asked_again(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(keys=["2", "", "", ""]))
+
+    assert log.played().count("hotline/no_reference") == 3
+
+
+class FailingBackend(MemoryBackend):
+    def register_complaint(self, **kwargs: Any) -> RegisteredComplaint:
+        raise RuntimeError("database is down")
+
+
+def test_a_casebook_failure_is_told_to_the_caller(ivr_settings: Settings) -> None:
+    with AgiServer(ivr_settings, FailingBackend(), port=0) as server:
+        log = call(server, Caller(keys=NEW_BILLING))
+
+    assert log.played()[-1] == "hotline/system_error"
+    assert log.said_digits() == []
+
+
+def test_a_silent_asterisk_is_dropped_and_the_server_goes_on(
+    ivr_settings: Settings, ivr_backend: InspectableBackend
+) -> None:
+    ivr_settings.agi.command_timeout = 0.3
+    with AgiServer(ivr_settings, ivr_backend, port=0) as server:
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(b"agi_network: yes\nagi_uniqueid: 1.1\nagi_arg_1: 1.1\n\n")
+            with sock.makefile("rb") as rfile:
+                first = rfile.readline()  # the IVR's first command, never answered
+                assert rfile.readline() == b""  # the server gave up and closed
+        assert first.startswith(b"STREAM FILE hotline/welcome")
+        log = call(server, Caller(keys=NEW_BILLING))
+    assert len(log.said_digits()) == 2
+
+
+def test_fifty_concurrent_calls_lose_and_duplicate_nothing(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    callers = [
+        Caller(uniqueid=f"1763900000.{n}", linkedid=f"1763900000.{n}", callerid=f"09100{n:05d}",
+               keys=NEW_BILLING)
+        for n in range(50)
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        logs = list(pool.map(lambda c: call(agi_server, c), callers))
+
+    assert ivr_backend.case_count() == 50
+    references = set()
+    for caller, log in zip(callers, logs, strict=True):
+        case = ivr_backend.case_for_uniqueid(caller.uniqueid)
+        assert case is not None and case.caller_number == caller.callerid
+        assert log.said_digits() == [case.reference, case.reference]
+        references.add(case.reference)
+    assert len(references) == 50
+
+
+def test_recordings_folder_is_created(ivr_settings: Settings, tmp_path: Path) -> None:
+    ivr_settings.recordings.root = tmp_path / "new" / "recordings"
+    with AgiServer(ivr_settings, MemoryBackend(), port=0):
+        assert ivr_settings.recordings.root.is_dir()
+
+
+def test_a_withheld_number_and_a_strange_linkedid_are_handled(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(callerid="unknown", linkedid="../../etc", keys=NEW_BILLING))
+
+    case = ivr_backend.case_for_uniqueid("1763800000.101")
+    assert case is not None and case.caller_number is None
+    assert case.linkedid == "1763800000.101"  # asked for with GET VARIABLE instead
+    assert log.commands[0] == 'GET VARIABLE "CHANNEL(linkedid)"'
+
+
+def test_stop_cuts_calls_still_waiting_for_asterisk(
+    ivr_settings: Settings, ivr_backend: InspectableBackend
+) -> None:
+    server = AgiServer(ivr_settings, ivr_backend, port=0)
+    server.start()
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"agi_network: yes\nagi_uniqueid: 1.2\nagi_arg_1: 1.2\n\n")
+        with sock.makefile("rb") as rfile:
+            assert rfile.readline().startswith(b"STREAM FILE")
+            server.stop(grace=0)
+            assert rfile.readline() == b""

@@ -1,0 +1,62 @@
+"""The IVR on the real casebook: what one phoned-in complaint leaves in the database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from casebook.db import Database
+from casebook.models import (
+    AuditEvent,
+    Case,
+    DraftState,
+    Recording,
+    RecordingKind,
+    TranscriptionJob,
+)
+from hotline.config import Settings
+from ivr_flows.casebook_backend import CasebookBackend
+from ivr_flows.server import AgiServer
+from tests.ivr_flows.fake_asterisk import Caller, place_call
+
+
+@pytest.fixture
+def casebook_server(db: Database, settings: Settings) -> AgiServer:
+    settings.agi.command_timeout = 10.0
+    return AgiServer(settings, CasebookBackend(db, settings), port=0)
+
+
+def test_a_phoned_complaint_is_a_draft_with_its_message_queued(
+    casebook_server: AgiServer, db: Database, settings: Settings
+) -> None:
+    with casebook_server:
+        log = place_call(casebook_server.address, Caller(keys=["1", "1"]))
+    with db.session() as s:
+        case = s.exec(select(Case)).one()
+        recording = s.exec(select(Recording)).one()
+        job = s.exec(select(TranscriptionJob)).one()
+        audit = [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.id))]
+    assert (case.status, case.category, case.draft_state) == (
+        "draft",
+        "billing",
+        DraftState.TRANSCRIBING,
+    )
+    assert (case.call_uniqueid, case.call_linkedid) == ("1763800000.101", "1763800000.100")
+    assert log.said_digits() == [case.reference, case.reference]
+    assert recording.kind == RecordingKind.MESSAGE and recording.case_id == case.id
+    assert recording.sha256 is not None and recording.sample_rate == 8000
+    assert job.recording_id == recording.id
+    assert audit == ["case.register", "recording.ingest", "transcription.queue"]
+
+
+def test_status_lookups_by_phone_are_audited(casebook_server: AgiServer, db: Database) -> None:
+    with casebook_server:
+        place_call(casebook_server.address, Caller(keys=["1", "1"]))
+        with db.session() as s:
+            reference = s.exec(select(Case)).one().reference or ""
+        stranger = Caller(uniqueid="2.1", callerid="0920000000", keys=["2", reference, ""])
+        place_call(casebook_server.address, stranger)
+    with db.session() as s:
+        lookups = s.exec(select(AuditEvent).where(AuditEvent.action == "case.status_lookup")).all()
+    assert lookups and all(not event.allowed for event in lookups)
+    assert all(event.detail["caller"] == "0920000000" for event in lookups)
