@@ -148,4 +148,3 @@ class AgiServer:
         except Exception:
             # One broken call must never take the server down with it.
             log.exception("call %s: IVR failed", uniqueid)
-

@@ -49,7 +49,7 @@ def ivr_settings(tmp_path: Path) -> Settings:
     return settings
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoredCaseView:
     reference: str
     linkedid: str

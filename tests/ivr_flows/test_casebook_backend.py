@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from casebook.db import Database
 from casebook.models import (
@@ -35,7 +35,7 @@ def test_a_phoned_complaint_is_a_draft_with_its_message_queued(
         case = s.exec(select(Case)).one()
         recording = s.exec(select(Recording)).one()
         job = s.exec(select(TranscriptionJob)).one()
-        audit = [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.id))]
+        audit = [e.action for e in s.exec(select(AuditEvent).order_by(col(AuditEvent.id)))]
     assert (case.status, case.category, case.draft_state) == (
         "draft",
         "billing",
