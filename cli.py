@@ -556,6 +556,9 @@ def asterisk_config() -> None:
     print(render_asterisk_config(load_settings(_state["config"])))
 
 
+# --- QA, recordings and the audit log (issue 7) ----------------------------------------------
+
+
 @app.command("demo")
 def demo(
     calls: Annotated[int, typer.Option(min=1, max=200, help="How many calls to place.")] = 5,
