@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import getpass
 import json
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session, SQLModel
 
 from casebook import agents as agent_service
+from casebook import audit as audit_service
+from casebook import callbacks as callback_service
 from casebook import cases as case_service
+from casebook import drafts as draft_service
 from casebook import followups as followup_service
 from casebook.access import Actor
+from casebook.audit import ChainReport
+from casebook.clock import utcnow
 from casebook.db import Database, upgrade_schema
+from casebook.drafts import Draft
 from casebook.errors import CasebookError, DatabaseUnavailable
-from casebook.models import Agent, Case, CaseStatus, ContactMethod, FollowUp, FollowUpResult
+from casebook.models import (
+    Agent,
+    AuditEvent,
+    Callback,
+    Case,
+    CaseStatus,
+    ContactMethod,
+    DraftState,
+    FollowUp,
+    FollowUpResult,
+    Priority,
+    QAReview,
+)
 from casebook.reports import Report, build_report
 from casebook.workflow import STATUS_LABELS_AR
 from hotline import terminal
@@ -39,6 +62,12 @@ from ivr_flows import (
     render_asterisk_config,
 )
 from ivr_flows.casebook_backend import CasebookBackend
+from recordings.integrity import Finding, verify_recordings
+from recordings.listening import copy_for_playing, export_recording
+from recordings.player import INSTALL_HINT, find_player, play
+from recordings.retention import Expired, apply_retention
+from recordings.sampling import MAX_SEED, Sample, draw_sample
+from recordings.scorecard import QaReport, choices, parse_value, qa_report, score_recording
 
 T = TypeVar("T")
 
@@ -55,10 +84,22 @@ app.add_typer(db_app, name="db")
 app.add_typer(agents_app, name="agents")
 app.add_typer(cases_app, name="cases")
 app.add_typer(followup_app, name="followup")
+drafts_app = typer.Typer(
+    help="Drafts waiting for an agent (scripts; people use `review`).", no_args_is_help=True
+)
+callbacks_app = typer.Typer(help="Follow-up callbacks.", no_args_is_help=True)
+app.add_typer(drafts_app, name="drafts")
+app.add_typer(callbacks_app, name="callbacks")
 prompts_app = typer.Typer(help="IVR prompt audio.", no_args_is_help=True)
 asterisk_app = typer.Typer(help="Asterisk configuration for this site.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(asterisk_app, name="asterisk")
+qa_app = typer.Typer(help="QA: integrity, samples, scorecards.", no_args_is_help=True)
+recordings_app = typer.Typer(help="Recordings: listen, export, retention.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(qa_app, name="qa")
+app.add_typer(recordings_app, name="recordings")
+app.add_typer(audit_app, name="audit")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -211,6 +252,9 @@ def agents_add(
     ] = None,
     shift_start: Annotated[str | None, typer.Option(help="HH:MM")] = None,
     shift_end: Annotated[str | None, typer.Option(help="HH:MM")] = None,
+    capacity: Annotated[
+        int | None, typer.Option(min=1, help="Open callbacks at once (default: config).")
+    ] = None,
 ) -> None:
     """Add an agent (admins only; the very first agent of a site must be an admin)."""
     ctx = context()
@@ -230,6 +274,7 @@ def agents_add(
             shift_days=shift_day or [],
             shift_start=start,
             shift_end=end,
+            capacity=capacity,
         )
     )
     out.print(f"added agent {agent.username} ({', '.join(agent.roles)})")
@@ -505,6 +550,286 @@ def report(
     out.print(table)
 
 
+# --- drafts and review (agents) -------------------------------------------------------------
+
+PRIORITIES = [p.value for p in Priority]
+
+
+def transcript_words(draft: Draft) -> list[tuple[str, bool]]:
+    """The draft as (word, doubtful) pairs: Whisper's own words when kept, else the text."""
+    transcript = draft.transcript
+    if transcript is not None and transcript.text == draft.case.draft_text:
+        words: list[tuple[str, bool]] = []
+        for segment in transcript.segments:
+            if segment.get("words"):
+                words += [
+                    (w["text"].strip(), bool(w["doubtful"]))
+                    for w in segment["words"]
+                    if w["text"].strip()
+                ]
+            else:
+                words += [(w, bool(segment.get("doubtful"))) for w in str(segment["text"]).split()]
+        if words:
+            return words
+    return [(word, False) for word in (draft.case.draft_text or "").split()]
+
+
+def show_reminder(ctx: Context) -> None:
+    counts = ctx.as_user(
+        lambda session, actor: callback_service.reminders(session, actor, utcnow())
+    )
+    if counts.due or counts.overdue:
+        line = f"مكالمات المتابعة: {counts.due} مستحقة، {counts.overdue} متأخرة"
+        english = f"(callbacks due {counts.due}, overdue {counts.overdue})"
+        out.print(f"[bold magenta]{terminal.visual(line, ctx.bidi)}[/]  {english}")
+
+
+def render_draft(ctx: Context, draft: Draft, text: str) -> None:
+    case = draft.case
+    seconds = draft.recording.duration_seconds if draft.recording else None
+    facts = [
+        ("رقم الشكوى", case.reference or ""),
+        ("المتصل", case.caller_number or "—"),
+        ("الوقت", local_time(case.created_at, ctx.settings)),
+        ("مدة التسجيل", "—" if seconds is None else f"{seconds:.0f} s"),
+        ("حالة المسودة", case.draft_state or "—"),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(justify="right", style="bold")
+    grid.add_column()
+    for label, value in facts:
+        grid.add_row(terminal.visual(label, ctx.bidi), value)
+    out.rule()
+    out.print(grid)
+    width = max(min(out.width, 100) - 2, 20)
+    if text != (case.draft_text or ""):
+        lines = [Text(line) for line in terminal.visual_lines(text, width, ctx.bidi)]
+    else:
+        lines = terminal.highlighted_lines(transcript_words(draft), width, ctx.bidi)
+    if not text.strip():
+        notes = {
+            DraftState.NO_SPEECH.value: "لم يُسمع كلام في التسجيل (no speech)",
+            DraftState.FAILED.value: "تعذر التفريغ: اكتب الشكوى من التسجيل (transcription failed)",
+            DraftState.TRANSCRIBING.value: "التفريغ جارٍ (still transcribing)",
+        }
+        lines = [
+            Text(
+                terminal.visual(notes.get(case.draft_state or "", "لا يوجد نص"), ctx.bidi),
+                style="italic",
+            )
+        ]
+    for line in lines:
+        out.print(line, justify="right" if ctx.bidi == "visual" else "left")
+
+
+def choose(ctx: Context, title: str, options: list[str], default: str | None = None) -> str:
+    for number, option in enumerate(options, 1):
+        out.print(f"  {number}. {option}")
+    while True:
+        answer = typer.prompt(
+            terminal.visual(title, ctx.bidi), default=default or "", show_default=bool(default)
+        )
+        picked = str(answer).strip()
+        if picked in options:
+            return picked
+        if picked.isdigit() and 1 <= int(picked) <= len(options):
+            return options[int(picked) - 1]
+        err.print(f"choose 1-{len(options)}")
+
+
+def confirm(ctx: Context, reference: str, text: str, category: str, department: str | None) -> Case:
+    return ctx.as_user(
+        lambda session, actor: case_service.confirm_draft(
+            session,
+            ctx.settings,
+            actor,
+            reference,
+            text=text,
+            category=category,
+            department=department,
+        )
+    )
+
+
+def reject(ctx: Context, reference: str, reason: str) -> Case:
+    return ctx.as_user(
+        lambda session, actor: case_service.reject_draft(session, actor, reference, reason=reason)
+    )
+
+
+def review_one(ctx: Context, reference: str) -> bool:
+    """One draft, until it is confirmed, rejected or skipped. False means: stop reviewing."""
+    draft: Draft = ctx.as_user(
+        lambda session, actor: draft_service.open_draft(session, actor, reference)
+    )
+    text = draft.case.draft_text or ""
+    while True:
+        render_draft(ctx, draft, text)
+        answer = typer.prompt("[a]ccept  [e]dit  [r]eject  [s]kip  [q]uit", default="a")
+        action = str(answer).strip().lower()[:1]
+        if action == "e":
+            text = (click.edit(text, require_save=False) or text).strip()
+        elif action == "a":
+            if not text.strip():
+                err.print(
+                    terminal.visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)", ctx.bidi)
+                )
+                continue
+            category = choose(ctx, "التصنيف (category)", sorted(ctx.settings.sla.categories))
+            departments = ctx.settings.cases.departments
+            department = choose(ctx, "القسم (department)", departments, draft.case.department)
+            case = confirm(ctx, reference, text, category, department)
+            promise = local_time(case.promised_by, ctx.settings)
+            out.print(f"[green]case {case.reference} open[/], promised by {promise}")
+            return True
+        elif action == "r":
+            reject(ctx, reference, str(typer.prompt(terminal.visual("السبب (reason)", ctx.bidi))))
+            out.print(f"case {reference} rejected")
+            return True
+        elif action in ("s", "q"):
+            return action == "s"
+
+
+@app.command("review")
+def review() -> None:
+    """Your queue of drafts, oldest first: read, edit, confirm or reject each."""
+    ctx = context()
+    show_reminder(ctx)
+    skipped: set[str] = set()
+    while True:
+        queue: list[Case] = ctx.as_user(draft_service.draft_queue)
+        waiting = [case for case in queue if case.reference not in skipped]
+        if not waiting:
+            out.print(terminal.visual("لا توجد مسودات بانتظارك (no drafts waiting)", ctx.bidi))
+            return
+        out.print(terminal.visual(f"مسودات بانتظارك: {len(waiting)}", ctx.bidi))
+        reference = waiting[0].reference or ""
+        skipped.add(reference)
+        if not review_one(ctx, reference):
+            return
+
+
+@drafts_app.command("list")
+def drafts_list(as_json: JsonOption = False) -> None:
+    """Drafts waiting for you, oldest first."""
+    ctx = context()
+    drafts: list[Case] = ctx.as_user(draft_service.draft_queue)
+    if as_json:
+        emit_json([model_row(case, (*CASE_FIELDS, "draft_state")) for case in drafts])
+        return
+    table = Table(*(terminal.visual(h, ctx.bidi) for h in ("المرجع", "المتصل", "الوقت", "المسودة")))
+    for column in table.columns:
+        column.no_wrap = True
+    for case in drafts:
+        table.add_row(
+            case.reference or "",
+            case.caller_number or "",
+            local_time(case.created_at, ctx.settings, short=True),
+            terminal.cell(case.draft_text, max(out.width - 45, 12), ctx.bidi),
+        )
+    out.print(table)
+
+
+@drafts_app.command("confirm")
+def drafts_confirm(
+    reference: str,
+    category: Annotated[str, typer.Option(help="One of config sla.categories.")],
+    text: Annotated[
+        str | None, typer.Option(help="The confirmed text (default: the draft as is).")
+    ] = None,
+    department: Annotated[str | None, typer.Option(help="Route to this department.")] = None,
+    priority: Annotated[str, typer.Option(help="low, normal, high or urgent.")] = "normal",
+) -> None:
+    """Confirm a draft: it becomes an open complaint with its promised resolution date."""
+    if priority not in PRIORITIES:
+        fail(f"--priority must be one of {', '.join(PRIORITIES)}")
+    ctx = context()
+
+    def work(session: Session, actor: Actor) -> Case:
+        draft = draft_service.open_draft(session, actor, reference)
+        return case_service.confirm_draft(
+            session,
+            ctx.settings,
+            actor,
+            reference,
+            text=text if text is not None else draft.case.draft_text or "",
+            category=category,
+            department=department,
+            priority=Priority(priority),
+        )
+
+    case = ctx.as_user(work)
+    out.print(
+        f"case {case.reference}: open, promised by {local_time(case.promised_by, ctx.settings)}"
+    )
+
+
+@drafts_app.command("reject")
+def drafts_reject(
+    reference: str, reason: Annotated[str, typer.Option(help="Why it is not a complaint.")]
+) -> None:
+    """Reject a draft that is not a complaint."""
+    case = reject(context(), reference, reason)
+    out.print(f"case {case.reference}: {case.status}")
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+CALLBACK_FIELDS = (
+    "id",
+    "reason",
+    "phone_number",
+    "status",
+    "due_from",
+    "overdue_at",
+    "attempts",
+    "last_result",
+    "department",
+)
+
+
+@callbacks_app.command("list")
+def callbacks_list(
+    mine: Annotated[bool, typer.Option("--mine", help="Only the callbacks you hold.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Open callbacks (and those that need a written follow-up), due first."""
+    ctx = context()
+    rows: list[Callback] = ctx.as_user(
+        lambda session, actor: callback_service.list_callbacks(session, actor, mine=mine)
+    )
+    if as_json:
+        emit_json([model_row(callback, CALLBACK_FIELDS) for callback in rows])
+        return
+    show_reminder(ctx)
+    table = Table("id", "reason", "number", "status", "due", "attempts")
+    for callback in rows:
+        table.add_row(
+            str(callback.id),
+            callback.reason,
+            callback.phone_number,
+            callback.status,
+            local_time(callback.due_from, ctx.settings, short=True),
+            str(callback.attempts),
+        )
+    out.print(table)
+
+
+@callbacks_app.command("next")
+def callbacks_next() -> None:
+    """The callback to make now."""
+    ctx = context()
+    callback = ctx.as_user(callback_service.next_callback)
+    if callback is None:
+        out.print(
+            terminal.visual("لا توجد مكالمات متابعة لك الآن (no callbacks for you now)", ctx.bidi)
+        )
+        return
+    due = local_time(callback.due_from, ctx.settings)
+    out.print(f"callback {callback.id}: {callback.phone_number} ({callback.reason}), due {due}")
+    out.print(f"  dial it with: hotline callbacks dial {callback.id}")
+
+
 # --- IVR ------------------------------------------------------------------------------------
 
 
@@ -557,6 +882,313 @@ def asterisk_config() -> None:
 
 
 # --- QA, recordings and the audit log (issue 7) ----------------------------------------------
+
+
+def parse_period(value: str, what: str) -> timedelta:
+    """7d, 24h, 2w: a period ending now."""
+    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value.lower())
+    if match is None:
+        fail(f"{what} must be a number of hours, days or weeks (24h, 7d, 2w), got {value!r}")
+    hours = {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)]
+    return timedelta(hours=int(match.group(1)) * hours)
+
+
+def finding_rows(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(finding) for finding in findings]
+
+
+@qa_app.command("verify")
+def qa_verify(
+    since: Annotated[str | None, typer.Option(help="Re-hash recordings since (ISO).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-hash recordings: changed, missing and unexpected files (exit code 1 if any)."""
+    ctx = context()
+    start = parse_date(since, "--since")
+    actor: Actor = ctx.as_user(lambda _session, actor: actor)
+    result = verify_recordings(ctx.db, ctx.settings, actor, since=start)
+    problems = {
+        "changed": result.changed,
+        "missing": result.missing,
+        "unexpected": result.unexpected,
+    }
+    if as_json:
+        emit_json(
+            {"checked": result.checked, "intact": result.intact}
+            | {kind: finding_rows(found) for kind, found in problems.items()}
+        )
+    else:
+        out.print(f"recordings checked: {result.checked}")
+        labels = {"changed": "معدّل", "missing": "مفقود", "unexpected": "غير متوقع"}
+        table = Table(*(terminal.visual(h, ctx.bidi) for h in ("المشكلة", "التسجيل", "المرجع")))
+        table.add_column("path / note")
+        for kind, found in problems.items():
+            for item in found:
+                table.add_row(
+                    terminal.visual(f"{labels[kind]} · {kind}", ctx.bidi),
+                    "" if item.recording_id is None else str(item.recording_id),
+                    item.case_reference or "",
+                    f"{item.path} {item.note or ''}".strip(),
+                )
+        out.print(table if not result.intact else "[green]all recordings intact[/]")
+    if not result.intact:
+        raise typer.Exit(ExitCode.REFUSED)
+
+
+@qa_app.command("sample")
+def qa_sample(
+    period: Annotated[str, typer.Option(help="Recordings of this last period: 24h, 7d, 2w.")],
+    per_agent: Annotated[int, typer.Option(min=1, help="Recordings per agent.")],
+    seed: Annotated[
+        int | None, typer.Option(min=0, max=MAX_SEED, help="Repeat a draw with its seed.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Draw recordings to review, per agent and per category, never one you already had."""
+    ctx = context()
+    until = utcnow()
+    since = until - parse_period(period, "--period")
+    sample: Sample = ctx.as_user(
+        lambda session, actor: draw_sample(
+            session, actor, since=since, until=until, per_agent=per_agent, seed=seed
+        )
+    )
+    rows = [
+        {
+            "recording": item.recording.id,
+            "agent": item.agent,
+            "stratum": item.stratum,
+            "case": item.case_reference,
+            "recorded_at": item.recording.created_at.isoformat(),
+            "duration_seconds": item.recording.duration_seconds,
+        }
+        for item in sample.drawn
+    ]
+    if as_json:
+        emit_json({"seed": sample.seed, "reviewer": sample.reviewer, "recordings": rows})
+        return
+    table = Table(
+        *(terminal.visual(h, ctx.bidi) for h in ("التسجيل", "الموظف", "الفئة", "المرجع", "التاريخ"))
+    )
+    for item in sample.drawn:
+        table.add_row(
+            str(item.recording.id),
+            item.agent,
+            item.stratum,
+            item.case_reference or "",
+            local_time(item.recording.created_at, ctx.settings, short=True),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} recordings for {sample.reviewer}; seed {sample.seed}")
+
+
+def ask_scores(ctx: Context) -> dict[str, float]:
+    """The scorecard, one criterion at a time, asked again until the answer fits its scale."""
+    scores: dict[str, float] = {}
+    for criterion in ctx.settings.qa.criteria:
+        question = f"{criterion.label_ar} · {criterion.code} ({choices(criterion)})"
+        while criterion.code not in scores:
+            answer = str(typer.prompt(terminal.visual(question, ctx.bidi)))
+            try:
+                scores[criterion.code] = parse_value(criterion, answer)
+            except CasebookError as exc:
+                err.print(str(exc))
+    return scores
+
+
+@qa_app.command("score")
+def qa_score(
+    recording: int,
+    score: Annotated[
+        list[str] | None,
+        typer.Option("--score", help="code=value for every criterion (scripts; repeat)."),
+    ] = None,
+    comment: Annotated[str | None, typer.Option(help="The reviewer's comment.")] = None,
+) -> None:
+    """Score a recording on the QA scorecard: asked criterion by criterion, or with --score."""
+    ctx = context()
+    criteria = {criterion.code: criterion for criterion in ctx.settings.qa.criteria}
+    if score:
+        scores: dict[str, float] = {}
+        for item in score:
+            code, _, answer = item.partition("=")
+            if code not in criteria:
+                fail(f"--score {item!r}: unknown criterion (choose from {', '.join(criteria)})")
+            try:
+                scores[code] = parse_value(criteria[code], answer)
+            except CasebookError as exc:
+                fail(str(exc))
+    else:
+        scores = ask_scores(ctx)
+        if comment is None:
+            comment = str(typer.prompt(terminal.visual("ملاحظات (comment)", ctx.bidi), default=""))
+    review: QAReview = ctx.as_user(
+        lambda session, actor: score_recording(
+            session, ctx.settings.qa, actor, recording, scores, comment or None
+        )
+    )
+    out.print(f"recording {recording} scored: {review.total or 0:.1f}%")
+
+
+@qa_app.command("report")
+def qa_report_command(
+    period: Annotated[
+        str | None, typer.Option(help="Reviews of this last period (24h, 7d, 2w); default all.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-agent and per-criterion averages of the QA scores, with the weighted total."""
+    ctx = context()
+    until = utcnow()
+    since = None if period is None else until - parse_period(period, "--period")
+    figures: QaReport = ctx.as_user(
+        lambda session, actor: qa_report(session, ctx.settings.qa, actor, since=since, until=until)
+    )
+    if as_json:
+        emit_json(figures.as_dict())
+        return
+
+    def number(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
+    agents = Table(*(terminal.visual(h, ctx.bidi) for h in ("الموظف", "المراجعات", "المجموع %")))
+    for row in figures.per_agent:
+        agents.add_row(row.agent, str(row.reviews), number(row.total))
+    out.print(agents)
+    criteria = Table(
+        *(terminal.visual(h, ctx.bidi) for h in ("المعيار", "الوزن", "المقياس", "المتوسط", "%"))
+    )
+    for item in figures.per_criterion:
+        criteria.add_row(
+            terminal.visual(f"{item.label_ar} · {item.code}", ctx.bidi),
+            f"{item.weight:g}",
+            item.scale,
+            number(item.mean),
+            number(item.percent),
+        )
+    out.print(criteria)
+    out.print(f"reviews {figures.reviews}, weighted total {number(figures.total)}%")
+
+
+@recordings_app.command("play")
+def recordings_play(
+    recording: int,
+    reason: Annotated[str, typer.Option(help="Why you listen (kept in the audit log).")],
+) -> None:
+    """Listen to a recording (its SHA-256 is checked first; the access is audited)."""
+    player = find_player()
+    if player is None:
+        fail(INSTALL_HINT)
+    ctx = context()
+    with tempfile.TemporaryDirectory(prefix="hotline-play-") as folder:
+        copy: Path = ctx.as_user(
+            lambda session, actor: copy_for_playing(session, actor, recording, reason, Path(folder))
+        )
+        status = play(player, copy)
+    if status != 0:
+        fail(f"the player {Path(player[0]).name} stopped with exit code {status}")
+
+
+@recordings_app.command("export")
+def recordings_export(
+    recording: int,
+    to: Annotated[Path, typer.Option("--to", help="File or folder to write the copy to.")],
+    reason: Annotated[str, typer.Option(help="Why it leaves the system (audit log).")],
+) -> None:
+    """Export a verified copy of a recording (the access is audited)."""
+    ctx = context()
+    target: Path = ctx.as_user(
+        lambda session, actor: export_recording(session, actor, recording, to, reason)
+    )
+    out.print(f"recording {recording} exported to {target}")
+
+
+@recordings_app.command("retention")
+def recordings_retention(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List only; delete nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete recordings past retention that no open case or QA review holds (audited)."""
+    ctx = context()
+    expired: list[Expired] = ctx.as_user(
+        lambda session, actor: apply_retention(session, ctx.settings, actor, utcnow(), dry_run)
+    )
+    if as_json:
+        emit_json([dataclasses.asdict(item) for item in expired])
+    else:
+        table = Table("recording", "case", "due", "deleted", "path / error")
+        for item in expired:
+            table.add_row(
+                str(item.recording_id),
+                item.case_reference or "",
+                local_time(item.due, ctx.settings),
+                "yes" if item.deleted else "no",
+                item.error or item.path,
+            )
+        out.print(table)
+        verb = "would be deleted" if dry_run else "deleted"
+        out.print(f"{sum(1 for i in expired if i.deleted or dry_run)} recordings {verb}")
+    if any(item.error for item in expired):
+        raise typer.Exit(ExitCode.REFUSED)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOption = False) -> None:
+    """Recompute the audit log's hash chain; exit code 1 at an edited or deleted entry."""
+    ctx = context()
+    chain: ChainReport = ctx.as_user(audit_service.verify_chain)
+    broken = chain.first_break
+    if as_json:
+        emit_json(
+            {
+                "entries": chain.entries,
+                "intact": chain.intact,
+                "head": chain.head,
+                "first_break": None if broken is None else dataclasses.asdict(broken),
+            }
+        )
+    elif broken is None:
+        out.print(f"[green]audit log intact[/]: {chain.entries} entries, head {chain.head}")
+    else:
+        out.print(f"[bold red]audit log broken[/]: {broken.message}")
+    if broken is not None:
+        raise typer.Exit(ExitCode.REFUSED)
+
+
+@audit_app.command("list")
+def audit_list(
+    since: Annotated[str | None, typer.Option(help="From this date (ISO).")] = None,
+    object_type: Annotated[
+        str | None, typer.Option(help="case, recording, call, callback, agent, audit…")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit log, newest first (supervisors and admins)."""
+    ctx = context()
+    start = parse_date(since, "--since")
+    events: list[AuditEvent] = ctx.as_user(
+        lambda session, actor: audit_service.list_events(
+            session, actor, since=start, object_type=object_type, limit=limit
+        )
+    )
+    fields = ("id", "at", "actor", "action", "object_type", "object_id", "allowed", "detail")
+    if as_json:
+        emit_json([model_row(event, fields) for event in events])
+        return
+    table = Table("id", "at", "actor", "action", "object", "ok", "detail")
+    for event in events:
+        detail = json.dumps(event.detail, ensure_ascii=False)
+        table.add_row(
+            str(event.id),
+            local_time(event.at, ctx.settings, short=True),
+            event.actor,
+            event.action,
+            f"{event.object_type} {event.object_id or ''}".strip(),
+            "yes" if event.allowed else "[red]no[/]",
+            terminal.cell(detail, 30, ctx.bidi),
+        )
+    out.print(table)
 
 
 @app.command("demo")

@@ -63,6 +63,7 @@ def add_agent(
     shift_days: Iterable[str] = (),
     shift_start: time | None = None,
     shift_end: time | None = None,
+    capacity: int | None = None,
 ) -> Agent:
     """Add an agent. Only an admin may, except for the very first agent (who must be an admin):
     that is how a new site bootstraps."""
@@ -92,6 +93,8 @@ def add_agent(
         raise CasebookError("give both the shift start and end, or neither")
     if shift_start is not None and shift_end is not None and shift_start >= shift_end:
         raise CasebookError("the shift must start before it ends")
+    if capacity is not None and capacity < 1:
+        raise CasebookError("capacity must be at least one callback")
     agent = Agent(
         username=username,
         display_name=display_name.strip() or username,
@@ -103,6 +106,7 @@ def add_agent(
         shift_days=_clean_list(shift_days, "shift day", WEEKDAYS),
         shift_start=shift_start,
         shift_end=shift_end,
+        capacity=capacity,
     )
     session.add(agent)
     session.flush()

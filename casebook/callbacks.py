@@ -1,15 +1,77 @@
-"""Callback requests: the casebook asks for a call to the customer; the scheduler assigns it."""
+"""Callbacks: the casebook asks for a call to the customer (after a resolution, or after an
+abandoned call); the scheduler assigns due callbacks to eligible agents; an agent places the
+call and its result decides what happens next. The rules live here, the scheduler only runs
+``assign_due_callbacks`` on a timer.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.models import Call, Callback, CallbackReason, CallbackStatus, Case
-from hotline.config import Settings
+from casebook.errors import CasebookError, NotFound, RuleViolation
+from casebook.models import (
+    Agent,
+    AttemptResult,
+    Call,
+    Callback,
+    CallbackAttempt,
+    CallbackReason,
+    CallbackStatus,
+    Case,
+    Role,
+)
+from hotline.config import WEEKDAYS, BusinessHours, CallbackSettings, Settings
+
+# Any constant shared by every scheduler of the site: one assignment run at a time.
+_PG_ASSIGNMENT_LOCK = 15655
+OPEN_STATUSES = (CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value)
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _new_callback(
+    settings: Settings,
+    *,
+    phone: str,
+    reason: CallbackReason,
+    due: datetime,
+    department: str | None,
+    skill: str | None,
+    owner: int | None,
+    case_id: int | None = None,
+    call_id: int | None = None,
+) -> Callback:
+    return Callback(
+        case_id=case_id,
+        call_id=call_id,
+        phone_number=phone,
+        reason=reason.value,
+        department=department,
+        skill=skill,
+        due_from=due,
+        overdue_at=due + timedelta(hours=settings.callbacks.overdue_hours),
+        owner_agent_id=owner,
+    )
+
+
+def _requested(session: Session, actor: Actor, callback: Callback, about: str | None) -> Callback:
+    session.add(callback)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "callback.request",
+        "callback",
+        callback.id,
+        {"about": about, "reason": callback.reason, "due_from": callback.due_from.isoformat()},
+    )
+    return callback
 
 
 def request_followup_callback(
@@ -22,32 +84,21 @@ def request_followup_callback(
             session, actor, "callback.skipped", "case", case.reference, {"why": "no number"}
         )
         return None
-    callback = Callback(
+    callback = _new_callback(
+        settings,
+        phone=case.caller_number,
+        reason=CallbackReason.FOLLOW_UP,
+        due=now + timedelta(hours=settings.callbacks.followup_delay_hours),
+        department=case.department,
+        skill=case.category,
+        owner=case.assigned_agent_id,
         case_id=case.id,
-        phone_number=case.caller_number,
-        reason=CallbackReason.FOLLOW_UP.value,
-        due_from=now + timedelta(hours=settings.callbacks.followup_delay_hours),
-        owner_agent_id=case.assigned_agent_id,
     )
-    session.add(callback)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "callback.request",
-        "callback",
-        callback.id,
-        {
-            "case": case.reference,
-            "reason": callback.reason,
-            "due_from": callback.due_from.isoformat(),
-        },
-    )
-    return callback
+    return _requested(session, actor, callback, case.reference)
 
 
 def request_abandoned_callback(
-    session: Session, actor: Actor, call: Call, now: datetime
+    session: Session, settings: Settings, actor: Actor, call: Call, now: datetime
 ) -> Callback | None:
     """The caller hung up before registering a complaint: call them back, once per number
     while a callback for them is still waiting."""
@@ -57,25 +108,324 @@ def request_abandoned_callback(
         select(Callback).where(
             Callback.phone_number == call.caller_number,
             Callback.reason == CallbackReason.ABANDONED.value,
-            col(Callback.status).in_([CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value]),
+            col(Callback.status).in_(OPEN_STATUSES),
         )
     ).first()
     if waiting is not None:
         return waiting
-    callback = Callback(
+    callback = _new_callback(
+        settings,
+        phone=call.caller_number,
+        reason=CallbackReason.ABANDONED,
+        due=now,
+        department=settings.cases.intake_department,
+        skill=None,
+        owner=None,
         call_id=call.id,
-        phone_number=call.caller_number,
-        reason=CallbackReason.ABANDONED.value,
-        due_from=now,
     )
-    session.add(callback)
+    return _requested(session, actor, callback, call.linkedid)
+
+
+# --- who may take a callback now ---------------------------------------------------------------
+
+
+def _within(moment: time, start: time, end: time) -> bool:
+    return start <= moment < end
+
+
+def on_shift(agent: Agent, now: datetime, hours: BusinessHours) -> bool:
+    """An agent's own shift, or the site's business hours when they have none; holidays off."""
+    local = now.astimezone(hours.zone)
+    if local.date().isoformat() in hours.holidays:
+        return False
+    days = agent.shift_days or list(hours.days)
+    start = agent.shift_start or hours.start
+    end = agent.shift_end or hours.end
+    return WEEKDAYS[local.weekday()] in days and _within(local.time(), start, end)
+
+
+def in_call_window(
+    callback: Callback, now: datetime, policy: CallbackSettings, hours: BusinessHours
+) -> bool:
+    local = now.astimezone(hours.zone).time()
+    start = callback.window_start or policy.call_window_start
+    end = callback.window_end or policy.call_window_end
+    return _within(local, start, end)
+
+
+def can_handle(agent: Agent, callback: Callback) -> bool:
+    """Speaks the customer's language, and belongs to the department or has the skill."""
+    if callback.language not in agent.languages:
+        return False
+    if callback.department is None:
+        return True
+    return agent.department == callback.department or (
+        callback.skill is not None and callback.skill in agent.skills
+    )
+
+
+@dataclass
+class _Desk:
+    agent: Agent
+    capacity: int
+    load: int
+
+    @property
+    def free(self) -> bool:
+        return self.load < self.capacity
+
+    def order(self) -> tuple[int, datetime, str]:
+        # Least loaded first; then whoever was given one longest ago; then by name (stable).
+        waited = self.agent.last_assigned_at or NEVER
+        return (self.load, waited, self.agent.username)
+
+
+@dataclass
+class AssignmentRun:
+    assigned: list[tuple[int, str]] = field(default_factory=list)  # (callback id, username)
+    escalated: list[int] = field(default_factory=list)
+    waiting: int = 0  # due callbacks nobody eligible could take now
+
+
+def _choose(
+    callback: Callback, desks: list[_Desk], owner_wait_until: datetime, now: datetime
+) -> _Desk | None:
+    able = [desk for desk in desks if can_handle(desk.agent, callback)]
+    if callback.owner_agent_id is not None:
+        owner = next((d for d in able if d.agent.id == callback.owner_agent_id), None)
+        if owner is not None and owner.free:
+            return owner
+        if now < owner_wait_until:
+            return None  # the agent who handled the case gets the first chance
+    free = [desk for desk in able if desk.free]
+    return min(free, key=_Desk.order) if free else None
+
+
+def _lock_assignment(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # Two schedulers against one database take turns; SQLite is serialised by BEGIN IMMEDIATE.
+        session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_ASSIGNMENT_LOCK})"))  # type: ignore[call-overload]
+
+
+def assign_due_callbacks(
+    session: Session, settings: Settings, actor: Actor, now: datetime, *, batch: int = 5000
+) -> AssignmentRun:
+    """Give due callbacks to agents on shift who can handle them, least loaded first, never past
+    an agent's capacity and never one callback to two agents; escalate overdue ones."""
+    _lock_assignment(session)
+    policy, hours = settings.callbacks, settings.business_hours
+    run = AssignmentRun()
+    agents = [
+        agent
+        for agent in session.exec(select(Agent).where(col(Agent.active)))
+        if Role.AGENT.value in agent.roles and on_shift(agent, now, hours)
+    ]
+    loads = Counter(
+        dict(
+            session.exec(
+                select(Callback.assigned_agent_id, func.count())
+                .where(Callback.status == CallbackStatus.ASSIGNED.value)
+                .group_by(col(Callback.assigned_agent_id))
+            ).all()
+        )
+    )
+    desks = [_Desk(a, a.capacity or policy.agent_capacity, loads.get(a.id, 0)) for a in agents]
+    due = session.exec(
+        select(Callback)
+        .where(Callback.status == CallbackStatus.PENDING.value, col(Callback.due_from) <= now)
+        .order_by(col(Callback.due_from), col(Callback.id))
+        .limit(batch)
+    ).all()
+    owner_delay = timedelta(minutes=policy.owner_preference_minutes)
+    for callback in due:
+        if not in_call_window(callback, now, policy, hours):
+            run.waiting += 1
+            continue
+        desk = _choose(callback, desks, callback.due_from + owner_delay, now)
+        if desk is None:
+            run.waiting += 1
+            continue
+        callback.status = CallbackStatus.ASSIGNED.value
+        callback.assigned_agent_id = desk.agent.id
+        callback.assigned_at = now
+        desk.load += 1
+        desk.agent.last_assigned_at = now
+        session.add(callback)
+        session.add(desk.agent)
+        run.assigned.append((callback.id or 0, desk.agent.username))
+    run.escalated = _escalate_overdue(session, actor, now)
+    session.flush()
+    for callback_id, username in run.assigned:
+        audit.record(
+            session, actor, "callback.assign", "callback", callback_id, {"agent": username}
+        )
+    return run
+
+
+def _escalate_overdue(session: Session, actor: Actor, now: datetime) -> list[int]:
+    overdue = session.exec(
+        select(Callback).where(
+            col(Callback.status).in_(OPEN_STATUSES),
+            col(Callback.overdue_at) < now,
+            col(Callback.escalated_at).is_(None),
+        )
+    ).all()
+    for callback in overdue:
+        callback.escalated_at = now
+        session.add(callback)
+        audit.record(
+            session, actor, "callback.overdue", "callback", callback.id, {"status": callback.status}
+        )
+    return [callback.id or 0 for callback in overdue]
+
+
+# --- placing the call and its result ----------------------------------------------------------
+
+
+def _held_by(session: Session, actor: Actor, callback_id: int, action: str) -> Callback:
+    callback = session.get(Callback, callback_id)
+    if callback is None:
+        raise NotFound(f"no callback {callback_id}")
+    if callback.assigned_agent_id != actor.agent_id and not actor.can("see_all_cases"):
+        raise audit.denial(
+            actor,
+            action,
+            "callback",
+            callback_id,
+            f"callback {callback_id} is not assigned to {actor.username}",
+        )
+    return callback
+
+
+def start_attempt(
+    session: Session, actor: Actor, callback_id: int, action_id: str, now: datetime
+) -> tuple[Callback, CallbackAttempt]:
+    callback = _held_by(session, actor, callback_id, "callback.dial")
+    if callback.status != CallbackStatus.ASSIGNED.value:
+        raise RuleViolation(
+            f"callback {callback_id} is {callback.status}: only an assigned one is dialled"
+        )
+    attempt = CallbackAttempt(
+        callback_id=callback_id, agent_id=actor.agent_id, action_id=action_id, started_at=now
+    )
+    session.add(attempt)
     session.flush()
     audit.record(
         session,
         actor,
-        "callback.request",
+        "callback.dial",
+        "callback",
+        callback_id,
+        {"action_id": action_id, "phone": callback.phone_number},
+    )
+    return callback, attempt
+
+
+def record_attempt_result(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    action_id: str,
+    result: AttemptResult,
+    now: datetime,
+    detail: str | None = None,
+) -> Callback:
+    """What came of a dialled callback. Answered: done (the agent logs the follow-up). Otherwise
+    retried after the configured delay, up to the attempts allowed; then a letter or SMS is due
+    and a supervisor sees it. A second report for the same attempt changes nothing."""
+    attempt = session.exec(
+        select(CallbackAttempt).where(CallbackAttempt.action_id == action_id)
+    ).first()
+    if attempt is None:
+        raise NotFound(f"no callback attempt with ActionID {action_id}")
+    callback = session.get(Callback, attempt.callback_id)
+    assert callback is not None  # foreign key
+    if attempt.result is not None:
+        return callback
+    attempt.result = result.value
+    attempt.ended_at = now
+    attempt.detail = detail
+    callback.attempts += 1
+    callback.last_result = result.value
+    policy = settings.callbacks
+    if result is AttemptResult.ANSWERED:
+        callback.status = CallbackStatus.DONE.value
+    elif callback.attempts >= policy.max_attempts:
+        callback.status = CallbackStatus.WRITTEN.value
+    else:
+        callback.status = CallbackStatus.PENDING.value
+        callback.due_from = now + timedelta(minutes=policy.retry_delay_minutes)
+        # The same agent is preferred for the retry; anyone may take it after the delay.
+        callback.owner_agent_id = callback.assigned_agent_id
+        callback.assigned_agent_id = None
+    session.add(attempt)
+    session.add(callback)
+    audit.record(
+        session,
+        actor,
+        "callback.result",
         "callback",
         callback.id,
-        {"call": call.linkedid, "reason": callback.reason},
+        {"result": result.value, "attempts": callback.attempts, "status": callback.status},
     )
     return callback
+
+
+# --- what agents see ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reminder:
+    due: int
+    overdue: int
+
+
+def reminders(session: Session, actor: Actor, now: datetime) -> Reminder:
+    """How many callbacks the agent holds that are due now, and how many are overdue."""
+    mine = (
+        select(func.count())
+        .select_from(Callback)
+        .where(
+            Callback.assigned_agent_id == actor.agent_id,
+            Callback.status == CallbackStatus.ASSIGNED.value,
+        )
+    )
+    due = session.exec(mine.where(col(Callback.due_from) <= now)).one()
+    overdue = session.exec(mine.where(col(Callback.overdue_at) < now)).one()
+    return Reminder(due=due, overdue=overdue)
+
+
+def list_callbacks(
+    session: Session,
+    actor: Actor,
+    *,
+    mine: bool,
+    statuses: tuple[str, ...] = (*OPEN_STATUSES, CallbackStatus.WRITTEN.value),
+    limit: int = 100,
+) -> list[Callback]:
+    """An agent sees their own callbacks; supervisors see all, including those that need a
+    written follow-up. Customer numbers are personal data: the listing is audited."""
+    query = select(Callback).where(col(Callback.status).in_(statuses))
+    if mine or not actor.can("see_all_cases"):
+        if actor.agent_id is None:
+            raise CasebookError(f"{actor.username} holds no callbacks")
+        query = query.where(Callback.assigned_agent_id == actor.agent_id)
+    callbacks = list(
+        session.exec(query.order_by(col(Callback.due_from), col(Callback.id)).limit(limit))
+    )
+    audit.record(
+        session, actor, "callback.list", "callback", None, {"rows": len(callbacks), "mine": mine}
+    )
+    return callbacks
+
+
+def next_callback(session: Session, actor: Actor) -> Callback | None:
+    """The agent's oldest assigned callback: the one to call now."""
+    return session.exec(
+        select(Callback)
+        .where(
+            Callback.assigned_agent_id == actor.agent_id,
+            Callback.status == CallbackStatus.ASSIGNED.value,
+        )
+        .order_by(col(Callback.due_from), col(Callback.id))
+    ).first()

@@ -15,6 +15,7 @@ from casebook.access import Actor
 from casebook.callbacks import request_abandoned_callback
 from casebook.models import Call, Case
 from casebook.reference import InvalidReference, normalise_reference
+from hotline.config import Settings
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def _case_for(session: Session, reference: str | None, linkedid: str) -> Case | 
 
 def record_call(
     session: Session,
+    settings: Settings,
     actor: Actor,
     *,
     linkedid: str,
@@ -87,7 +89,7 @@ def record_call(
         {"case": case.reference if case else None, "abandoned": call.abandoned},
     )
     if call.abandoned and ended_at is not None:
-        request_abandoned_callback(session, actor, call, ended_at)
+        request_abandoned_callback(session, settings, actor, call, ended_at)
     return StoredCall(call, case, created=True)
 
 

@@ -63,6 +63,7 @@ class CallbackReason(StrEnum):
 class RecordingKind(StrEnum):
     CALL = "call"  # MixMonitor of the whole call, both sides
     MESSAGE = "message"  # the caller's Record()ed complaint, their voice alone
+    CALLBACK = "callback"  # MixMonitor of a callback an agent placed (AMI Originate)
 
 
 class DraftState(StrEnum):
@@ -80,10 +81,18 @@ class JobStatus(StrEnum):
 
 
 class CallbackStatus(StrEnum):
-    PENDING = "pending"
-    ASSIGNED = "assigned"
-    DONE = "done"
+    PENDING = "pending"  # due (or waiting for its time), nobody holds it
+    ASSIGNED = "assigned"  # an agent holds it and should call
+    DONE = "done"  # the customer answered
+    WRITTEN = "written"  # no answer after the last attempt: a letter or SMS is due instead
     CANCELLED = "cancelled"
+
+
+class AttemptResult(StrEnum):
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
 
 
 class Agent(SQLModel, table=True):
@@ -100,6 +109,10 @@ class Agent(SQLModel, table=True):
     shift_start: time | None = None
     shift_end: time | None = None
     active: bool = True
+    # Open callbacks this agent may hold at once; None means the site's callbacks.agent_capacity.
+    capacity: int | None = None
+    # The fair tie-break between equally loaded agents: who waited longest gets the next one.
+    last_assigned_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -118,6 +131,8 @@ class Call(SQLModel, table=True):
     hangup_cause: int | None = None
     hangup_cause_text: str | None = Field(default=None, max_length=100)
     abandoned: bool = False
+    # Its recording file was missing or unreadable at ingest (recordings.ingest).
+    recording_missing: bool = False
     case_id: int | None = Field(default=None, foreign_key="complaint_case.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -135,6 +150,8 @@ class Recording(SQLModel, table=True):
     channels: int | None = None
     format: str | None = Field(default=None, max_length=16)
     retained_until: datetime | None = None
+    # Set when retention deleted the file; the row stays as the record of what existed.
+    deleted_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -229,8 +246,18 @@ class Callback(SQLModel, table=True):
     call_id: int | None = Field(default=None, foreign_key="call.id", index=True)
     phone_number: str = Field(max_length=32)
     reason: str = Field(max_length=16)
-    due_from: datetime
-    due_until: datetime | None = None
+    # Who may take it: agents of this department, or with this skill, speaking this language.
+    department: str | None = Field(default=None, max_length=64)
+    skill: str | None = Field(default=None, max_length=64)
+    language: str = Field(default="ar", max_length=8)
+    # Not before this moment (moved on after an unanswered attempt).
+    due_from: datetime = Field(index=True)
+    # Past this moment an unfinished callback is overdue and escalated.
+    overdue_at: datetime
+    escalated_at: datetime | None = None
+    # The customer's own call window (site time); None means the site's callbacks window.
+    window_start: time | None = None
+    window_end: time | None = None
     owner_agent_id: int | None = Field(default=None, foreign_key="agent.id")
     assigned_agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
     assigned_at: datetime | None = None
@@ -238,6 +265,22 @@ class Callback(SQLModel, table=True):
     status: str = Field(default=CallbackStatus.PENDING.value, max_length=16, index=True)
     last_result: str | None = Field(default=None, max_length=24)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class CallbackAttempt(SQLModel, table=True):
+    """One call placed for a callback (AMI Originate), with what came of it."""
+
+    __tablename__ = "callback_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    callback_id: int = Field(foreign_key="callback.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    # The Originate's ActionID: how the OriginateResponse finds its attempt.
+    action_id: str = Field(max_length=64, unique=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    result: str | None = Field(default=None, max_length=16)
+    detail: str | None = Field(default=None, max_length=200)
 
 
 class QAReview(SQLModel, table=True):
@@ -250,6 +293,22 @@ class QAReview(SQLModel, table=True):
     total: float | None = None
     comment: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (UniqueConstraint("recording_id", "reviewer_id"),)
+
+
+class QASample(SQLModel, table=True):
+    """A recording drawn for a reviewer (recordings.sampling); never drawn twice for them."""
+
+    __tablename__ = "qa_sample"
+
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int = Field(foreign_key="recording.id", index=True)
+    reviewer_id: int = Field(foreign_key="agent.id", index=True)
+    # The stratum it was drawn from (e.g. "billing", "abandoned", "callback") and the seed.
+    stratum: str = Field(max_length=80)
+    seed: int
+    drawn_at: datetime = Field(default_factory=utcnow)
 
     __table_args__ = (UniqueConstraint("recording_id", "reviewer_id"),)
 
@@ -267,5 +326,8 @@ class AuditEvent(SQLModel, table=True):
     object_id: str | None = Field(default=None, max_length=64)
     allowed: bool = True
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The hash chain (casebook.audit): unique, so two entries can never claim the same parent.
+    prev_hash: str = Field(default="", max_length=64, unique=True, index=True)
+    hash: str = Field(default="", max_length=64)
 
     __table_args__ = (Index("ix_audit_object", "object_type", "object_id"),)

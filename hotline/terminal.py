@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
 
 import arabic_reshaper
 from bidi import get_display
+from rich.text import Text
 
 # Arabic, Arabic Supplement, Extended-A and the presentation forms.
 _RTL = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
@@ -20,11 +22,19 @@ def has_rtl(text: str) -> bool:
     return bool(_RTL.search(text))
 
 
+# A bracketed run with no Arabic in it, e.g. "(no cases)".
+_LATIN_IN_BRACKETS = re.compile(r"\([^()\u0600-\u06FF]*\)")
+_ISOLATES = str.maketrans("", "", "\u2066\u2067\u2068\u2069")
+
+
 def visual(text: str, mode: str = "visual") -> str:
     """One line, in the order the terminal must draw it."""
     if mode != "visual" or not has_rtl(text):
         return text
-    return str(get_display(arabic_reshaper.reshape(text)))
+    # python-bidi lacks the paired-bracket rule, so "(no cases)" after Arabic would come out as
+    # ")no cases(": isolating the bracketed Latin run (LRI ... PDI) keeps its brackets upright.
+    isolated = _LATIN_IN_BRACKETS.sub(lambda m: f"\u2066{m.group(0)}\u2069", text)
+    return str(get_display(arabic_reshaper.reshape(isolated))).translate(_ISOLATES)
 
 
 def visual_lines(text: str, width: int, mode: str = "visual") -> list[str]:
@@ -44,3 +54,33 @@ def cell(text: str | None, width: int, mode: str = "visual") -> str:
     if len(flat) > width:
         flat = flat[: max(width - 1, 1)] + "…"
     return visual(flat, mode)
+
+
+def highlighted_lines(
+    words: list[tuple[str, bool]], width: int, mode: str = "visual", style: str = "bold yellow"
+) -> list[Text]:
+    """Lines of (word, doubtful) pairs, wrapped in logical order, drawn in visual order, with the
+    doubtful words styled. Shaping never crosses a space, so a word looks the same drawn alone
+    or inside its line: that is how a doubtful word is found again after reordering."""
+    lines: list[list[tuple[str, bool]]] = [[]]
+    used = 0
+    for word, doubtful in words:
+        if lines[-1] and used + 1 + len(word) > width:
+            lines.append([])
+            used = 0
+        used += len(word) + (1 if lines[-1] else 0)
+        lines[-1].append((word, doubtful))
+    rendered = []
+    for line in lines:
+        doubtful_left = Counter(visual(word, mode) for word, doubtful in line if doubtful)
+        text = Text()
+        for position, token in enumerate(visual(" ".join(w for w, _ in line), mode).split(" ")):
+            if position:
+                text.append(" ")
+            if doubtful_left[token] > 0:
+                doubtful_left[token] -= 1
+                text.append(token, style=style)
+            else:
+                text.append(token)
+        rendered.append(text)
+    return rendered

@@ -42,3 +42,10 @@ def test_a_cell_is_cut_at_the_end_of_the_sentence_not_its_beginning() -> None:
     assert base_letters(shown).endswith("تعطقنا")  # the first word, reversed for drawing
     assert shown.startswith("…")
     assert cell(None, 10) == ""
+
+
+def test_latin_in_brackets_keeps_its_brackets_upright() -> None:
+    assert (
+        base_letters(visual("لا توجد شكاوى (no cases)")) == "(no cases) ىواكش دجوت لا"
+    )  # lam-alef is one ligature
+    assert "\u2066" not in visual("الحالة (open)")

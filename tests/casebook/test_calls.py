@@ -23,6 +23,7 @@ def store(
     return db.run(
         lambda s: calls.record_call(
             s,
+            Settings(),
             LISTENER,
             linkedid=linkedid,
             uniqueid=linkedid,

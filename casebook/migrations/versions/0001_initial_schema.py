@@ -33,6 +33,8 @@ def upgrade() -> None:
         sa.Column("shift_start", sa.Time(), nullable=True),
         sa.Column("shift_end", sa.Time(), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=True),
+        sa.Column("last_assigned_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -173,8 +175,14 @@ def upgrade() -> None:
         sa.Column("call_id", sa.Integer(), nullable=True),
         sa.Column("phone_number", sa.String(length=32), nullable=False),
         sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("department", sa.String(length=64), nullable=True),
+        sa.Column("skill", sa.String(length=64), nullable=True),
+        sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("due_from", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("due_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("overdue_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("escalated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("window_start", sa.Time(), nullable=True),
+        sa.Column("window_end", sa.Time(), nullable=True),
         sa.Column("owner_agent_id", sa.Integer(), nullable=True),
         sa.Column("assigned_agent_id", sa.Integer(), nullable=True),
         sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True),
@@ -207,6 +215,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_callback_call_id"), ["call_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_callback_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_callback_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_callback_due_from"), ["due_from"], unique=False)
+
+    op.create_table(
+        "callback_attempt",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("callback_id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=True),
+        sa.Column("action_id", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.String(length=16), nullable=True),
+        sa.Column("detail", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(["agent_id"], ["agent.id"]),
+        sa.ForeignKeyConstraint(["callback_id"], ["callback.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("action_id"),
+    )
+    with op.batch_alter_table("callback_attempt", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_callback_attempt_callback_id"), ["callback_id"], unique=False
+        )
 
     op.create_table(
         "recording",
@@ -360,6 +389,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_callback_call_id"))
         batch_op.drop_index(batch_op.f("ix_callback_assigned_agent_id"))
 
+    op.drop_table("callback_attempt")
     op.drop_table("callback")
     with op.batch_alter_table("followup", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_followup_case_id"))

@@ -1,0 +1,75 @@
+"""The agent's queue of drafts: complaints registered by the IVR, transcribed, waiting for a
+person to confirm what the caller said. Opening a draft takes it, so two agents never work the
+same one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from casebook import audit
+from casebook.access import Actor
+from casebook.cases import load_for
+from casebook.errors import RuleViolation
+from casebook.models import Case, CaseStatus, Recording, RecordingKind, Transcript
+
+
+@dataclass(frozen=True)
+class Draft:
+    case: Case
+    recording: Recording | None
+    transcript: Transcript | None
+
+
+def draft_queue(session: Session, actor: Actor, *, limit: int = 50) -> list[Case]:
+    """Drafts the actor may work, oldest first: untaken ones of their department (any, for roles
+    that see all cases) and those they already took."""
+    query = select(Case).where(Case.status == CaseStatus.DRAFT.value)
+    untaken = col(Case.assigned_agent_id).is_(None)
+    if actor.can("see_all_cases"):
+        query = query.where(or_(untaken, col(Case.assigned_agent_id) == actor.agent_id))
+    else:
+        query = query.where(
+            or_(
+                col(Case.assigned_agent_id) == actor.agent_id,
+                untaken & (col(Case.department) == actor.department),
+            )
+        )
+    drafts = list(session.exec(query.order_by(col(Case.created_at), col(Case.id)).limit(limit)))
+    audit.record(
+        session, actor, "draft.queue", "case", None, {"references": [c.reference for c in drafts]}
+    )
+    return drafts
+
+
+def open_draft(session: Session, actor: Actor, reference: str) -> Draft:
+    """Take the draft (if nobody has) and return it with its recording and transcript."""
+    case = load_for(session, actor, reference, "draft.open")
+    if case.status != CaseStatus.DRAFT.value:
+        raise RuleViolation(f"case {case.reference} is {case.status}, not a draft")
+    if case.assigned_agent_id not in (None, actor.agent_id):
+        raise RuleViolation(f"case {case.reference} is being reviewed by another agent")
+    if case.assigned_agent_id is None and actor.agent_id is not None:
+        case.assigned_agent_id = actor.agent_id
+        session.add(case)
+    recordings = list(
+        session.exec(
+            select(Recording).where(Recording.case_id == case.id).order_by(col(Recording.id))
+        )
+    )
+    # The caller's own message transcribes best; the whole-call recording is the fallback.
+    recording = next(
+        (r for r in recordings if r.kind == RecordingKind.MESSAGE.value),
+        recordings[0] if recordings else None,
+    )
+    transcript = None
+    if recording is not None:
+        transcript = session.exec(
+            select(Transcript)
+            .where(Transcript.recording_id == recording.id)
+            .order_by(col(Transcript.id).desc())
+        ).first()
+    audit.record(session, actor, "case.read", "case", case.reference, {"as": "draft review"})
+    return Draft(case, recording, transcript)
