@@ -53,6 +53,7 @@ from hotline import terminal
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.demo import run_demo
 from hotline.lifecycle import configure_logging, wait_for_stop_signal
+from hotline.scheduler import build_scheduler
 from ivr_flows import (
     AgiServer,
     FlowError,
@@ -828,6 +829,18 @@ def callbacks_next() -> None:
     due = local_time(callback.due_from, ctx.settings)
     out.print(f"callback {callback.id}: {callback.phone_number} ({callback.reason}), due {due}")
     out.print(f"  dial it with: hotline callbacks dial {callback.id}")
+
+
+@app.command("scheduler")
+def scheduler() -> None:
+    """Run the periodic rules (callback assignment, overdue escalation) until SIGTERM."""
+    configure_logging()
+    ctx = context()
+    jobs = build_scheduler(ctx.db, ctx.settings)
+    jobs.start()
+    out.print("scheduler running (stop with Ctrl-C or SIGTERM)")
+    wait_for_stop_signal()
+    jobs.shutdown(wait=True)
 
 
 # --- IVR ------------------------------------------------------------------------------------

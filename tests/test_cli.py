@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
@@ -161,3 +162,45 @@ def test_agi_serves_a_call_and_stops_cleanly_on_sigterm(site: Path) -> None:
     assert server.returncode == 0, errors
     listed = json.loads(hotline(site, "cases", "list", "--json").stdout)
     assert [case["caller_number"] for case in listed] == ["0912345678"]
+
+
+def test_the_scheduler_process_assigns_due_callbacks_and_stops_on_sigterm(site: Path) -> None:
+    env = {
+        **os.environ,
+        "LOGNAME": "root",
+        "USER": "root",
+        "HOTLINE_CONFIG": str(site / "config.yaml"),
+        "HOTLINE_CALLBACKS__ASSIGN_INTERVAL_SECONDS": "0.2",
+        # Whatever the day and hour the test runs at: everyone works, customers may be called.
+        "HOTLINE_CALLBACKS__CALL_WINDOW_START": "00:00",
+        "HOTLINE_CALLBACKS__CALL_WINDOW_END": "23:59:59",
+        "HOTLINE_BUSINESS_HOURS__DAYS": "[mon, tue, wed, thu, fri, sat, sun]",
+        "HOTLINE_BUSINESS_HOURS__START": "00:00",
+        "HOTLINE_BUSINESS_HOURS__END": "23:59:59",
+    }
+    database = site / "hotline.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO callback (phone_number, reason, department, language, due_from,"
+            " overdue_at, attempts, status, created_at) VALUES ('0910000001', 'abandoned',"
+            " 'billing', 'ar', '2020-01-01 00:00:00', '2999-01-01 00:00:00', 0, 'pending',"
+            " '2020-01-01 00:00:00')"
+        )
+    server = subprocess.Popen([HOTLINE, "scheduler"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60  # a safety net: the first run is immediate
+        status = "pending"
+        while status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with sqlite3.connect(database) as connection:
+                status = connection.execute("SELECT status FROM callback").fetchone()[0]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
+    assert server.returncode == 0
+    with sqlite3.connect(database) as connection:
+        row = connection.execute(
+            "SELECT callback.status, agent.username FROM callback JOIN agent"
+            " ON agent.id = callback.assigned_agent_id"
+        ).fetchone()
+    assert row == ("assigned", "sara")

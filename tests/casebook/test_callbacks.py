@@ -3,6 +3,8 @@ preference, skills, load, capacity, retries, written follow-ups and overdue esca
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,7 +23,7 @@ from casebook.models import (
     CallbackReason,
     CallbackStatus,
 )
-from hotline.config import Settings
+from hotline.config import DatabaseSettings, Settings
 
 TRIPOLI = ZoneInfo("Africa/Tripoli")
 SCHEDULER = Actor.system("scheduler")
@@ -303,3 +305,39 @@ def test_every_assignment_is_audited(site: Database, settings: Settings) -> None
     with site.session() as s:
         events = s.exec(select(AuditEvent).where(col(AuditEvent.action) == "callback.assign")).all()
     assert [(e.object_id, e.detail) for e in events] == [(str(callback_id), {"agent": "amal"})]
+
+
+def _schedule(url: str, start: multiprocessing.synchronize.Event) -> None:
+    settings = Settings()
+    db = Database(DatabaseSettings(url=url, retry_seconds=60))
+    start.wait(timeout=30)
+    while db.run(
+        lambda s: callbacks.assign_due_callbacks(s, settings, SCHEDULER, SUNDAY_10, batch=50)
+    ).assigned:
+        pass
+    db.dispose()
+
+
+def test_two_scheduler_processes_assign_every_callback_exactly_once(
+    site: Database, settings: Settings
+) -> None:
+    for n in range(10):
+        add_agent(site, settings, f"agent{n}", capacity=100)
+    ids = [request(site, settings) for _ in range(300)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=_schedule, args=(site.settings.url, start)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=180)
+        assert worker.exitcode == 0
+    with site.session() as s:
+        held = s.exec(select(Callback)).all()
+        assigned = s.exec(
+            select(AuditEvent.object_id).where(AuditEvent.action == "callback.assign")
+        ).all()
+    assert sorted(int(a) for a in assigned if a) == sorted(ids)  # each once, none twice
+    loads = Counter(c.assigned_agent_id for c in held)
+    assert max(loads.values()) - min(loads.values()) <= 1
