@@ -10,7 +10,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
 from casebook import agents as agent_service
@@ -47,12 +48,13 @@ from casebook.models import (
     Priority,
     QAReview,
 )
+from casebook.operations import SiteStatus, site_status
 from casebook.reports import Report, build_report
 from casebook.workflow import STATUS_LABELS_AR
 from hotline import terminal
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.demo import run_demo
-from hotline.lifecycle import configure_logging, wait_for_stop_signal
+from hotline.lifecycle import HEARTBEAT_SECONDS, configure_logging, wait_for_stop_signal
 from hotline.scheduler import build_scheduler
 from ivr_flows import (
     AgiServer,
@@ -831,6 +833,35 @@ def callbacks_next() -> None:
     out.print(f"  dial it with: hotline callbacks dial {callback.id}")
 
 
+@app.command("status")
+def status(as_json: JsonOption = False) -> None:
+    """Live calls, the transcription queue, callbacks due and the health of each component."""
+    ctx = context()
+    stale = timedelta(seconds=HEARTBEAT_SECONDS * 3)
+    figures: SiteStatus = ctx.run(lambda session: site_status(session, utcnow(), stale))
+    if as_json:
+        emit_json(asdict(figures))
+        return
+    table = Table("component", "instance", "seen", "health", "state")
+    for item in figures.components:
+        health = "[green]ok[/]" if item.healthy else "[red]silent[/]"
+        state = ", ".join(f"{k}={v}" for k, v in item.state.items())
+        table.add_row(
+            item.component, item.instance, f"{item.seen_seconds_ago:.0f}s ago", health, state
+        )
+    if figures.components:
+        out.print(table)
+    else:
+        out.print("no component has reported yet (is `hotline serve` running?)")
+    oldest = figures.oldest_queued_seconds
+    out.print(
+        f"live calls {figures.live_calls} · transcription queue {figures.queue_depth} "
+        f"(running {figures.running_jobs}, failed {figures.failed_jobs}, oldest waiting "
+        f"{'—' if oldest is None else f'{oldest:.0f}s'}) · callbacks due {figures.callbacks_due}, "
+        f"overdue {figures.callbacks_overdue}, written follow-ups {figures.callbacks_written}"
+    )
+
+
 @app.command("scheduler")
 def scheduler() -> None:
     """Run the periodic rules (callback assignment, overdue escalation) until SIGTERM."""
@@ -1252,6 +1283,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CasebookError as exc:
         err.print(f"[bold red]refused:[/] {exc}")
         sys.exit(ExitCode.REFUSED)
+    except SQLAlchemyError as exc:
+        # A schema older than the code, a permission, a constraint: one line, not a traceback.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        err.print(f"[bold red]database error:[/] {reason} (try: hotline db upgrade)")
+        sys.exit(ExitCode.DATABASE)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,19 @@ class Transcript(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class Heartbeat(SQLModel, table=True):
+    """Each running component says it is alive, and what it holds, every few seconds."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    component: str = Field(max_length=32)  # listener, agi, worker, scheduler
+    instance: str = Field(max_length=128)  # host:pid
+    started_at: datetime = Field(default_factory=utcnow)
+    seen_at: datetime = Field(default_factory=utcnow)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    __table_args__ = (UniqueConstraint("component", "instance"),)
+
+
 class TranscriptionJob(SQLModel, table=True):
     """One job per recording, claimed under a lease so a killed worker's job is taken over."""
 

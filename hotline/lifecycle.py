@@ -10,6 +10,9 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 
+# How often a running component reports; three missed reports mark it silent in `hotline status`.
+HEARTBEAT_SECONDS = 5.0
+
 
 def wait_for_stop_signal(stop: threading.Event | None = None) -> str:
     """Block the main thread until SIGTERM or SIGINT (or ``stop`` is set); return which."""

@@ -169,6 +169,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_followup_case_id"), ["case_id"], unique=False)
 
     op.create_table(
+        "heartbeat",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("component", sa.String(length=32), nullable=False),
+        sa.Column("instance", sa.String(length=128), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("component", "instance"),
+    )
+    op.create_table(
         "callback",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),

@@ -1,0 +1,96 @@
+"""How the running site is doing: component heartbeats and the figures `hotline status` shows
+(live calls, transcription queue depth and oldest waiting job, callbacks due)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from casebook.callbacks import OPEN_STATUSES
+from casebook.models import Callback, CallbackStatus, Heartbeat, JobStatus, TranscriptionJob
+
+
+def beat(
+    session: Session, component: str, instance: str, state: dict[str, Any], now: datetime
+) -> None:
+    """Record that ``component`` on ``instance`` is alive, with what it holds right now."""
+    row = session.exec(
+        select(Heartbeat).where(Heartbeat.component == component, Heartbeat.instance == instance)
+    ).first()
+    if row is None:
+        row = Heartbeat(component=component, instance=instance, started_at=now)
+    row.seen_at = now
+    row.state = state
+    session.add(row)
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    component: str
+    instance: str
+    seen_seconds_ago: float
+    healthy: bool
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    components: list[ComponentHealth]
+    live_calls: int
+    queue_depth: int
+    running_jobs: int
+    failed_jobs: int
+    oldest_queued_seconds: float | None
+    callbacks_due: int
+    callbacks_overdue: int
+    callbacks_written: int
+
+
+def site_status(session: Session, now: datetime, stale_after: timedelta) -> SiteStatus:
+    components = [
+        ComponentHealth(
+            row.component,
+            row.instance,
+            (now - row.seen_at).total_seconds(),
+            now - row.seen_at <= stale_after,
+            row.state,
+        )
+        for row in session.exec(
+            select(Heartbeat).order_by(col(Heartbeat.component), col(Heartbeat.instance))
+        )
+    ]
+    jobs = dict(
+        session.exec(
+            select(TranscriptionJob.status, func.count()).group_by(col(TranscriptionJob.status))
+        ).all()
+    )
+    oldest = session.exec(
+        select(func.min(TranscriptionJob.created_at)).where(
+            TranscriptionJob.status == JobStatus.QUEUED.value
+        )
+    ).one()
+
+    def count(*conditions: Any) -> int:
+        return session.exec(select(func.count()).select_from(Callback).where(*conditions)).one()
+
+    return SiteStatus(
+        components=components,
+        live_calls=sum(
+            int(c.state.get("live_calls", 0))
+            for c in components
+            if c.component == "listener" and c.healthy
+        ),
+        queue_depth=jobs.get(JobStatus.QUEUED.value, 0),
+        running_jobs=jobs.get(JobStatus.RUNNING.value, 0),
+        failed_jobs=jobs.get(JobStatus.FAILED.value, 0),
+        oldest_queued_seconds=(now - oldest).total_seconds() if oldest is not None else None,
+        callbacks_due=count(col(Callback.status).in_(OPEN_STATUSES), col(Callback.due_from) <= now),
+        callbacks_overdue=count(
+            col(Callback.status).in_(OPEN_STATUSES), col(Callback.overdue_at) < now
+        ),
+        callbacks_written=count(Callback.status == CallbackStatus.WRITTEN.value),
+    )
