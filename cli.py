@@ -9,6 +9,7 @@ import json
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
@@ -26,6 +27,7 @@ from sqlmodel import Session, SQLModel
 from casebook import agents as agent_service
 from casebook import audit as audit_service
 from casebook import callbacks as callback_service
+from casebook import calls as calls_service
 from casebook import cases as case_service
 from casebook import drafts as draft_service
 from casebook import followups as followup_service
@@ -38,6 +40,7 @@ from casebook.errors import CasebookError, DatabaseUnavailable
 from casebook.models import (
     Agent,
     AuditEvent,
+    Call,
     Callback,
     Case,
     CaseStatus,
@@ -52,19 +55,17 @@ from casebook.operations import SiteStatus, site_status
 from casebook.reports import Report, build_report
 from casebook.workflow import STATUS_LABELS_AR
 from hotline import terminal
+from hotline.components import Agi, Component, Listener, Scheduler, run_until_signal
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.demo import run_demo
-from hotline.lifecycle import HEARTBEAT_SECONDS, configure_logging, wait_for_stop_signal
-from hotline.scheduler import build_scheduler
+from hotline.lifecycle import HEARTBEAT_SECONDS, configure_logging
 from ivr_flows import (
-    AgiServer,
     FlowError,
     SpeechError,
     build_prompts,
     load_flow,
     render_asterisk_config,
 )
-from ivr_flows.casebook_backend import CasebookBackend
 from recordings.integrity import Finding, verify_recordings
 from recordings.listening import copy_for_playing, export_recording
 from recordings.player import INSTALL_HINT, find_player, play
@@ -93,6 +94,8 @@ drafts_app = typer.Typer(
 callbacks_app = typer.Typer(help="Follow-up callbacks.", no_args_is_help=True)
 app.add_typer(drafts_app, name="drafts")
 app.add_typer(callbacks_app, name="callbacks")
+calls_app = typer.Typer(help="Calls the AMI listener stored.", no_args_is_help=True)
+app.add_typer(calls_app, name="calls")
 prompts_app = typer.Typer(help="IVR prompt audio.", no_args_is_help=True)
 asterisk_app = typer.Typer(help="Asterisk configuration for this site.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
@@ -865,13 +868,87 @@ def status(as_json: JsonOption = False) -> None:
 @app.command("scheduler")
 def scheduler() -> None:
     """Run the periodic rules (callback assignment, overdue escalation) until SIGTERM."""
+    run_components("scheduler")
+
+
+@app.command("listen")
+def listen() -> None:
+    """Run the AMI listener until SIGTERM or Ctrl-C: every hotline call stored once."""
+    run_components("listener")
+
+
+def run_components(*names: str) -> None:
+    """Start the named components; SIGTERM or SIGINT stops them, each finishing its work."""
     configure_logging()
     ctx = context()
-    jobs = build_scheduler(ctx.db, ctx.settings)
-    jobs.start()
-    out.print("scheduler running (stop with Ctrl-C or SIGTERM)")
-    wait_for_stop_signal()
-    jobs.shutdown(wait=True)
+    give_up = threading.Event()
+    makers: dict[str, Callable[[], Component]] = {
+        "listener": lambda: Listener(ctx.db, ctx.settings, give_up),
+        "agi": lambda: Agi(ctx.db, ctx.settings),
+        "scheduler": lambda: Scheduler(ctx.db, ctx.settings),
+    }
+    components = [makers[name]() for name in names]
+    try:
+        run_until_signal(ctx.db, components, give_up)
+    except OSError as exc:
+        fail(f"cannot listen on {ctx.settings.agi.host}:{ctx.settings.agi.port}: {exc.strerror}")
+    for component in components:
+        if isinstance(component, Listener) and component.failure is not None:
+            fail(f"AMI at {ctx.settings.ami.host}:{ctx.settings.ami.port}: {component.failure}")
+
+
+CALL_FIELDS = (
+    "linkedid",
+    "caller_number",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "abandoned",
+    "recording_path",
+    "recording_missing",
+    "hangup_cause_text",
+    "ivr_choices",
+)
+
+
+@calls_app.command("list")
+def calls_list(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50, as_json: JsonOption = False
+) -> None:
+    """Recent calls to the hotline, newest first (supervisors, QA, admins; audited)."""
+    ctx = context()
+
+    def read(session: Session, actor: Actor) -> list[tuple[Call, str | None]]:
+        listed = calls_service.list_calls(session, actor, limit=limit)
+        return [(call, calls_service.case_reference(session, call)) for call in listed]
+
+    def status_of(call: Call) -> str:
+        if call.ended_at is None:
+            return "live"
+        return "abandoned" if call.abandoned else "complete"
+
+    rows = ctx.as_user(read)
+    if as_json:
+        emit_json(
+            [
+                {**model_row(call, CALL_FIELDS), "status": status_of(call), "case": reference}
+                for call, reference in rows
+            ]
+        )
+        return
+    table = Table("linkedid", "caller", "started", "duration", "status", "case", "recording")
+    for call, reference in rows:
+        duration = "" if call.duration_seconds is None else f"{call.duration_seconds:.0f}s"
+        table.add_row(
+            call.linkedid,
+            call.caller_number or "",
+            local_time(call.started_at or call.ended_at, ctx.settings, short=True),
+            duration,
+            status_of(call),
+            reference or "",
+            Path(call.recording_path).name if call.recording_path else "",
+        )
+    out.print(table)
 
 
 # --- IVR ------------------------------------------------------------------------------------
@@ -880,20 +957,7 @@ def scheduler() -> None:
 @app.command("agi")
 def agi() -> None:
     """Run the FastAGI server for the Arabic IVR until SIGTERM or Ctrl-C."""
-    configure_logging()
-    ctx = context()
-    server = AgiServer(
-        ctx.settings,
-        CasebookBackend(ctx.db, ctx.settings),
-        flow=load_flow(ctx.settings.ivr.flow_file),
-    )
-    try:
-        host, port = server.start()
-    except OSError as exc:
-        fail(f"cannot listen on {ctx.settings.agi.host}:{ctx.settings.agi.port}: {exc.strerror}")
-    out.print(f"FastAGI listening on {host}:{port} (stop with Ctrl-C or SIGTERM)")
-    wait_for_stop_signal()
-    server.stop(grace=ctx.settings.agi.command_timeout)
+    run_components("agi")
 
 
 @prompts_app.command("build")
@@ -1159,6 +1223,9 @@ def recordings_retention(
     )
     if as_json:
         emit_json([dataclasses.asdict(item) for item in expired])
+    elif not expired:
+        nothing = "لا توجد تسجيلات منتهية الاحتفاظ (nothing past retention)"
+        out.print(terminal.visual(nothing, ctx.bidi))
     else:
         table = Table("recording", "case", "due", "deleted", "path / error")
         for item in expired:

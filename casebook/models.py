@@ -130,6 +130,8 @@ class Call(SQLModel, table=True):
     ivr_choices: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     hangup_cause: int | None = None
     hangup_cause_text: str | None = Field(default=None, max_length=100)
+    # The MixMonitor file Asterisk announced (MIXMONITOR_FILENAME), ingested or not yet.
+    recording_path: str | None = Field(default=None, max_length=1024)
     abandoned: bool = False
     # Its recording file was missing or unreadable at ingest (recordings.ingest).
     recording_missing: bool = False

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlmodel import select
@@ -36,6 +37,7 @@ def store(
             hangup_cause_text="Normal Clearing",
             case_reference=reference,
             ivr_choices=["1"],
+            recording_path=None,
         )
     )
 
@@ -43,7 +45,7 @@ def store(
 def test_a_call_is_stored_once_per_linkedid(db: Database) -> None:
     first = store(db, "1795370976.8", "0510000001")
     again = store(db, "1795370976.8", "0510000001")
-    assert first.created and not again.created
+    assert first.finished_now and not again.finished_now
     assert again.call.id == first.call.id
     assert first.call.duration_seconds == 30.0
     with db.session() as s:
@@ -121,3 +123,36 @@ def test_status_by_phone_only_for_the_callers_own_case(db: Database, settings: S
 
         lookups = s.exec(select(AuditEvent).where(AuditEvent.action == "case.status_lookup")).all()
     assert [e.allowed for e in lookups] == [True, False, True, False, False, False]
+
+
+def test_a_noted_call_that_vanished_during_a_gap_is_finished_once(
+    db: Database, settings: Settings
+) -> None:
+    for linkedid in ("g.1", "g.2"):
+        note = partial(
+            calls.note_call,
+            linkedid=linkedid,
+            uniqueid=linkedid,
+            caller_number="0930000003",
+            did="15654",
+            started_at=START,
+            recording_path=f"/rec/hotline-{linkedid}.wav",
+        )
+        db.run(note)
+    later = START + timedelta(minutes=5)
+    closed = db.run(lambda s: calls.close_vanished_calls(s, settings, LISTENER, {"g.2"}, later))
+    assert [c.call.linkedid for c in closed] == ["g.1"]
+    assert (
+        db.run(lambda s: calls.close_vanished_calls(s, settings, LISTENER, set(), later))[
+            0
+        ].call.linkedid
+        == "g.2"
+    )
+    assert db.run(lambda s: calls.close_vanished_calls(s, settings, LISTENER, set(), later)) == []
+    gone = {c.linkedid: c for c in (db.run(lambda s: calls.list_calls(s, LISTENER)))}["g.1"]
+    assert (gone.ended_at, gone.abandoned, gone.recording_path) == (
+        later,
+        True,
+        "/rec/hotline-g.1.wav",
+    )
+    assert gone.hangup_cause_text == "ended while the listener was away"

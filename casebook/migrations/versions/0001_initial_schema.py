@@ -129,6 +129,7 @@ def upgrade() -> None:
         sa.Column("ivr_choices", sa.JSON(), nullable=False),
         sa.Column("hangup_cause", sa.Integer(), nullable=True),
         sa.Column("hangup_cause_text", sa.String(length=100), nullable=True),
+        sa.Column("recording_path", sa.String(length=1024), nullable=True),
         sa.Column("abandoned", sa.Boolean(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

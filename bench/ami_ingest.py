@@ -1,0 +1,199 @@
+"""AMI ingest speed: bare asterisk-ami vs. the hotline listener, on the same bytes, same run.
+
+The byte stream is the PBX simulator's traffic for 200 concurrent calls, recorded once. Each
+contender then reads it from a loopback TCP server, as it would read Asterisk:
+
+  (a) asterisk-ami 0.1.7's AMIClient with a no-op event callback (parsing only);
+  (b) hotline's AmiSession + CallTracker + a sink (tracking; the sink is a parameter so that
+      the database-writing sink can be measured the same way).
+
+Prints events/s for both and the ratio b/a (target >= 0.5).
+Run: .venv/bin/python bench/ami_ingest.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+# The bare package is what (a) measures; product code reaches it only through hotline.ami.
+from asterisk.ami import AMIClient, Event
+
+from hotline.ami import AmiSession
+from hotline.ami_protocol import AmiFramer, AmiMessage
+from hotline.simulator import PbxSimulator, SimulatedCall
+from hotline.tracker import CallTracker, FinishedCallsOnly, TrackedCall
+
+CALLS = 200
+ROUNDS = 5
+PATIENCE = 60.0
+LOGIN = (
+    b"Action: Login\r\nActionID: login-1\r\nUsername: hotline\r\n"
+    b"Secret: hotline-secret\r\nEvents: on\r\n\r\n"
+)
+LOGOFF = b"Action: Logoff\r\nActionID: logoff-1\r\n\r\n"
+
+
+class CountingSink(FinishedCallsOnly):
+    """The default sink: counts finished calls and does nothing else."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def call_finished(self, call: TrackedCall) -> None:  # noqa: ARG002  (counting only)
+        self.calls += 1
+
+
+def record_simulator_traffic(calls: int) -> bytes:
+    """Every byte the simulator sends one listener for ``calls`` concurrent calls."""
+    with PbxSimulator(seed=42) as sim, socket.create_connection(("127.0.0.1", sim.port)) as sock:
+        sock.sendall(LOGIN)
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=_read_to_end, args=(sock, chunks))
+        reader.start()
+        sim.place_calls(SimulatedCall(f"0910{n:06d}") for n in range(calls))
+        sim.wait_until_idle(PATIENCE)
+        sock.sendall(LOGOFF)  # the Goodbye answer ends the stream
+        reader.join(PATIENCE)
+    return b"".join(chunks)
+
+
+def _read_to_end(sock: socket.socket, chunks: list[bytes]) -> None:
+    while data := sock.recv(1 << 16):
+        chunks.append(data)
+
+
+def count_events(stream: bytes) -> int:
+    framer = AmiFramer(expect_banner=True)
+    return sum(1 for m in framer.feed(stream) if m.kind == "Event")
+
+
+class StreamServer:
+    """Serves the banner, then the rest of ``stream`` once the client's Login block arrived."""
+
+    def __init__(self, stream: bytes) -> None:
+        banner_end = stream.index(b"\r\n") + 2
+        self._banner, self._rest = stream[:banner_end], stream[banner_end:]
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        client, _ = self._server.accept()
+        with client:
+            client.sendall(self._banner)
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += client.recv(4096)
+            client.sendall(self._rest)
+            with contextlib.suppress(OSError):
+                while client.recv(4096):
+                    pass
+
+    def close(self) -> None:
+        self._thread.join(PATIENCE)
+        self._server.close()
+
+
+def ignore_event(event: Event, source: AMIClient) -> None:  # noqa: ARG001  (a no-op callback)
+    return None
+
+
+def measure_bare(stream: bytes) -> float:
+    """Seconds for asterisk-ami to read and dispatch the stream to a no-op callback."""
+    server = StreamServer(stream)
+    client = AMIClient(address="127.0.0.1", port=server.port, timeout=PATIENCE)
+    client.add_event_listener(ignore_event)
+    client.connect()
+    started = time.perf_counter()
+    client.login("hotline", "hotline-secret")
+    client._thread.join(PATIENCE)  # the Goodbye at the end stops its listener thread
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    server.close()
+    return elapsed
+
+
+def measure_hotline(stream: bytes, events: int, sink: CallSink) -> float:
+    """Seconds for hotline's session + tracker (+ ``sink``) to take in every event."""
+    server = StreamServer(stream)
+    tracker = CallTracker(sink)
+    done = threading.Event()
+    seen = 0
+
+    def on_event(message: AmiMessage, received_at: datetime) -> None:
+        nonlocal seen
+        tracker.on_event(message, received_at)
+        if message.kind == "Event":
+            seen += 1
+            if seen == events:
+                done.set()
+
+    session = AmiSession("127.0.0.1", server.port, on_event)
+    session.open()
+    started = time.perf_counter()
+    session.send_action("Login", {"Username": "hotline", "Secret": "hotline-secret"})
+    done.wait(PATIENCE)
+    elapsed = time.perf_counter() - started
+    session.close()
+    session.join(PATIENCE)
+    server.close()
+    return elapsed
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    events: int
+    bare_seconds: float
+    hotline_seconds: float
+
+    @property
+    def bare_rate(self) -> float:
+        return self.events / self.bare_seconds
+
+    @property
+    def hotline_rate(self) -> float:
+        return self.events / self.hotline_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.hotline_rate / self.bare_rate
+
+
+def run(sink_factory: Callable[[], CallSink] = CountingSink) -> BenchResult:
+    """Best of ``ROUNDS`` for each contender, alternating so both see the same machine load."""
+    stream = record_simulator_traffic(CALLS)
+    events = count_events(stream)
+    bare, ours = [], []
+    for _ in range(ROUNDS):
+        bare.append(measure_bare(stream))
+        ours.append(measure_hotline(stream, events, sink_factory()))
+    return BenchResult(events, min(bare), min(ours))
+
+
+def main() -> None:
+    result = run()
+    print(
+        f"AMI ingest: {CALLS} concurrent simulated calls, {result.events} events, best of {ROUNDS}"
+    )
+    print(f"{'contender':<40} {'seconds':>8} {'events/s':>10}")
+    print(
+        f"{'(a) asterisk-ami, no-op callback':<40} {result.bare_seconds:>8.3f}"
+        f" {result.bare_rate:>10,.0f}"
+    )
+    print(
+        f"{'(b) hotline session + tracker + sink':<40} {result.hotline_seconds:>8.3f}"
+        f" {result.hotline_rate:>10,.0f}"
+    )
+    verdict = "meets" if result.ratio >= 0.5 else "MISSES"
+    print(f"ratio b/a = {result.ratio:.2f} ({verdict} the 0.5 target)")
+
+
+if __name__ == "__main__":
+    main()

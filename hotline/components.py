@@ -1,0 +1,203 @@
+"""The long-running parts of the hotline as components with one shape (start, stop, state), so
+`hotline listen|agi|worker|scheduler` run one each and `hotline serve` runs them together.
+Each reports a heartbeat with its state for `hotline status`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlmodel import Session
+
+from casebook import operations
+from casebook.clock import utcnow
+from casebook.db import Database
+from hotline.ami import AmiLoginError
+from hotline.config import Settings
+from hotline.lifecycle import HEARTBEAT_SECONDS, wait_for_stop_signal
+from hotline.persist import CallStore, reconcile_recordings
+from hotline.runners import build_client
+from hotline.scheduler import build_scheduler
+from ivr_flows import AgiServer, load_flow
+from ivr_flows.casebook_backend import CasebookBackend
+
+log = logging.getLogger(__name__)
+
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+class Every:
+    """Run ``work`` every ``seconds`` on a thread of its own until stopped; errors are logged
+    and the next round runs anyway."""
+
+    def __init__(self, seconds: float, work: Callable[[], None], name: str) -> None:
+        self.seconds = seconds
+        self.work = work
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.work()
+            except Exception:
+                log.exception("%s failed; trying again in %.0f s", self._thread.name, self.seconds)
+            if self._stop.wait(self.seconds):
+                return
+
+
+class Heartbeats:
+    """Reports every component's state to the database."""
+
+    def __init__(self, db: Database, components: list[Component]) -> None:
+        self.db = db
+        self.components = components
+        self._timer = Every(HEARTBEAT_SECONDS, self.beat, "heartbeat")
+
+    def beat(self) -> None:
+        def work(session: Session) -> None:
+            for component in self.components:
+                operations.beat(session, component.name, INSTANCE, component.state(), utcnow())
+
+        self.db.run(work)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self.beat()
+
+
+class Listener:
+    """The AMI listener: tracks calls, stores finished ones, recovers calls from orphaned
+    recordings after a gap."""
+
+    name = "listener"
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        give_up: threading.Event,
+        reconcile_seconds: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = CallStore(db, settings)
+        self.client, self.tracker = build_client(settings.ami, self.store)
+        self.failure: AmiLoginError | None = None
+        self._give_up = give_up
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ami-listener", daemon=True)
+        self._reconcile = Every(reconcile_seconds, self.reconcile, "reconcile")
+
+    def start(self) -> None:
+        self.store.start()
+        self._thread.start()
+        self._reconcile.start()
+
+    def _run(self) -> None:
+        try:
+            self.client.run(self._stop)
+        except AmiLoginError as exc:
+            # A refused login is not retried (no storm); the process reports it and stops.
+            self.failure = exc
+            log.error("AMI login refused: %s", exc)
+            self._give_up.set()
+
+    def reconcile(self) -> None:
+        live = {uid for call in self.tracker.live_calls() for uid in call.channels}
+        self.db.run(
+            lambda session: reconcile_recordings(session, self.settings, live_uniqueids=live)
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._reconcile.stop()
+        self.store.stop()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "connected": self.client.connected,
+            "live_calls": len(self.tracker.live_calls()),
+            "stored": self.store.stats.stored,
+            "waiting_to_store": self.store.pending,
+            "ami_warnings": self.client.stats.warnings,
+            "reconnects": max(self.client.stats.connections - 1, 0),
+        }
+
+
+class Scheduler:
+    name = "scheduler"
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._jobs = build_scheduler(db, settings)
+
+    def start(self) -> None:
+        self._jobs.start()
+
+    def stop(self) -> None:
+        self._jobs.shutdown(wait=True)
+
+    def state(self) -> dict[str, Any]:
+        return {"jobs": len(self._jobs.get_jobs())}
+
+
+class Agi:
+    name = "agi"
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.settings = settings
+        flow = load_flow(settings.ivr.flow_file)
+        self.server = AgiServer(settings, CasebookBackend(db, settings), flow=flow)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        # Calls in progress may finish their step; then they are cut.
+        self.server.stop(grace=self.settings.agi.command_timeout)
+
+    def state(self) -> dict[str, Any]:
+        host, port = self.server.address
+        return {"address": f"{host}:{port}"}
+
+
+def run_until_signal(db: Database, components: list[Component], stop: threading.Event) -> None:
+    """Start the components, report heartbeats, and on SIGTERM/SIGINT (or ``stop``) stop them in
+    reverse order, each finishing what it holds."""
+    started: list[Component] = []
+    try:
+        for component in components:
+            component.start()
+            started.append(component)
+        beats = Heartbeats(db, components)
+        beats.start()
+        wait_for_stop_signal(stop)
+        beats.stop()
+    finally:
+        for component in reversed(started):
+            component.stop()

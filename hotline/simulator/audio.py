@@ -1,0 +1,44 @@
+"""The WAV files a simulated call leaves behind: 8 kHz, 16-bit, mono, as MixMonitor writes them."""
+
+from __future__ import annotations
+
+import math
+import random
+import wave
+from pathlib import Path
+
+SAMPLE_RATE = 8000
+SAMPLE_WIDTH = 2  # bytes: 16-bit signed little-endian
+
+
+def tone(seconds: float = 1.0, frequency: float = 425.0, *, seed: int = 0) -> bytes:
+    """A tone with a little noise: stands in for a caller when no speech is supplied."""
+    rng = random.Random(seed)
+    samples = bytearray()
+    for n in range(int(seconds * SAMPLE_RATE)):
+        value = 6000 * math.sin(2 * math.pi * frequency * n / SAMPLE_RATE) + rng.gauss(0, 300)
+        samples += int(max(-32768, min(32767, value))).to_bytes(2, "little", signed=True)
+    return bytes(samples)
+
+
+def read_pcm(audio: bytes | Path) -> bytes:
+    """A caller's voice as raw PCM: bytes are 8 kHz 16-bit mono samples, a Path a WAV file."""
+    if isinstance(audio, bytes):
+        return audio
+    with wave.open(str(audio), "rb") as source:
+        shape = (source.getframerate(), source.getsampwidth(), source.getnchannels())
+        if shape != (SAMPLE_RATE, SAMPLE_WIDTH, 1):
+            raise ValueError(f"{audio}: need 8 kHz 16-bit mono, got {shape}")
+        return source.readframes(source.getnframes())
+
+
+def write_wav(path: Path, pcm: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: a reader polling the directory never sees half a file.
+    partial = path.with_name(path.name + ".part")
+    with wave.open(str(partial), "wb") as target:
+        target.setnchannels(1)
+        target.setsampwidth(SAMPLE_WIDTH)
+        target.setframerate(SAMPLE_RATE)
+        target.writeframes(pcm)
+    partial.replace(path)

@@ -1,0 +1,284 @@
+"""What Asterisk 22 says during one call, event by event (modelled on one-call.server.raw).
+
+Each call is a generator: between ``yield``s it changes its channels, and each yielded event is
+rendered from the channels' state at that moment, as Asterisk does. The server interleaves the
+generators of many calls in a seeded random order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Headers = list[tuple[str, str]]
+CHANNEL_VARIABLES = ("HOTLINE_CASE", "MIXMONITOR_FILENAME")  # manager.conf channelvars
+STATE_NAMES = {0: "Down", 4: "Ring", 6: "Up"}
+CALLING_PRES = "0 (Presentation Allowed, Not Screened)"
+
+
+@dataclass(frozen=True)
+class SimulatedCall:
+    """One caller. ``register_case=False`` hangs up during the welcome: an abandoned call.
+
+    ``caller_name`` may hold surrogate escapes (``"\\udcff"``) to put invalid UTF-8 on the wire.
+    ``audio`` is the caller's voice: raw 8 kHz 16-bit mono PCM bytes, or a WAV file's path.
+    """
+
+    caller_number: str
+    caller_name: str = ""
+    choice: str = "1"
+    register_case: bool = True
+    leave_message: bool = True
+    audio: bytes | Path | None = None
+
+
+@dataclass
+class SimChannel:
+    name: str
+    uniqueid: str
+    linkedid: str
+    context: str
+    exten: str
+    state: int = 0
+    priority: int = 1
+    caller_number: str = "<unknown>"
+    caller_name: str = "<unknown>"
+    application: str = ""
+    variables: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHANNEL_VARIABLES, ""))
+
+    def headers(self, prefix: str = "") -> Headers:
+        connected_number = self.caller_number
+        connected_name = self.caller_name
+        pairs = [
+            ("Channel", self.name),
+            ("ChannelState", str(self.state)),
+            ("ChannelStateDesc", STATE_NAMES.get(self.state, "Unknown")),
+            ("CallerIDNum", self.caller_number),
+            ("CallerIDName", self.caller_name),
+            ("ConnectedLineNum", connected_number),
+            ("ConnectedLineName", connected_name),
+            ("Language", "en"),
+            ("AccountCode", ""),
+            ("Context", self.context),
+            ("Exten", self.exten),
+            ("Priority", str(self.priority)),
+            ("Uniqueid", self.uniqueid),
+            ("Linkedid", self.linkedid),
+        ]
+        pairs += [("ChanVariable", f"{k}={v}") for k, v in self.variables.items()]
+        return [(prefix + key, value) for key, value in pairs]
+
+
+class ChannelRegistry:
+    """The live channels, as CoreShowChannels reports them."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, SimChannel] = {}
+
+    def add(self, channel: SimChannel) -> None:
+        self.channels[channel.uniqueid] = channel
+
+    def remove(self, channel: SimChannel) -> None:
+        self.channels.pop(channel.uniqueid, None)
+
+
+def event(
+    name: str, privilege: str, channel: SimChannel | None, *extra: tuple[str, str]
+) -> Headers:
+    headers = [("Event", name), ("Privilege", privilege)]
+    if channel is not None:
+        headers += channel.headers()
+    return headers + list(extra)
+
+
+def core_show_channel(channel: SimChannel, action_id: str) -> Headers:
+    return [
+        ("Event", "CoreShowChannel"),
+        ("ActionID", action_id),
+        *channel.headers(),
+        ("BridgeId", ""),
+        ("Application", channel.application),
+        ("ApplicationData", ""),
+        ("Duration", "00:00:05"),
+    ]
+
+
+@dataclass(frozen=True)
+class CallIds:
+    number: int  # the Local channel's sequence number (hex in its name)
+    first: str  # Uniqueid of ;1, which is also the call's Linkedid
+    second: str  # Uniqueid of ;2
+
+
+def hotline_call(
+    call: SimulatedCall,
+    ids: CallIds,
+    registry: ChannelRegistry,
+    recordings_dir: Path,
+    save_audio: Callable[[Path, SimulatedCall], None],
+    rng: random.Random,
+    exten: str = "15654",
+) -> Iterator[Headers]:
+    """A caller reaching the hotline through ``Local/15654@hotline`` (both halves)."""
+    base = f"Local/{exten}@hotline-{ids.number:08x}"
+    one = SimChannel(f"{base};1", ids.first, ids.first, "hotline", exten)
+    two = SimChannel(f"{base};2", ids.second, ids.first, "hotline", exten, state=4)
+    registry.add(one)
+    yield event("Newchannel", "call,all", one)
+    registry.add(two)
+    yield event("Newchannel", "call,all", two)
+    for channel in (one, two):
+        channel.caller_number, channel.caller_name = call.caller_number, call.caller_name
+        yield event("NewCallerid", "call,all", channel, ("CID-CallingPres", CALLING_PRES))
+    yield [
+        ("Event", "LocalBridge"),
+        ("Privilege", "call,all"),
+        *one.headers("LocalOne"),
+        *two.headers("LocalTwo"),
+        ("Context", "hotline"),
+        ("Exten", exten),
+        ("LocalOptimization", "Yes"),
+    ]
+    yield from _app(two, "NoOp", f"Complaints hotline call from {call.caller_number}")
+    yield from _app(two, "Answer", "")
+    two.state = one.state = 6
+    # Which half reports Up first varies between real runs.
+    for channel in rng.sample([one, two], 2):
+        yield event("Newstate", "call,all", channel)
+    if not call.register_case:
+        yield from _app(two, "Playback", "custom/hotline-welcome")
+        yield from _hang_up(one, two, registry, rng)
+        return
+    case = f"HL-{two.uniqueid}"
+    yield from _app(two, "Set", f"HOTLINE_CASE={case}")
+    yield from _set(two, "HOTLINE_CASE", case)
+    recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
+    yield from _app(two, "MixMonitor", f"{recording},i(MIXMON_ID)")
+    yield from _set(two, "MIXMONITOR_FILENAME", str(recording))
+    yield event("MixMonitorStart", "call,all", two)
+    yield _user_event(two, "HotlineRecording", ("File", str(recording)), ("Case", case))
+    yield from _app(two, "Playback", "custom/hotline-welcome")
+    yield from _set(two, "PLAYBACKSTATUS", "SUCCESS")
+    # Meanwhile the caller's side (;1) waits, then dials its choice, as caller-sim does.
+    one.context, one.exten, one.priority = "caller-sim", "s", 0
+    yield from _app(one, "Wait", "5.5")
+    yield from _app(one, "SendDTMF", f"{call.choice},250")
+    yield from _app(two, "Read", "CHOICE,custom/hotline-menu,1,,1,6")
+    yield event("DTMFBegin", "dtmf,all", two, ("Digit", call.choice), ("Direction", "Received"))
+    yield event(
+        "DTMFEnd",
+        "dtmf,all",
+        two,
+        ("Digit", call.choice),
+        ("DurationMs", "100"),
+        ("Direction", "Received"),
+    )
+    yield from _set(two, "READSTATUS", "OK")
+    yield from _set(two, "CHOICE", call.choice)
+    yield _user_event(two, "HotlineMenu", ("Choice", call.choice), ("Case", case))
+    yield from _app(two, "Playback", "custom/hotline-record")
+    yield from _set(two, "PLAYBACKSTATUS", "SUCCESS")
+    yield from _app(one, "Playback", "custom/caller-ar-complaint")
+    message = recordings_dir / f"message-{two.uniqueid}.wav"
+    if call.leave_message:
+        yield from _app(two, "Record", f"{message},4,30,k")
+        yield _user_event(two, "HotlineMessage", ("File", str(message)), ("Status", "SILENCE"))
+        save_audio(message, call)
+    save_audio(recording, call)
+    yield from _hang_up(one, two, registry, rng)
+
+
+def callback_call(
+    number: str, context: str, ids: CallIds, registry: ChannelRegistry, action_id: str
+) -> Iterator[Headers]:
+    """An Originate to ``Local/<number>@<context>`` (an agent's callback): not a hotline call."""
+    base = f"Local/{number}@{context}-{ids.number:08x}"
+    one = SimChannel(f"{base};1", ids.first, ids.first, context, number)
+    two = SimChannel(f"{base};2", ids.second, ids.first, context, number, state=4)
+    for channel in (one, two):
+        registry.add(channel)
+        yield event("Newchannel", "call,all", channel)
+    one.state = two.state = 6
+    yield event("Newstate", "call,all", two)
+    yield [
+        ("Event", "OriginateResponse"),
+        ("Privilege", "call,all"),
+        ("ActionID", action_id),
+        ("Response", "Success"),
+        ("Channel", one.name),
+        ("Context", context),
+        ("Exten", number),
+        ("Reason", "4"),
+        ("Uniqueid", one.uniqueid),
+        ("CallerIDNum", "<unknown>"),
+        ("CallerIDName", "<unknown>"),
+        *[(f"ChanVariable({one.name})", f"{k}={v}") for k, v in one.variables.items()],
+    ]
+    for channel in (one, two):
+        registry.remove(channel)
+        yield event(
+            "Hangup", "call,all", channel, ("Cause", "16"), ("Cause-txt", "Normal Clearing")
+        )
+
+
+def _app(channel: SimChannel, application: str, data: str) -> Iterator[Headers]:
+    channel.priority += 1
+    channel.application = application
+    yield event(
+        "Newexten",
+        "dialplan,all",
+        channel,
+        ("Extension", channel.exten),
+        ("Application", application),
+        ("AppData", data),
+    )
+
+
+def _set(channel: SimChannel, name: str, value: str) -> Iterator[Headers]:
+    if name in channel.variables:
+        channel.variables[name] = value
+    yield event("VarSet", "dialplan,all", channel, ("Variable", name), ("Value", value))
+
+
+def _user_event(channel: SimChannel, name: str, *body: tuple[str, str]) -> Headers:
+    # The dialplan repeats Uniqueid in the body, as extensions.conf does: keys repeat.
+    return event(
+        "UserEvent", "user,all", channel, ("UserEvent", name), *body, ("Uniqueid", channel.uniqueid)
+    )
+
+
+def _cdr(channel: SimChannel) -> Headers:
+    return [
+        ("Event", "Cdr"),
+        ("Privilege", "cdr,all"),
+        ("AccountCode", ""),
+        ("Source", channel.caller_number),
+        ("Destination", channel.exten),
+        ("DestinationContext", channel.context),
+        ("CallerID", f'"{channel.caller_name}" <{channel.caller_number}>'),
+        ("Channel", channel.name),
+        ("Disposition", "ANSWERED"),
+        ("UniqueID", channel.uniqueid),
+        ("UserField", ""),
+    ]
+
+
+def _hang_up(
+    one: SimChannel, two: SimChannel, registry: ChannelRegistry, rng: random.Random
+) -> Iterator[Headers]:
+    """The caller hangs up first (;1), then the hotline half runs its h extension."""
+    cause = (("Cause", "16"), ("Cause-txt", "Normal Clearing"))
+    yield event("SoftHangupRequest", "call,all", one, ("Cause", "16"))
+    cdr_first = rng.random() < 0.5  # Cdr lands before or after its Hangup between runs
+    for channel in (one, two):
+        if channel is two:
+            channel.exten, channel.priority = "h", 1
+            yield _user_event(channel, "HotlineCallEnded", ("Cause", "16"))
+        if cdr_first:
+            yield _cdr(channel)
+        registry.remove(channel)
+        yield event("Hangup", "call,all", channel, *cause)
+        if not cdr_first:
+            yield _cdr(channel)

@@ -1,0 +1,448 @@
+"""The call tracker: a pure state machine folding AMI events into one call per Linkedid.
+
+No sockets, no database (cacofonisk's "handler"): a runner feeds it parsed ``AmiMessage``s with
+the time they arrived, and a ``CallSink`` receives each ``TrackedCall`` once all of its channels
+have hung up. A call through a Local channel has two halves (``;1``, ``;2``), each with its own
+Uniqueid and one shared Linkedid; ``Cdr`` (``UniqueID``) and ``OriginateResponse`` carry no
+Linkedid and are mapped through the Uniqueid.
+
+After a reconnect the events of the gap are lost; ``resync`` takes a ``CoreShowChannels``
+snapshot: channels it shows are adopted, tracked channels it no longer shows hung up in the gap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from hotline.ami_protocol import AmiMessage
+from hotline.config import AmiSettings
+
+UNKNOWN_CALLER = "<unknown>"
+CHANNEL_UP = "6"
+# Linkedids of finished calls remembered so that a late event cannot start the call again.
+FINISHED_MEMORY = 50_000
+
+
+@dataclass(frozen=True)
+class TrackedCall:
+    """One call as the hotline saw it (field names follow ``casebook.models.Call``)."""
+
+    linkedid: str
+    # The channel that ran the hotline dialplan (recording, case), else the first channel.
+    uniqueid: str
+    caller_number: str | None
+    caller_name: str | None
+    did: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    hangup_cause: int | None
+    hangup_cause_text: str | None
+    case_reference: str | None
+    recording_path: str | None
+    message_path: str | None
+    ivr_choices: tuple[str, ...]
+    channels: tuple[str, ...]
+    # Part of the call fell into a connection gap: times and hangup cause may be approximate.
+    gap: bool = False
+
+    @property
+    def abandoned(self) -> bool:
+        """Hung up before the IVR registered a complaint."""
+        return self.case_reference is None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def status(self) -> str:
+        if self.ended_at is None:
+            return "live"
+        return "abandoned" if self.abandoned else "complete"
+
+
+class CallSink(Protocol):
+    def call_noted(self, call: TrackedCall) -> None:
+        """A call in progress reached the hotline, or named its recording: noted at once, so a
+        gap in the listener cannot lose it."""
+        ...
+
+    def call_finished(self, call: TrackedCall) -> None: ...
+
+    def calls_alive(self, linkedids: set[str], at: datetime) -> None:
+        """After a resync: every call not in ``linkedids`` has ended, whoever noted it."""
+        ...
+
+
+class FinishedCallsOnly:
+    """A base for sinks that want finished calls only (tests, the bench)."""
+
+    def call_noted(self, call: TrackedCall) -> None:
+        del call
+
+    def calls_alive(self, linkedids: set[str], at: datetime) -> None:
+        del linkedids, at
+
+
+@dataclass(frozen=True)
+class TrackerRules:
+    """What the dialplan and IVR tell the tracker through channel variables and UserEvents."""
+
+    hotline_exten: str | None = "15654"  # None: report every call, not only hotline calls
+    case_variable: str = "HOTLINE_CASE"
+    recording_variable: str = "MIXMONITOR_FILENAME"
+    menu_user_events: frozenset[str] = frozenset({"HotlineMenu"})
+    choice_variables: frozenset[str] = frozenset()
+    message_user_event: str = "HotlineMessage"
+
+    @classmethod
+    def from_settings(cls, ami: AmiSettings) -> TrackerRules:
+        return cls(
+            hotline_exten=ami.hotline_exten,
+            case_variable=ami.case_variable,
+            recording_variable=ami.recording_variable,
+            menu_user_events=frozenset(ami.menu_user_events),
+            choice_variables=frozenset(ami.choice_variables),
+            message_user_event=ami.message_user_event,
+        )
+
+
+@dataclass(frozen=True)
+class ChannelSnapshot:
+    """One live channel as ``CoreShowChannels`` lists it."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    caller_number: str | None
+    caller_name: str | None
+    exten: str | None
+    up: bool
+    variables: dict[str, str]
+    # How long the channel has existed (``Duration: HH:MM:SS``), when Asterisk says.
+    age: timedelta | None = None
+
+
+def channels_from_snapshot(items: Iterable[AmiMessage]) -> list[ChannelSnapshot]:
+    """``CoreShowChannel`` list items -> channel snapshots (items missing ids are skipped)."""
+    snapshots = []
+    for item in items:
+        uniqueid, linkedid = item.get("Uniqueid"), item.get("Linkedid")
+        if not uniqueid or not linkedid:
+            continue
+        snapshots.append(
+            ChannelSnapshot(
+                uniqueid=uniqueid,
+                linkedid=linkedid,
+                channel=item.get("Channel") or "",
+                caller_number=_known(item.get("CallerIDNum")),
+                caller_name=_known(item.get("CallerIDName")),
+                exten=item.get("Exten"),
+                up=item.get("ChannelState") == CHANNEL_UP,
+                variables=item.variables(),
+                age=_duration(item.get("Duration")),
+            )
+        )
+    return snapshots
+
+
+@dataclass
+class _Channel:
+    uniqueid: str
+    caller_number: str | None = None
+    caller_name: str | None = None
+    hung_up: bool = False
+
+
+@dataclass
+class _Call:
+    linkedid: str
+    started_at: datetime
+    channels: dict[str, _Channel] = field(default_factory=dict)
+    hotline_uniqueid: str | None = None
+    did: str | None = None
+    reached_hotline: bool = False
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    hangup_cause: int | None = None
+    hangup_cause_text: str | None = None
+    case_reference: str | None = None
+    recording_path: str | None = None
+    message_path: str | None = None
+    ivr_choices: list[str] = field(default_factory=list)
+    gap: bool = False
+
+
+@dataclass
+class TrackerStats:
+    calls_started: int = 0
+    calls_finished: int = 0
+    calls_not_hotline: int = 0
+    channels_swept: int = 0
+    resyncs: int = 0
+
+
+class CallTracker:
+    """Events in, finished calls out. Thread-safe: one feeder, any number of readers."""
+
+    def __init__(self, sink: CallSink, rules: TrackerRules | None = None) -> None:
+        self.rules = rules if rules is not None else TrackerRules()
+        self.stats = TrackerStats()
+        self._sink = sink
+        self._calls: dict[str, _Call] = {}
+        self._call_of_channel: dict[str, str] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._noted: list[str] = []  # news of calls in progress since the last report
+        self._lock = threading.Lock()
+        self._handlers: dict[str, Callable[[_Call, str | None, AmiMessage, datetime], None]] = {
+            "Newchannel": self._on_caller_id,
+            "NewCallerid": self._on_caller_id,
+            "Newstate": self._on_newstate,
+            "VarSet": self._on_varset,
+            "UserEvent": self._on_user_event,
+            "Hangup": self._on_hangup,
+            "Cdr": self._on_cdr,
+        }
+
+    # The runner's side ------------------------------------------------------------------------
+
+    def on_event(self, message: AmiMessage, received_at: datetime) -> None:
+        """Fold one event in (``AmiHandler`` interface, so a client can feed the tracker)."""
+        if message.kind != "Event":
+            return
+        with self._lock:
+            finished = self._apply(message, received_at)
+            noted = self._take_noted()
+        for call in noted:
+            self._sink.call_noted(call)
+        if finished is not None:
+            self._sink.call_finished(finished)
+
+    def on_channels(self, channels: Sequence[AmiMessage], received_at: datetime) -> None:
+        self.resync(channels_from_snapshot(channels), received_at)
+
+    def resync(self, snapshot: Sequence[ChannelSnapshot], at: datetime) -> None:
+        """Make the tracker agree with a complete list of the channels alive at ``at``."""
+        finished: list[TrackedCall] = []
+        with self._lock:
+            self.stats.resyncs += 1
+            alive = {channel.uniqueid for channel in snapshot}
+            for seen in snapshot:
+                call = self._call_for(seen.linkedid, seen.uniqueid, at)
+                if call is None:
+                    continue
+                if seen.age is not None:
+                    # A call adopted mid-way started when its oldest channel did, not now.
+                    call.started_at = min(call.started_at, at - seen.age)
+                channel = call.channels[seen.uniqueid]
+                channel.caller_number = channel.caller_number or seen.caller_number
+                channel.caller_name = channel.caller_name or seen.caller_name
+                self._note_exten(call, seen.exten)
+                if seen.up and call.answered_at is None:
+                    call.answered_at = at
+                self._note_variables(call, seen.uniqueid, seen.variables)
+            for call in list(self._calls.values()):
+                for channel in call.channels.values():
+                    if not channel.hung_up and channel.uniqueid not in alive:
+                        # Hung up while we were disconnected: its Hangup event is gone.
+                        channel.hung_up = True
+                        call.gap = True
+                        self.stats.channels_swept += 1
+                done = self._finish_if_over(call, at)
+                if done is not None:
+                    finished.append(done)
+            noted = self._take_noted()
+            alive = set(self._calls)
+        for call_noted in noted:
+            self._sink.call_noted(call_noted)
+        for call_done in finished:
+            self._sink.call_finished(call_done)
+        self._sink.calls_alive(alive, at)
+
+    def _take_noted(self) -> list[TrackedCall]:
+        """Calls in progress with news since last asked (the caller holds the lock)."""
+        noted = [
+            self._freeze(self._calls[i]) for i in dict.fromkeys(self._noted) if i in self._calls
+        ]
+        self._noted.clear()
+        return noted
+
+    # Readers ----------------------------------------------------------------------------------
+
+    def live_calls(self) -> list[TrackedCall]:
+        """Calls in progress (status "live"), for ``hotline status``."""
+        with self._lock:
+            return [self._freeze(call) for call in self._calls.values()]
+
+    # Folding ----------------------------------------------------------------------------------
+
+    def _apply(self, message: AmiMessage, at: datetime) -> TrackedCall | None:
+        handler = self._handlers.get(message.name)
+        uniqueid = message.get("Uniqueid") or message.get("UniqueID")
+        linkedid = message.get("Linkedid")
+        if linkedid is not None and uniqueid is not None and message.get("Channel"):
+            call = self._call_for(linkedid, uniqueid, at)
+        else:
+            known = self._call_of_channel.get(uniqueid or "")
+            call = self._calls.get(known) if known is not None else None
+        if call is None:
+            return None
+        if message.name in ("Newchannel", "Newexten"):
+            self._note_exten(call, message.get("Exten"))
+        if call.case_reference is None or call.recording_path is None:
+            # manager.conf channelvars: every channel event repeats the variables' values.
+            self._note_variables(call, uniqueid, message.variables())
+        if handler is not None:
+            handler(call, uniqueid, message, at)
+        return self._finish_if_over(call, at)
+
+    def _call_for(self, linkedid: str, uniqueid: str, at: datetime) -> _Call | None:
+        """The live call of this channel; adopts channels whose Newchannel we missed."""
+        call = self._calls.get(linkedid)
+        if call is None:
+            if linkedid in self._finished:
+                return None  # a late event of a call already reported
+            call = self._calls[linkedid] = _Call(linkedid=linkedid, started_at=at)
+            self.stats.calls_started += 1
+        if uniqueid not in call.channels:
+            if uniqueid in self._call_of_channel:
+                # Asterisk re-links a bridged channel to the older call's Linkedid; the channel
+                # stays with the call it started in, so no call is reported twice.
+                return None
+            call.channels[uniqueid] = _Channel(uniqueid)
+            self._call_of_channel[uniqueid] = linkedid
+        return call
+
+    def _note_exten(self, call: _Call, exten: str | None) -> None:
+        if exten and exten not in ("s", "h"):
+            if call.did is None:
+                call.did = exten
+            if exten == self.rules.hotline_exten and not call.reached_hotline:
+                call.reached_hotline = True
+                self._noted.append(call.linkedid)
+
+    def _note_variables(self, call: _Call, uniqueid: str | None, values: dict[str, str]) -> None:
+        rules = self.rules
+        case = values.get(rules.case_variable)
+        if case and call.case_reference is None:
+            call.case_reference = case
+            call.hotline_uniqueid = call.hotline_uniqueid or uniqueid
+        recording = values.get(rules.recording_variable)
+        if recording and call.recording_path is None:
+            call.recording_path = recording
+            call.hotline_uniqueid = uniqueid or call.hotline_uniqueid
+            if call.reached_hotline:
+                self._noted.append(call.linkedid)
+
+    def _on_caller_id(
+        self, call: _Call, uniqueid: str | None, message: AmiMessage, _: datetime
+    ) -> None:
+        channel = call.channels.get(uniqueid or "")
+        number = _known(message.get("CallerIDNum"))
+        if channel is not None and number is not None:
+            channel.caller_number = number
+            channel.caller_name = _known(message.get("CallerIDName"))
+
+    def _on_newstate(self, call: _Call, _u: str | None, message: AmiMessage, at: datetime) -> None:
+        if message.get("ChannelState") == CHANNEL_UP and call.answered_at is None:
+            call.answered_at = at
+
+    def _on_varset(
+        self, call: _Call, uniqueid: str | None, message: AmiMessage, _: datetime
+    ) -> None:
+        name, value = message.get("Variable") or "", message.get("Value") or ""
+        if name in self.rules.choice_variables and value:
+            call.ivr_choices.append(f"{name}={value}")
+        elif value:
+            self._note_variables(call, uniqueid, {name: value})
+
+    def _on_user_event(self, call: _Call, _u: str | None, message: AmiMessage, _: datetime) -> None:
+        name = message.get("UserEvent") or ""
+        if name in self.rules.menu_user_events:
+            choice = message.get("Choice")
+            if choice:
+                call.ivr_choices.append(f"{name}={choice}")
+        elif name == self.rules.message_user_event:
+            call.message_path = message.get("File") or call.message_path
+
+    def _on_hangup(
+        self, call: _Call, uniqueid: str | None, message: AmiMessage, at: datetime
+    ) -> None:
+        channel = call.channels.get(uniqueid or "")
+        if channel is None or channel.hung_up:
+            return
+        channel.hung_up = True
+        if call.hangup_cause is None:
+            # The first hangup says who ended the call and why.
+            cause = message.get("Cause") or ""
+            call.hangup_cause = int(cause) if cause.isdigit() else None
+            call.hangup_cause_text = message.get("Cause-txt")
+        call.ended_at = at
+
+    def _on_cdr(self, call: _Call, uniqueid: str | None, message: AmiMessage, _: datetime) -> None:
+        channel = call.channels.get(uniqueid or "")
+        if channel is not None and channel.caller_number is None:
+            channel.caller_number = _known(message.get("Source"))
+
+    def _finish_if_over(self, call: _Call, at: datetime) -> TrackedCall | None:
+        if not call.channels or not all(c.hung_up for c in call.channels.values()):
+            return None
+        if call.gap or call.ended_at is None:
+            # The last Hangup fell into a connection gap: the resync is the best time we have.
+            call.ended_at = at
+        del self._calls[call.linkedid]
+        for uniqueid in call.channels:
+            self._call_of_channel.pop(uniqueid, None)
+        self._finished[call.linkedid] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+        if not call.reached_hotline and self.rules.hotline_exten is not None:
+            self.stats.calls_not_hotline += 1
+            return None
+        self.stats.calls_finished += 1
+        return self._freeze(call)
+
+    def _freeze(self, call: _Call) -> TrackedCall:
+        channels = list(call.channels.values())
+        # The caller is who the first channel (uniqueid == linkedid) says; else any channel.
+        channels.sort(key=lambda channel: channel.uniqueid != call.linkedid)
+        caller = next((c for c in channels if c.caller_number), None)
+        return TrackedCall(
+            linkedid=call.linkedid,
+            uniqueid=call.hotline_uniqueid or call.linkedid,
+            caller_number=caller.caller_number if caller else None,
+            caller_name=caller.caller_name if caller else None,
+            did=call.did,
+            started_at=call.started_at,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at,
+            hangup_cause=call.hangup_cause,
+            hangup_cause_text=call.hangup_cause_text,
+            case_reference=call.case_reference,
+            recording_path=call.recording_path,
+            message_path=call.message_path,
+            ivr_choices=tuple(call.ivr_choices),
+            channels=tuple(call.channels),
+            gap=call.gap,
+        )
+
+
+def _duration(value: str | None) -> timedelta | None:
+    """``HH:MM:SS`` -> timedelta; None for anything else."""
+    parts = (value or "").split(":")
+    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+        return None
+    hours, minutes, seconds = (int(part) for part in parts)
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _known(value: str | None) -> str | None:
+    return value if value and value != UNKNOWN_CALLER else None

@@ -1,0 +1,189 @@
+"""The call tracker on its own: events in, one TrackedCall per Linkedid out."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hotline.ami_protocol import AmiMessage, ParseStats, iter_messages
+from hotline.runners import replay
+from hotline.simulator.script import (
+    CallIds,
+    ChannelRegistry,
+    SimulatedCall,
+    callback_call,
+    core_show_channel,
+    hotline_call,
+)
+from hotline.tracker import CallTracker, TrackerRules, channels_from_snapshot
+from tests.hotline.conftest import FIXTURES, CollectingSink
+
+RECORDING = (FIXTURES / "one-call.server.raw").read_bytes()
+T0 = datetime(2026, 11, 22, 18, 9, 36, tzinfo=UTC)
+
+
+def test_the_fixture_call_is_one_call_with_everything_the_issue_asks_for() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    stats = replay(RECORDING, tracker, received_at=T0)
+    assert stats.warnings == 0
+    [call] = sink.calls
+    assert call.linkedid == "1795370976.8"
+    assert call.channels == ("1795370976.8", "1795370976.9")
+    assert call.caller_number == "0510000001"
+    assert call.caller_name == "Test Caller 1"
+    assert call.did == "15654"
+    assert call.recording_path == "/var/spool/asterisk-test/recordings/hotline-1795370976.9.wav"
+    assert call.case_reference == "HL-1795370976.9"
+    assert call.uniqueid == "1795370976.9"
+    assert call.ivr_choices == ("HotlineMenu=1",)
+    assert (call.hangup_cause, call.hangup_cause_text) == (16, "Normal Clearing")
+    assert call.answered_at == T0
+    assert call.duration_seconds == 0.0  # every event had the same arrival time here
+    assert not call.abandoned
+    assert call.status == "complete"
+    assert not call.gap
+    assert tracker.live_calls() == []
+
+
+def test_times_come_from_arrival_and_the_last_hangup_ends_the_call() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    messages = list(iter_messages(RECORDING, expect_banner=True, stats=ParseStats()))
+    for second, message in enumerate(messages):
+        tracker.on_event(message, T0 + timedelta(seconds=second))
+    [call] = sink.calls
+    last_hangup = max(i for i, m in enumerate(messages) if m.name == "Hangup")
+    assert call.ended_at == T0 + timedelta(seconds=last_hangup)
+    first_newchannel = next(i for i, m in enumerate(messages) if m.name == "Newchannel")
+    assert call.started_at == T0 + timedelta(seconds=first_newchannel)
+    assert call.duration_seconds == last_hangup - first_newchannel
+
+
+def simulated_events(call: SimulatedCall, seed: int = 0) -> list[AmiMessage]:
+    registry = ChannelRegistry()
+    ids = CallIds(7, "1795370000.14", "1795370000.15")
+    script = hotline_call(
+        call, ids, registry, Path("/rec"), lambda path, c: None, random.Random(seed)
+    )
+    return [AmiMessage(tuple(headers)) for headers in script]
+
+
+def test_a_caller_who_hangs_up_before_the_case_is_an_abandoned_call() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    for message in simulated_events(SimulatedCall("0920000000", register_case=False)):
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.abandoned
+    assert call.status == "abandoned"
+    assert call.caller_number == "0920000000"
+    assert call.recording_path is None
+
+
+def test_message_file_choices_and_case_from_a_simulated_call() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, TrackerRules(choice_variables=frozenset({"CHOICE"})))
+    for message in simulated_events(SimulatedCall("0910000000", choice="3")):
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.message_path == "/rec/message-1795370000.15.wav"
+    assert call.recording_path == "/rec/hotline-1795370000.15.wav"
+    assert call.ivr_choices == ("CHOICE=3", "HotlineMenu=3")
+    assert call.case_reference == "HL-1795370000.15"
+
+
+def test_late_events_never_bring_a_finished_call_back() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    messages = simulated_events(SimulatedCall("0910000000"))
+    for message in messages + messages:  # everything again, after the call ended
+        tracker.on_event(message, T0)
+    assert len(sink.calls) == 1
+    assert tracker.live_calls() == []
+
+
+def test_live_calls_show_a_call_in_progress() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    messages = simulated_events(SimulatedCall("0910000000"))
+    for message in messages[:12]:
+        tracker.on_event(message, T0)
+    [live] = tracker.live_calls()
+    assert live.status == "live"
+    assert live.caller_number == "0910000000"
+    assert live.ended_at is None
+    assert sink.calls == []
+
+
+def test_calls_that_never_reach_the_hotline_are_not_reported() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    ids = CallIds(9, "1795370000.20", "1795370000.21")
+    for headers in callback_call("0510000001", "callbacks", ids, ChannelRegistry(), "orig-9"):
+        tracker.on_event(AmiMessage(tuple(headers)), T0)
+    assert sink.calls == []
+    assert tracker.stats.calls_not_hotline == 1
+    everything = CallTracker(sink, TrackerRules(hotline_exten=None))
+    for headers in callback_call("0510000001", "callbacks", ids, ChannelRegistry(), "orig-9"):
+        everything.on_event(AmiMessage(tuple(headers)), T0)
+    assert [c.did for c in sink.calls] == ["0510000001"]
+
+
+def snapshot_items(registry: ChannelRegistry) -> list[AmiMessage]:
+    return [
+        AmiMessage(tuple(core_show_channel(channel, "coreshowchannels-2")))
+        for channel in registry.channels.values()
+    ]
+
+
+def test_resync_adopts_a_call_whose_start_was_missed_and_sweeps_one_that_ended() -> None:
+    registry = ChannelRegistry()
+    script = hotline_call(
+        SimulatedCall("0920000001"),
+        CallIds(3, "1795370000.6", "1795370000.7"),
+        registry,
+        Path("/rec"),
+        lambda p, c: None,
+        random.Random(1),
+    )
+    # The listener connects in mid-call, after the recording started: every event so far is
+    # lost to it, and only the channel list tells what is going on.
+    for headers in script:
+        if ("Variable", "MIXMONITOR_FILENAME") in headers:
+            break
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    tracker.on_channels(snapshot_items(registry), T0)
+    [live] = tracker.live_calls()
+    assert live.caller_number == "0920000001"
+    assert live.recording_path == "/rec/hotline-1795370000.7.wav"
+    assert live.answered_at == T0
+    assert live.started_at == T0 - timedelta(seconds=5)  # the snapshot's Duration: 00:00:05
+    # The connection drops again; the call ends unseen; the next snapshot is empty.
+    tracker.on_channels([], T0 + timedelta(seconds=30))
+    [call] = sink.calls
+    assert call.gap
+    assert call.ended_at == T0 + timedelta(seconds=30)
+    assert call.hangup_cause is None
+    assert call.case_reference == "HL-1795370000.7"
+    assert tracker.stats.channels_swept == 2
+
+
+def test_snapshot_items_without_ids_are_skipped() -> None:
+    items = [AmiMessage((("Event", "CoreShowChannel"), ("Channel", "SIP/x")))]
+    assert channels_from_snapshot(items) == []
+
+
+def test_cdr_maps_by_uniqueid_and_fills_a_missing_caller() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    channel = (("Channel", "SIP/trunk-1"), ("Uniqueid", "5.1"), ("Linkedid", "5.1"))
+    tracker.on_event(AmiMessage((("Event", "Newchannel"), *channel, ("Exten", "15654"))), T0)
+    cdr = (("Event", "Cdr"), ("Source", "0910000009"), ("UniqueID", "5.1"))
+    tracker.on_event(AmiMessage(cdr), T0)
+    tracker.on_event(AmiMessage((("Event", "Hangup"), *channel, ("Cause", "17"))), T0)
+    [call] = sink.calls
+    assert call.caller_number == "0910000009"
+    assert call.hangup_cause == 17
