@@ -22,15 +22,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from casebook import callbacks  # noqa: E402
-from casebook.access import Actor  # noqa: E402
-from casebook.db import Database  # noqa: E402
-from casebook.models import Agent, AuditEvent, Callback, CallbackReason, CallbackStatus  # noqa: E402
-from hotline.config import DatabaseSettings, Settings  # noqa: E402
+from casebook import callbacks
+from casebook.access import Actor
+from casebook.db import Database
+from casebook.models import Agent, AuditEvent, Callback, CallbackReason, CallbackStatus
+from hotline.config import DatabaseSettings, Settings
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)  # Sunday 10:00 in Tripoli: on shift, in window
@@ -58,14 +58,22 @@ def fill(db: Database, agents: int, due: int, settings: Settings) -> None:
         session.exec(text("DELETE FROM callback"))  # type: ignore[call-overload]
         for n in range(agents):
             session.add(
-                Agent(username=f"agent{n:03d}", display_name=f"Agent {n}", roles=["agent"],
-                      department="customer-care", languages=["ar"], capacity=10 * due)
+                Agent(
+                    username=f"agent{n:03d}",
+                    display_name=f"Agent {n}",
+                    roles=["agent"],
+                    department="customer-care",
+                    languages=["ar"],
+                    capacity=10 * due,
+                )
             )
         session.flush()
         session.add_all(
             Callback(
-                phone_number=f"09{n:08d}", reason=CallbackReason.FOLLOW_UP.value,
-                department="customer-care", due_from=NOW - timedelta(seconds=n % 600),
+                phone_number=f"09{n:08d}",
+                reason=CallbackReason.FOLLOW_UP.value,
+                department="customer-care",
+                due_from=NOW - timedelta(seconds=n % 600),
                 overdue_at=NOW + timedelta(days=2),
             )
             for n in range(due)
@@ -76,9 +84,14 @@ def fill(db: Database, agents: int, due: int, settings: Settings) -> None:
 
 
 def reset(db: Database) -> None:
-    db.run(lambda s: s.exec(text(  # type: ignore[call-overload]
-        "UPDATE callback SET status = 'pending', assigned_agent_id = NULL, assigned_at = NULL"
-    )))
+    db.run(
+        lambda s: s.exec(
+            text(  # type: ignore[call-overload]
+                "UPDATE callback SET status = 'pending', assigned_agent_id = NULL,"
+                " assigned_at = NULL"
+            )
+        )
+    )
 
 
 def baseline(db: Database, agents: int, batch: int) -> float:
@@ -86,14 +99,22 @@ def baseline(db: Database, agents: int, batch: int) -> float:
     started = time.perf_counter()
     total = 0
     while True:
+
         def work(session: Session) -> int:
-            ids = session.exec(select(Callback.id).where(
-                Callback.status == CallbackStatus.PENDING.value).order_by(Callback.id).limit(batch)).all()
-            agent_ids = session.exec(select(Agent.id).order_by(Agent.id)).all()
+            ids = session.exec(
+                select(Callback.id)
+                .where(Callback.status == CallbackStatus.PENDING.value)
+                .order_by(col(Callback.id))
+                .limit(batch)
+            ).all()
+            agent_ids = session.exec(select(Agent.id).order_by(col(Agent.id))).all()
             for position, callback_id in enumerate(ids):
-                session.exec(text(  # type: ignore[call-overload]
-                    "UPDATE callback SET status = 'assigned', assigned_agent_id = :agent WHERE id = :id"
-                ).bindparams(agent=agent_ids[position % agents], id=callback_id))
+                session.exec(
+                    text(  # type: ignore[call-overload]
+                        "UPDATE callback SET status = 'assigned', assigned_agent_id = :agent"
+                        " WHERE id = :id"
+                    ).bindparams(agent=agent_ids[position % agents], id=callback_id)
+                )
             return len(ids)
 
         done = db.run(work)
@@ -118,11 +139,15 @@ def scheduler(url: str, batch: int, report: multiprocessing.Queue) -> None:  # t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--callbacks", type=int, default=10_000)
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--sqlite", action="store_true", help="use SQLite even if PostgreSQL answers")
+    parser.add_argument(
+        "--sqlite", action="store_true", help="use SQLite even if PostgreSQL answers"
+    )
     args = parser.parse_args()
     use_sqlite = args.sqlite or not pg_answers()
     url, schema = fresh_url(use_sqlite)
@@ -146,26 +171,40 @@ def main() -> None:
     elapsed = time.perf_counter() - started
 
     with db.session() as session:
-        loads = Counter(dict(session.exec(
-            select(Callback.assigned_agent_id, func.count())
-            .where(Callback.status == CallbackStatus.ASSIGNED.value)
-            .group_by(Callback.assigned_agent_id)).all()))
-        pending = session.exec(select(func.count()).select_from(Callback).where(
-            Callback.status == CallbackStatus.PENDING.value)).one()
-        per_callback = Counter(session.exec(
-            select(AuditEvent.object_id).where(AuditEvent.action == "callback.assign")).all())
-    once = len(per_callback) == args.callbacks and set(per_callback.values()) == {1} and pending == 0
+        loads = Counter(
+            dict(
+                session.exec(
+                    select(Callback.assigned_agent_id, func.count())
+                    .where(Callback.status == CallbackStatus.ASSIGNED.value)
+                    .group_by(col(Callback.assigned_agent_id))
+                ).all()
+            )
+        )
+        pending = session.exec(
+            select(func.count())
+            .select_from(Callback)
+            .where(Callback.status == CallbackStatus.PENDING.value)
+        ).one()
+        per_callback = Counter(
+            session.exec(
+                select(AuditEvent.object_id).where(AuditEvent.action == "callback.assign")
+            ).all()
+        )
+    once = (
+        len(per_callback) == args.callbacks and set(per_callback.values()) == {1} and pending == 0
+    )
     rate = args.callbacks / elapsed
     spread = max(loads.values()) - min(loads.get(a, 0) for a in range(1, args.agents + 1))
     backend = "SQLite" if use_sqlite else "PostgreSQL"
-    print(f"callback assignment: {args.callbacks} callbacks, {args.agents} agents, 2 schedulers, {backend}")
+    setup = f"{args.callbacks} callbacks, {args.agents} agents, 2 schedulers, {backend}"
+    print(f"callback assignment: {setup}")
     print(f"{'figure':<34}{'value':>14}")
     print(f"{'baseline (bare UPDATEs) /s':<34}{base_rate:>14.0f}")
     print(f"{'assigned /s (2 schedulers)':<34}{rate:>14.0f}")
     print(f"{'ratio assigned / baseline':<34}{rate / base_rate:>14.2f}")
-    print(f"{'per scheduler':<34}{str(per_process):>14}")
+    print(f"{'per scheduler':<34}{per_process!s:>14}")
     print(f"{'load spread (max - min)':<34}{spread:>14}")
-    print(f"{'every callback assigned once':<34}{str(once):>14}")
+    print(f"{'every callback assigned once':<34}{once!s:>14}")
     db.dispose()
     if schema is not None:
         with create_engine(PG).begin() as connection:
