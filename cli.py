@@ -50,6 +50,7 @@ from casebook.models import (
     FollowUpResult,
     Priority,
     QAReview,
+    TranscriptionJob,
 )
 from casebook.operations import SiteStatus, site_status
 from casebook.reports import Report, build_report
@@ -72,6 +73,8 @@ from recordings.player import INSTALL_HINT, find_player, play
 from recordings.retention import Expired, apply_retention
 from recordings.sampling import MAX_SEED, Sample, draw_sample
 from recordings.scorecard import QaReport, choices, parse_value, qa_report, score_recording
+from transcription import AudioError, ModelError, transcribe
+from transcription.worker import TranscriptionWorker
 
 T = TypeVar("T")
 
@@ -871,13 +874,54 @@ def scheduler() -> None:
     run_components("scheduler")
 
 
+@app.command("worker")
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="Jobs at once.")] = 1,
+) -> None:
+    """Transcribe queued recordings into drafts until SIGTERM, with a progress display."""
+    run_components("worker", concurrency=concurrency)
+
+
+@app.command("transcribe")
+def transcribe_file(path: Path, as_json: JsonOption = False) -> None:
+    """Transcribe one audio file with the configured model (nothing is stored)."""
+    settings = load_settings(_state["config"])
+    result = transcribe(path, settings.transcription)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    mode = "visual" if out.is_terminal else "logical"
+    width = max(min(out.width, 100) - 2, 20)
+    words = [(w.text.strip(), w.doubtful) for s in result.segments for w in s.words] or [
+        (word, False) for word in result.text.split()
+    ]
+    for line in terminal.highlighted_lines(words, width, mode):
+        out.print(line, justify="right" if mode == "visual" else "left")
+    if result.no_speech:
+        out.print(terminal.visual("لا كلام في التسجيل (no speech)", mode))
+    facts = (
+        f"{result.language} · {result.duration:.1f} s of audio in "
+        f"{result.processing_seconds:.1f} s · {len(result.segments)} segments"
+    )
+    out.print(f"[dim]{facts} · {result.model_name}[/]")
+
+
 @app.command("listen")
 def listen() -> None:
     """Run the AMI listener until SIGTERM or Ctrl-C: every hotline call stored once."""
     run_components("listener")
 
 
-def run_components(*names: str) -> None:
+def report_progress(worker: TranscriptionWorker, job: TranscriptionJob) -> None:
+    """One line per finished job: the worker's progress display."""
+    stats = worker.stats
+    out.print(
+        f"[green]✓[/] recording {job.recording_id}: {stats.done} done, {stats.failed} failed, "
+        f"{stats.busy} in hand"
+    )
+
+
+def run_components(*names: str, concurrency: int = 1) -> None:
     """Start the named components; SIGTERM or SIGINT stops them, each finishing its work."""
     configure_logging()
     ctx = context()
@@ -886,6 +930,9 @@ def run_components(*names: str) -> None:
         "listener": lambda: Listener(ctx.db, ctx.settings, give_up),
         "agi": lambda: Agi(ctx.db, ctx.settings),
         "scheduler": lambda: Scheduler(ctx.db, ctx.settings),
+        "worker": lambda: TranscriptionWorker(
+            ctx.db, ctx.settings, concurrency=concurrency, on_done=report_progress
+        ),
     }
     components = [makers[name]() for name in names]
     try:
@@ -895,6 +942,8 @@ def run_components(*names: str) -> None:
     for component in components:
         if isinstance(component, Listener) and component.failure is not None:
             fail(f"AMI at {ctx.settings.ami.host}:{ctx.settings.ami.port}: {component.failure}")
+        if isinstance(component, TranscriptionWorker) and component.fatal is not None:
+            fail(f"transcription: {component.fatal}")
 
 
 CALL_FIELDS = (
@@ -1341,7 +1390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         err.print(f"[bold red]config error:[/] {exc}")
         sys.exit(ExitCode.CONFIG)
-    except (FlowError, SpeechError) as exc:
+    except (FlowError, SpeechError, AudioError, ModelError) as exc:
         err.print(f"[bold red]error:[/] {exc}")
         sys.exit(ExitCode.REFUSED)
     except DatabaseUnavailable as exc:

@@ -19,6 +19,8 @@ Permission = Literal[
     "view_reports",
     "view_audit",
     "play_recordings",
+    "review_recordings",
+    "manage_recordings",
 ]
 
 # Processes (IVR, AMI listener, worker, scheduler) act under these names in the audit log.

@@ -1,16 +1,72 @@
-"""The audit log: who did what to which object, and when. Append-only (see the migration)."""
+"""The audit log: who did what to which object, and when.
+
+Append-only by the database's own rule (triggers, see the first migration) and hash-chained:
+each entry stores the hash of the one before it and its own hash over that link and its
+content, so an entry edited or deleted behind the code's back breaks the chain at that point
+(``verify_chain``). Every entry goes through ``append``: appends are serialised (an advisory
+lock on PostgreSQL, the write lock BEGIN IMMEDIATE takes on SQLite) and a unique index on
+``prev_hash`` makes a fork impossible even if they were not.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from casebook.access import Actor
 from casebook.clock import ensure_aware
 from casebook.errors import AccessDenied
 from casebook.models import AuditEvent
+
+# The link before the first entry.
+GENESIS = "0" * 64
+# Any constant shared by every process of the site; held to commit, so the last hash read is
+# the last one committed.
+_PG_AUDIT_LOCK = 15656
+
+
+def entry_hash(prev_hash: str, event: AuditEvent) -> str:
+    """sha256 over the previous link and the entry's canonical JSON. Never change this: every
+    stored hash was computed with it. The id is left out: it is only known after the insert."""
+    content = {
+        "at": ensure_aware(event.at).astimezone(UTC).isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "allowed": bool(event.allowed),
+        "detail": event.detail,
+    }
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def _lock_the_chain(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+
+
+def append(session: Session, event: AuditEvent) -> AuditEvent:
+    """Link an unsaved event to the end of the chain and insert it. The one way in."""
+    _lock_the_chain(session)
+    # The detail as the JSON column will give it back, so the hash verifies after a reload.
+    event.detail = json.loads(json.dumps(event.detail, ensure_ascii=False, default=str))
+    event.at = ensure_aware(event.at)
+    # Autoflush first: an entry added earlier in this transaction is the last one.
+    session.flush()
+    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1))
+    event.prev_hash = last.first() or GENESIS
+    event.hash = entry_hash(event.prev_hash, event)
+    session.add(event)
+    session.flush()
+    return event
 
 
 def record(
@@ -23,9 +79,7 @@ def record(
     *,
     allowed: bool = True,
 ) -> AuditEvent:
-    event = _event(actor, action, object_type, object_id, detail, allowed=allowed)
-    session.add(event)
-    return event
+    return append(session, _event(actor, action, object_type, object_id, detail, allowed=allowed))
 
 
 def _event(
@@ -54,10 +108,15 @@ def denial(
     object_type: str,
     object_id: str | int | None,
     reason: str,
+    *,
+    detail: dict[str, Any] | None = None,
+    error: type[AccessDenied] = AccessDenied,
 ) -> AccessDenied:
     """The exception to raise for a refusal; the unit of work records it (see casebook.db)."""
-    event = _event(actor, action, object_type, object_id, {"reason": reason}, allowed=False)
-    return AccessDenied(reason, event)
+    event = _event(
+        actor, action, object_type, object_id, {"reason": reason, **(detail or {})}, allowed=False
+    )
+    return error(reason, event)
 
 
 def list_events(
@@ -69,10 +128,7 @@ def list_events(
     object_id: str | None = None,
     limit: int = 100,
 ) -> list[AuditEvent]:
-    if not actor.can("view_audit"):
-        raise denial(
-            actor, "audit.list", "audit", None, f"{actor.username} may not read the audit log"
-        )
+    _require_audit_reader(actor, "audit.list")
     query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if since is not None:
         query = query.where(AuditEvent.at >= ensure_aware(since))
@@ -83,3 +139,65 @@ def list_events(
     events = list(session.exec(query))
     record(session, actor, "audit.list", "audit", None, {"rows": len(events)})
     return events
+
+
+def _require_audit_reader(actor: Actor, action: str) -> None:
+    if not actor.can("view_audit"):
+        raise denial(actor, action, "audit", None, f"{actor.username} may not read the audit log")
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first entry where the chain does not hold."""
+
+    event_id: int
+    kind: str  # "edited": its content no longer matches its hash; "unlinked": one before it is gone
+    message: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    entries: int
+    # The last hash: written down elsewhere, it also proves later that nothing was cut off the end.
+    head: str
+    first_break: ChainBreak | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_break is None
+
+
+def check_chain(events: Iterable[AuditEvent]) -> ChainReport:
+    """Recompute the chain over entries in id order; stop at the first break."""
+    previous, count = GENESIS, 0
+    for event in events:
+        assert event.id is not None  # loaded rows
+        count += 1
+        if event.prev_hash != previous:
+            message = (
+                f"audit entry {event.id} does not follow the entry before it: "
+                "an entry before it was deleted or edited"
+            )
+            return ChainReport(count, previous, ChainBreak(event.id, "unlinked", message))
+        if entry_hash(previous, event) != event.hash:
+            message = f"audit entry {event.id} was edited after it was written"
+            return ChainReport(count, previous, ChainBreak(event.id, "edited", message))
+        previous = event.hash
+    return ChainReport(count, previous, None)
+
+
+def verify_chain(session: Session, actor: Actor) -> ChainReport:
+    """Supervisors and admins (``view_audit``) check the whole log; the check is audited."""
+    _require_audit_reader(actor, "audit.verify")
+    query = select(AuditEvent).order_by(col(AuditEvent.id)).execution_options(yield_per=1000)
+    rows = session.exec(query)
+    try:
+        report = check_chain(rows)
+    finally:
+        rows.close()  # check_chain stops at the first break; free the cursor before writing
+    broken = report.first_break
+    detail = {"entries": report.entries, "intact": report.intact, "head": report.head}
+    if broken is not None:
+        detail |= {"break_at": broken.event_id, "kind": broken.kind}
+    record(session, actor, "audit.verify", "audit", None, detail)
+    return report

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from casebook import audit
 from casebook.errors import AccessDenied, DatabaseUnavailable
 from casebook.models import AuditEvent
 from hotline.config import DatabaseSettings
@@ -118,6 +119,9 @@ def _is_transient(exc: DBAPIError) -> bool:
         "the database system is shutting down",
         "consuming input failed",
         "connection is closed",
+        # PostgreSQL aborts one of two transactions waiting on each other (e.g. on the audit
+        # chain's lock and a row lock); running it again is the documented remedy.
+        "deadlock detected",
     )
     return any(phrase in message for phrase in transient)
 
@@ -175,7 +179,8 @@ class Database:
 
     def _append_audit(self, event: AuditEvent) -> None:
         with self._sessions() as session, session.begin():
-            session.add(AuditEvent.model_validate(event.model_dump()))
+            # A fresh copy each attempt: a failed attempt leaves its object bound to a session.
+            audit.append(session, AuditEvent.model_validate(event.model_dump()))
 
     @contextmanager
     def session(self) -> Iterator[Session]:

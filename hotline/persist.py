@@ -9,6 +9,7 @@ it (a locked or unreachable database is retried, never dropped).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import re
@@ -118,38 +119,47 @@ class StoreStats:
 
 
 Work = Callable[[Session], object]
+# How many reports one transaction takes at most: under load, writes are grouped.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class _Report:
+    linkedid: str
+    work: Work
+    progress: bool = False  # a note on a call in progress: moot once the call's end is written
 
 
 class CallStore:
-    """The tracker's sink: queue what it reports, write it on a thread of its own, in order."""
+    """The tracker's sink: queue what it reports, write it in order on a thread of its own,
+    grouping what has piled up into one transaction."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.stats = StoreStats()
-        self._queue: queue.Queue[tuple[str, Work] | None] = queue.Queue()
+        self._queue: queue.Queue[_Report | None] = queue.Queue()
         self._thread = threading.Thread(target=self._write_loop, name="call-store", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def call_noted(self, call: TrackedCall) -> None:
-        self._queue.put((call.linkedid, lambda session: note_call(session, call)))
+        self._queue.put(_Report(call.linkedid, lambda s: note_call(s, call), progress=True))
 
     def call_finished(self, call: TrackedCall) -> None:
-        def finish(session: Session) -> object:
+        def finish(session: Session) -> None:
             stored = store_call(session, self.settings, call)
             if stored.finished_now:
                 self.stats.stored += 1
             else:
                 self.stats.duplicates += 1
-            return stored
 
-        self._queue.put((call.linkedid, finish))
+        self._queue.put(_Report(call.linkedid, finish))
 
     def calls_alive(self, linkedids: set[str], at: datetime) -> None:
         self._queue.put(
-            ("resync", lambda session: close_vanished(session, self.settings, linkedids, at))
+            _Report("resync", lambda s: close_vanished(s, self.settings, linkedids, at))
         )
 
     @property
@@ -162,10 +172,36 @@ class CallStore:
         self._thread.join()
 
     def _write_loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            self._write(*item)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._write(batch)
+                    return
+                batch.append(item)
+            self._write(batch)
 
-    def _write(self, what: str, work: Work) -> None:
+    def _write(self, batch: list[_Report]) -> None:
+        finished = {r.linkedid for r in batch if not r.progress}
+        todo = [r for r in batch if not (r.progress and r.linkedid in finished)]
+        stored_before = self.stats.stored
+        try:
+            self._retrying(lambda session: [report.work(session) for report in todo], "batch")
+        except Exception:
+            # One bad report must not take the others down: write them one by one.
+            self.stats.stored = stored_before
+            for report in todo:
+                with contextlib.suppress(Exception):
+                    self._retrying(report.work, report.linkedid)
+
+    def _retrying(self, work: Work, what: str) -> None:
         delay = 0.5
         while True:
             try:
@@ -178,9 +214,10 @@ class CallStore:
                 delay = min(delay * 2, 30.0)
                 continue
             except Exception:
-                # A bug must not stop every later call from being stored; the facts stay in the log.
                 self.stats.errors += 1
+                # The facts stay in the log, so an operator can still recover the call.
                 log.exception("call %s could not be stored", what)
+                raise
             return
 
 

@@ -59,7 +59,12 @@ class CasebookBackend:
             )
             if message_path is not None:
                 recording = ingest_recording(
-                    session, IVR, message_path, kind=RecordingKind.MESSAGE, case_id=case.id
+                    session,
+                    IVR,
+                    message_path,
+                    kind=RecordingKind.MESSAGE,
+                    case_id=case.id,
+                    retention=self.settings.retention,
                 )
                 jobs.enqueue_transcription(session, IVR, recording, now)
             assert case.reference is not None and case.promised_by is not None

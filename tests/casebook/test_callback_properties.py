@@ -61,8 +61,8 @@ def test_assignment_respects_capacity_and_assigns_each_callback_once(tmp_path: P
         staff: list[tuple[str, list[str], int, int]], due: list[tuple[str | None, str]]
     ) -> None:
         def setup(s: Session) -> None:
-            s.exec(delete(Callback))  # type: ignore[call-overload]
-            s.exec(delete(Agent))  # type: ignore[call-overload]
+            s.exec(delete(Callback))
+            s.exec(delete(Agent))
             for n, (department, languages, capacity, held) in enumerate(staff):
                 agent = Agent(
                     username=f"a{n}",
@@ -76,8 +76,8 @@ def test_assignment_respects_capacity_and_assigns_each_callback_once(tmp_path: P
                 s.flush()
                 for _ in range(held):
                     s.add(_callback(department, "ar", CallbackStatus.ASSIGNED.value, agent.id))
-            for department, language in due:
-                s.add(_callback(department, language, CallbackStatus.PENDING.value, None))
+            for wanted, language in due:
+                s.add(_callback(wanted, language, CallbackStatus.PENDING.value, None))
 
         db.run(setup)
         scheduler = Actor.system("scheduler")

@@ -1,0 +1,105 @@
+"""Play and export: who may, the file proven unchanged first, every access and refusal audited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from casebook.db import Database
+from casebook.errors import AccessDenied, CasebookError
+from hotline.config import Settings
+from recordings.listening import TamperedRecording, copy_for_playing, export_recording
+from recordings.player import find_player
+from tests.conftest import Staff
+from tests.recordings.helpers import audit_events, recorded_call, reference_of
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Where copies go: empty (the test database lives next to it)."""
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
+
+
+def test_an_agent_hears_the_calls_of_their_own_cases(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    carer = staff.actor("carer")
+    recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
+    copy = db.run(lambda s: copy_for_playing(s, carer, recording.id or 0, "callback prep", folder))
+    assert copy.read_bytes() == Path(recording.path).read_bytes()
+    (event,) = audit_events(db, "recording.play")
+    assert (event.actor, event.allowed, event.detail["why"]) == ("carer", True, "callback prep")
+    assert event.detail["case"] == reference_of(db, recording)
+
+
+def test_an_agent_playing_another_agents_call_is_refused_and_audited(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    carer, biller = staff.actor("carer"), staff.actor("biller")
+    recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
+    with pytest.raises(AccessDenied, match=f"biller may not play recording {recording.id}"):
+        db.run(lambda s: copy_for_playing(s, biller, recording.id or 0, "curious", folder))
+    (event,) = audit_events(db, "recording.play")
+    assert (event.actor, event.allowed, event.object_id) == ("biller", False, str(recording.id))
+    assert event.detail["why"] == "curious"
+    assert list(folder.iterdir()) == []
+
+
+def test_agents_do_not_export_even_their_own_calls(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    carer = staff.actor("carer")
+    recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
+    with pytest.raises(AccessDenied, match="may not export"):
+        db.run(lambda s: export_recording(s, carer, recording.id or 0, folder, "keep"))
+
+
+def test_qa_exports_a_verified_private_copy_and_never_overwrites(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    qa = staff.actor("qa")
+    recording = recorded_call(db, settings, "c1")
+    target = db.run(lambda s: export_recording(s, qa, recording.id or 0, folder, "complaint"))
+    assert target == folder / "c1.wav"
+    assert target.read_bytes() == Path(recording.path).read_bytes()
+    assert target.stat().st_mode & 0o077 == 0
+    (event,) = audit_events(db, "recording.export")
+    assert event.detail["to"] == str(target) and event.detail["why"] == "complaint"
+    with pytest.raises(CasebookError, match="exists: not overwritten"):
+        db.run(lambda s: export_recording(s, qa, recording.id or 0, target, "again"))
+
+
+@pytest.mark.parametrize("action", ["play", "export"])
+def test_a_tampered_file_is_refused_and_reported(
+    db: Database, settings: Settings, staff: Staff, folder: Path, action: str
+) -> None:
+    qa = staff.actor("qa")
+    recording = recorded_call(db, settings, "c1")
+    path = Path(recording.path)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:-1] + b"\x7f")
+    with pytest.raises(TamperedRecording, match="no longer matches the SHA-256"):
+        if action == "play":
+            db.run(lambda s: copy_for_playing(s, qa, recording.id or 0, "review", folder))
+        else:
+            db.run(lambda s: export_recording(s, qa, recording.id or 0, folder, "review"))
+    assert list(folder.iterdir()) == []
+    (event,) = audit_events(db, f"recording.{action}")
+    assert not event.allowed and event.detail["expected"] == recording.sha256
+    assert reference_of(db, recording) in event.detail["reason"]
+
+
+def test_a_reason_is_required(db: Database, settings: Settings, staff: Staff, folder: Path) -> None:
+    recording = recorded_call(db, settings, "c1")
+    with pytest.raises(CasebookError, match="say why"):
+        db.run(lambda s: copy_for_playing(s, staff.actor("qa"), recording.id or 0, " ", folder))
+
+
+def test_a_player_is_found_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}" if name == "play" else None)
+    assert find_player() == ["/usr/bin/play", "-q"]
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert find_player() is None

@@ -1,0 +1,29 @@
+"""Shared fixtures for the transcription tests: the committed test set and the real model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.config import TranscriptionSettings
+from transcription.model import LoadedModel, load
+
+ARABIC = Path(__file__).resolve().parents[1] / "data" / "arabic"
+
+
+def manifest() -> list[dict[str, Any]]:
+    return list(json.loads((ARABIC / "manifest.json").read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="session")
+def real_settings(tmp_path_factory: pytest.TempPathFactory) -> TranscriptionSettings:
+    return TranscriptionSettings(cache_dir=tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def real_model(real_settings: TranscriptionSettings) -> LoadedModel:
+    """The shipped Whisper model, assembled and loaded once for the whole session."""
+    return load(real_settings)

@@ -1,0 +1,187 @@
+"""The pipeline around Whisper, with a scripted stand-in for the model (fast, no 145 MB load)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from hotline.config import TranscriptionSettings
+from tests.transcription.conftest import ARABIC
+from transcription.audio import AudioError, load_audio
+from transcription.model import LoadedModel, ResolvedModel
+from transcription.pipeline import transcribe, transcribe_recording, whisper_options
+
+CLIP = ARABIC / "ar02.wav"
+CLIP_SECONDS = load_audio(CLIP).duration
+
+
+def word(start: float, text: str, probability: float = 0.9) -> SimpleNamespace:
+    return SimpleNamespace(start=start, end=start + 0.4, word=text, probability=probability)
+
+
+def segment(
+    text: str,
+    start: float = 0.0,
+    avg_logprob: float = -0.3,
+    no_speech_prob: float = 0.05,
+    probabilities: list[float] | None = None,
+) -> SimpleNamespace:
+    tokens = [f" {token}" for token in text.split()]
+    probabilities = probabilities or [0.9] * len(tokens)
+    return SimpleNamespace(
+        start=start,
+        end=start + 0.5 * len(tokens),
+        text=" " + text,
+        avg_logprob=avg_logprob,
+        no_speech_prob=no_speech_prob,
+        words=[
+            word(start + 0.5 * i, token, p)
+            for i, (token, p) in enumerate(zip(tokens, probabilities, strict=True))
+        ],
+    )
+
+
+class ScriptedWhisper:
+    """Answers transcribe() with fixed segments and remembers the arguments it was given."""
+
+    def __init__(self, segments: list[SimpleNamespace], speech: float = 3.0) -> None:
+        self.segments = segments
+        self.speech = speech
+        self.calls: list[dict[str, Any]] = []
+
+    def transcribe(self, audio: Any, **options: Any) -> tuple[Any, Any]:
+        self.calls.append({"samples": len(audio), **options})
+        info = SimpleNamespace(
+            language="ar", language_probability=1.0, duration_after_vad=self.speech
+        )
+        return iter(self.segments), info
+
+
+def scripted(segments: list[SimpleNamespace], speech: float = 3.0) -> LoadedModel:
+    resolved = ResolvedModel("whisper-base-pypi", Path("/models/base"), "ab" * 32)
+    return LoadedModel(resolved, ScriptedWhisper(segments, speech), "cpu", "int8")
+
+
+def test_result_carries_what_a_transcript_row_needs() -> None:
+    model = scripted([segment("الفاتورة مرتفعة", probabilities=[0.95, 0.3]), segment("جدا", 1.0)])
+    result = transcribe(CLIP, model=model)
+    assert result.text == "الفاتورة مرتفعة جدا"
+    assert result.no_speech is False
+    assert result.language == "ar"
+    assert result.language_probability == 1.0
+    assert result.duration == CLIP_SECONDS
+    assert result.speech_duration == 3.0
+    assert result.model_name == "whisper-base-pypi"
+    assert result.model_sha256 == "ab" * 32
+    assert result.timings.total >= result.timings.transcribe >= 0
+    assert result.real_time_factor > 0
+    assert result.avg_logprob == pytest.approx(-0.3)
+    assert result.no_speech_prob == pytest.approx(0.05)
+    first = result.segments[0]
+    assert [w.text for w in first.words] == ["الفاتورة", "مرتفعة"]
+    assert [w.doubtful for w in first.words] == [False, True]
+    assert first.doubtful is False
+
+
+def test_json_form() -> None:
+    result = transcribe(CLIP, model=scripted([segment("الخدمة مقطوعة")]))
+    data = json.loads(json.dumps(result.to_dict(), ensure_ascii=False))
+    assert data["text"] == "الخدمة مقطوعة"
+    assert data["language"] == "ar"
+    assert set(data) >= {"text", "language", "duration", "segments", "no_speech", "model"}
+    assert data["segments"][0]["words"][0] == {
+        "start": 0.0,
+        "end": 0.4,
+        "text": "الخدمة",
+        "probability": 0.9,
+        "doubtful": False,
+    }
+    assert data["model"]["sha256"] == "ab" * 32
+    assert result.segment_dicts() == data["segments"]
+
+
+def test_tuned_options_reach_whisper() -> None:
+    model = scripted([])
+    settings = TranscriptionSettings(hot_words=["العنكبوت الليبي", "ADSL"], initial_prompt="شكوى")
+    transcribe(CLIP, settings, model=model)
+    call = model.whisper.calls[0]
+    assert call["samples"] == round(CLIP_SECONDS * 16000)  # 16 kHz samples, not a path
+    assert call["language"] == "ar"
+    assert call["temperature"] == 0.0
+    assert call["beam_size"] == 5
+    assert call["no_repeat_ngram_size"] == 3
+    assert call["vad_filter"] is True
+    assert call["vad_parameters"] == {"threshold": 0.25}
+    assert call["hotwords"] == "العنكبوت الليبي ADSL"
+    assert call["initial_prompt"] == "شكوى"
+    assert whisper_options(TranscriptionSettings())["hotwords"] is None
+
+
+def test_options_override_settings() -> None:
+    model = scripted([])
+    transcribe(CLIP, model=model, beam_size=1, language="en")
+    assert model.whisper.calls[0]["beam_size"] == 1
+    assert model.whisper.calls[0]["language"] == "en"
+
+
+def test_nothing_heard_is_no_speech() -> None:
+    result = transcribe(CLIP, model=scripted([], speech=0.0))
+    assert result.no_speech is True
+    assert result.text == ""
+    assert result.segments == ()
+    assert result.avg_logprob is None
+    assert result.to_dict()["no_speech"] is True
+
+
+def test_silence_segment_dropped() -> None:
+    invented = segment("شكرا جزيلا", avg_logprob=-1.4, no_speech_prob=0.9)
+    result = transcribe(CLIP, model=scripted([invented]))
+    assert result.no_speech is True
+    assert result.text == ""
+    assert "no speech" in result.dropped[0]
+
+
+def test_only_stock_phrases_is_no_speech() -> None:
+    model = scripted([segment("اشتركوا في القناة"), segment("صلى الله عليه وسلم", 2.0)])
+    result = transcribe(CLIP, model=model)
+    assert result.no_speech is True
+    assert len(result.dropped) == 2
+
+
+def test_guards_clean_text_and_words_together() -> None:
+    model = scripted([segment("الإنترنت بطيء the end مقطوع مقطوع مقطوع مقطوع")])
+    result = transcribe(CLIP, model=model)
+    assert result.text == "الإنترنت بطيء مقطوع"
+    assert [w.text for w in result.segments[0].words] == ["الإنترنت", "بطيء", "مقطوع"]
+
+
+def test_repetitive_segment_dropped() -> None:
+    # A nine-word loop is longer than the n-gram guard looks; the compression ratio catches it.
+    nine = "هل الخدمة متوقفة يا أخي في منطقتنا منذ أمس"
+    looping = segment(" ".join([nine] * 5), start=2.0)
+    result = transcribe(CLIP, model=scripted([segment("الفاتورة عالية"), looping]))
+    assert result.text == "الفاتورة عالية"
+    assert "compression ratio" in result.dropped[0]
+
+
+def test_doubtful_segment() -> None:
+    result = transcribe(CLIP, model=scripted([segment("الخط مقطوع", avg_logprob=-0.95)]))
+    assert result.segments[0].doubtful is True
+
+
+def test_bad_audio_fails_before_the_model() -> None:
+    model = scripted([segment("لا يجب أن يصل")])
+    with pytest.raises(AudioError, match="corrupt"):
+        transcribe(ARABIC / "corrupt.wav", model=model)
+    assert model.whisper.calls == []
+
+
+def test_worker_entry_raises_audio_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.touch()
+    with pytest.raises(AudioError, match="empty file"):
+        transcribe_recording(empty, TranscriptionSettings())

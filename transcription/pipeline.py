@@ -1,0 +1,158 @@
+"""One call, one recording, one draft: ``transcribe(path)`` (faster-whisper's shape, smaller).
+
+Tuned on the telephone test set (tests/data/arabic; bench/transcribe.py measures it). On 8 kHz
+Arabic, Whisper's temperature fallback fires on most utterances, which made bare faster-whisper
+slower than real time (RTF 1.2) and no more accurate (CER 0.64); here decoding is beam search at
+temperature 0 with ``no_repeat_ngram_size=3`` to stop the loops the fallback was there to break
+(RTF 0.3-0.4, CER 0.435 on the same files). The language is forced (auto-detect answered
+French, Hebrew or Latin on some clips). VAD skips silence, music and line noise before Whisper can
+invent text for them; its threshold is 0.25 because 0.5 dropped a third of the narrow-band speech
+in an earlier measurement (on this set the two score the same). Tried and not
+adopted (no gain or worse on the set): beam 3, repetition_penalty 1.1, BatchedInferencePipeline
+(one VAD chunk per short clip, CER 0.50), conditioning on previous text. The guards in
+``guards`` then remove what Whisper still invents.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from hotline.config import TranscriptionSettings
+from transcription.audio import load_audio
+from transcription.guards import (
+    STOCK_PHRASES,
+    allowed_latin_words,
+    clean_words,
+    compression_ratio,
+)
+from transcription.model import LoadedModel, load
+from transcription.result import Segment, Timings, TranscriptResult, Word
+
+# A ban on repeating any 3 tokens: Whisper's loops repeat longer spans than Arabic speech does.
+NO_REPEAT_NGRAM_SIZE = 3
+
+
+def whisper_options(settings: TranscriptionSettings) -> dict[str, Any]:
+    """faster-whisper ``transcribe()`` keyword arguments for these settings."""
+    return {
+        "language": settings.language,
+        "beam_size": settings.beam_size,
+        "temperature": 0.0,
+        "no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE,
+        # A loop in one 30 s window must not be fed as the prompt of the next.
+        "condition_on_previous_text": False,
+        "initial_prompt": settings.initial_prompt,
+        "hotwords": " ".join(settings.hot_words) or None,
+        "vad_filter": True,
+        "vad_parameters": {"threshold": settings.vad_threshold},
+        "word_timestamps": settings.word_timestamps,
+        "no_speech_threshold": settings.no_speech_threshold,
+        "log_prob_threshold": settings.log_prob_threshold,
+        "compression_ratio_threshold": settings.compression_ratio_threshold,
+    }
+
+
+def transcribe(
+    audio_path: Path | str,
+    settings: TranscriptionSettings | None = None,
+    *,
+    model: LoadedModel | None = None,
+    **options: Any,
+) -> TranscriptResult:
+    """Transcribe one recording with the tuned pipeline.
+
+    ``options`` override single faster-whisper arguments (e.g. ``beam_size=1``) for experiments;
+    the settings are what production uses. Raises ``AudioError`` for an unreadable recording and
+    ``ModelError`` when the model cannot be had.
+    """
+    settings = settings or TranscriptionSettings()
+    started = time.perf_counter()
+    audio = load_audio(audio_path)
+    decoded = time.perf_counter()
+    loaded = model or load(settings)
+    ready = time.perf_counter()
+    raw_segments, info = loaded.whisper.transcribe(
+        audio.samples, **(whisper_options(settings) | options)
+    )
+    segments, dropped = _guarded(list(raw_segments), settings)
+    finished = time.perf_counter()
+    return TranscriptResult(
+        text=" ".join(segment.text for segment in segments),
+        language=str(info.language),
+        language_probability=float(info.language_probability),
+        duration=audio.duration,
+        speech_duration=float(info.duration_after_vad),
+        segments=tuple(segments),
+        no_speech=not segments,
+        model_name=loaded.resolved.name,
+        model_sha256=loaded.resolved.sha256,
+        timings=Timings(decoded - started, ready - decoded, finished - ready),
+        dropped=tuple(dropped),
+    )
+
+
+def transcribe_recording(path: Path, settings: TranscriptionSettings) -> TranscriptResult:
+    """The job worker's entry: one recording with the operator's settings, nothing else.
+
+    Raises ``AudioError`` (this recording is bad: mark the job failed, keep the others going) or
+    ``ModelError`` (the worker cannot transcribe anything: stop and tell the operator).
+    """
+    return transcribe(path, settings)
+
+
+def _guarded(
+    raw_segments: list[Any], settings: TranscriptionSettings
+) -> tuple[list[Segment], list[str]]:
+    phrases = (*STOCK_PHRASES, *settings.hallucinated_phrases)
+    allowed_latin = allowed_latin_words(settings.hot_words)
+    segments: list[Segment] = []
+    dropped: list[str] = []
+    for raw in raw_segments:
+        where = f"segment {raw.start:.1f}-{raw.end:.1f} s"
+        if raw.no_speech_prob > settings.no_speech_threshold and (
+            raw.avg_logprob < settings.log_prob_threshold
+        ):
+            dropped.append(f"{where}: no speech ({raw.text.strip()!r})")
+            continue
+        words = list(raw.words or [])
+        tokens = [word.word for word in words] if words else raw.text.split()
+        cleaned = clean_words(tokens, phrases, allowed_latin)
+        dropped.extend(f"{where}: {reason}" for reason in cleaned.dropped)
+        kept_words = [words[index] for index in cleaned.kept] if words else []
+        text = (
+            "".join(tokens[index] for index in cleaned.kept)
+            if words
+            else " ".join(tokens[index] for index in cleaned.kept)
+        ).strip()
+        if not text:
+            continue
+        ratio = compression_ratio(text)
+        if ratio > settings.compression_ratio_threshold:
+            dropped.append(f"{where}: repetitive text (compression ratio {ratio:.1f})")
+            continue
+        segments.append(
+            Segment(
+                start=float(raw.start),
+                end=float(raw.end),
+                text=text,
+                avg_logprob=float(raw.avg_logprob),
+                no_speech_prob=float(raw.no_speech_prob),
+                compression_ratio=float(ratio),
+                # bool(): faster-whisper hands back numpy scalars, which JSON cannot store.
+                doubtful=bool(raw.avg_logprob < settings.doubtful_log_prob),
+                words=tuple(_word(word, settings) for word in kept_words),
+            )
+        )
+    return segments, dropped
+
+
+def _word(word: Any, settings: TranscriptionSettings) -> Word:
+    return Word(
+        start=float(word.start),
+        end=float(word.end),
+        text=word.word.strip(),
+        probability=float(word.probability),
+        doubtful=bool(word.probability < settings.doubtful_word_probability),
+    )
