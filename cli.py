@@ -39,6 +39,7 @@ from casebook.drafts import Draft
 from casebook.errors import CasebookError, DatabaseUnavailable
 from casebook.models import (
     Agent,
+    AttemptResult,
     AuditEvent,
     Call,
     Callback,
@@ -59,6 +60,7 @@ from hotline import terminal
 from hotline.components import Agi, Component, Listener, Scheduler, run_until_signal
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.demo import run_demo
+from hotline.dial import DialError, dial_callback
 from hotline.lifecycle import HEARTBEAT_SECONDS, configure_logging
 from ivr_flows import (
     FlowError,
@@ -998,6 +1000,26 @@ def calls_list(
             Path(call.recording_path).name if call.recording_path else "",
         )
     out.print(table)
+
+
+@callbacks_app.command("dial")
+def callbacks_dial(callback_id: int) -> None:
+    """Ring your phone, then the customer (AMI Originate); the result is stored."""
+    ctx = context()
+    actor = ctx.run(
+        lambda session: agent_service.resolve_actor(session, getpass.getuser(), ctx.settings.roles)
+    )
+    try:
+        outcome = dial_callback(ctx.db, ctx.settings, actor, callback_id)
+    except DialError as exc:
+        fail(str(exc))
+    callback = outcome.callback
+    out.print(
+        f"callback {callback.id}: {outcome.result} ({outcome.detail}); now {callback.status}, "
+        f"attempt {callback.attempts} of {ctx.settings.callbacks.max_attempts}"
+    )
+    if outcome.result == AttemptResult.ANSWERED and callback.case_id is not None:
+        out.print("  log the follow-up: hotline followup log REF --method phone --result ...")
 
 
 # --- IVR ------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event as orm_events
 from sqlalchemy import text
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from casebook.access import Actor
@@ -53,20 +55,40 @@ def _lock_the_chain(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
 
 
-def append(session: Session, event: AuditEvent) -> AuditEvent:
-    """Link an unsaved event to the end of the chain and insert it. The one way in."""
+# The session remembers the chain's head for the rest of its transaction, so a transaction
+# that appends many entries (an assignment run, a batch of calls) reads it and flushes once.
+_HEAD = "audit_chain_head"
+
+
+@orm_events.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint that ends may have taken entries with it (rollback): read the head again.
+    if transaction.nested:
+        session.info.pop(_HEAD, None)
+
+
+def _head(session: Session) -> str:
+    remembered = session.info.get(_HEAD)
+    if remembered is not None and remembered[0] is session.get_transaction():
+        return str(remembered[1])
     _lock_the_chain(session)
-    # The detail as the JSON column will give it back, so the hash verifies after a reload.
-    event.detail = json.loads(json.dumps(event.detail, ensure_ascii=False, default=str))
-    event.at = ensure_aware(event.at)
     # Autoflush first: an entry added earlier in this transaction is the last one.
     session.flush()
     last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1))
-    event.prev_hash = last.first() or GENESIS
-    event.hash = entry_hash(event.prev_hash, event)
-    session.add(event)
-    session.flush()
-    return event
+    return last.first() or GENESIS
+
+
+def append(session: Session, entry: AuditEvent) -> AuditEvent:
+    """Link an unsaved entry to the end of the chain and add it. The one way in. Entries are
+    inserted in the order they were added, so ids follow the chain."""
+    # The detail as the JSON column will give it back, so the hash verifies after a reload.
+    entry.detail = json.loads(json.dumps(entry.detail, ensure_ascii=False, default=str))
+    entry.at = ensure_aware(entry.at)
+    entry.prev_hash = _head(session)
+    entry.hash = entry_hash(entry.prev_hash, entry)
+    session.add(entry)
+    session.info[_HEAD] = (session.get_transaction(), entry.hash)
+    return entry
 
 
 def record(

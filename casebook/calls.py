@@ -1,21 +1,21 @@
-"""Calls to the hotline as the AMI listener saw them: stored once per Asterisk Linkedid, linked
-to the case the IVR registered; a call that ended before a complaint was registered is an
-abandoned call, and when the number is known the customer is called back."""
-
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.callbacks import request_abandoned_callback
-from casebook.models import Call, Case
+from casebook.callbacks import OPEN_STATUSES, _new_callback
+from casebook.models import Call, Callback, CallbackReason, Case
 from casebook.reference import InvalidReference, normalise_reference
 from hotline.config import Settings
+
+# Keys per IN (...) query: well under SQLite's and PostgreSQL's limits on bound parameters.
+_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -26,18 +26,104 @@ class StoredCall:
     finished_now: bool
 
 
-def _case_for(session: Session, reference: str | None, linkedid: str) -> Case | None:
-    """The case the IVR registered: by the reference it set on the channel, else by Linkedid."""
-    if reference:
-        try:
-            canonical = normalise_reference(reference)
-        except InvalidReference:
-            canonical = None
-        if canonical is not None:
-            case = session.exec(select(Case).where(Case.reference == canonical)).first()
-            if case is not None:
-                return case
-    return session.exec(select(Case).where(Case.call_linkedid == linkedid)).first()
+@dataclass(frozen=True)
+class CallNote:
+    """A call in progress, as far as it is known."""
+
+    linkedid: str
+    uniqueid: str | None
+    caller_number: str | None
+    did: str | None
+    started_at: datetime
+    recording_path: str | None
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """A finished call, as the listener saw it."""
+
+    linkedid: str
+    uniqueid: str | None
+    caller_number: str | None
+    did: str | None
+    started_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    hangup_cause: int | None
+    hangup_cause_text: str | None
+    case_reference: str | None
+    ivr_choices: Sequence[str]
+    recording_path: str | None
+
+
+def chunked(keys: Iterable[Any]) -> list[list[Any]]:
+    ordered = list(dict.fromkeys(keys))
+    return [ordered[n : n + _CHUNK] for n in range(0, len(ordered), _CHUNK)]
+
+
+def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, Call]:
+    found: dict[str, Call] = {}
+    for keys in chunked(linkedids):
+        found |= {
+            c.linkedid: c for c in session.exec(select(Call).where(col(Call.linkedid).in_(keys)))
+        }
+    return found
+
+
+def _canonical(reference: str | None) -> str | None:
+    if not reference:
+        return None
+    try:
+        return normalise_reference(reference)
+    except InvalidReference:
+        return None
+
+
+def _cases_for(session: Session, facts: Sequence[CallFacts]) -> list[Case | None]:
+    """The case the IVR registered for each call: by the reference it set on the channel, else
+    by Linkedid (the first such case)."""
+    references = [_canonical(f.case_reference) for f in facts]
+    by_reference: dict[str, Case] = {}
+    for keys in chunked(r for r in references if r is not None):
+        query = select(Case).where(col(Case.reference).in_(keys))
+        by_reference |= {case.reference or "": case for case in session.exec(query)}
+    by_linkedid: dict[str, Case] = {}
+    for keys in chunked(f.linkedid for f in facts):
+        query = select(Case).where(col(Case.call_linkedid).in_(keys)).order_by(col(Case.id))
+        for case in session.exec(query):
+            by_linkedid.setdefault(case.call_linkedid or "", case)
+    return [
+        (by_reference.get(reference) if reference is not None else None)
+        or by_linkedid.get(f.linkedid)
+        for f, reference in zip(facts, references, strict=True)
+    ]
+
+
+def note_calls(session: Session, notes: Sequence[CallNote]) -> list[Call]:
+    """Note calls in progress (when one reaches the hotline, again when its recording is
+    named), so a call that ends while no listener is connected is still known and finished by
+    ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone."""
+    session.flush()  # anything added before is seen by the lookup below
+    noted = []
+    with session.no_autoflush:
+        known = _calls_by_linkedid(session, (n.linkedid for n in notes))
+        for note in notes:
+            call = known.get(note.linkedid)
+            if call is None:
+                call = known[note.linkedid] = Call(
+                    linkedid=note.linkedid, started_at=note.started_at
+                )
+                session.add(call)
+            elif call.ended_at is not None:
+                noted.append(call)
+                continue
+            call.uniqueid = note.uniqueid or call.uniqueid
+            call.caller_number = note.caller_number or call.caller_number
+            call.did = note.did or call.did
+            call.recording_path = note.recording_path or call.recording_path
+            noted.append(call)
+    session.flush()
+    return noted
 
 
 def note_call(
@@ -50,21 +136,110 @@ def note_call(
     started_at: datetime,
     recording_path: str | None,
 ) -> Call:
-    """Note a call in progress (when it reaches the hotline, again when its recording is
-    named), so a call that ends while no listener is connected is still known and finished by
-    ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone."""
-    call = session.exec(select(Call).where(Call.linkedid == linkedid)).first()
-    if call is None:
-        call = Call(linkedid=linkedid, started_at=started_at)
-    elif call.ended_at is not None:
-        return call
-    call.uniqueid = uniqueid or call.uniqueid
-    call.caller_number = caller_number or call.caller_number
-    call.did = did or call.did
-    call.recording_path = recording_path or call.recording_path
-    session.add(call)
+    """One call in progress: see ``note_calls``."""
+    note = CallNote(linkedid, uniqueid, caller_number, did, started_at, recording_path)
+    return note_calls(session, [note])[0]
+
+
+def record_calls(
+    session: Session, settings: Settings, actor: Actor, facts: Sequence[CallFacts]
+) -> list[StoredCall]:
+    """Finish calls, in order: their facts, their case, abandoned or not. Once per Linkedid
+    (the same Linkedid twice in ``facts`` is finished by the first)."""
+    session.flush()  # anything added before is seen by the lookups below
+    stored: list[StoredCall] = []
+    with session.no_autoflush:
+        known = _calls_by_linkedid(session, (f.linkedid for f in facts))
+        for fact, case in zip(facts, _cases_for(session, facts), strict=True):
+            call = known.get(fact.linkedid)
+            if call is not None and call.ended_at is not None:
+                linked = session.get(Case, call.case_id) if call.case_id is not None else None
+                stored.append(StoredCall(call, linked, finished_now=False))
+                continue
+            if call is None:
+                call = known[fact.linkedid] = Call(linkedid=fact.linkedid)
+                session.add(call)
+            _finish(call, fact, case)
+            stored.append(StoredCall(call, case, finished_now=True))
     session.flush()
-    return call
+    finished = [s for s in stored if s.finished_now]
+    callbacks = _request_abandoned_callbacks(session, settings, finished, facts)
+    for entry in finished:
+        call, case = entry.call, entry.case
+        detail = {"case": case.reference if case else None, "abandoned": call.abandoned}
+        audit.record(session, actor, "call.record", "call", call.linkedid, detail)
+        callback = callbacks.get(id(entry))
+        if callback is not None:
+            detail = {
+                "about": call.linkedid,
+                "reason": callback.reason,
+                "due_from": callback.due_from.isoformat(),
+            }
+            audit.record(session, actor, "callback.request", "callback", callback.id, detail)
+    return stored
+
+
+def _finish(call: Call, fact: CallFacts, case: Case | None) -> None:
+    begin = fact.answered_at or fact.started_at or call.started_at
+    ended_at = fact.ended_at
+    call.uniqueid = fact.uniqueid or call.uniqueid
+    call.caller_number = fact.caller_number or call.caller_number
+    call.did = fact.did or call.did
+    call.recording_path = fact.recording_path or call.recording_path
+    call.started_at = call.started_at or fact.started_at
+    call.answered_at = fact.answered_at
+    call.ended_at = ended_at
+    call.duration_seconds = (ended_at - begin).total_seconds() if ended_at and begin else None
+    call.ivr_choices = list(fact.ivr_choices)
+    call.hangup_cause = fact.hangup_cause
+    call.hangup_cause_text = fact.hangup_cause_text
+    call.abandoned = case is None
+    call.case_id = case.id if case is not None else None
+
+
+def _request_abandoned_callbacks(
+    session: Session, settings: Settings, finished: Sequence[StoredCall], facts: Sequence[CallFacts]
+) -> dict[int, Callback]:
+    """The callbacks.request_abandoned_callback rule for many calls: the caller hung up before
+    registering a complaint, so call them back, once per number while a callback for them is
+    still waiting (two abandoned calls of one number in ``finished`` ask once). Returns the
+    new callbacks by ``id()`` of the StoredCall that asked; the caller audits them."""
+    ended = {f.linkedid: f.ended_at for f in facts}
+    asking = [
+        s
+        for s in finished
+        if s.call.abandoned and s.call.caller_number and ended[s.call.linkedid] is not None
+    ]
+    waiting: set[str] = set()
+    for keys in chunked(s.call.caller_number for s in asking):
+        query = select(Callback.phone_number).where(
+            col(Callback.phone_number).in_(keys),
+            Callback.reason == CallbackReason.ABANDONED.value,
+            col(Callback.status).in_(OPEN_STATUSES),
+        )
+        waiting |= set(session.exec(query))
+    requested: dict[int, Callback] = {}
+    for entry in asking:
+        call = entry.call
+        number, now = call.caller_number, ended[call.linkedid]
+        assert number is not None and now is not None  # filtered above
+        if number in waiting:
+            continue
+        waiting.add(number)
+        requested[id(entry)] = callback = _new_callback(
+            settings,
+            phone=number,
+            reason=CallbackReason.ABANDONED,
+            due=now,
+            department=settings.cases.intake_department,
+            skill=None,
+            owner=None,
+            call_id=call.id,
+        )
+        session.add(callback)
+    if requested:
+        session.flush()
+    return requested
 
 
 def record_call(
@@ -85,40 +260,22 @@ def record_call(
     ivr_choices: Sequence[str],
     recording_path: str | None,
 ) -> StoredCall:
-    """Finish the call: its facts, its case, abandoned or not. Once per Linkedid."""
-    call = session.exec(select(Call).where(Call.linkedid == linkedid)).first()
-    if call is not None and call.ended_at is not None:
-        case = session.get(Case, call.case_id) if call.case_id is not None else None
-        return StoredCall(call, case, finished_now=False)
-    call = call or Call(linkedid=linkedid)
-    case = _case_for(session, case_reference, linkedid)
-    begin = answered_at or started_at or call.started_at
-    call.uniqueid = uniqueid or call.uniqueid
-    call.caller_number = caller_number or call.caller_number
-    call.did = did or call.did
-    call.recording_path = recording_path or call.recording_path
-    call.started_at = call.started_at or started_at
-    call.answered_at = answered_at
-    call.ended_at = ended_at
-    call.duration_seconds = (ended_at - begin).total_seconds() if ended_at and begin else None
-    call.ivr_choices = list(ivr_choices)
-    call.hangup_cause = hangup_cause
-    call.hangup_cause_text = hangup_cause_text
-    call.abandoned = case is None
-    call.case_id = case.id if case is not None else None
-    session.add(call)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "call.record",
-        "call",
-        linkedid,
-        {"case": case.reference if case else None, "abandoned": call.abandoned},
+    """Finish one call: see ``record_calls``."""
+    fact = CallFacts(
+        linkedid=linkedid,
+        uniqueid=uniqueid,
+        caller_number=caller_number,
+        did=did,
+        started_at=started_at,
+        answered_at=answered_at,
+        ended_at=ended_at,
+        hangup_cause=hangup_cause,
+        hangup_cause_text=hangup_cause_text,
+        case_reference=case_reference,
+        ivr_choices=ivr_choices,
+        recording_path=recording_path,
     )
-    if call.abandoned and ended_at is not None:
-        request_abandoned_callback(session, settings, actor, call, ended_at)
-    return StoredCall(call, case, finished_now=True)
+    return record_calls(session, settings, actor, [fact])[0]
 
 
 def close_vanished_calls(
@@ -127,11 +284,8 @@ def close_vanished_calls(
     """Calls noted as started but no longer alive on the PBX ended while no listener heard
     their hang-up: finish them now, with what is known."""
     open_calls = session.exec(select(Call).where(col(Call.ended_at).is_(None))).all()
-    return [
-        record_call(
-            session,
-            settings,
-            actor,
+    facts = [
+        CallFacts(
             linkedid=call.linkedid,
             uniqueid=call.uniqueid,
             caller_number=call.caller_number,
@@ -148,6 +302,7 @@ def close_vanished_calls(
         for call in open_calls
         if call.linkedid not in alive
     ]
+    return record_calls(session, settings, actor, facts)
 
 
 def list_calls(session: Session, actor: Actor, *, limit: int = 50) -> list[Call]:

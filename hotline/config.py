@@ -247,6 +247,19 @@ class CallbackSettings(Section):
     overdue_hours: float = Field(48.0, gt=0)
     agent_capacity: int = Field(10, ge=1)
     assign_interval_seconds: float = Field(60.0, gt=0)
+    # Placing a callback (AMI Originate): ring the agent through this channel, then the dialplan
+    # context below dials the customer (see `hotline asterisk config`).
+    agent_channel: str = "Local/{extension}@hotline-agents"
+    context: str = "hotline-callback"
+    caller_id: str = "15654"
+    ring_seconds: int = Field(30, ge=5, le=300)
+
+    @field_validator("agent_channel")
+    @classmethod
+    def _names_the_extension(cls, value: str) -> str:
+        if "{extension}" not in value:
+            raise ValueError("agent_channel must contain {extension}, e.g. PJSIP/{extension}")
+        return value
 
 
 class RetentionSettings(Section):

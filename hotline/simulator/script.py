@@ -191,12 +191,21 @@ def hotline_call(
 
 
 def callback_call(
-    number: str, context: str, ids: CallIds, registry: ChannelRegistry, action_id: str
+    agent: str,
+    ids: CallIds,
+    registry: ChannelRegistry,
+    action_id: str,
+    *,
+    context: str,
+    customer: str,
+    dial_status: str,
+    record: Callable[[str], None],
 ) -> Iterator[Headers]:
-    """An Originate to ``Local/<number>@<context>`` (an agent's callback): not a hotline call."""
-    base = f"Local/{number}@{context}-{ids.number:08x}"
-    one = SimChannel(f"{base};1", ids.first, ids.first, context, number)
-    two = SimChannel(f"{base};2", ids.second, ids.first, context, number, state=4)
+    """An agent's callback as AMI Originate places it: ``Local/<agent>@...`` rings the agent
+    (;1), and when they answer, ``context``/``customer`` (;2) dials the customer, recorded."""
+    base = f"Local/{agent}@{context}-{ids.number:08x}"
+    one = SimChannel(f"{base};1", ids.first, ids.first, context, agent)
+    two = SimChannel(f"{base};2", ids.second, ids.first, context, customer, state=4)
     for channel in (one, two):
         registry.add(channel)
         yield event("Newchannel", "call,all", channel)
@@ -209,18 +218,21 @@ def callback_call(
         ("Response", "Success"),
         ("Channel", one.name),
         ("Context", context),
-        ("Exten", number),
+        ("Exten", customer),
         ("Reason", "4"),
         ("Uniqueid", one.uniqueid),
         ("CallerIDNum", "<unknown>"),
         ("CallerIDName", "<unknown>"),
         *[(f"ChanVariable({one.name})", f"{k}={v}") for k, v in one.variables.items()],
     ]
+    record(two.uniqueid)
+    destination = ("DestChannel", f"PJSIP/trunk-{ids.number:08x}")
+    yield event("DialBegin", "call,all", two, destination, ("DialString", customer))
+    yield event("DialEnd", "call,all", two, destination, ("DialStatus", dial_status))
     for channel in (one, two):
         registry.remove(channel)
-        yield event(
-            "Hangup", "call,all", channel, ("Cause", "16"), ("Cause-txt", "Normal Clearing")
-        )
+        cause = ("16", "Normal Clearing") if dial_status == "ANSWER" else ("17", "User busy")
+        yield event("Hangup", "call,all", channel, ("Cause", cause[0]), ("Cause-txt", cause[1]))
 
 
 def _app(channel: SimChannel, application: str, data: str) -> Iterator[Headers]:

@@ -102,6 +102,7 @@ class PbxSimulator:
         port: int = 0,
         exten: str = "15654",
         event_interval: float = 0.0,
+        dial_outcomes: dict[str, str] | None = None,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the simulator listens on loopback only, not {host}")
@@ -109,6 +110,9 @@ class PbxSimulator:
         self.username, self.secret, self.exten = username, secret, exten
         self.recordings_dir = recordings_dir
         self.event_interval = event_interval
+        # What a callback's Dial() ends with, per customer number (ANSWER when not listed).
+        self.dial_outcomes = dial_outcomes or {}
+        self.originated: list[AmiMessage] = []  # every Originate action received, for tests
         self._rng = random.Random(seed)
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wakeup = threading.Event()
@@ -488,15 +492,32 @@ class PbxSimulator:
         )
 
     def _originate(self, session: _Session, action: AmiMessage, action_id: Headers) -> None:
+        self.originated.append(action)
         match = LOCAL_CHANNEL.fullmatch(action.get("Channel") or "")
         if match is None:
             self._respond(session, "Error", action_id, ("Message", "Originate failed"))
             return
         self._respond(session, "Success", action_id, ("Message", "Originate successfully queued"))
         ids = self._next_ids()
+        customer = action.get("Exten") or "s"
+        variables = dict(v.partition("=")[::2] for v in action.get_all("Variable"))
+
+        def record(uniqueid: str) -> None:
+            # The callback dialplan's MixMonitor: callback-<HOTLINE_CALLBACK>-<UNIQUEID>.wav
+            if self.recordings_dir is not None and "HOTLINE_CALLBACK" in variables:
+                name = f"callback-{variables['HOTLINE_CALLBACK']}-{uniqueid}.wav"
+                write_wav(self.recordings_dir / name, tone())
+
         self._calls.append(
             callback_call(
-                match["number"], match["context"], ids, self._registry, action.action_id or ""
+                match["number"],
+                ids,
+                self._registry,
+                action.action_id or "",
+                context=action.get("Context") or match["context"],
+                customer=customer,
+                dial_status=self.dial_outcomes.get(customer, "ANSWER"),
+                record=record,
             )
         )
 

@@ -121,14 +121,28 @@ def test_calls_that_never_reach_the_hotline_are_not_reported() -> None:
     sink = CollectingSink()
     tracker = CallTracker(sink)
     ids = CallIds(9, "1795370000.20", "1795370000.21")
-    for headers in callback_call("0510000001", "callbacks", ids, ChannelRegistry(), "orig-9"):
-        tracker.on_event(AmiMessage(tuple(headers)), T0)
+
+    def callback() -> list[AmiMessage]:
+        script = callback_call(
+            "201",
+            ids,
+            ChannelRegistry(),
+            "orig-9",
+            context="hotline-callback",
+            customer="0510000001",
+            dial_status="ANSWER",
+            record=lambda _: None,
+        )
+        return [AmiMessage(tuple(headers)) for headers in script]
+
+    for message in callback():
+        tracker.on_event(message, T0)
     assert sink.calls == []
     assert tracker.stats.calls_not_hotline == 1
     everything = CallTracker(sink, TrackerRules(hotline_exten=None))
-    for headers in callback_call("0510000001", "callbacks", ids, ChannelRegistry(), "orig-9"):
-        everything.on_event(AmiMessage(tuple(headers)), T0)
-    assert [c.did for c in sink.calls] == ["0510000001"]
+    for message in callback():
+        everything.on_event(message, T0)
+    assert [c.did for c in sink.calls] == ["201"]
 
 
 def snapshot_items(registry: ChannelRegistry) -> list[AmiMessage]:

@@ -1,0 +1,194 @@
+"""Placing a callback: AMI Originate rings the agent's phone, then the dialplan's callback
+context dials the customer (recorded); what came of it is read from the events and stored.
+
+Results, from the events Asterisk sends for this Originate:
+- OriginateResponse Failure: the agent's phone was busy, did not answer or failed;
+- otherwise the DialEnd of the customer leg: ANSWER, BUSY, NOANSWER (others: failed);
+- the call ending with no DialEnd (the agent hung up first): failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from casebook import callbacks
+from casebook.access import Actor
+from casebook.clock import utcnow
+from casebook.db import Database
+from casebook.errors import RuleViolation
+from casebook.models import Agent, AttemptResult, Callback, RecordingKind
+from hotline.ami import AmiClient, AmiError
+from hotline.ami_protocol import AmiMessage
+from hotline.config import Settings
+from recordings.ingest import ingest_recording
+
+R = AttemptResult
+DIAL_STATUS = {"ANSWER": R.ANSWERED, "BUSY": R.BUSY, "NOANSWER": R.NO_ANSWER}
+# OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): why the first leg did not answer.
+AGENT_LEG = {"5": R.BUSY, "3": R.NO_ANSWER, "0": R.NO_ANSWER}
+
+
+class DialError(Exception):
+    """The callback could not be placed (no AMI, no extension…); nothing was dialled."""
+
+
+@dataclass(frozen=True)
+class DialOutcome:
+    callback: Callback
+    result: AttemptResult
+    detail: str
+
+
+class OriginateWatch:
+    """An AMI handler that follows one Originate to its result."""
+
+    def __init__(self) -> None:
+        self.action_id: str | None = None
+        self.result: AttemptResult | None = None
+        self.detail = ""
+        self._linkedid: str | None = None
+        self._done = threading.Event()
+        self._early: list[AmiMessage] = []
+
+    def follow(self, action_id: str) -> None:
+        self.action_id = action_id
+        for message in self._early:  # the response may arrive before the action's answer
+            self.on_event(message, utcnow())
+
+    def on_event(self, message: AmiMessage, received_at: datetime) -> None:
+        del received_at
+        if message.name == "OriginateResponse":
+            if self.action_id is None:
+                self._early.append(message)
+            elif message.action_id == self.action_id:
+                self._on_response(message)
+        elif self._linkedid is not None and message.get("Linkedid") == self._linkedid:
+            if message.name == "DialEnd":
+                status = message.get("DialStatus") or ""
+                self._finish(DIAL_STATUS.get(status, R.FAILED), f"customer leg: {status}")
+            elif message.name == "Hangup":
+                self._finish(R.FAILED, "ended before the customer was dialled")
+
+    def on_channels(self, channels: Sequence[AmiMessage], received_at: datetime) -> None:
+        del channels, received_at
+
+    def _on_response(self, message: AmiMessage) -> None:
+        if message.get("Response") != "Success":
+            reason = message.get("Reason") or ""
+            self._finish(AGENT_LEG.get(reason, R.FAILED), f"agent leg: reason {reason}")
+            return
+        self._linkedid = message.get("Uniqueid")
+
+    def _finish(self, result: AttemptResult, detail: str) -> None:
+        if self.result is None:
+            self.result, self.detail = result, detail
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+
+def _prepare(session: Session, actor: Actor, callback_id: int, key: str) -> tuple[Callback, str]:
+    agent = session.get(Agent, actor.agent_id) if actor.agent_id is not None else None
+    if agent is None or not agent.extension:
+        raise RuleViolation(
+            f"{actor.username} has no phone extension to ring (agents add --extension)"
+        )
+    callback, _ = callbacks.start_attempt(session, actor, callback_id, key, utcnow())
+    return callback, agent.extension
+
+
+def dial_callback(
+    db: Database, settings: Settings, actor: Actor, callback_id: int, *, timeout: float = 180.0
+) -> DialOutcome:
+    """Ring the agent, then the customer; store the attempt's result and its recording."""
+    key = f"cb{callback_id}-{uuid.uuid4().hex[:12]}"
+    watch = OriginateWatch()
+    # Only what tells this call's result needs to cross the wire.
+    filters = ["Event: OriginateResponse", "Event: DialEnd", "Event: Hangup"]
+    client = AmiClient(settings.ami.model_copy(update={"event_filters": filters}), watch)
+    stop = threading.Event()
+    runner = threading.Thread(target=_run_quietly, args=(client, stop), daemon=True)
+    runner.start()
+    try:
+        if not _wait_connected(client, runner, settings.ami.connect_timeout * 3):
+            raise DialError(f"cannot reach Asterisk AMI at {settings.ami.host}:{settings.ami.port}")
+        callback, extension = db.run(lambda session: _prepare(session, actor, callback_id, key))
+        policy = settings.callbacks
+        try:
+            answer = client.action(
+                "Originate",
+                {
+                    "Channel": policy.agent_channel.format(extension=extension),
+                    "Context": policy.context,
+                    "Exten": callback.phone_number,
+                    "Priority": "1",
+                    "CallerID": policy.caller_id,
+                    "Timeout": str(policy.ring_seconds * 1000),
+                    "Async": "true",
+                },
+                {"HOTLINE_CALLBACK": str(callback_id)},
+            )
+            watch.follow(answer.response.action_id or "")
+            finished = watch.wait(timeout)
+        except AmiError as exc:
+            watch.result, watch.detail, finished = R.FAILED, f"Originate refused: {exc}", True
+        result = watch.result if finished and watch.result is not None else R.FAILED
+        detail = watch.detail if finished else f"no result within {timeout:g} s"
+    finally:
+        stop.set()
+        runner.join()
+    stored = db.run(
+        lambda session: _store(session, settings, actor, callback_id, key, result, detail)
+    )
+    return DialOutcome(stored, result, detail)
+
+
+def _store(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    callback_id: int,
+    key: str,
+    result: AttemptResult,
+    detail: str,
+) -> Callback:
+    callback = callbacks.record_attempt_result(
+        session, settings, actor, key, result, utcnow(), detail
+    )
+    # The callback context's MixMonitor names its file after the callback: keep it like any call.
+    for path in sorted(Path(settings.recordings.root).glob(f"callback-{callback_id}-*.wav")):
+        ingest_recording(
+            session,
+            actor,
+            str(path),
+            kind=RecordingKind.CALLBACK,
+            case_id=callback.case_id,
+            retention=settings.retention,
+        )
+    return callback
+
+
+def _run_quietly(client: AmiClient, stop: threading.Event) -> None:
+    try:
+        client.run(stop)
+    except AmiError:
+        stop.set()  # a refused login: _wait_connected sees the thread end
+
+
+def _wait_connected(client: AmiClient, runner: threading.Thread, timeout: float) -> bool:
+    waited = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if client.connected:
+            return True
+        if not runner.is_alive():
+            return False
+        waited.wait(0.05)
+    return client.connected

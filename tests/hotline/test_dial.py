@@ -1,0 +1,160 @@
+"""`hotline callbacks dial` against the PBX simulator: the Originate on the wire rings the
+agent's extension and then the customer, and the attempt's result is stored."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from casebook import agents
+from casebook.clock import utcnow
+from casebook.db import Database
+from casebook.errors import AccessDenied, RuleViolation
+from casebook.models import (
+    Callback,
+    CallbackAttempt,
+    CallbackReason,
+    CallbackStatus,
+    Recording,
+    RecordingKind,
+)
+from hotline.config import Settings, load_settings
+from hotline.dial import dial_callback
+from hotline.simulator import PbxSimulator
+
+HOTLINE = str(Path(sys.executable).with_name("hotline"))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, Settings, Database]:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database:\n  url: sqlite:///hotline.db\nrecordings:\n  root: {tmp_path}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config, environ={})
+    db = Database(settings.database)
+    for username, roles, extension in (("root", ["admin"], None), ("amal", ["agent"], "201")):
+        add = partial(
+            agents.add_agent,
+            settings=settings,
+            acting_username="root",
+            username=username,
+            display_name=username,
+            roles=roles,
+            department="customer-care",
+            extension=extension,
+        )
+        db.run(add)
+    return config, settings, db
+
+
+def assigned_callback(db: Database, settings: Settings, number: str) -> int:
+    def work(session: Session) -> int:
+        callback = Callback(
+            phone_number=number,
+            reason=CallbackReason.ABANDONED.value,
+            department="customer-care",
+            due_from=utcnow() - timedelta(minutes=1),
+            overdue_at=utcnow() + timedelta(days=1),
+            status=CallbackStatus.ASSIGNED.value,
+            assigned_agent_id=agents.resolve_actor(session, "amal", settings.roles).agent_id,
+        )
+        session.add(callback)
+        session.flush()
+        return callback.id or 0
+
+    return db.run(work)
+
+
+def test_hotline_callbacks_dial_rings_the_agent_then_the_customer(
+    site: tuple[Path, Settings, Database], tmp_path: Path
+) -> None:
+    config, settings, db = site
+    callback_id = assigned_callback(db, settings, "0920000002")
+    with PbxSimulator(seed=4, recordings_dir=tmp_path) as sim:
+        env = {
+            **os.environ,
+            "HOTLINE_CONFIG": str(config),
+            "USER": "amal",
+            "LOGNAME": "amal",
+            "HOTLINE_AMI__PORT": str(sim.port),
+        }
+        result = subprocess.run(
+            [HOTLINE, "callbacks", "dial", str(callback_id)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        (originate,) = sim.originated
+    assert result.returncode == 0, result.stderr
+    assert originate["Channel"] == "Local/201@hotline-agents"
+    assert (originate["Context"], originate["Exten"]) == ("hotline-callback", "0920000002")
+    assert originate.get_all("Variable") == [f"HOTLINE_CALLBACK={callback_id}"]
+    assert "answered" in result.stdout
+    with db.session() as s:
+        callback = s.get(Callback, callback_id)
+        attempt = s.exec(select(CallbackAttempt)).one()
+        recording = s.exec(select(Recording)).one()
+    assert callback is not None and callback.status == CallbackStatus.DONE
+    assert attempt.result == "answered" and attempt.detail == "customer leg: ANSWER"
+    assert recording.kind == RecordingKind.CALLBACK and recording.sha256 is not None
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "result"),
+    [("BUSY", "busy"), ("NOANSWER", "no_answer"), ("CHANUNAVAIL", "failed")],
+)
+def test_an_unanswered_callback_is_stored_and_retried(
+    site: tuple[Path, Settings, Database], tmp_path: Path, dial_status: str, result: str
+) -> None:
+    _, settings, db = site
+    callback_id = assigned_callback(db, settings, "0930000003")
+    amal = db.run(lambda s: agents.resolve_actor(s, "amal", settings.roles))
+    with PbxSimulator(
+        seed=5, recordings_dir=tmp_path, dial_outcomes={"0930000003": dial_status}
+    ) as sim:
+        settings.ami.port = sim.port
+        outcome = dial_callback(db, settings, amal, callback_id, timeout=30)
+    assert outcome.result == result
+    assert outcome.callback.status == CallbackStatus.PENDING  # retried after the delay
+    assert outcome.callback.attempts == 1
+    assert outcome.callback.owner_agent_id == amal.agent_id  # the same agent first next time
+
+
+def test_an_agent_without_an_extension_or_another_agents_callback_is_refused(
+    site: tuple[Path, Settings, Database],
+) -> None:
+    _, settings, db = site
+    callback_id = assigned_callback(db, settings, "0940000004")
+    db.run(
+        lambda s: agents.add_agent(
+            s,
+            settings,
+            "root",
+            username="omar",
+            display_name="omar",
+            roles=["agent"],
+            department="billing",
+            extension="202",
+        )
+    )
+    root = db.run(lambda s: agents.resolve_actor(s, "root", settings.roles))
+    omar = db.run(lambda s: agents.resolve_actor(s, "omar", settings.roles))
+    with PbxSimulator(seed=6) as sim:
+        settings.ami.port = sim.port
+        with pytest.raises(RuleViolation, match="no phone extension"):
+            dial_callback(db, settings, root, callback_id, timeout=10)
+        with pytest.raises(AccessDenied, match="not assigned to omar"):
+            dial_callback(db, settings, omar, callback_id, timeout=10)
+        assert sim.originated == []
+    with db.session() as s:
+        assert s.exec(select(CallbackAttempt)).all() == []
