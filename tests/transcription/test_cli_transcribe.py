@@ -1,0 +1,47 @@
+"""`hotline transcribe FILE [--json]` with the real model, as a person or a script runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.transcription.conftest import ARABIC
+
+HOTLINE = str(Path(sys.executable).with_name("hotline"))
+
+
+def transcribe(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOTLINE_TRANSCRIPTION__CACHE_DIR": str(tmp_path / "models")}
+    return subprocess.run(
+        [HOTLINE, "transcribe", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+
+
+@pytest.mark.slow
+def test_transcribe_json_prints_text_language_duration_and_segments(tmp_path: Path) -> None:
+    result = transcribe(tmp_path, str(ARABIC / "ar01.wav"), "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["language"] == "ar"
+    assert data["duration"] == pytest.approx(8.08, abs=0.05)
+    assert any("\u0600" <= char <= "\u06ff" for char in data["text"])
+    assert data["segments"] and {"start", "end", "text", "words"} <= set(data["segments"][0])
+    assert data["no_speech"] is False
+
+
+@pytest.mark.slow
+def test_a_corrupt_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = transcribe(tmp_path, str(ARABIC / "corrupt.wav"))
+    assert result.returncode == 1
+    assert "corrupt.wav" in result.stderr
+    assert "Traceback" not in result.stderr
