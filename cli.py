@@ -57,6 +57,7 @@ from casebook.operations import SiteStatus, site_status
 from casebook.reports import Report, build_report
 from casebook.workflow import STATUS_LABELS_AR
 from hotline import terminal
+from hotline.checks import run_checks
 from hotline.components import Agi, Component, Listener, Scheduler, run_until_signal
 from hotline.config import ConfigError, Settings, load_settings
 from hotline.demo import run_demo
@@ -876,6 +877,17 @@ def scheduler() -> None:
     run_components("scheduler")
 
 
+@app.command("serve")
+def serve(
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=16, help="Transcription jobs at once.")
+    ] = 1,
+) -> None:
+    """Run the AMI listener, the FastAGI server, the transcription worker and the scheduler in
+    one process until SIGTERM (each also runs alone: listen, agi, worker, scheduler)."""
+    run_components("listener", "agi", "worker", "scheduler", concurrency=concurrency)
+
+
 @app.command("worker")
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=16, help="Jobs at once.")] = 1,
@@ -924,8 +936,16 @@ def report_progress(worker: TranscriptionWorker, job: TranscriptionJob) -> None:
 
 
 def run_components(*names: str, concurrency: int = 1) -> None:
-    """Start the named components; SIGTERM or SIGINT stops them, each finishing its work."""
-    configure_logging()
+    """Check what the components need, start them; SIGTERM or SIGINT stops them, each finishing
+    its work."""
+    settings = load_settings(_state["config"])
+    configure_logging(settings.logging)
+    checks = run_checks(settings, list(names))
+    for check in checks:
+        mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
+        err.print(f"{mark} {check.name}: {check.message}")
+    if not all(check.ok for check in checks):
+        fail("start-up checks failed (see above)")
     ctx = context()
     give_up = threading.Event()
     makers: dict[str, Callable[[], Component]] = {

@@ -330,6 +330,12 @@ class DisplaySettings(Section):
     bidi: Literal["visual", "logical"] = "visual"
 
 
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # json: one JSON object per line (journald, Loki, ELK); text: for a person at a terminal.
+    format: Literal["text", "json"] = "text"
+
+
 class Settings(Section):
     ami: AmiSettings = Field(default_factory=AmiSettings)
     agi: AgiSettings = Field(default_factory=AgiSettings)
@@ -346,6 +352,7 @@ class Settings(Section):
     roles: RolesSettings = Field(default_factory=RolesSettings)
     qa: QaSettings = Field(default_factory=QaSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     # Where the settings came from, for messages; not an operator setting.
     source: str = Field("built-in defaults", exclude=True)

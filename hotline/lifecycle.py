@@ -3,10 +3,13 @@ same way: SIGTERM or SIGINT asks them to finish what they hold and exit 0."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
 from types import FrameType
+
+from hotline.config import LoggingSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,28 @@ def wait_for_stop_signal(stop: threading.Event | None = None) -> str:
     return reason
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """One line per event, with time, level and source: readable by people and journald."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+class JsonLines(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message (and the error, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+            "thread": record.threadName,
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(settings: LoggingSettings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonLines()
+        if settings.format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=settings.level, handlers=[handler], force=True)
