@@ -1,0 +1,165 @@
+"""Casebook queries on 1,000,000 cases: a supervisor's list of open cases (newest first, one
+page) and a case looked up by its reference number, p50/p95 over repeated runs.
+
+Each is measured two ways in the same run on the same database: through the casebook service
+(access rule, audit entry written, ORM objects) and as the bare SQL statement through the
+driver (the baseline). The ratio service/bare is the price of the rules.
+
+    .venv/bin/python bench/casebook_queries.py [--cases N] [--repeat N] [--postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from casebook import agents, cases
+from casebook.db import Database
+from casebook.models import CaseStatus
+from casebook.reference import reference_for_id
+from hotline.config import DatabaseSettings, Settings
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+STATUSES = [s.value for s in CaseStatus]
+BATCH = 20_000
+LIST_SQL = (
+    "SELECT * FROM complaint_case WHERE status = 'open' ORDER BY created_at DESC, id DESC LIMIT 50"
+)
+LOOKUP_SQL = "SELECT * FROM complaint_case WHERE reference = :reference"
+
+
+def fill(db: Database, count: int) -> None:
+    """``count`` cases over two years, a fifth of them open, inserted in bulk."""
+    start = datetime(2024, 11, 22, tzinfo=UTC)
+    rng = random.Random(15654)
+    with db.engine.begin() as connection:
+        for first in range(1, count + 1, BATCH):
+            rows = [
+                {
+                    "id": n,
+                    "reference": reference_for_id(n),
+                    "caller": f"09{rng.randrange(10**8):08d}",
+                    "status": "open" if n % 5 == 0 else rng.choice(STATUSES),
+                    "department": "customer-care",
+                    "created": start + timedelta(seconds=n * 63),
+                }
+                for n in range(first, min(first + BATCH, count + 1))
+            ]
+            connection.execute(
+                text(
+                    "INSERT INTO complaint_case (id, reference, caller_number, status, priority,"
+                    " department, escalation_level, unsatisfied_rounds, created_at, updated_at)"
+                    " VALUES (:id, :reference, :caller, :status, 'normal', :department, 0, 0,"
+                    " :created, :created)"
+                ),
+                rows,
+            )
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as connection:
+            connection.execute(text("ANALYZE complaint_case"))
+
+
+def timed(work: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def p(values: list[float], percent: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--postgresql", action="store_true", help="the local server, not SQLite")
+    args = parser.parse_args()
+
+    schema = None
+    if args.postgresql:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with create_engine(PG).begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{PG}?options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    settings = Settings()
+    db = Database(DatabaseSettings(url=url))
+    started = time.perf_counter()
+    fill(db, args.cases)
+    filled = time.perf_counter() - started
+    db.run(
+        lambda s: agents.add_agent(
+            s, settings, "boss", username="boss", display_name="Boss", roles=["admin", "supervisor"]
+        )
+    )
+    boss = db.run(lambda s: agents.resolve_actor(s, "boss", settings.roles))
+    rng = random.Random(7)
+    references = [reference_for_id(rng.randrange(1, args.cases + 1)) for _ in range(args.repeat)]
+    picks = iter(references * 2)
+
+    def service_list() -> object:
+        return db.run(lambda s: cases.list_cases(s, boss, status=CaseStatus.OPEN, limit=50))
+
+    def service_lookup() -> object:
+        reference = next(picks)
+        return db.run(lambda s: cases.get_case(s, boss, reference))
+
+    raw = db.engine.raw_connection()
+    bare_picks = iter(references * 2)
+    dialect_lookup = LOOKUP_SQL.replace(":reference", "?" if schema is None else "%s")
+
+    def bare_list() -> object:
+        cursor = raw.cursor()
+        cursor.execute(LIST_SQL)
+        return cursor.fetchall()
+
+    def bare_lookup() -> object:
+        cursor = raw.cursor()
+        cursor.execute(dialect_lookup, (next(bare_picks),))
+        return cursor.fetchall()
+
+    rows = []
+    for name, ours, bare in (
+        ("list open cases (50, newest)", service_list, bare_list),
+        ("look up by reference", service_lookup, bare_lookup),
+    ):
+        ours(), bare()  # warm caches and prepared statements
+        ours_ms, bare_ms = timed(ours, args.repeat), timed(bare, args.repeat)
+        rows.append((name, p(ours_ms, 50), p(ours_ms, 95), p(bare_ms, 50), p(bare_ms, 95)))
+    raw.close()
+
+    backend = "PostgreSQL" if schema else "SQLite"
+    print(
+        f"casebook queries: {args.cases:,} cases on {backend} (filled in {filled:.0f} s), "
+        f"{args.repeat} runs each; service = access rule + audit entry + ORM"
+    )
+    print(
+        f"{'query':<30}{'p50 ms':>9}{'p95 ms':>9}{'bare p50':>10}{'bare p95':>10}{'p50 ratio':>11}"
+    )
+    for name, p50, p95, b50, b95 in rows:
+        print(f"{name:<30}{p50:>9.2f}{p95:>9.2f}{b50:>10.2f}{b95:>10.2f}{p50 / b50:>11.1f}")
+    db.dispose()
+    if schema is not None:
+        with create_engine(PG).begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+if __name__ == "__main__":
+    main()
