@@ -251,6 +251,8 @@ class CallbackSettings(Section):
     # context below dials the customer (see `hotline asterisk config`).
     agent_channel: str = "Local/{extension}@hotline-agents"
     context: str = "hotline-callback"
+    # The outbound trunk the callback context dials customers through.
+    trunk: str = "PJSIP/outbound"
     caller_id: str = "15654"
     ring_seconds: int = Field(30, ge=5, le=300)
 

@@ -62,6 +62,7 @@ def render_extensions(settings: Settings) -> str:
     callback_context = _clean(callbacks.context)
     agent_channel = _clean(callbacks.agent_channel)
     ring = callbacks.ring_seconds
+    trunk = _clean(callbacks.trunk)
     callback_recording = _clean(
         settings.recordings.root.resolve() / "callback-${HOTLINE_CALLBACK}-${UNIQUEID}.wav"
     )
@@ -95,7 +96,7 @@ Case: ${{{CASE_VARIABLE}}},Recording: ${{MIXMONITOR_FILENAME}},Cause: ${{HANGUPC
 exten => _X.,1,NoOp(Callback ${{HOTLINE_CALLBACK}} to ${{EXTEN}})
  same => n,Set(CHANNEL(language)={language})
  same => n,MixMonitor({callback_recording})
- same => n,Dial(${{HOTLINE_TRUNK}}/${{EXTEN}},{ring})
+ same => n,Dial({trunk}/${{EXTEN}},{ring})
  same => n,Hangup()
 
 [hotline-agents]
