@@ -20,8 +20,14 @@ from pathlib import Path
 MBROLA_VOICES = Path("/usr/share/mbrola")
 SAMPLE_RATE = 8000
 WORDS_PER_MINUTE = 145
+# espeak-ng's Arabic phonemes that the MBROLA ar1/ar2 inventories lack, mapped to the nearest
+# symbol they have. Without "R" -> "r" mbrola drops (or aborts on) every ر; ar2's table also
+# forgets غ ("Q"), and a word-final غ before a consonant comes out as "gH".
 PHONEME_FIXES = {"R": "r", "Q": "G", "gH": "G"}
 MISSING_DIPHONE = re.compile(r"Unknown recovery for (\S+)-(\S+) segment")
+# A diphone missing from a voice (ar1 has no l-?, as in "بالإنترنت") is first bridged by a pause
+# this long, short enough to sound like a glottal onset; if the voice lacks the pause diphone too,
+# the second phoneme is dropped (its time goes to the first), as a hamza is in fast speech.
 BRIDGE_MS = 12
 VOICES = ("espeak-ng", "mbrola-ar1", "mbrola-ar2")
 

@@ -16,7 +16,6 @@ Asterisk recording of a phone caller sounds.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,19 +23,10 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+# The phoneme repair lives with the product's prompt renderer; the test audio uses the same one.
+from ivr_flows.tts import MBROLA_VOICES, MISSING_DIPHONE, fix_phonemes
+
 OUT = Path(__file__).resolve().parent / "arabic"
-MBROLA_VOICES = Path("/usr/share/mbrola")
-
-# espeak-ng's Arabic phonemes that the MBROLA ar1/ar2 inventories lack, mapped to the nearest
-# symbol they have. Without "R" -> "r" mbrola drops (or aborts on) every ر; ar2's table also
-# forgets غ ("Q"), and a word-final غ before a consonant comes out as "gH".
-PHONEME_FIXES = {"R": "r", "Q": "G", "gH": "G"}
-MISSING_DIPHONE = re.compile(r"Unknown recovery for (\S+)-(\S+) segment")
-# A diphone missing from a voice (ar1 has no l-?, as in "بالإنترنت") is first bridged by a pause
-# this long, short enough to sound like a glottal onset; if the voice lacks the pause diphone too,
-# the second phoneme is dropped (its time goes to the first), as a hamza is in fast speech.
-BRIDGE_MS = 12
-
 # (text, voice, words per minute, demo). Telecom/ISP complaints as a Libyan caller would phrase
 # them; "demo" marks clean, complete complaints the PBX simulator can play as caller audio.
 SENTENCES: list[tuple[str, str, int, bool]] = [
@@ -102,24 +92,6 @@ class Clip:
 
 def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, input=stdin, capture_output=True, text=True, check=False)
-
-
-def fix_phonemes(pho: str, repairs: dict[tuple[str, str], str]) -> str:
-    """Rename unknown phonemes; bridge or drop inside each diphone the voice lacks."""
-    lines: list[list[str]] = []
-    for line in pho.splitlines():
-        fields = line.split()
-        if not fields:
-            continue
-        fields[0] = PHONEME_FIXES.get(fields[0], fields[0])
-        repair = repairs.get((lines[-1][0], fields[0])) if lines else None
-        if repair == "drop":
-            lines[-1][1] = str(int(lines[-1][1]) + int(fields[1]))
-            continue
-        if repair == "bridge":
-            lines.append(["_", str(BRIDGE_MS)])
-        lines.append(fields)
-    return "\n".join(" ".join(fields) for fields in lines) + "\n"
 
 
 def speak(text: str, voice: str, wpm: int, wav16k: Path) -> None:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -68,22 +69,18 @@ class RecordingHandler:
 Responder = Callable[[AmiMessage, socket.socket], None]
 
 
-class ScriptedAmiServer:
-    """A loopback AMI peer: sends the banner, then lets ``respond`` answer each action.
+class LoopbackServer:
+    """A TCP peer on loopback for one test: accepts every client on a thread of its own and
+    hands it to ``_serve``; leaving the ``with`` block closes everything."""
 
-    ``respond`` writes raw bytes to the socket itself, so a test states the exact wire bytes.
-    """
-
-    def __init__(self, respond: Responder) -> None:
-        self._respond = respond
+    def __init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self.connections = 0
-        self.actions: list[AmiMessage] = []
         self._clients: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> ScriptedAmiServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -107,6 +104,21 @@ class ScriptedAmiServer:
             self.connections += 1
             self._clients.append(client)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class ScriptedAmiServer(LoopbackServer):
+    """A loopback AMI peer: sends the banner, then lets ``respond`` answer each action.
+
+    ``respond`` writes raw bytes to the socket itself, so a test states the exact wire bytes.
+    """
+
+    def __init__(self, respond: Responder) -> None:
+        super().__init__()
+        self._respond = respond
+        self.actions: list[AmiMessage] = []
 
     def _serve(self, client: socket.socket) -> None:
         framer = AmiFramer(expect_banner=False)
@@ -137,44 +149,15 @@ def answer_login(action: AmiMessage, client: socket.socket) -> bool:
     return True
 
 
-class ReplayServer:
+class ReplayServer(LoopbackServer):
     """Serves a recorded server stream: the banner, then after the client's Login block every
     remaining byte, cut at random boundaries. The connection then stays open (Asterisk would)."""
 
     def __init__(self, recording: bytes, login_offset: int, seed: int) -> None:
+        super().__init__()
         self._recording = recording
         self._login_offset = login_offset
         self._rng = random.Random(seed)
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        self.connections = 0
-        self._clients: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self) -> ReplayServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        # shutdown() wakes the thread blocked in accept(); close() alone does not on Linux.
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)
-        self._server.close()
-        for client in self._clients:
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)
-            client.close()
-        self._thread.join(5)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._clients.append(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
