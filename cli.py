@@ -60,7 +60,7 @@ from hotline import terminal
 from hotline.checks import run_checks
 from hotline.components import Agi, Component, Listener, Scheduler, run_until_signal
 from hotline.config import ConfigError, Settings, load_settings
-from hotline.demo import run_demo
+from hotline.demo import DemoError, run_demo
 from hotline.dial import DialError, dial_callback
 from hotline.lifecycle import HEARTBEAT_SECONDS, configure_logging
 from ivr_flows import (
@@ -1395,34 +1395,42 @@ def audit_list(
 
 @app.command("demo")
 def demo(
-    calls: Annotated[int, typer.Option(min=1, max=200, help="How many calls to place.")] = 5,
+    calls: Annotated[int, typer.Option(min=1, max=50, help="How many calls to place.")] = 5,
     folder: Annotated[Path, typer.Option("--dir", help="Folder for the demo site.")] = Path(
         "var/demo"
     ),
 ) -> None:
-    """A first look: complaints registered, worked and closed on a demo site of its own."""
+    """The whole path on this machine: simulated calls with Arabic speech through the real IVR,
+    AMI listener and Whisper, ending as drafts waiting for an agent."""
     result = run_demo(folder, calls, progress=lambda line: out.print(f"[dim]•[/] {line}"))
     mode = "visual" if out.is_terminal else "logical"
-    table = Table("المرجع", "المتصل", "المسودة", title=terminal.visual("الشكاوى المسجلة", mode))
-    for case in result.registered:
+    width = max(out.width - 45, 20)
+    headers = ("المرجع", "المتصل", "الحالة", "المسودة")
+    table = Table(
+        *(terminal.visual(h, mode) for h in headers), title=terminal.visual("الشكاوى المسجلة", mode)
+    )
+    for column in table.columns:
+        column.no_wrap = True
+    for case in result.cases:
         table.add_row(
-            case.reference or "", case.caller_number or "", terminal.cell(case.draft_text, 50, mode)
+            case.reference,
+            case.caller_number or "",
+            case.draft_state,
+            terminal.cell(case.draft_text, width, mode),
         )
     out.print(table)
-    figures = result.report
-    out.print(
-        f"cases {figures.cases_total}, CSAT strict {figures.csat_strict}, CES {figures.ces}, "
-        f"SLA met {figures.sla_met}"
-    )
+    out.print(f"{len(result.cases)} calls from first ring to draft in {result.seconds:.0f} s")
     config = result.config_path
     out.print("\nnext, try:")
     for command in (
+        f"hotline -c {config} review",
         f"hotline -c {config} cases list",
-        f"hotline -c {config} cases show {result.walked_through.reference}",
-        f"hotline -c {config} report",
-        f"hotline -c {config} agents list",
+        f"hotline -c {config} cases show {result.cases[0].reference}" if result.cases else "",
+        f"hotline -c {config} calls list",
+        f"hotline -c {config} status",
     ):
-        out.print(f"  .venv/bin/{command}")
+        if command:
+            out.print(f"  .venv/bin/{command}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -1432,7 +1440,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         err.print(f"[bold red]config error:[/] {exc}")
         sys.exit(ExitCode.CONFIG)
-    except (FlowError, SpeechError, AudioError, ModelError) as exc:
+    except (FlowError, SpeechError, AudioError, ModelError, DemoError) as exc:
         err.print(f"[bold red]error:[/] {exc}")
         sys.exit(ExitCode.REFUSED)
     except DatabaseUnavailable as exc:

@@ -1,143 +1,315 @@
-"""`hotline demo`: a first look on embedded defaults (a SQLite file in a folder of its own).
+"""`hotline demo`: the whole path on one machine, no Asterisk needed.
 
-Today it walks complaints through the casebook as the IVR, an agent and a supervisor would; the
-PBX simulator, the FastAGI IVR and Whisper drafts join it as those parts land (issue 8).
+The PBX simulator places calls to 15654 carrying real Arabic speech (the project's demo clips)
+and hands each to the real FastAGI IVR, which registers the complaint in the casebook; the real
+AMI listener hears the calls over TCP and stores them; the real Whisper model drafts each
+complaint. Everything lives in one folder (a SQLite file, the recordings, a config.yaml), so
+the commands the demo suggests next work on what it left behind.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 import yaml
+from sqlmodel import Session, col, select
 
-from casebook import agents, cases, followups
+from casebook import agents
 from casebook.access import Actor
 from casebook.db import Database
-from casebook.models import Case, ContactMethod, FollowUpResult
-from casebook.reports import Report, build_report
+from casebook.models import Call, Case, DraftState
+from hotline.components import Agi, Listener
 from hotline.config import Settings, load_settings
+from hotline.simulator import PbxSimulator, SimulatedCall
+from transcription.worker import Transcriber, TranscriptionWorker
 
-# What callers say most often (telecom complaints), as the IVR's draft would hold them.
-SAMPLE_COMPLAINTS: tuple[tuple[str, str], ...] = (
-    ("0910000001", "انقطعت خدمة الإنترنت عندي منذ ثلاثة أيام ولم يتصل بي أحد"),
-    ("0920000002", "وصلتني فاتورة أعلى من المعتاد مع أنني لم أغير باقتي"),
-    ("0910000003", "سرعة الإنترنت بطيئة جداً في المساء في منطقة حي الأندلس"),
-    ("0940000004", "طلبت نقل الخط إلى عنوان جديد قبل أسبوعين ولم يتم شيء"),
-    ("0910000005", "تعامل الموظف في الفرع معي لم يكن لائقاً"),
+# The clips ship with the repository (tests/data/arabic), not with an installed package.
+CLIP_FOLDERS = (
+    Path(__file__).resolve().parents[1] / "tests" / "data" / "arabic",
+    Path("tests") / "data" / "arabic",
 )
+# The key each demo clip's caller presses at the category menu (1 billing, 2 network,
+# 3 staff, 4 other), as the complaint it speaks would have it; unlisted clips press 4.
+CATEGORY_KEYS = {
+    "ar01": "2",
+    "ar02": "1",
+    "ar03": "2",
+    "ar05": "4",
+    "ar06": "3",
+    "ar10": "2",
+    "ar16": "4",
+    "ar35": "1",
+}
+MOBILE_PREFIXES = ("091", "092", "094")
+POLL_SECONDS = 0.25
+# A safety net sized for this 2-core machine (the model runs at a third of real time).
+BASE_TIMEOUT = 120.0
+TIMEOUT_PER_CALL = 20.0
+FINISHED_DRAFTS = (DraftState.READY.value, DraftState.NO_SPEECH.value, DraftState.FAILED.value)
+
+
+class DemoError(Exception):
+    """The demo cannot run or did not finish; phrased for the person who ran it."""
+
+
+@dataclass(frozen=True)
+class DemoClip:
+    id: str
+    path: Path
+    text: str  # what the clip says
+    seconds: float
+    category_key: str
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    reference: str
+    caller_number: str | None
+    category: str | None
+    draft_text: str
+    draft_state: str  # casebook.models.DraftState: ready, no_speech or failed
+    said: str  # what the caller's clip says, to compare with the draft
 
 
 @dataclass(frozen=True)
 class DemoResult:
     config_path: Path
-    registered: list[Case]
-    walked_through: Case
-    report: Report
+    cases: list[DemoCase]  # in the order the calls were placed
+    seconds: float  # wall time from the first call placed to the last draft
 
 
 def write_demo_config(folder: Path) -> Path:
-    """A config file for the demo site, so the next commands can point at it."""
+    """A config file for the demo site (paths relative to it), so the next commands can use it."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.yaml"
-    data = {"database": {"url": "sqlite:///hotline.db"}, "recordings": {"root": "recordings"}}
+    data = {
+        "database": {"url": "sqlite:///hotline.db"},
+        "recordings": {"root": "recordings"},
+        "ivr": {"sounds_dir": "sounds"},
+        "transcription": {"cache_dir": "models"},
+    }
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
 
-def run_demo(
-    folder: Path, calls: int, now: datetime | None = None, progress: Callable[[str], None] = print
-) -> DemoResult:
-    config_path = write_demo_config(folder)
-    settings: Settings = load_settings(config_path, environ={})
-    db = Database(settings.database)
-    me = getpass.getuser()
-    if db.run(lambda s: agents.list_agents(s, Actor.system("demo"))) == []:
-        progress(f"adding you ({me}) as the site's admin and two agents")
-        db.run(
-            lambda s: agents.add_agent(
-                s, settings, me, username=me, display_name=me, roles=["admin", "supervisor"]
-            )
+def demo_clips() -> list[DemoClip]:
+    """The clips marked for the demo in the repository's Arabic test set."""
+    folder = next((f for f in CLIP_FOLDERS if (f / "manifest.json").is_file()), None)
+    if folder is None:
+        raise DemoError(
+            "the demo's Arabic recordings (tests/data/arabic) are not here: run `hotline demo` "
+            "from a clone of the repository"
         )
-        for username, name, department in (
-            ("amal", "أمل", "customer-care"),
-            ("khaled", "خالد", "technical"),
-        ):
-            db.run(
-                partial(
-                    agents.add_agent,
-                    settings=settings,
-                    acting_username=me,
-                    username=username,
-                    display_name=name,
-                    roles=["agent"],
-                    department=department,
-                )
-            )
-    ivr = Actor.system("ivr")
-    registered: list[Case] = []
-    for index in range(calls):
-        number, text = SAMPLE_COMPLAINTS[index % len(SAMPLE_COMPLAINTS)]
-        case = db.run(
-            partial(
-                cases.register_complaint,
-                settings=settings,
-                actor=ivr,
-                caller_number=number,
-                draft_text=text,
-                now=now,
-            )
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return [
+        DemoClip(
+            item["id"],
+            folder / item["file"],
+            item["text"],
+            item["duration"],
+            CATEGORY_KEYS.get(item["id"], "4"),
         )
-        progress(f"call from {number}: case {case.reference} registered")
-        registered.append(case)
-
-    agent = db.run(lambda s: agents.resolve_actor(s, "amal", settings.roles))
-    supervisor = db.run(lambda s: agents.resolve_actor(s, me, settings.roles))
-    reference = registered[0].reference
-    assert reference is not None
-    steps: list[tuple[str, Callable[..., object]]] = [
-        (
-            "amal confirms the draft",
-            lambda s: cases.confirm_draft(
-                s,
-                settings,
-                agent,
-                reference,
-                text=SAMPLE_COMPLAINTS[0][1],
-                category="network",
-                now=now,
-            ),
-        ),
-        ("amal starts work", lambda s: cases.start_work(s, agent, reference, now=now)),
-        (
-            "amal resolves it",
-            lambda s: cases.resolve_case(
-                s, settings, agent, reference, summary="أعيد ضبط المنفذ في المقسم", now=now
-            ),
-        ),
-        (
-            "amal calls back: the caller is satisfied",
-            lambda s: followups.log_followup(
-                s,
-                settings,
-                agent,
-                reference,
-                method=ContactMethod.PHONE,
-                result=FollowUpResult.SATISFIED,
-                effort_score=5,
-                now=now,
-            ),
-        ),
-        ("amal closes it formally", lambda s: cases.close_case(s, agent, reference, now=now)),
+        for item in manifest
+        if item.get("demo")
     ]
-    for label, step in steps:
-        db.run(step)
-        progress(f"case {reference}: {label}")
-    walked = db.run(lambda s: cases.get_case(s, supervisor, reference))
-    report = db.run(lambda s: build_report(s, supervisor, settings.followup))
-    db.dispose()
-    return DemoResult(config_path, registered, walked, report)
+
+
+def demo_callers(count: int, clips: list[DemoClip]) -> list[tuple[SimulatedCall, DemoClip]]:
+    """``count`` callers from different numbers, each speaking a demo clip in turn."""
+    callers = []
+    for n in range(count):
+        clip = clips[n % len(clips)]
+        number = f"{MOBILE_PREFIXES[n % len(MOBILE_PREFIXES)]}{n + 1:07d}"
+        callers.append((SimulatedCall(number, category=clip.category_key, audio=clip.path), clip))
+    return callers
+
+
+def add_demo_staff(db: Database, settings: Settings, progress: Callable[[str], None]) -> None:
+    """You as the site's admin and two agents, so `hotline review` works right after."""
+    me = getpass.getuser()
+    if db.run(lambda s: agents.list_agents(s, Actor.system("demo"))) != []:
+        return
+    progress(f"adding you ({me}) as the site's admin and two agents")
+    db.run(
+        lambda s: agents.add_agent(
+            s, settings, me, username=me, display_name=me, roles=["admin", "supervisor"]
+        )
+    )
+    for username, name, department in (
+        ("amal", "أمل", "customer-care"),
+        ("khaled", "خالد", "technical"),
+    ):
+        db.run(
+            partial(
+                agents.add_agent,
+                settings=settings,
+                acting_username=me,
+                username=username,
+                display_name=name,
+                roles=["agent"],
+                department=department,
+            )
+        )
+
+
+def run_demo(
+    folder: Path,
+    calls: int = 5,
+    progress: Callable[[str], None] = print,
+    *,
+    transcriber: Transcriber | None = None,
+    timeout: float | None = None,
+) -> DemoResult:
+    """Place ``calls`` calls through the whole path; returns their cases once all are drafted.
+
+    ``transcriber`` replaces Whisper (tests); ``timeout`` (seconds) bounds the wait for the
+    calls and drafts, by default generously for this machine.
+    """
+    clips = demo_clips()
+    config_path = write_demo_config(folder)
+    settings = load_settings(config_path, environ={})
+    db = Database(settings.database)
+    try:
+        add_demo_staff(db, settings, progress)
+        with _running_site(db, settings, transcriber) as (simulator, listener, worker):
+            callers = demo_callers(calls, clips)
+            started = time.monotonic()
+            linkedids = simulator.place_calls(call for call, _ in callers)
+            # Progress lines stay free of Arabic: the caller renders them as they come.
+            for n, (call, clip) in enumerate(callers, start=1):
+                progress(
+                    f"call {n}/{calls} from {call.caller_number} to 15654 placed "
+                    f"({clip.path.name}: {clip.seconds:.1f} s of Arabic speech)"
+                )
+            limit = timeout if timeout is not None else BASE_TIMEOUT + TIMEOUT_PER_CALL * calls
+            watch = _Progress(db, linkedids, progress)
+            while not watch.check():
+                if listener.failure is not None:
+                    raise DemoError(f"the AMI listener could not log in: {listener.failure}")
+                if worker.fatal is not None:
+                    raise worker.fatal
+                if time.monotonic() - started > limit:
+                    raise DemoError(
+                        f"the demo did not finish in {limit:.0f} s: {watch.summary()}; "
+                        f"the site so far is in {folder}"
+                    )
+                time.sleep(POLL_SECONDS)
+            seconds = time.monotonic() - started
+        said = {linkedid: clip.text for linkedid, (_, clip) in zip(linkedids, callers, strict=True)}
+        cases = db.run(lambda s: _demo_cases(s, said))
+    finally:
+        db.dispose()
+    progress(f"all {calls} calls stored and drafted in {seconds:.0f} s")
+    return DemoResult(config_path, cases, seconds)
+
+
+@contextmanager
+def _running_site(
+    db: Database, settings: Settings, transcriber: Transcriber | None
+) -> Iterator[tuple[PbxSimulator, Listener, TranscriptionWorker]]:
+    """The FastAGI IVR, the PBX simulator, the AMI listener and a transcription worker, all on
+    loopback; stopped in reverse order, each finishing what it holds."""
+    with ExitStack() as stack:
+        # A port of its own, so a `hotline serve` on this machine is left alone.
+        settings.agi.port = _free_port(settings.agi.host)
+        agi = Agi(db, settings)
+        agi.start()
+        stack.callback(agi.stop)
+        simulator = PbxSimulator(
+            username=settings.ami.username,
+            secret=settings.ami.secret,
+            recordings_dir=settings.recordings.root,
+            exten=settings.ami.hotline_exten,
+            agi=agi.server.address,
+            epoch=int(time.time()),  # Uniqueids as Asterisk makes them: new on every run
+        )
+        stack.enter_context(simulator)
+        settings.ami.host, settings.ami.port = simulator.host, simulator.port
+        listener = Listener(db, settings, give_up=threading.Event())
+        listener.start()
+        stack.callback(listener.stop)
+        worker = TranscriptionWorker(
+            db, settings, idle_seconds=POLL_SECONDS, transcriber=transcriber
+        )
+        worker.start()
+        stack.callback(worker.stop)
+        yield simulator, listener, worker
+
+
+def _free_port(host: str) -> int:
+    with socket.create_server((host, 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+class _Progress:
+    """Tells of each call stored and each draft ready, once; done when all are."""
+
+    def __init__(self, db: Database, linkedids: list[str], progress: Callable[[str], None]):
+        self.db = db
+        self.linkedids = linkedids
+        self.progress = progress
+        self.stored: set[str] = set()
+        self.drafted: set[str] = set()
+
+    def check(self) -> bool:
+        calls, cases = self.db.run(self._read)
+        for call in calls:
+            if call.linkedid not in self.stored:
+                self.stored.add(call.linkedid)
+                self.progress(
+                    f"call from {call.caller_number} ended and stored "
+                    f"({len(self.stored)}/{len(self.linkedids)})"
+                )
+        for case in cases:
+            if case.reference is not None and case.reference not in self.drafted:
+                self.drafted.add(case.reference)
+                self.progress(
+                    f"draft {len(self.drafted)}/{len(self.linkedids)} {case.draft_state} "
+                    f"for case {case.reference} ({len(case.draft_text or '')} characters)"
+                )
+        wanted = len(self.linkedids)
+        return len(self.stored) >= wanted and len(self.drafted) >= wanted
+
+    def summary(self) -> str:
+        wanted = len(self.linkedids)
+        return f"{len(self.stored)}/{wanted} calls stored, {len(self.drafted)}/{wanted} drafts"
+
+    def _read(self, session: Session) -> tuple[list[Call], list[Case]]:
+        ended = session.exec(
+            select(Call).where(
+                col(Call.linkedid).in_(self.linkedids), col(Call.ended_at).is_not(None)
+            )
+        )
+        drafted = session.exec(
+            select(Case).where(
+                col(Case.call_linkedid).in_(self.linkedids),
+                col(Case.draft_state).in_(FINISHED_DRAFTS),
+            )
+        )
+        return list(ended), list(drafted)
+
+
+def _demo_cases(session: Session, said: dict[str, str]) -> list[DemoCase]:
+    found = session.exec(select(Case).where(col(Case.call_linkedid).in_(list(said))))
+    by_call = {case.call_linkedid: case for case in found}
+    return [
+        DemoCase(
+            reference=case.reference or "",
+            caller_number=case.caller_number,
+            category=case.category,
+            draft_text=case.draft_text or "",
+            draft_state=case.draft_state or "",
+            said=text,
+        )
+        for linkedid, text in said.items()
+        if (case := by_call.get(linkedid)) is not None
+    ]

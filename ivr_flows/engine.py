@@ -142,6 +142,8 @@ class FlowRunner:
     def _stream(agi: HotlineAGI, sound: str) -> None:
         try:
             agi.stream_file(sound)
+        except CallerHungUp:
+            raise  # an AGIAppError too, but the call is over: nobody is left to listen
         except AGIAppError:
             # result=-1: a missing sound file or a hang-up; the next command tells which.
             log.warning("could not play %s", sound)
@@ -151,6 +153,8 @@ class FlowRunner:
         try:
             keyed = agi.get_data(f"{PROMPT_FOLDER}/{prompt_id}", int(timeout_seconds * 1000),
                                  max_digits)  # fmt: skip
+        except CallerHungUp:
+            raise
         except AGIAppError:
             return ""
         return str(keyed)
@@ -161,6 +165,8 @@ class FlowRunner:
         body = ",".join(f"{key}: {value.replace(',', ' ')}" for key, value in headers.items())
         try:
             agi.appexec("UserEvent", f"{name},{body}")
+        except CallerHungUp:
+            raise
         except AGIAppError:
             log.warning("UserEvent %s was not sent", name)
 

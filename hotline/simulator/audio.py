@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import wave
+from functools import cache
 from pathlib import Path
 
 SAMPLE_RATE = 8000
@@ -30,6 +31,16 @@ def read_pcm(audio: bytes | Path) -> bytes:
         if shape != (SAMPLE_RATE, SAMPLE_WIDTH, 1):
             raise ValueError(f"{audio}: need 8 kHz 16-bit mono, got {shape}")
         return source.readframes(source.getnframes())
+
+
+@cache
+def _stand_in() -> bytes:
+    return tone()
+
+
+def caller_voice(audio: bytes | Path | None) -> bytes:
+    """What a simulated caller says: their audio, or a tone when none was supplied."""
+    return _stand_in() if audio is None else read_pcm(audio)
 
 
 def write_wav(path: Path, pcm: bytes) -> None:

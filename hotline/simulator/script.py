@@ -2,15 +2,22 @@
 
 Each call is a generator: between ``yield``s it changes its channels, and each yielded event is
 rendered from the channels' state at that moment, as Asterisk does. The server interleaves the
-generators of many calls in a seeded random order.
+generators of many calls in a seeded random order. A call handed to a real FastAGI server
+yields ``Wait`` while its dialogue (on a thread of its own) has nothing new to show.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+import re
+import shlex
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hotline.simulator.agi_peer import Caller, Take
+from hotline.simulator.agi_session import AgiSession, Ended, Exchange
+from hotline.simulator.audio import caller_voice
 
 Headers = list[tuple[str, str]]
 CHANNEL_VARIABLES = ("HOTLINE_CASE", "MIXMONITOR_FILENAME")  # manager.conf channelvars
@@ -22,6 +29,9 @@ CALLING_PRES = "0 (Presentation Allowed, Not Screened)"
 class SimulatedCall:
     """One caller. ``register_case=False`` hangs up during the welcome: an abandoned call.
 
+    ``choice`` is the key pressed at the main menu, ``category`` the one at the category menu
+    (asked by the FastAGI IVR only); ``leave_message=False`` stays silent when asked to speak.
+
     ``caller_name`` may hold surrogate escapes (``"\\udcff"``) to put invalid UTF-8 on the wire.
     ``audio`` is the caller's voice: raw 8 kHz 16-bit mono PCM bytes, or a WAV file's path.
     """
@@ -29,6 +39,7 @@ class SimulatedCall:
     caller_number: str
     caller_name: str = ""
     choice: str = "1"
+    category: str = "1"
     register_case: bool = True
     leave_message: bool = True
     audio: bytes | Path | None = None
@@ -69,6 +80,19 @@ class SimChannel:
         ]
         pairs += [("ChanVariable", f"{k}={v}") for k, v in self.variables.items()]
         return [(prefix + key, value) for key, value in pairs]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Yielded by a call waiting for its FastAGI dialogue: run it again once ``ready()``."""
+
+    ready: Callable[[], bool]
+
+
+Step = Headers | Wait
+StartAgi = Callable[[Caller], AgiSession]
+# GET DATA's answer when the caller keyed something (not a timeout, not a hang-up).
+KEYED = re.compile(r"^200 result=([0-9*#]+)")
 
 
 class ChannelRegistry:
@@ -121,32 +145,10 @@ def hotline_call(
     rng: random.Random,
     exten: str = "15654",
 ) -> Iterator[Headers]:
-    """A caller reaching the hotline through ``Local/15654@hotline`` (both halves)."""
-    base = f"Local/{exten}@hotline-{ids.number:08x}"
-    one = SimChannel(f"{base};1", ids.first, ids.first, "hotline", exten)
-    two = SimChannel(f"{base};2", ids.second, ids.first, "hotline", exten, state=4)
-    registry.add(one)
-    yield event("Newchannel", "call,all", one)
-    registry.add(two)
-    yield event("Newchannel", "call,all", two)
-    for channel in (one, two):
-        channel.caller_number, channel.caller_name = call.caller_number, call.caller_name
-        yield event("NewCallerid", "call,all", channel, ("CID-CallingPres", CALLING_PRES))
-    yield [
-        ("Event", "LocalBridge"),
-        ("Privilege", "call,all"),
-        *one.headers("LocalOne"),
-        *two.headers("LocalTwo"),
-        ("Context", "hotline"),
-        ("Exten", exten),
-        ("LocalOptimization", "Yes"),
-    ]
-    yield from _app(two, "NoOp", f"Complaints hotline call from {call.caller_number}")
-    yield from _app(two, "Answer", "")
-    two.state = one.state = 6
-    # Which half reports Up first varies between real runs.
-    for channel in rng.sample([one, two], 2):
-        yield event("Newstate", "call,all", channel)
+    """A caller reaching the hotline through ``Local/15654@hotline`` (both halves), answered by
+    a scripted IVR of Playback/Read/Record."""
+    one, two = _local_halves(ids, exten)
+    yield from _arrive(call, one, two, registry, rng)
     if not call.register_case:
         yield from _app(two, "Playback", "custom/hotline-welcome")
         yield from _hang_up(one, two, registry, rng)
@@ -155,9 +157,7 @@ def hotline_call(
     yield from _app(two, "Set", f"HOTLINE_CASE={case}")
     yield from _set(two, "HOTLINE_CASE", case)
     recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
-    yield from _app(two, "MixMonitor", f"{recording},i(MIXMON_ID)")
-    yield from _set(two, "MIXMONITOR_FILENAME", str(recording))
-    yield event("MixMonitorStart", "call,all", two)
+    yield from _mix_monitor(two, recording)
     yield _user_event(two, "HotlineRecording", ("File", str(recording)), ("Case", case))
     yield from _app(two, "Playback", "custom/hotline-welcome")
     yield from _set(two, "PLAYBACKSTATUS", "SUCCESS")
@@ -166,15 +166,7 @@ def hotline_call(
     yield from _app(one, "Wait", "5.5")
     yield from _app(one, "SendDTMF", f"{call.choice},250")
     yield from _app(two, "Read", "CHOICE,custom/hotline-menu,1,,1,6")
-    yield event("DTMFBegin", "dtmf,all", two, ("Digit", call.choice), ("Direction", "Received"))
-    yield event(
-        "DTMFEnd",
-        "dtmf,all",
-        two,
-        ("Digit", call.choice),
-        ("DurationMs", "100"),
-        ("Direction", "Received"),
-    )
+    yield from _dtmf_received(two, call.choice)
     yield from _set(two, "READSTATUS", "OK")
     yield from _set(two, "CHOICE", call.choice)
     yield _user_event(two, "HotlineMenu", ("Choice", call.choice), ("Case", case))
@@ -188,6 +180,120 @@ def hotline_call(
         save_audio(message, call)
     save_audio(recording, call)
     yield from _hang_up(one, two, registry, rng)
+
+
+def agi_call(
+    call: SimulatedCall,
+    ids: CallIds,
+    registry: ChannelRegistry,
+    recordings_dir: Path,
+    save_audio: Callable[[Path, SimulatedCall], None],
+    rng: random.Random,
+    start_agi: StartAgi,
+    exten: str = "15654",
+) -> Iterator[Step]:
+    """A caller reaching the hotline whose dialplan is the generated one: MixMonitor, then the
+    real FastAGI IVR (``start_agi`` opens the session), then the caller hangs up."""
+    one, two = _local_halves(ids, exten)
+    yield from _arrive(call, one, two, registry, rng)
+    recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
+    yield from _mix_monitor(two, recording)
+    yield from _through_agi(call, one, two, start_agi)
+    save_audio(recording, call)
+    yield from _hang_up(one, two, registry, rng)
+
+
+def _local_halves(ids: CallIds, exten: str) -> tuple[SimChannel, SimChannel]:
+    base = f"Local/{exten}@hotline-{ids.number:08x}"
+    one = SimChannel(f"{base};1", ids.first, ids.first, "hotline", exten)
+    two = SimChannel(f"{base};2", ids.second, ids.first, "hotline", exten, state=4)
+    return one, two
+
+
+def _arrive(
+    call: SimulatedCall,
+    one: SimChannel,
+    two: SimChannel,
+    registry: ChannelRegistry,
+    rng: random.Random,
+) -> Iterator[Headers]:
+    """Both halves come up, learn the caller's number, and the hotline half answers."""
+    registry.add(one)
+    yield event("Newchannel", "call,all", one)
+    registry.add(two)
+    yield event("Newchannel", "call,all", two)
+    for channel in (one, two):
+        channel.caller_number, channel.caller_name = call.caller_number, call.caller_name
+        yield event("NewCallerid", "call,all", channel, ("CID-CallingPres", CALLING_PRES))
+    yield [
+        ("Event", "LocalBridge"),
+        ("Privilege", "call,all"),
+        *one.headers("LocalOne"),
+        *two.headers("LocalTwo"),
+        ("Context", "hotline"),
+        ("Exten", two.exten),
+        ("LocalOptimization", "Yes"),
+    ]
+    yield from _app(two, "NoOp", f"Complaints hotline call from {call.caller_number}")
+    yield from _app(two, "Answer", "")
+    two.state = one.state = 6
+    # Which half reports Up first varies between real runs.
+    for channel in rng.sample([one, two], 2):
+        yield event("Newstate", "call,all", channel)
+
+
+def _through_agi(
+    call: SimulatedCall, one: SimChannel, two: SimChannel, start_agi: StartAgi
+) -> Iterator[Step]:
+    """``AGI(agi://…/hotline,${CHANNEL(linkedid)})``: the caller keys "1" for a new complaint,
+    then their category, says their complaint and presses #; what the IVR does meanwhile shows
+    on AMI as Asterisk shows it."""
+    takes = [Take("dtmf", caller_voice(call.audio))] if call.leave_message else []
+    session = start_agi(
+        Caller(
+            uniqueid=two.uniqueid,
+            callerid=call.caller_number,
+            linkedid=two.linkedid,
+            keys=[call.choice, call.category],
+            takes=takes,
+            # An abandoning caller hangs up during the welcome.
+            hangup_on=None if call.register_case else "STREAM FILE",
+            channel=two.name,
+        )
+    )
+    one.context, one.exten, one.priority = "caller-sim", "s", 0
+    yield from _app(two, "AGI", f"{session.request},{two.linkedid}")
+    session.start()
+    while isinstance(news := (yield from _news(session)), Exchange):
+        yield from _agi_events(one, two, news)
+    yield from _set(two, "AGISTATUS", news.status)
+
+
+def _news(session: AgiSession) -> Generator[Step, None, Exchange | Ended]:
+    while not session.ready():
+        yield Wait(session.ready)
+    return session.take()
+
+
+def _agi_events(one: SimChannel, two: SimChannel, exchange: Exchange) -> Iterator[Headers]:
+    """The AMI side of one AGI command: keys the caller pressed, variables set, UserEvents."""
+    words = shlex.split(exchange.command)
+    reply = exchange.reply.decode().splitlines()[-1]  # after a HANGUP line, if any
+    if not reply.startswith("200"):
+        return  # refused (a dead channel): nothing happened
+    verb = " ".join(words[:2])
+    keyed = KEYED.match(reply)
+    if verb == "GET DATA" and keyed is not None:
+        yield from _app(one, "SendDTMF", f"{keyed[1]},250")
+        for digit in keyed[1]:
+            yield from _dtmf_received(two, digit)
+    elif verb == "SET VARIABLE":
+        yield from _set(two, words[2], words[3])
+    elif verb == "EXEC UserEvent":
+        # UserEvent(name,Key: value,...) puts each item on the wire as a header line.
+        name, *items = words[2].split(",")
+        body = [(key, value.strip()) for key, _, value in (i.partition(":") for i in items)]
+        yield event("UserEvent", "user,all", two, ("UserEvent", name), *body)
 
 
 def callback_call(
@@ -245,6 +351,24 @@ def _app(channel: SimChannel, application: str, data: str) -> Iterator[Headers]:
         ("Extension", channel.exten),
         ("Application", application),
         ("AppData", data),
+    )
+
+
+def _mix_monitor(channel: SimChannel, recording: Path) -> Iterator[Headers]:
+    yield from _app(channel, "MixMonitor", f"{recording},i(MIXMON_ID)")
+    yield from _set(channel, "MIXMONITOR_FILENAME", str(recording))
+    yield event("MixMonitorStart", "call,all", channel)
+
+
+def _dtmf_received(channel: SimChannel, digit: str) -> Iterator[Headers]:
+    yield event("DTMFBegin", "dtmf,all", channel, ("Digit", digit), ("Direction", "Received"))
+    yield event(
+        "DTMFEnd",
+        "dtmf,all",
+        channel,
+        ("Digit", digit),
+        ("DurationMs", "100"),
+        ("Direction", "Received"),
     )
 
 

@@ -6,6 +6,10 @@ different calls interleaved in a seeded random order, writes the WAV recordings 
 name, and on request misbehaves: drops connections (with events lost in the gap), restarts,
 stalls, and mixes malformed blocks into the stream.
 
+Given a FastAGI address, each hotline call runs the dialplan's ``AGI(agi://…/hotline)`` for
+real: the IVR's commands are answered as Asterisk answers them, by a simulated caller who keys
+a complaint and speaks it, and what the IVR sets and announces appears on AMI.
+
 A list answer (CoreShowChannels) is never split by events, as in Asterisk. Calls only advance
 while a client is logged in, except for the scripted gaps after a drop: that keeps tests
 deterministic without hiding the gaps.
@@ -30,12 +34,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from hotline.ami_protocol import AmiFramer, AmiMessage, render
-from hotline.simulator.audio import read_pcm, tone, write_wav
+from hotline.simulator.agi_peer import Caller
+from hotline.simulator.agi_session import AgiSession
+from hotline.simulator.audio import caller_voice, tone, write_wav
 from hotline.simulator.script import (
     CallIds,
     ChannelRegistry,
     Headers,
     SimulatedCall,
+    Step,
+    Wait,
+    agi_call,
     callback_call,
     core_show_channel,
     hotline_call,
@@ -103,13 +112,20 @@ class PbxSimulator:
         exten: str = "15654",
         event_interval: float = 0.0,
         dial_outcomes: dict[str, str] | None = None,
+        agi: tuple[str, int] | None = None,
+        epoch: int = 1795370000,
     ) -> None:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"the simulator listens on loopback only, not {host}")
+        """``agi``: the FastAGI server (host, port) hotline calls are handed to (loopback only);
+        without it a scripted IVR stands in. ``epoch`` starts the Uniqueids (``epoch.seq``, as
+        Asterisk makes them): fixed for repeatable tests, the time for a site that persists."""
+        for address in [host] if agi is None else [host, agi[0]]:
+            if not ipaddress.ip_address(address).is_loopback:
+                raise ValueError(f"the simulator stays on loopback, not {address}")
         self.stats = SimulatorStats()
         self.username, self.secret, self.exten = username, secret, exten
         self.recordings_dir = recordings_dir
         self.event_interval = event_interval
+        self.agi = agi
         # What a callback's Dial() ends with, per customer number (ANSWER when not listed).
         self.dial_outcomes = dial_outcomes or {}
         self.originated: list[AmiMessage] = []  # every Originate action received, for tests
@@ -118,19 +134,21 @@ class PbxSimulator:
         self._wakeup = threading.Event()
         self._idle = threading.Event()
         self._sessions: list[_Session] = []
-        self._calls: list[Iterator[Headers]] = []
+        self._calls: list[Iterator[Step]] = []
+        # Calls waiting for their FastAGI dialogue, taken up again once it has news.
+        self._waiting: list[tuple[Iterator[Step], Wait]] = []
+        self._agi_sessions: list[AgiSession] = []
         self._registry = ChannelRegistry()
         self._drop_points: set[int] = set()
         self._gap_events = 0
         self._malformed_due = 0
         self._emitted = 0
         self._pause_at: int | None = None
-        self._epoch = 1795370000
+        self._epoch = epoch
         self._sequence = 0
         self._boot = time.monotonic()
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        self._default_pcm = b""
         self._server = socket.create_server((host, port))
         self.host, self.port = self._server.getsockname()[:2]
 
@@ -152,6 +170,8 @@ class PbxSimulator:
         self._server.close()
         for thread in self._threads:
             thread.join(timeout=COMMAND_TIMEOUT)
+        for agi_session in self._agi_sessions:
+            agi_session.stop()
         for session in self._sessions:
             with contextlib.suppress(OSError):
                 session.sock.shutdown(socket.SHUT_RDWR)  # wakes its reader thread
@@ -171,8 +191,11 @@ class PbxSimulator:
             linkedids = []
             for call in wanted:
                 ids = self._next_ids()
-                script = hotline_call(
-                    call, ids, self._registry, directory, self._save_audio, self._rng, self.exten
+                args = (call, ids, self._registry, directory, self._save_audio, self._rng)
+                script: Iterator[Step] = (
+                    hotline_call(*args, self.exten)
+                    if self.agi is None
+                    else agi_call(*args, self._start_agi, self.exten)
                 )
                 self._calls.append(script)
                 linkedids.append(ids.first)
@@ -213,6 +236,7 @@ class PbxSimulator:
             self._drop_all()
             if not keep_calls:
                 self._calls.clear()
+                self._waiting.clear()
                 self._registry.channels.clear()
             self._epoch += 1000
             self._boot = time.monotonic()
@@ -277,9 +301,10 @@ class PbxSimulator:
             self._wakeup.clear()
             while not self._inbox.empty():
                 self._guarded(self._inbox.get())
+            self._take_up_ready()
             paused = self._pause_at is not None and self._emitted >= self._pause_at
             busy = bool(self._calls or self._malformed_due) and not paused
-            if busy:
+            if busy or (self._waiting and not paused):
                 self._idle.clear()
             else:
                 self._idle.set()
@@ -311,12 +336,25 @@ class PbxSimulator:
         return CallIds(first // 2, f"{self._epoch}.{first}", f"{self._epoch}.{first + 1}")
 
     def _save_audio(self, path: Path, call: SimulatedCall) -> None:
-        if self.recordings_dir is None:
-            return
-        if call.audio is None and not self._default_pcm:
-            self._default_pcm = tone()
-        pcm = self._default_pcm if call.audio is None else read_pcm(call.audio)
-        write_wav(path, pcm)
+        if self.recordings_dir is not None:
+            write_wav(path, caller_voice(call.audio))
+
+    def _start_agi(self, caller: Caller) -> AgiSession:
+        assert self.agi is not None  # only handed to calls when set
+        # The session's thread wakes the engine whenever the dialogue has news.
+        session = AgiSession(self.agi, caller, wake=self._wakeup.set)
+        self._agi_sessions.append(session)
+        return session
+
+    def _take_up_ready(self) -> None:
+        """Waiting calls whose dialogue has news may advance again."""
+        still = []
+        for script, wait in self._waiting:
+            if wait.ready():
+                self._calls.append(script)
+            else:
+                still.append((script, wait))
+        self._waiting = still
 
     def _listening(self) -> bool:
         return any(s.events and not s.stalled for s in self._sessions)
@@ -334,12 +372,15 @@ class PbxSimulator:
         if not self._calls:
             return
         index = self._rng.randrange(len(self._calls))
-        headers = next(self._calls[index], None)
-        if headers is None:
+        step = next(self._calls[index], None)
+        if step is None:
             self._calls.pop(index)
             return
+        if isinstance(step, Wait):
+            self._waiting.append((self._calls.pop(index), step))
+            return
         self._emitted += 1
-        self._broadcast(headers)
+        self._broadcast(step)
 
     def _broadcast(self, headers: Headers) -> None:
         listeners = [s for s in self._sessions if s.events and not s.stalled]

@@ -125,6 +125,16 @@ def test_hang_up_before_recording_creates_nothing(
     assert log.commands[-1].startswith("RECORD FILE")  # answered with HANGUP + 511, then over
 
 
+def test_hang_up_during_the_welcome_ends_the_ivr_at_its_next_command(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, hangup_on="STREAM FILE hotline/welcome"))
+
+    # The welcome's result=-1 alone could be a missing sound; the menu's 511 says hang-up.
+    assert log.played() == ["hotline/welcome", "hotline/main_menu"]
+    assert ivr_backend.case_count() == 0
+
+
 def test_silence_is_asked_again_then_a_polite_goodbye(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
