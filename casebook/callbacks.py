@@ -7,14 +7,18 @@ call and its result decides what happens next. The rules live here, the schedule
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
+from casebook.clock import utcnow
+from casebook.db import chunked, insert_rows
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import (
     Agent,
@@ -97,33 +101,58 @@ def request_followup_callback(
     return _requested(session, actor, callback, case.reference)
 
 
-def request_abandoned_callback(
-    session: Session, settings: Settings, actor: Actor, call: Call, now: datetime
-) -> Callback | None:
-    """The caller hung up before registering a complaint: call them back, once per number
-    while a callback for them is still waiting."""
-    if not call.caller_number:
-        return None
-    waiting = session.exec(
-        select(Callback).where(
-            Callback.phone_number == call.caller_number,
+def request_abandoned_callbacks(
+    session: Session, settings: Settings, finished: Sequence[Call]
+) -> list[dict[str, Any] | None]:
+    """Calls just finished (stored, with an id) whose caller hung up before registering a
+    complaint: call them back, once per number while a callback for them is still waiting;
+    two abandoned calls of one number in ``finished`` ask once. For each call, the row of the
+    callback it asked for (unaudited: the caller audits it), or None."""
+    asking = [c for c in finished if c.abandoned and c.caller_number and c.ended_at is not None]
+    if not asking:
+        return [None] * len(finished)
+    waiting: set[str] = set()
+    for keys in chunked(c.caller_number for c in asking):
+        query = select(Callback.phone_number).where(
+            col(Callback.phone_number).in_(keys),
             Callback.reason == CallbackReason.ABANDONED.value,
             col(Callback.status).in_(OPEN_STATUSES),
         )
-    ).first()
-    if waiting is not None:
-        return waiting
-    callback = _new_callback(
+        waiting |= set(session.exec(query))
+    # One callback made the one way callbacks are made; the others differ only in who is
+    # called, from when, and about which call (inserted in one go, not built one by one).
+    model = _new_callback(
         settings,
-        phone=call.caller_number,
+        phone="",
         reason=CallbackReason.ABANDONED,
-        due=now,
+        due=asking[0].ended_at or utcnow(),
         department=settings.cases.intake_department,
         skill=None,
         owner=None,
-        call_id=call.id,
     )
-    return _requested(session, actor, callback, call.linkedid)
+    overdue_after = model.overdue_at - model.due_from
+    shape = model.model_dump(exclude={"id", "created_at"})
+    requested: dict[int, dict[str, Any]] = {}
+    for call in asking:
+        number, now = call.caller_number, call.ended_at
+        assert number is not None and now is not None and call.id is not None  # see above
+        if number in waiting:
+            continue
+        waiting.add(number)
+        requested[call.id] = shape | {
+            "phone_number": number,
+            "due_from": now,
+            "overdue_at": now + overdue_after,
+            "call_id": call.id,
+        }
+    insert_rows(session, Callback, list(requested.values()))
+    for call_ids in chunked(requested):
+        new = select(Callback.id, Callback.call_id).where(
+            col(Callback.call_id).in_(call_ids), Callback.reason == CallbackReason.ABANDONED.value
+        )
+        for callback_id, call_id in session.exec(new):
+            requested[call_id or 0]["id"] = callback_id
+    return [requested.get(call.id) if call.id is not None else None for call in finished]
 
 
 # --- who may take a callback now ---------------------------------------------------------------

@@ -9,13 +9,11 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.callbacks import OPEN_STATUSES, _new_callback
-from casebook.models import Call, Callback, CallbackReason, Case
+from casebook.callbacks import request_abandoned_callbacks
+from casebook.db import chunked, insert_rows
+from casebook.models import Call, Case
 from casebook.reference import InvalidReference, normalise_reference
 from hotline.config import Settings
-
-# Keys per IN (...) query: well under SQLite's and PostgreSQL's limits on bound parameters.
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,6 @@ class CallFacts:
     case_reference: str | None
     ivr_choices: Sequence[str]
     recording_path: str | None
-
-
-def chunked(keys: Iterable[Any]) -> list[list[Any]]:
-    ordered = list(dict.fromkeys(keys))
-    return [ordered[n : n + _CHUNK] for n in range(0, len(ordered), _CHUNK)]
 
 
 def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, Call]:
@@ -103,27 +96,30 @@ def note_calls(session: Session, notes: Sequence[CallNote]) -> list[Call]:
     """Note calls in progress (when one reaches the hotline, again when its recording is
     named), so a call that ends while no listener is connected is still known and finished by
     ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone."""
+    if not notes:
+        return []
     session.flush()  # anything added before is seen by the lookup below
-    noted = []
     with session.no_autoflush:
         known = _calls_by_linkedid(session, (n.linkedid for n in notes))
-        for note in notes:
-            call = known.get(note.linkedid)
-            if call is None:
-                call = known[note.linkedid] = Call(
-                    linkedid=note.linkedid, started_at=note.started_at
-                )
-                session.add(call)
-            elif call.ended_at is not None:
-                noted.append(call)
-                continue
-            call.uniqueid = note.uniqueid or call.uniqueid
-            call.caller_number = note.caller_number or call.caller_number
-            call.did = note.did or call.did
-            call.recording_path = note.recording_path or call.recording_path
-            noted.append(call)
+    new: dict[str, dict[str, Any]] = {}  # calls first heard of here, inserted in one go
+    for note in notes:
+        call = known.get(note.linkedid)
+        if call is not None and call.ended_at is not None:
+            continue
+        row = new.setdefault(note.linkedid, {}) if call is None else None
+        if row is not None and not row:
+            row |= {"linkedid": note.linkedid, "started_at": note.started_at}
+        for name in ("uniqueid", "caller_number", "did", "recording_path"):
+            value = getattr(note, name)
+            if row is not None:
+                row[name] = value or row.get(name)
+            elif value:
+                setattr(call, name, value)
+    if new:
+        insert_rows(session, Call, list(new.values()))
+        known |= _calls_by_linkedid(session, new)
     session.flush()
-    return noted
+    return [known[note.linkedid] for note in notes]
 
 
 def note_call(
@@ -146,6 +142,8 @@ def record_calls(
 ) -> list[StoredCall]:
     """Finish calls, in order: their facts, their case, abandoned or not. Once per Linkedid
     (the same Linkedid twice in ``facts`` is finished by the first)."""
+    if not facts:
+        return []
     session.flush()  # anything added before is seen by the lookups below
     stored: list[StoredCall] = []
     with session.no_autoflush:
@@ -157,25 +155,29 @@ def record_calls(
                 stored.append(StoredCall(call, linked, finished_now=False))
                 continue
             if call is None:
-                call = known[fact.linkedid] = Call(linkedid=fact.linkedid)
-                session.add(call)
+                # First heard of at its end: all calls first heard of here go in at once.
+                unheard = list(dict.fromkeys(f.linkedid for f in facts if f.linkedid not in known))
+                insert_rows(session, Call, [{"linkedid": linkedid} for linkedid in unheard])
+                known |= _calls_by_linkedid(session, unheard)
+                call = known[fact.linkedid]
             _finish(call, fact, case)
             stored.append(StoredCall(call, case, finished_now=True))
     session.flush()
     finished = [s for s in stored if s.finished_now]
-    callbacks = _request_abandoned_callbacks(session, settings, finished, facts)
-    for entry in finished:
+    callbacks = request_abandoned_callbacks(session, settings, [s.call for s in finished])
+    entries: list[audit.Entry] = []
+    for entry, callback in zip(finished, callbacks, strict=True):
         call, case = entry.call, entry.case
         detail = {"case": case.reference if case else None, "abandoned": call.abandoned}
-        audit.record(session, actor, "call.record", "call", call.linkedid, detail)
-        callback = callbacks.get(id(entry))
+        entries.append(("call.record", "call", call.linkedid, detail))
         if callback is not None:
             detail = {
                 "about": call.linkedid,
-                "reason": callback.reason,
-                "due_from": callback.due_from.isoformat(),
+                "reason": callback["reason"],
+                "due_from": callback["due_from"].isoformat(),
             }
-            audit.record(session, actor, "callback.request", "callback", callback.id, detail)
+            entries.append(("callback.request", "callback", callback["id"], detail))
+    audit.record_many(session, actor, entries)
     return stored
 
 
@@ -195,51 +197,6 @@ def _finish(call: Call, fact: CallFacts, case: Case | None) -> None:
     call.hangup_cause_text = fact.hangup_cause_text
     call.abandoned = case is None
     call.case_id = case.id if case is not None else None
-
-
-def _request_abandoned_callbacks(
-    session: Session, settings: Settings, finished: Sequence[StoredCall], facts: Sequence[CallFacts]
-) -> dict[int, Callback]:
-    """The callbacks.request_abandoned_callback rule for many calls: the caller hung up before
-    registering a complaint, so call them back, once per number while a callback for them is
-    still waiting (two abandoned calls of one number in ``finished`` ask once). Returns the
-    new callbacks by ``id()`` of the StoredCall that asked; the caller audits them."""
-    ended = {f.linkedid: f.ended_at for f in facts}
-    asking = [
-        s
-        for s in finished
-        if s.call.abandoned and s.call.caller_number and ended[s.call.linkedid] is not None
-    ]
-    waiting: set[str] = set()
-    for keys in chunked(s.call.caller_number for s in asking):
-        query = select(Callback.phone_number).where(
-            col(Callback.phone_number).in_(keys),
-            Callback.reason == CallbackReason.ABANDONED.value,
-            col(Callback.status).in_(OPEN_STATUSES),
-        )
-        waiting |= set(session.exec(query))
-    requested: dict[int, Callback] = {}
-    for entry in asking:
-        call = entry.call
-        number, now = call.caller_number, ended[call.linkedid]
-        assert number is not None and now is not None  # filtered above
-        if number in waiting:
-            continue
-        waiting.add(number)
-        requested[id(entry)] = callback = _new_callback(
-            settings,
-            phone=number,
-            reason=CallbackReason.ABANDONED,
-            due=now,
-            department=settings.cases.intake_department,
-            skill=None,
-            owner=None,
-            call_id=call.id,
-        )
-        session.add(callback)
-    if requested:
-        session.flush()
-    return requested
 
 
 def record_call(

@@ -6,6 +6,7 @@ that marks the job done, so a recording is never transcribed into the casebook t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
+from casebook.db import chunked
 from casebook.models import (
     Case,
     DraftState,
@@ -49,26 +51,48 @@ class QueuePolicy:
     retry_delay_seconds: float = 30.0
 
 
+def enqueue_transcriptions(
+    session: Session, actor: Actor, recordings: Sequence[Recording], now: datetime
+) -> list[TranscriptionJob]:
+    """Queue one job per recording (stored, with an id); queuing one again returns the job
+    already there. A case waiting for its draft shows that it is being transcribed."""
+    if not recordings:
+        return []
+    session.flush()  # anything added before is seen by the lookups below
+    jobs: dict[int, TranscriptionJob] = {}
+    queued: list[TranscriptionJob] = []
+    case_ids: list[int] = []
+    with session.no_autoflush:
+        ids = [recording.id for recording in recordings if recording.id is not None]
+        for keys in chunked(ids):
+            query = select(TranscriptionJob).where(col(TranscriptionJob.recording_id).in_(keys))
+            jobs |= {job.recording_id: job for job in session.exec(query)}
+        for recording in recordings:
+            assert recording.id is not None  # a stored recording
+            if recording.id in jobs:
+                continue
+            job = jobs[recording.id] = TranscriptionJob(
+                recording_id=recording.id, available_at=now, created_at=now
+            )
+            session.add(job)
+            queued.append(job)
+            if recording.case_id is not None:
+                case_ids.append(recording.case_id)
+        for keys in chunked(case_ids):
+            for case in session.exec(select(Case).where(col(Case.id).in_(keys))):
+                if case.draft_state is None:
+                    case.draft_state = DraftState.TRANSCRIBING.value
+    session.flush()
+    entries = [("transcription.queue", "recording", j.recording_id, {"job": j.id}) for j in queued]
+    audit.record_many(session, actor, entries)
+    return [jobs[recording.id or 0] for recording in recordings]
+
+
 def enqueue_transcription(
     session: Session, actor: Actor, recording: Recording, now: datetime
 ) -> TranscriptionJob:
-    """Queue one job for the recording; queuing it again returns the job already there."""
-    existing = session.exec(
-        select(TranscriptionJob).where(TranscriptionJob.recording_id == recording.id)
-    ).first()
-    if existing is not None:
-        return existing
-    assert recording.id is not None  # a stored recording
-    job = TranscriptionJob(recording_id=recording.id, available_at=now, created_at=now)
-    session.add(job)
-    if recording.case_id is not None:
-        case = session.get(Case, recording.case_id)
-        if case is not None and case.draft_state is None:
-            case.draft_state = DraftState.TRANSCRIBING.value
-            session.add(case)
-    session.flush()
-    audit.record(session, actor, "transcription.queue", "recording", recording.id, {"job": job.id})
-    return job
+    """One recording: see ``enqueue_transcriptions``."""
+    return enqueue_transcriptions(session, actor, [recording], now)[0]
 
 
 def claim_next_job(

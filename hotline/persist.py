@@ -15,22 +15,23 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from casebook import calls, jobs
 from casebook.access import Actor
 from casebook.clock import utcnow
-from casebook.db import Database
+from casebook.db import Database, chunked
 from casebook.errors import DatabaseUnavailable
 from casebook.models import Call, Case, Recording, RecordingKind
 from hotline.config import Settings
 from hotline.tracker import TrackedCall
-from recordings.ingest import ingest_call_recording
+from recordings.ingest import ingest_call_recordings
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,8 @@ LISTENER = Actor.system("listener")
 RECORDING_NAME = re.compile(r"^hotline-(?P<uniqueid>\d+\.\d+)\.wav$")
 
 
-def store_call(session: Session, settings: Settings, call: TrackedCall) -> calls.StoredCall:
-    stored = calls.record_call(
-        session,
-        settings,
-        LISTENER,
+def _facts(call: TrackedCall) -> calls.CallFacts:
+    return calls.CallFacts(
         linkedid=call.linkedid,
         uniqueid=call.uniqueid,
         caller_number=call.caller_number,
@@ -57,57 +55,90 @@ def store_call(session: Session, settings: Settings, call: TrackedCall) -> calls
         ivr_choices=call.ivr_choices,
         recording_path=call.recording_path,
     )
-    if not stored.finished_now:
-        return stored
-    finish_recordings(session, settings, stored, call.message_path)
+
+
+def store_calls(
+    session: Session, settings: Settings, finished: Sequence[TrackedCall]
+) -> list[calls.StoredCall]:
+    """Store finished calls (once per Linkedid), then ingest the recordings of those stored
+    now and queue what the agents need transcribed."""
+    stored = calls.record_calls(session, settings, LISTENER, [_facts(c) for c in finished])
+    finish_recordings(
+        session,
+        settings,
+        [(s, c.message_path) for s, c in zip(stored, finished, strict=True) if s.finished_now],
+    )
     return stored
 
 
+def store_call(session: Session, settings: Settings, call: TrackedCall) -> calls.StoredCall:
+    return store_calls(session, settings, [call])[0]
+
+
 def finish_recordings(
-    session: Session, settings: Settings, stored: calls.StoredCall, message_path: str | None
+    session: Session, settings: Settings, finished: Sequence[tuple[calls.StoredCall, str | None]]
 ) -> None:
-    """Ingest a finished call's recordings and queue what the agent needs transcribed."""
-    now = utcnow()
-    whole_call = None
-    if stored.call.recording_path:
-        whole_call = ingest_call_recording(
-            session, settings, LISTENER, stored.call, stored.call.recording_path
+    """Ingest finished calls' recordings (the whole call; the caller's message when the call
+    has a case) and queue what the agent needs transcribed: the caller's own message
+    transcribes best; the whole-call mix only when the case has no message."""
+    wanted: list[tuple[Call, str, RecordingKind]] = []
+    for stored, message_path in finished:
+        if stored.call.recording_path:
+            wanted.append((stored.call, stored.call.recording_path, RecordingKind.CALL))
+        if stored.case is not None and message_path:
+            wanted.append((stored.call, message_path, RecordingKind.MESSAGE))
+    ingested = iter(ingest_call_recordings(session, settings, LISTENER, wanted))
+    transcribe: list[Recording] = []
+    whole_calls: list[tuple[Case, Recording]] = []
+    for stored, message_path in finished:
+        whole_call = next(ingested) if stored.call.recording_path else None
+        if stored.case is None:
+            continue
+        if message_path:
+            transcribe.append(next(ingested))
+        elif whole_call is not None:
+            whole_calls.append((stored.case, whole_call))
+    with_message = _cases_with_message(session, [case for case, _ in whole_calls])
+    transcribe += [recording for case, recording in whole_calls if case.id not in with_message]
+    jobs.enqueue_transcriptions(session, LISTENER, transcribe, utcnow())
+
+
+def _cases_with_message(session: Session, cases: Sequence[Case]) -> set[int]:
+    found: set[int] = set()
+    for keys in chunked(case.id for case in cases if case.id is not None):
+        query = select(Recording.case_id).where(
+            col(Recording.case_id).in_(keys), Recording.kind == RecordingKind.MESSAGE.value
         )
-    if stored.case is None:
-        return
-    # The caller's own message transcribes best; the whole-call mix only when there is none.
-    if message_path:
-        message = ingest_call_recording(
-            session, settings, LISTENER, stored.call, message_path, kind=RecordingKind.MESSAGE
-        )
-        jobs.enqueue_transcription(session, LISTENER, message, now)
-    elif whole_call is not None and not _has_message(session, stored.case):
-        jobs.enqueue_transcription(session, LISTENER, whole_call, now)
+        found |= {case_id for case_id in session.exec(query) if case_id is not None}
+    return found
+
+
+def note_calls(session: Session, noted: Sequence[TrackedCall]) -> None:
+    calls.note_calls(
+        session,
+        [
+            calls.CallNote(
+                linkedid=call.linkedid,
+                uniqueid=call.uniqueid,
+                caller_number=call.caller_number,
+                did=call.did,
+                started_at=call.started_at,
+                recording_path=call.recording_path,
+            )
+            for call in noted
+        ],
+    )
 
 
 def note_call(session: Session, call: TrackedCall) -> None:
-    calls.note_call(
-        session,
-        linkedid=call.linkedid,
-        uniqueid=call.uniqueid,
-        caller_number=call.caller_number,
-        did=call.did,
-        started_at=call.started_at,
-        recording_path=call.recording_path,
-    )
+    note_calls(session, [call])
 
 
 def close_vanished(session: Session, settings: Settings, alive: set[str], at: datetime) -> None:
-    for stored in calls.close_vanished_calls(session, settings, LISTENER, alive, at):
+    closed = calls.close_vanished_calls(session, settings, LISTENER, alive, at)
+    for stored in closed:
         log.warning("call %s ended while the listener was away", stored.call.linkedid)
-        finish_recordings(session, settings, stored, None)
-
-
-def _has_message(session: Session, case: Case) -> bool:
-    query = select(Recording.id).where(
-        Recording.case_id == case.id, Recording.kind == RecordingKind.MESSAGE.value
-    )
-    return session.exec(query).first() is not None
+    finish_recordings(session, settings, [(stored, None) for stored in closed])
 
 
 @dataclass
@@ -118,16 +149,58 @@ class StoreStats:
     errors: int = 0
 
 
-Work = Callable[[Session], object]
 # How many reports one transaction takes at most: under load, writes are grouped.
 BATCH = 500
 
 
+class _Kind(Enum):
+    NOTED = "noted"  # a call in progress: moot once the call's end is written
+    FINISHED = "finished"
+    ALIVE = "alive"  # a resync's snapshot of the calls still on the PBX
+
+
 @dataclass(frozen=True)
 class _Report:
+    kind: _Kind
     linkedid: str
-    work: Work
-    progress: bool = False  # a note on a call in progress: moot once the call's end is written
+    call: TrackedCall | None = None
+    alive: frozenset[str] = frozenset()
+    at: datetime | None = None
+
+
+@dataclass
+class _Outcome:
+    stored: int = 0
+    duplicates: int = 0
+
+
+def _write_reports(session: Session, settings: Settings, reports: Sequence[_Report]) -> _Outcome:
+    """Write reports in order, grouped: the notes and finished calls between two resyncs each
+    in one go (after coalescing they name different calls, so their order does not matter),
+    a resync where it came."""
+    outcome = _Outcome()
+    noted: list[TrackedCall] = []
+    finished: list[TrackedCall] = []
+
+    def write_group() -> None:
+        note_calls(session, noted)
+        for stored in store_calls(session, settings, finished):
+            if stored.finished_now:
+                outcome.stored += 1
+            else:
+                outcome.duplicates += 1
+        noted.clear()
+        finished.clear()
+
+    for report in reports:
+        if report.kind is _Kind.ALIVE:
+            write_group()
+            assert report.at is not None  # an ALIVE report has its time
+            close_vanished(session, settings, set(report.alive), report.at)
+        elif report.call is not None:
+            (noted if report.kind is _Kind.NOTED else finished).append(report.call)
+    write_group()
+    return outcome
 
 
 class CallStore:
@@ -145,22 +218,13 @@ class CallStore:
         self._thread.start()
 
     def call_noted(self, call: TrackedCall) -> None:
-        self._queue.put(_Report(call.linkedid, lambda s: note_call(s, call), progress=True))
+        self._queue.put(_Report(_Kind.NOTED, call.linkedid, call))
 
     def call_finished(self, call: TrackedCall) -> None:
-        def finish(session: Session) -> None:
-            stored = store_call(session, self.settings, call)
-            if stored.finished_now:
-                self.stats.stored += 1
-            else:
-                self.stats.duplicates += 1
-
-        self._queue.put(_Report(call.linkedid, finish))
+        self._queue.put(_Report(_Kind.FINISHED, call.linkedid, call))
 
     def calls_alive(self, linkedids: set[str], at: datetime) -> None:
-        self._queue.put(
-            _Report("resync", lambda s: close_vanished(s, self.settings, linkedids, at))
-        )
+        self._queue.put(_Report(_Kind.ALIVE, "resync", alive=frozenset(linkedids), at=at))
 
     @property
     def pending(self) -> int:
@@ -189,23 +253,26 @@ class CallStore:
             self._write(batch)
 
     def _write(self, batch: list[_Report]) -> None:
-        finished = {r.linkedid for r in batch if not r.progress}
-        todo = [r for r in batch if not (r.progress and r.linkedid in finished)]
-        stored_before = self.stats.stored
+        finished = {r.linkedid for r in batch if r.kind is _Kind.FINISHED}
+        todo = [r for r in batch if not (r.kind is _Kind.NOTED and r.linkedid in finished)]
         try:
-            self._retrying(lambda session: [report.work(session) for report in todo], "batch")
+            self._count(self._retrying(todo, "batch"))
         except Exception:
             # One bad report must not take the others down: write them one by one.
-            self.stats.stored = stored_before
             for report in todo:
                 with contextlib.suppress(Exception):
-                    self._retrying(report.work, report.linkedid)
+                    self._count(self._retrying([report], report.linkedid))
 
-    def _retrying(self, work: Work, what: str) -> None:
+    def _count(self, outcome: _Outcome) -> None:
+        # Counted once committed: ``stored`` never runs ahead of the database.
+        self.stats.stored += outcome.stored
+        self.stats.duplicates += outcome.duplicates
+
+    def _retrying(self, reports: Sequence[_Report], what: str) -> _Outcome:
         delay = 0.5
         while True:
             try:
-                self.db.run(work)
+                return self.db.run(lambda session: _write_reports(session, self.settings, reports))
             except DatabaseUnavailable as exc:
                 # Keep it: the database comes back, or the operator sees this every time.
                 self.stats.retries += 1
@@ -218,7 +285,6 @@ class CallStore:
                 # The facts stay in the log, so an operator can still recover the call.
                 log.exception("call %s could not be stored", what)
                 raise
-            return
 
 
 def reconcile_recordings(
@@ -276,6 +342,6 @@ def _recover(
     )
     if not stored.finished_now:
         return None
-    finish_recordings(session, settings, stored, None)
+    finish_recordings(session, settings, [(stored, None)])
     log.warning("call %s recovered from %s (listener was away)", linkedid, path.name)
     return stored.call
