@@ -179,6 +179,8 @@ class _Call:
     message_path: str | None = None
     ivr_choices: list[str] = field(default_factory=list)
     gap: bool = False
+    # Adopted from a snapshot: a listener before us may have noted it as a hotline call.
+    adopted: bool = False
 
 
 @dataclass
@@ -201,6 +203,7 @@ class CallTracker:
         self._call_of_channel: dict[str, str] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._noted: list[str] = []  # news of calls in progress since the last report
+        self._vanished = False  # an adopted call ended unreported: say which calls are alive
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[_Call, str | None, AmiMessage, datetime], None]] = {
             "Newchannel": self._on_caller_id,
@@ -221,10 +224,16 @@ class CallTracker:
         with self._lock:
             finished = self._apply(message, received_at)
             noted = self._take_noted()
+            vanished, self._vanished = self._vanished, False
+            alive = set(self._calls) if vanished else set()
         for call in noted:
             self._sink.call_noted(call)
         if finished is not None:
             self._sink.call_finished(finished)
+        if vanished:
+            # A call adopted after a gap ended without showing it was a hotline call (its
+            # hotline half was already in the h extension): whoever noted it may close it.
+            self._sink.calls_alive(alive, received_at)
 
     def on_channels(self, channels: Sequence[AmiMessage], received_at: datetime) -> None:
         self.resync(channels_from_snapshot(channels), received_at)
@@ -239,6 +248,7 @@ class CallTracker:
                 call = self._call_for(seen.linkedid, seen.uniqueid, at)
                 if call is None:
                     continue
+                call.adopted = True
                 if seen.age is not None:
                     # A call adopted mid-way started when its oldest channel did, not now.
                     call.started_at = min(call.started_at, at - seen.age)
@@ -335,6 +345,11 @@ class CallTracker:
         if case and call.case_reference is None:
             call.case_reference = case
             call.hotline_uniqueid = call.hotline_uniqueid or uniqueid
+            if not call.reached_hotline:
+                # Only the hotline's IVR registers cases: proof enough, even for a call first
+                # seen in its h extension after a gap.
+                call.reached_hotline = True
+                self._noted.append(call.linkedid)
         recording = values.get(rules.recording_variable)
         if recording and call.recording_path is None:
             call.recording_path = recording
@@ -406,6 +421,7 @@ class CallTracker:
             self._finished.popitem(last=False)
         if not call.reached_hotline and self.rules.hotline_exten is not None:
             self.stats.calls_not_hotline += 1
+            self._vanished = self._vanished or call.adopted
             return None
         self.stats.calls_finished += 1
         return self._freeze(call)

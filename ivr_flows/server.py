@@ -32,6 +32,9 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     # Call threads never keep the process alive; stop() itself waits for them to end.
     daemon_threads = True
+    # Python's default backlog of 5 makes a burst of calls wait for the kernel's SYN retries
+    # (1-3 s of dead air, or a refused AGI after a stop): take what the system allows.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], app: AgiServer) -> None:
         self.app = app

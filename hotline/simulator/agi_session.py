@@ -38,12 +38,16 @@ class AgiSession:
         self._thread = threading.Thread(
             target=self._run, name=f"sim-agi-{caller.uniqueid}", daemon=True
         )
+        # created, connecting, talking (the server has sent a command), then the AGISTATUS it
+        # ended with: read by the simulator's agi_sessions().
+        self.state = "created"
 
     @property
     def request(self) -> str:
         return self.peer.request
 
     def start(self) -> None:
+        self.state = "connecting"
         self._thread.start()
 
     def ready(self) -> bool:
@@ -59,6 +63,7 @@ class AgiSession:
             self._thread.join(SAFETY_TIMEOUT)
 
     def _observed(self, command: str, reply: bytes) -> None:
+        self.state = "talking"
         self._tell(Exchange(command, reply))
 
     def _tell(self, news: Exchange | Ended) -> None:
@@ -74,5 +79,6 @@ class AgiSession:
             # As Asterisk does: the dialplan goes on with AGISTATUS=FAILURE (to an agent).
             log.warning("FastAGI %s, call %s: %s", self.request, self.peer.caller.uniqueid, exc)
         finally:
+            self.state = status
             # Always said, so the call's script never waits for ever.
             self._tell(Ended(status))

@@ -26,6 +26,7 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -271,6 +272,12 @@ class PbxSimulator:
     def wait_until_idle(self, timeout: float) -> bool:
         """Wait until every placed call has said all it had to say (or the pause point)."""
         return self._idle.wait(timeout)
+
+    def agi_sessions(self) -> Counter[str]:
+        """How many of the calls' FastAGI sessions stand where: ``connecting``, ``talking`` (the
+        server has accepted the session and sent a command), or the AGISTATUS each ended with
+        (SUCCESS; HANGUP, the caller hung up; FAILURE, the server was unreachable)."""
+        return self._run(lambda: Counter(s.state for s in self._agi_sessions))
 
     def live_linkedids(self) -> set[str]:
         """The calls with a channel up now, as CoreShowChannels would list them."""

@@ -16,7 +16,13 @@ from hotline.simulator.script import (
     core_show_channel,
     hotline_call,
 )
-from hotline.tracker import CallTracker, TrackerRules, channels_from_snapshot
+from hotline.tracker import (
+    CallTracker,
+    ChannelSnapshot,
+    TrackedCall,
+    TrackerRules,
+    channels_from_snapshot,
+)
 from tests.hotline.conftest import FIXTURES, CollectingSink
 
 RECORDING = (FIXTURES / "one-call.server.raw").read_bytes()
@@ -201,3 +207,70 @@ def test_cdr_maps_by_uniqueid_and_fills_a_missing_caller() -> None:
     [call] = sink.calls
     assert call.caller_number == "0910000009"
     assert call.hangup_cause == 17
+
+
+class ProgressSink:
+    """Keeps every report in order: notes, finishes and resync verdicts."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, object]] = []
+
+    def call_noted(self, call: TrackedCall) -> None:
+        self.log.append(("noted", call.linkedid))
+
+    def call_finished(self, call: TrackedCall) -> None:
+        self.log.append(("finished", call.linkedid))
+
+    def calls_alive(self, linkedids: set[str], at: datetime) -> None:
+        self.log.append(("alive", sorted(linkedids)))
+
+
+def hangup(uniqueid: str, linkedid: str, *variables: str) -> AmiMessage:
+    return AmiMessage(
+        (
+            ("Event", "Hangup"),
+            ("Channel", "Local/15654@hotline-00000001;2"),
+            ("Context", "hotline"),
+            ("Exten", "h"),
+            ("Uniqueid", uniqueid),
+            ("Linkedid", linkedid),
+            ("Cause", "16"),
+            *(("ChanVariable", variable) for variable in variables),
+        )
+    )
+
+
+def test_a_call_adopted_in_its_hangup_extension_is_still_a_hotline_call() -> None:
+    """After a restart, a call whose hotline half is already running the h extension shows
+    no 15654; its case variable says it is the hotline's, so it is finished, not dropped."""
+    sink = ProgressSink()
+    tracker = CallTracker(sink)
+    case = "HOTLINE_CASE=123456789"
+    snapshot = ChannelSnapshot(
+        "1795.2",
+        "1795.1",
+        "Local/15654@hotline-00000001;2",
+        "0910000001",
+        None,
+        "h",
+        True,
+        {"HOTLINE_CASE": "123456789", "MIXMONITOR_FILENAME": "/r/hotline-1795.2.wav"},
+    )
+    tracker.resync([snapshot], T0)
+    tracker.on_event(hangup("1795.2", "1795.1", case), T0)
+    assert sink.log == [("noted", "1795.1"), ("alive", ["1795.1"]), ("finished", "1795.1")]
+    assert tracker.stats.calls_not_hotline == 0
+
+
+def test_an_adopted_call_that_ends_unrecognised_lets_the_store_close_it() -> None:
+    """An abandoned caller adopted in the h extension carries no case: the tracker cannot tell
+    it was a hotline call, so it says which calls are alive and the store closes the row a
+    listener before it noted."""
+    sink = ProgressSink()
+    tracker = CallTracker(sink)
+    snapshot = ChannelSnapshot(
+        "1795.4", "1795.3", "Local/15654@hotline-00000002;2", "0910000002", None, "h", True, {}
+    )
+    tracker.resync([snapshot], T0)
+    tracker.on_event(hangup("1795.4", "1795.3"), T0)
+    assert sink.log == [("alive", ["1795.3"]), ("alive", [])]
