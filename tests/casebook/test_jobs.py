@@ -195,7 +195,9 @@ def test_two_worker_processes_do_every_job_exactly_once(
     for worker in workers:
         worker.join(timeout=120)
         assert worker.exitcode == 0
-    done = [int(line) for n in (1, 2) for line in (tmp_path / f"w{n}.log").read_text().split()]
+    # A worker that never won a job writes no log: the other did them all, which is fine.
+    logs = [tmp_path / f"w{n}.log" for n in (1, 2)]
+    done = [int(line) for log in logs if log.exists() for line in log.read_text().split()]
     assert sorted(done) == sorted(ids)
     with db.session() as s:
         assert len(s.exec(select(Transcript)).all()) == 40
