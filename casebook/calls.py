@@ -122,21 +122,6 @@ def note_calls(session: Session, notes: Sequence[CallNote]) -> list[Call]:
     return [known[note.linkedid] for note in notes]
 
 
-def note_call(
-    session: Session,
-    *,
-    linkedid: str,
-    uniqueid: str | None,
-    caller_number: str | None,
-    did: str | None,
-    started_at: datetime,
-    recording_path: str | None,
-) -> Call:
-    """One call in progress: see ``note_calls``."""
-    note = CallNote(linkedid, uniqueid, caller_number, did, started_at, recording_path)
-    return note_calls(session, [note])[0]
-
-
 def record_calls(
     session: Session, settings: Settings, actor: Actor, facts: Sequence[CallFacts]
 ) -> list[StoredCall]:

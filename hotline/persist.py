@@ -71,10 +71,6 @@ def store_calls(
     return stored
 
 
-def store_call(session: Session, settings: Settings, call: TrackedCall) -> calls.StoredCall:
-    return store_calls(session, settings, [call])[0]
-
-
 def finish_recordings(
     session: Session, settings: Settings, finished: Sequence[tuple[calls.StoredCall, str | None]]
 ) -> None:
@@ -128,10 +124,6 @@ def note_calls(session: Session, noted: Sequence[TrackedCall]) -> None:
             for call in noted
         ],
     )
-
-
-def note_call(session: Session, call: TrackedCall) -> None:
-    note_calls(session, [call])
 
 
 def close_vanished(session: Session, settings: Settings, alive: set[str], at: datetime) -> None:

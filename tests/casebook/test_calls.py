@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import pytest
 from sqlmodel import select
@@ -128,17 +127,13 @@ def test_status_by_phone_only_for_the_callers_own_case(db: Database, settings: S
 def test_a_noted_call_that_vanished_during_a_gap_is_finished_once(
     db: Database, settings: Settings
 ) -> None:
-    for linkedid in ("g.1", "g.2"):
-        note = partial(
-            calls.note_call,
-            linkedid=linkedid,
-            uniqueid=linkedid,
-            caller_number="0930000003",
-            did="15654",
-            started_at=START,
-            recording_path=f"/rec/hotline-{linkedid}.wav",
+    notes = [
+        calls.CallNote(
+            linkedid, linkedid, "0930000003", "15654", START, f"/rec/hotline-{linkedid}.wav"
         )
-        db.run(note)
+        for linkedid in ("g.1", "g.2")
+    ]
+    db.run(lambda s: calls.note_calls(s, notes))
     later = START + timedelta(minutes=5)
     closed = db.run(lambda s: calls.close_vanished_calls(s, settings, LISTENER, {"g.2"}, later))
     assert [c.call.linkedid for c in closed] == ["g.1"]
