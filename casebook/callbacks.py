@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
@@ -23,7 +23,6 @@ from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import (
     Agent,
     AttemptResult,
-    Call,
     Callback,
     CallbackAttempt,
     CallbackReason,
@@ -101,8 +100,21 @@ def request_followup_callback(
     return _requested(session, actor, callback, case.reference)
 
 
+class FinishedCall(Protocol):
+    """What the abandoned-call rule reads of a call just stored."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def abandoned(self) -> bool: ...
+    @property
+    def caller_number(self) -> str | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+
+
 def request_abandoned_callbacks(
-    session: Session, settings: Settings, finished: Sequence[Call]
+    session: Session, settings: Settings, finished: Sequence[FinishedCall]
 ) -> list[dict[str, Any] | None]:
     """Calls just finished (stored, with an id) whose caller hung up before registering a
     complaint: call them back, once per number while a callback for them is still waiting;

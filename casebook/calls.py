@@ -1,27 +1,47 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import RowMapping, Table, bindparam, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
 from casebook.callbacks import request_abandoned_callbacks
-from casebook.db import chunked, insert_rows
+from casebook.db import chunked, with_defaults
 from casebook.models import Call, Case
 from casebook.reference import InvalidReference, normalise_reference
 from hotline.config import Settings
 
+# The listener writes calls in batches of hundreds under load; these paths use the tables
+# directly (one statement per step, no ORM object per row), which the ingest bench measures.
+_CALLS: Table = Call.__table__  # type: ignore[attr-defined]
+_CASES: Table = Case.__table__  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class StoredCall:
-    call: Call
-    case: Case | None
+    """A finished call as stored: what its recordings, its callback and the audit log need."""
+
+    id: int
+    linkedid: str
+    caller_number: str | None
+    ended_at: datetime | None
+    recording_path: str | None
+    abandoned: bool
+    case_id: int | None
+    # The case's reference; None for a call finished before (only its case id is looked up).
+    case_reference: str | None
     # False when this Linkedid was finished before (a replay, a resync, a restarted listener).
     finished_now: bool
+    # The callback its abandonment asked for, when it asked for one now.
+    callback_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,12 +74,22 @@ class CallFacts:
     recording_path: str | None
 
 
-def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, Call]:
-    found: dict[str, Call] = {}
+def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, RowMapping]:
+    columns = _CALLS.c
+    found: dict[str, RowMapping] = {}
     for keys in chunked(linkedids):
-        found |= {
-            c.linkedid: c for c in session.exec(select(Call).where(col(Call.linkedid).in_(keys)))
-        }
+        query = sa.select(
+            columns.id,
+            columns.linkedid,
+            columns.uniqueid,
+            columns.caller_number,
+            columns.did,
+            columns.started_at,
+            columns.ended_at,
+            columns.recording_path,
+            columns.case_id,
+        ).where(columns.linkedid.in_(keys))
+        found |= {row["linkedid"]: row for row in session.connection().execute(query).mappings()}
     return found
 
 
@@ -72,19 +102,33 @@ def _canonical(reference: str | None) -> str | None:
         return None
 
 
-def _cases_for(session: Session, facts: Sequence[CallFacts]) -> list[Case | None]:
+@dataclass(frozen=True)
+class _CaseRef:
+    id: int
+    reference: str | None
+
+
+def _cases_for(session: Session, facts: Sequence[CallFacts]) -> list[_CaseRef | None]:
     """The case the IVR registered for each call: by the reference it set on the channel, else
     by Linkedid (the first such case)."""
+    columns = _CASES.c
+    connection = session.connection()
     references = [_canonical(f.case_reference) for f in facts]
-    by_reference: dict[str, Case] = {}
+    by_reference: dict[str, _CaseRef] = {}
     for keys in chunked(r for r in references if r is not None):
-        query = select(Case).where(col(Case.reference).in_(keys))
-        by_reference |= {case.reference or "": case for case in session.exec(query)}
-    by_linkedid: dict[str, Case] = {}
+        query = sa.select(columns.id, columns.reference).where(columns.reference.in_(keys))
+        by_reference |= {
+            row.reference: _CaseRef(row.id, row.reference) for row in connection.execute(query)
+        }
+    by_linkedid: dict[str, _CaseRef] = {}
     for keys in chunked(f.linkedid for f in facts):
-        query = select(Case).where(col(Case.call_linkedid).in_(keys)).order_by(col(Case.id))
-        for case in session.exec(query):
-            by_linkedid.setdefault(case.call_linkedid or "", case)
+        query = (
+            sa.select(columns.id, columns.reference, columns.call_linkedid)
+            .where(columns.call_linkedid.in_(keys))
+            .order_by(columns.id)
+        )
+        for row in connection.execute(query):
+            by_linkedid.setdefault(row.call_linkedid, _CaseRef(row.id, row.reference))
     return [
         (by_reference.get(reference) if reference is not None else None)
         or by_linkedid.get(f.linkedid)
@@ -92,102 +136,168 @@ def _cases_for(session: Session, facts: Sequence[CallFacts]) -> list[Case | None
     ]
 
 
-def note_calls(session: Session, notes: Sequence[CallNote]) -> list[Call]:
+# What a note may fill in on a call in progress (a finished call is left alone).
+_NOTED = ("uniqueid", "caller_number", "did", "recording_path")
+
+
+def note_calls(session: Session, notes: Sequence[CallNote]) -> None:
     """Note calls in progress (when one reaches the hotline, again when its recording is
     named), so a call that ends while no listener is connected is still known and finished by
     ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone."""
     if not notes:
-        return []
-    session.flush()  # anything added before is seen by the lookup below
-    with session.no_autoflush:
-        known = _calls_by_linkedid(session, (n.linkedid for n in notes))
-    new: dict[str, dict[str, Any]] = {}  # calls first heard of here, inserted in one go
+        return
+    rows: dict[str, dict[str, Any]] = {}  # one row per call: an upsert touches a row once
     for note in notes:
-        call = known.get(note.linkedid)
-        if call is not None and call.ended_at is not None:
-            continue
-        row = new.setdefault(note.linkedid, {}) if call is None else None
-        if row is not None and not row:
-            row |= {"linkedid": note.linkedid, "started_at": note.started_at}
-        for name in ("uniqueid", "caller_number", "did", "recording_path"):
-            value = getattr(note, name)
-            if row is not None:
-                row[name] = value or row.get(name)
-            elif value:
-                setattr(call, name, value)
-    if new:
-        insert_rows(session, Call, list(new.values()))
-        known |= _calls_by_linkedid(session, new)
-    session.flush()
-    return [known[note.linkedid] for note in notes]
+        row = rows.setdefault(note.linkedid, {"linkedid": note.linkedid})
+        row.setdefault("started_at", note.started_at)
+        for name in _NOTED:
+            row[name] = getattr(note, name) or row.get(name)
+    session.flush()  # what was added before goes in first
+    statement = _note_statement(session.get_bind().dialect.name)
+    session.connection().execute(statement, [with_defaults(Call, row) for row in rows.values()])
+
+
+@cache
+def _note_statement(dialect: str) -> sqlite.Insert | postgresql.Insert:
+    """Insert a noted call, or fill in what its row does not know yet while it is open (both
+    databases spell the upsert alike; built once, it runs for every batch)."""
+    upsert = postgresql.insert(_CALLS) if dialect == "postgresql" else sqlite.insert(_CALLS)
+    return upsert.on_conflict_do_update(
+        index_elements=[_CALLS.c.linkedid],
+        # What a note does not know (None) keeps what the row has.
+        set_={name: func.coalesce(upsert.excluded[name], _CALLS.c[name]) for name in _NOTED},
+        where=_CALLS.c.ended_at.is_(None),
+    )
 
 
 def record_calls(
-    session: Session, settings: Settings, actor: Actor, facts: Sequence[CallFacts]
+    session: Session, settings: Settings, facts: Sequence[CallFacts]
 ) -> list[StoredCall]:
-    """Finish calls, in order: their facts, their case, abandoned or not. Once per Linkedid
-    (the same Linkedid twice in ``facts`` is finished by the first)."""
+    """Finish calls, in order: their facts, their case, abandoned or not (then a callback is
+    asked for). Once per Linkedid (the same Linkedid twice in ``facts`` is finished by the
+    first). The caller audits what it stored with ``audit_recorded``."""
     if not facts:
         return []
     session.flush()  # anything added before is seen by the lookups below
-    stored: list[StoredCall] = []
-    with session.no_autoflush:
-        known = _calls_by_linkedid(session, (f.linkedid for f in facts))
-        for fact, case in zip(facts, _cases_for(session, facts), strict=True):
-            call = known.get(fact.linkedid)
-            if call is not None and call.ended_at is not None:
-                linked = session.get(Case, call.case_id) if call.case_id is not None else None
-                stored.append(StoredCall(call, linked, finished_now=False))
-                continue
-            if call is None:
-                # First heard of at its end: all calls first heard of here go in at once.
-                unheard = list(dict.fromkeys(f.linkedid for f in facts if f.linkedid not in known))
-                insert_rows(session, Call, [{"linkedid": linkedid} for linkedid in unheard])
-                known |= _calls_by_linkedid(session, unheard)
-                call = known[fact.linkedid]
-            _finish(call, fact, case)
-            stored.append(StoredCall(call, case, finished_now=True))
-    session.flush()
+    known = _calls_by_linkedid(session, (f.linkedid for f in facts))
+    finishing: dict[str, dict[str, Any]] = {}  # linkedid -> the finished row's values
+    cases: dict[str, _CaseRef | None] = {}
+    for fact, case in zip(facts, _cases_for(session, facts), strict=True):
+        row = known.get(fact.linkedid)
+        if fact.linkedid in finishing or (row is not None and row["ended_at"] is not None):
+            continue
+        finishing[fact.linkedid] = _finished_row(fact, case, row)
+        cases[fact.linkedid] = case
+    new = [values for linkedid, values in finishing.items() if linkedid not in known]
+    changed = [
+        values | {"call_id": known[linkedid]["id"]}
+        for linkedid, values in finishing.items()
+        if linkedid in known
+    ]
+    connection = session.connection()
+    if new:
+        connection.execute(_CALLS.insert(), [with_defaults(Call, values) for values in new])
+        known |= _calls_by_linkedid(session, (values["linkedid"] for values in new))
+    if changed:
+        # Every column in the rows is set; ``call_id`` only picks the row.
+        connection.execute(_CALLS.update().where(_CALLS.c.id == bindparam("call_id")), changed)
+    stored = [
+        # pop: only the first of a Linkedid given twice is finished now
+        _stored(known[f.linkedid], finishing.pop(f.linkedid, None), cases.get(f.linkedid))
+        for f in facts
+    ]
     finished = [s for s in stored if s.finished_now]
-    callbacks = request_abandoned_callbacks(session, settings, [s.call for s in finished])
-    entries: list[audit.Entry] = []
-    for entry, callback in zip(finished, callbacks, strict=True):
-        call, case = entry.call, entry.case
-        detail = {"case": case.reference if case else None, "abandoned": call.abandoned}
-        entries.append(("call.record", "call", call.linkedid, detail))
-        if callback is not None:
-            detail = {
-                "about": call.linkedid,
-                "reason": callback["reason"],
-                "due_from": callback["due_from"].isoformat(),
-            }
-            entries.append(("callback.request", "callback", callback["id"], detail))
-    audit.record_many(session, actor, entries)
-    return stored
+    callbacks = request_abandoned_callbacks(session, settings, finished)
+    asked = {
+        call.id: callback["id"]
+        for call, callback in zip(finished, callbacks, strict=True)
+        if callback
+    }
+    return [replace(s, callback_id=asked.get(s.id)) if s.finished_now else s for s in stored]
 
 
-def _finish(call: Call, fact: CallFacts, case: Case | None) -> None:
-    begin = fact.answered_at or fact.started_at or call.started_at
+def _finished_row(fact: CallFacts, case: _CaseRef | None, row: RowMapping | None) -> dict[str, Any]:
+    """The call's columns once finished: the facts, completed by what its notes stored."""
+
+    def noted(name: str) -> Any:
+        return row[name] if row is not None else None
+
+    started_at = noted("started_at") or fact.started_at
+    begin = fact.answered_at or fact.started_at or started_at
     ended_at = fact.ended_at
-    call.uniqueid = fact.uniqueid or call.uniqueid
-    call.caller_number = fact.caller_number or call.caller_number
-    call.did = fact.did or call.did
-    call.recording_path = fact.recording_path or call.recording_path
-    call.started_at = call.started_at or fact.started_at
-    call.answered_at = fact.answered_at
-    call.ended_at = ended_at
-    call.duration_seconds = (ended_at - begin).total_seconds() if ended_at and begin else None
-    call.ivr_choices = list(fact.ivr_choices)
-    call.hangup_cause = fact.hangup_cause
-    call.hangup_cause_text = fact.hangup_cause_text
-    call.abandoned = case is None
-    call.case_id = case.id if case is not None else None
+    return {
+        "linkedid": fact.linkedid,
+        "uniqueid": fact.uniqueid or noted("uniqueid"),
+        "caller_number": fact.caller_number or noted("caller_number"),
+        "did": fact.did or noted("did"),
+        "recording_path": fact.recording_path or noted("recording_path"),
+        "started_at": started_at,
+        "answered_at": fact.answered_at,
+        "ended_at": ended_at,
+        "duration_seconds": (ended_at - begin).total_seconds() if ended_at and begin else None,
+        "ivr_choices": list(fact.ivr_choices),
+        "hangup_cause": fact.hangup_cause,
+        "hangup_cause_text": fact.hangup_cause_text,
+        "abandoned": case is None,
+        "case_id": case.id if case is not None else None,
+    }
+
+
+def _stored(row: RowMapping, values: dict[str, Any] | None, case: _CaseRef | None) -> StoredCall:
+    if values is None:  # finished before
+        return StoredCall(
+            id=row["id"],
+            linkedid=row["linkedid"],
+            caller_number=row["caller_number"],
+            ended_at=row["ended_at"],
+            recording_path=row["recording_path"],
+            abandoned=row["case_id"] is None,
+            case_id=row["case_id"],
+            case_reference=None,
+            finished_now=False,
+        )
+    return StoredCall(
+        id=row["id"],
+        linkedid=row["linkedid"],
+        caller_number=values["caller_number"],
+        ended_at=values["ended_at"],
+        recording_path=values["recording_path"],
+        abandoned=values["abandoned"],
+        case_id=values["case_id"],
+        case_reference=case.reference if case is not None else None,
+        finished_now=True,
+    )
+
+
+def audit_recorded(
+    session: Session,
+    actor: Actor,
+    recorded: Sequence[tuple[StoredCall, Sequence[dict[str, Any]]]],
+) -> None:
+    """One entry per call finished now, with all that was stored for it: its case, or the
+    callback its abandonment asked for, and its recordings (as their ingest describes them).
+    One entry, not one per row: the listener stores hundreds of calls a minute at peak."""
+    entries: list[audit.Entry] = [
+        (
+            "call.record",
+            "call",
+            call.linkedid,
+            {
+                "case": call.case_reference,
+                "abandoned": call.abandoned,
+                "callback": call.callback_id,
+                "recordings": list(recordings),
+            },
+        )
+        for call, recordings in recorded
+        if call.finished_now
+    ]
+    audit.record_many(session, actor, entries)
 
 
 def record_call(
     session: Session,
     settings: Settings,
-    actor: Actor,
     *,
     linkedid: str,
     uniqueid: str | None,
@@ -217,14 +327,15 @@ def record_call(
         ivr_choices=ivr_choices,
         recording_path=recording_path,
     )
-    return record_calls(session, settings, actor, [fact])[0]
+    return record_calls(session, settings, [fact])[0]
 
 
 def close_vanished_calls(
-    session: Session, settings: Settings, actor: Actor, alive: set[str], now: datetime
+    session: Session, settings: Settings, alive: set[str], now: datetime
 ) -> list[StoredCall]:
     """Calls noted as started but no longer alive on the PBX ended while no listener heard
     their hang-up: finish them now, with what is known."""
+    session.flush()
     open_calls = session.exec(select(Call).where(col(Call.ended_at).is_(None))).all()
     facts = [
         CallFacts(
@@ -244,7 +355,7 @@ def close_vanished_calls(
         for call in open_calls
         if call.linkedid not in alive
     ]
-    return record_calls(session, settings, actor, facts)
+    return record_calls(session, settings, facts)
 
 
 def list_calls(session: Session, actor: Actor, *, limit: int = 50) -> list[Call]:

@@ -98,6 +98,33 @@ class ParseStats:
 
 def parse_block(text: str, stats: ParseStats) -> AmiMessage | None:
     """One block's text (without the blank line) -> message, or None if it is not one."""
+    headers = _well_formed_headers(text) or _headers_line_by_line(text, stats)
+    if not headers or headers[0][0] not in MESSAGE_KINDS:
+        stats.malformed_blocks += 1
+        _warn(stats, "dropped a block that is neither event, response nor action: %r", text[:80])
+        return None
+    stats.messages += 1
+    return AmiMessage(headers)
+
+
+def _well_formed_headers(text: str) -> tuple[tuple[str, str], ...] | None:
+    """The headers of a block whose every line is ``Key: value`` (what Asterisk sends), else
+    None. The common case, in a few whole-block operations: ingest speed depends on it."""
+    try:
+        headers = tuple(
+            [(key, value) for key, value in (line.split(": ", 1) for line in text.split("\r\n"))]
+        )
+    except ValueError:  # a line without ": "
+        return None
+    keys = "\n".join([key for key, _ in headers])
+    # A key must be non-empty, without a space or a colon (else the line is malformed, or its
+    # key ends at an earlier colon): let the line-by-line parser decide those.
+    if not headers[0][0] or not headers[-1][0] or "\n\n" in keys or ":" in keys or " " in keys:
+        return None
+    return headers
+
+
+def _headers_line_by_line(text: str, stats: ParseStats) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
     for line in text.split("\r\n"):
         key, sep, value = line.partition(":")
@@ -108,12 +135,7 @@ def parse_block(text: str, stats: ParseStats) -> AmiMessage | None:
             continue
         # One space separates key and value; an empty value keeps that space on the wire.
         headers.append((key, value[1:] if value[:1] == " " else value))
-    if not headers or headers[0][0] not in MESSAGE_KINDS:
-        stats.malformed_blocks += 1
-        _warn(stats, "dropped a block that is neither event, response nor action: %r", text[:80])
-        return None
-    stats.messages += 1
-    return AmiMessage(tuple(headers))
+    return tuple(headers)
 
 
 def decode(block: bytes, stats: ParseStats) -> str:
@@ -124,6 +146,16 @@ def decode(block: bytes, stats: ParseStats) -> str:
         stats.undecodable_blocks += 1
         _warn(stats, "replaced invalid UTF-8 in a block: %r", block[:80])
         return block.decode("utf-8", errors="replace")
+
+
+def _decode_blocks(blocks: bytes, stats: ParseStats) -> list[str]:
+    """Whole blocks (joined by blank lines) -> each block's text. Decoded in one go when all
+    are valid UTF-8 (a multi-byte character never contains CR or LF, so that is each block
+    decoded alone), else block by block so that only the bad ones are replaced and counted."""
+    try:
+        return blocks.decode("utf-8").split("\r\n\r\n")
+    except UnicodeDecodeError:
+        return [decode(block, stats) for block in blocks.split(BLOCK_END)]
 
 
 class AmiFramer:
@@ -152,14 +184,13 @@ class AmiFramer:
             start = end + len(LINE_END)
         messages: list[AmiMessage] = []
         stats = self.stats
-        while True:
-            end = buffer.find(BLOCK_END, start)
-            if end < 0:
-                break
-            if end > start:
-                message = parse_block(decode(bytes(buffer[start:end]), stats), stats)
-                if message is not None:
-                    messages.append(message)
+        end = buffer.rfind(BLOCK_END, start)
+        if end >= 0:
+            for text in _decode_blocks(bytes(buffer[start:end]), stats):
+                if text:
+                    message = parse_block(text, stats)
+                    if message is not None:
+                        messages.append(message)
             start = end + len(BLOCK_END)
         del buffer[:start]
         if len(buffer) > MAX_BLOCK_BYTES:

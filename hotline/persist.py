@@ -15,11 +15,13 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -31,7 +33,14 @@ from casebook.errors import DatabaseUnavailable
 from casebook.models import Call, Case, Recording, RecordingKind
 from hotline.config import Settings
 from hotline.tracker import TrackedCall
-from recordings.ingest import ingest_call_recordings
+from recordings.ingest import (
+    FileFacts,
+    IngestedRecording,
+    RecordingError,
+    inspect_files,
+    resolve_path,
+    store_call_recordings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,50 +67,60 @@ def _facts(call: TrackedCall) -> calls.CallFacts:
 
 
 def store_calls(
-    session: Session, settings: Settings, finished: Sequence[TrackedCall]
+    session: Session,
+    settings: Settings,
+    finished: Sequence[TrackedCall],
+    known: Mapping[str, FileFacts | RecordingError] | None = None,
 ) -> list[calls.StoredCall]:
     """Store finished calls (once per Linkedid), then ingest the recordings of those stored
-    now and queue what the agents need transcribed."""
-    stored = calls.record_calls(session, settings, LISTENER, [_facts(c) for c in finished])
-    finish_recordings(
-        session,
-        settings,
-        [(s, c.message_path) for s, c in zip(stored, finished, strict=True) if s.finished_now],
-    )
+    now (``known``: facts of their files, read before) and queue what the agents need
+    transcribed."""
+    stored = calls.record_calls(session, settings, [_facts(c) for c in finished])
+    finished_now = [
+        (s, c.message_path) for s, c in zip(stored, finished, strict=True) if s.finished_now
+    ]
+    finish_recordings(session, settings, finished_now, known)
     return stored
 
 
 def finish_recordings(
-    session: Session, settings: Settings, finished: Sequence[tuple[calls.StoredCall, str | None]]
+    session: Session,
+    settings: Settings,
+    finished: Sequence[tuple[calls.StoredCall, str | None]],
+    known: Mapping[str, FileFacts | RecordingError] | None = None,
 ) -> None:
     """Ingest finished calls' recordings (the whole call; the caller's message when the call
-    has a case) and queue what the agent needs transcribed: the caller's own message
-    transcribes best; the whole-call mix only when the case has no message."""
-    wanted: list[tuple[Call, str, RecordingKind]] = []
+    has a case), queue what the agent needs transcribed (the caller's own message transcribes
+    best; the whole-call mix only when the case has no message), and audit each call with
+    what was stored for it."""
+    wanted: list[tuple[calls.StoredCall, str, RecordingKind]] = []
     for stored, message_path in finished:
-        if stored.call.recording_path:
-            wanted.append((stored.call, stored.call.recording_path, RecordingKind.CALL))
-        if stored.case is not None and message_path:
-            wanted.append((stored.call, message_path, RecordingKind.MESSAGE))
-    ingested = iter(ingest_call_recordings(session, settings, LISTENER, wanted))
-    transcribe: list[Recording] = []
-    whole_calls: list[tuple[Case, Recording]] = []
+        if stored.recording_path:
+            wanted.append((stored, stored.recording_path, RecordingKind.CALL))
+        if stored.case_id is not None and message_path:
+            wanted.append((stored, message_path, RecordingKind.MESSAGE))
+    ingested = iter(store_call_recordings(session, settings, LISTENER, wanted, known))
+    recorded: list[tuple[calls.StoredCall, list[dict[str, Any]]]] = []
+    transcribe: list[IngestedRecording] = []
+    whole_calls: list[tuple[int, IngestedRecording]] = []
     for stored, message_path in finished:
-        whole_call = next(ingested) if stored.call.recording_path else None
-        if stored.case is None:
-            continue
-        if message_path:
-            transcribe.append(next(ingested))
-        elif whole_call is not None:
-            whole_calls.append((stored.case, whole_call))
-    with_message = _cases_with_message(session, [case for case, _ in whole_calls])
-    transcribe += [recording for case, recording in whole_calls if case.id not in with_message]
+        whole_call = next(ingested) if stored.recording_path else None
+        message = next(ingested) if stored.case_id is not None and message_path else None
+        recordings = [r for r in (whole_call, message) if r is not None]
+        recorded.append((stored, [r.audit_detail() for r in recordings]))
+        if message is not None:
+            transcribe.append(message)
+        elif stored.case_id is not None and whole_call is not None:
+            whole_calls.append((stored.case_id, whole_call))
+    with_message = _cases_with_message(session, [case_id for case_id, _ in whole_calls])
+    transcribe += [recording for case_id, recording in whole_calls if case_id not in with_message]
     jobs.enqueue_transcriptions(session, LISTENER, transcribe, utcnow())
+    calls.audit_recorded(session, LISTENER, recorded)
 
 
-def _cases_with_message(session: Session, cases: Sequence[Case]) -> set[int]:
+def _cases_with_message(session: Session, case_ids: Sequence[int]) -> set[int]:
     found: set[int] = set()
-    for keys in chunked(case.id for case in cases if case.id is not None):
+    for keys in chunked(case_ids):
         query = select(Recording.case_id).where(
             col(Recording.case_id).in_(keys), Recording.kind == RecordingKind.MESSAGE.value
         )
@@ -127,9 +146,9 @@ def note_calls(session: Session, noted: Sequence[TrackedCall]) -> None:
 
 
 def close_vanished(session: Session, settings: Settings, alive: set[str], at: datetime) -> None:
-    closed = calls.close_vanished_calls(session, settings, LISTENER, alive, at)
+    closed = calls.close_vanished_calls(session, settings, alive, at)
     for stored in closed:
-        log.warning("call %s ended while the listener was away", stored.call.linkedid)
+        log.warning("call %s ended while the listener was away", stored.linkedid)
     finish_recordings(session, settings, [(stored, None) for stored in closed])
 
 
@@ -158,6 +177,8 @@ class _Report:
     call: TrackedCall | None = None
     alive: frozenset[str] = frozenset()
     at: datetime | None = None
+    # A finished call's recording, being read (hashed) while the call waits for its write.
+    recording: Future[dict[str, FileFacts | RecordingError]] | None = None
 
 
 @dataclass
@@ -166,17 +187,22 @@ class _Outcome:
     duplicates: int = 0
 
 
-def _write_reports(session: Session, settings: Settings, reports: Sequence[_Report]) -> _Outcome:
+def _write_reports(
+    session: Session,
+    settings: Settings,
+    reports: Sequence[_Report],
+    known: Mapping[str, FileFacts | RecordingError] | None = None,
+) -> _Outcome:
     """Write reports in order, grouped: the notes and finished calls between two resyncs each
     in one go (after coalescing they name different calls, so their order does not matter),
-    a resync where it came."""
+    a resync where it came. ``known``: facts of recordings read before."""
     outcome = _Outcome()
     noted: list[TrackedCall] = []
     finished: list[TrackedCall] = []
 
     def write_group() -> None:
         note_calls(session, noted)
-        for stored in store_calls(session, settings, finished):
+        for stored in store_calls(session, settings, finished, known):
             if stored.finished_now:
                 outcome.stored += 1
             else:
@@ -197,7 +223,9 @@ def _write_reports(session: Session, settings: Settings, reports: Sequence[_Repo
 
 class CallStore:
     """The tracker's sink: queue what it reports, write it in order on a thread of its own,
-    grouping what has piled up into one transaction."""
+    grouping what has piled up into one transaction. A finished call's recording is read and
+    hashed at once on other threads (hashing runs outside the GIL), so the write transaction,
+    which holds the database's write lock, never waits on the disk."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -205,6 +233,7 @@ class CallStore:
         self.stats = StoreStats()
         self._queue: queue.Queue[_Report | None] = queue.Queue()
         self._thread = threading.Thread(target=self._write_loop, name="call-store", daemon=True)
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-facts")
 
     def start(self) -> None:
         self._thread.start()
@@ -213,7 +242,11 @@ class CallStore:
         self._queue.put(_Report(_Kind.NOTED, call.linkedid, call))
 
     def call_finished(self, call: TrackedCall) -> None:
-        self._queue.put(_Report(_Kind.FINISHED, call.linkedid, call))
+        recording = None
+        if call.recording_path:
+            path = resolve_path(self.settings, call.recording_path)
+            recording = self._readers.submit(inspect_files, [path])
+        self._queue.put(_Report(_Kind.FINISHED, call.linkedid, call, recording=recording))
 
     def calls_alive(self, linkedids: set[str], at: datetime) -> None:
         self._queue.put(_Report(_Kind.ALIVE, "resync", alive=frozenset(linkedids), at=at))
@@ -226,6 +259,7 @@ class CallStore:
         """Write what is queued, then stop (SIGTERM: nothing tracked is lost)."""
         self._queue.put(None)
         self._thread.join()
+        self._readers.shutdown()
 
     def _write_loop(self) -> None:
         while True:
@@ -247,24 +281,35 @@ class CallStore:
     def _write(self, batch: list[_Report]) -> None:
         finished = {r.linkedid for r in batch if r.kind is _Kind.FINISHED}
         todo = [r for r in batch if not (r.kind is _Kind.NOTED and r.linkedid in finished)]
+        known: dict[str, FileFacts | RecordingError] = {}
+        for report in todo:
+            if report.recording is not None:
+                known |= report.recording.result()
         try:
-            self._count(self._retrying(todo, "batch"))
+            self._count(self._retrying(todo, known, "batch"))
         except Exception:
             # One bad report must not take the others down: write them one by one.
             for report in todo:
                 with contextlib.suppress(Exception):
-                    self._count(self._retrying([report], report.linkedid))
+                    self._count(self._retrying([report], known, report.linkedid))
 
     def _count(self, outcome: _Outcome) -> None:
         # Counted once committed: ``stored`` never runs ahead of the database.
         self.stats.stored += outcome.stored
         self.stats.duplicates += outcome.duplicates
 
-    def _retrying(self, reports: Sequence[_Report], what: str) -> _Outcome:
+    def _retrying(
+        self,
+        reports: Sequence[_Report],
+        known: Mapping[str, FileFacts | RecordingError],
+        what: str,
+    ) -> _Outcome:
         delay = 0.5
         while True:
             try:
-                return self.db.run(lambda session: _write_reports(session, self.settings, reports))
+                return self.db.run(
+                    lambda session: _write_reports(session, self.settings, reports, known)
+                )
             except DatabaseUnavailable as exc:
                 # Keep it: the database comes back, or the operator sees this every time.
                 self.stats.retries += 1
@@ -286,7 +331,7 @@ def reconcile_recordings(
     live_uniqueids: set[str],
     quiet_for: timedelta = timedelta(minutes=2),
     now: datetime | None = None,
-) -> list[Call]:
+) -> list[calls.StoredCall]:
     """Calls that ended while the listener was away leave only their recording: store a call
     for each ``hotline-<uniqueid>.wav`` no row owns, linked to the case its channel registered.
     Files still being written (recently modified, or of a live call) are left for later."""
@@ -312,13 +357,12 @@ def reconcile_recordings(
 
 def _recover(
     session: Session, settings: Settings, path: Path, uniqueid: str, ended: datetime
-) -> Call | None:
+) -> calls.StoredCall | None:
     case = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
     linkedid = case.call_linkedid if case is not None and case.call_linkedid else uniqueid
     stored = calls.record_call(
         session,
         settings,
-        LISTENER,
         linkedid=linkedid,
         uniqueid=uniqueid,
         caller_number=case.caller_number if case is not None else None,
@@ -336,4 +380,4 @@ def _recover(
         return None
     finish_recordings(session, settings, [(stored, None)])
     log.warning("call %s recovered from %s (listener was away)", linkedid, path.name)
-    return stored.call
+    return stored

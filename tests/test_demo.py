@@ -69,11 +69,21 @@ def assert_whole_path(result: DemoResult, calls: int, caplog: pytest.LogCaptureF
             linked = session.exec(select(Call)).all()
             assert len(linked) == calls and all(c.case_id is not None for c in linked)
             assert all(c.ended_at is not None and not c.abandoned for c in linked)
-            actions = Counter(e.action for e in session.exec(select(AuditEvent)))
+            events = session.exec(select(AuditEvent)).all()
     finally:
         db.dispose()
+    actions = Counter(e.action for e in events)
     assert actions["case.register"] == calls
-    assert actions["recording.ingest"] >= 2 * calls
+    assert actions["recording.ingest"] == calls  # the IVR's, of each caller's message
+    # The listener's entry for each call names both of its recordings, with their hashes.
+    recorded = [e.detail["recordings"] for e in events if e.action == "call.record"]
+    assert len(recorded) == calls
+    hashes = {r.path: r.sha256 for r in recordings}
+    assert all(
+        sorted(r["kind"] for r in call) == ["call", "message"]
+        and all(hashes[r["path"]] == r["sha256"] for r in call)
+        for call in recorded
+    )
     assert actions["transcription.done"] == calls
 
 

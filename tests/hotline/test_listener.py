@@ -19,6 +19,7 @@ from sqlmodel import func, select
 
 from casebook import cases
 from casebook.access import Actor
+from casebook.calls import StoredCall
 from casebook.db import Database
 from casebook.models import Call, Callback, Recording, RecordingKind, TranscriptionJob
 from hotline.components import Listener
@@ -197,7 +198,7 @@ def test_a_call_that_ended_while_the_listener_was_away_is_recovered_from_its_rec
     for name in ("hotline-1795.2.wav", "hotline-1795.4.wav"):
         os.utime(tmp_path / name, (old, old))
 
-    def reconcile() -> list[Call]:
+    def reconcile() -> list[StoredCall]:
         return db.run(lambda s: reconcile_recordings(s, settings, live_uniqueids={"1795.6"}))
 
     recovered = reconcile()

@@ -14,7 +14,7 @@ from casebook.db import Database
 from casebook.models import AuditEvent, Call, CaseStatus, Recording, RecordingKind
 from hotline.config import Settings
 from recordings.catalogue import owner_of
-from recordings.ingest import ingest_call_recording
+from recordings.ingest import ingest_recording
 
 LISTENER = Actor.system("listener")
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -60,7 +60,17 @@ def recorded_call(
         call = Call(linkedid=name, abandoned=abandoned, case_id=case_id)
         s.add(call)
         s.flush()
-        recording = ingest_call_recording(s, settings, LISTENER, call, str(path), kind=kind)
+        ingested = ingest_recording(
+            s,
+            LISTENER,
+            str(path),
+            kind=kind,
+            call_id=call.id,
+            case_id=call.case_id,
+            retention=settings.retention,
+        )
+        recording = s.get(Recording, ingested.id)
+        assert recording is not None
         if created is not None:
             recording.created_at = created
             days = settings.retention.recordings_days

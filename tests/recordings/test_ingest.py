@@ -39,6 +39,45 @@ def test_a_corrupt_wav_keeps_its_hash_and_says_so(tmp_path: Path) -> None:
     assert facts.format == "wav-unreadable" and facts.duration_seconds is None
 
 
+FORMATS = Path(__file__).parents[1] / "data" / "arabic" / "formats"
+
+
+@pytest.mark.parametrize("name", ["ulaw.wav", "alaw.wav", "gsm.wav"])
+def test_telephone_codecs_in_a_wav_are_described_too(name: str) -> None:
+    # Two seconds of speech as Asterisk can record it; GSM packs 320 samples in 65 bytes.
+    facts = inspect_file(FORMATS / name)
+    assert (facts.format, facts.sample_rate, facts.channels) == ("wav", 8000, 1)
+    assert facts.duration_seconds == pytest.approx(2.0, abs=0.05)
+
+
+def test_a_recording_cut_off_counts_the_audio_it_holds(tmp_path: Path) -> None:
+    data = write_wav(tmp_path / "full.wav", seconds=2.0)
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])  # the header still claims 2 s
+    facts = inspect_file(tmp_path / "cut.wav")
+    assert facts.format == "wav"
+    assert facts.duration_seconds == pytest.approx((len(data) // 2 - 44) / 16000)
+
+
+def test_chunks_before_the_audio_are_skipped_with_their_padding(tmp_path: Path) -> None:
+    data = write_wav(tmp_path / "plain.wav")
+    odd = b"LIST" + (3).to_bytes(4, "little") + b"abc\x00"  # 3 bytes, padded to 4
+    (tmp_path / "tagged.wav").write_bytes(data[:36] + odd + data[36:])
+    assert inspect_file(tmp_path / "tagged.wav").duration_seconds == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"RIFF\x00\x00\x00\x00WAVEdata\x04\x00\x00\x00\x00\x00\x00\x00",  # no format
+        b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + bytes(16),  # no audio chunk
+        b"RIFF\x00\x00\x00\x00AVI LIST",  # another RIFF type
+    ],
+)
+def test_a_wav_without_format_or_audio_is_unreadable(tmp_path: Path, header: bytes) -> None:
+    (tmp_path / "odd.wav").write_bytes(header)
+    assert inspect_file(tmp_path / "odd.wav").format == "wav-unreadable"
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match=r"missing\.wav: recording not found"):
         inspect_file(tmp_path / "missing.wav")

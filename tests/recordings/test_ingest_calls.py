@@ -10,9 +10,9 @@ import pytest
 from sqlmodel import Session
 
 from casebook.db import Database
-from casebook.models import Call
+from casebook.models import Call, RecordingKind
 from hotline.config import Settings
-from recordings.ingest import ingest_call_recording
+from recordings.ingest import IngestedRecording, store_call_recordings
 from tests.recordings.helpers import LISTENER, audit_events, recorded_call, write_wav
 
 
@@ -56,7 +56,12 @@ def test_a_missing_file_marks_the_call_and_a_later_ingest_clears_the_mark(
 ) -> None:
     call = stored_call(db, "gone-1")
     path = settings.recordings.root / "gone-1.wav"
-    first = db.run(lambda s: ingest_call_recording(s, settings, LISTENER, call, "gone-1.wav"))
+
+    def ingest(name: str) -> IngestedRecording:
+        wanted = [(call, name, RecordingKind.CALL)]
+        return db.run(lambda s: store_call_recordings(s, settings, LISTENER, wanted)[0])
+
+    first = ingest("gone-1.wav")
     assert first.sha256 is None and first.path == str(path)  # relative: under the root
     with db.session() as s:
         assert s.get(Call, call.id).recording_missing  # type: ignore[union-attr]
@@ -64,7 +69,7 @@ def test_a_missing_file_marks_the_call_and_a_later_ingest_clears_the_mark(
     assert missing.detail["call"] == "gone-1"
     assert "gone-1.wav: recording not found" in missing.detail["error"]
     write_wav(path)  # Asterisk's file arrives late (a shared folder catching up)
-    again = db.run(lambda s: ingest_call_recording(s, settings, LISTENER, call, str(path)))
+    again = ingest(str(path))
     assert again.id == first.id and again.sha256 is not None
     with db.session() as s:
         assert not s.get(Call, call.id).recording_missing  # type: ignore[union-attr]
