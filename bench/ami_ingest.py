@@ -1,21 +1,29 @@
 """AMI ingest speed: bare asterisk-ami vs. the hotline listener, on the same bytes, same run.
 
-The byte stream is the PBX simulator's traffic for 200 concurrent calls, recorded once. Each
-contender then reads it from a loopback TCP server, as it would read Asterisk:
+The byte stream is the PBX simulator's traffic for 200 concurrent calls, recorded once. A
+server in a process of its own (as Asterisk is) then plays it to each contender over loopback
+TCP, as Asterisk would send it:
 
   (a) asterisk-ami 0.1.7's AMIClient with a no-op event callback (parsing only);
-  (b) hotline's AmiSession + CallTracker + a sink (tracking; the sink is a parameter so that
-      the database-writing sink can be measured the same way).
+  (b) hotline's AmiSession + CallTracker + a sink that counts (parsing and tracking);
+  (c) the whole listener: session, tracker and CallStore, until every call is committed to a
+      fresh SQLite file with its recording ingested, its callback asked for and its audit
+      entry written. The listener has stored 5 other calls first (untimed), as a listener
+      that has been running has its statements prepared.
 
-Prints events/s for both and the ratio b/a (target >= 0.5).
+Prints events/s for each and the ratios b/a and c/a (target: c/a >= 0.5), best of ROUNDS,
+the contenders alternating so that each sees the same machine load.
 Run: .venv/bin/python bench/ami_ingest.py
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import re
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -38,7 +46,11 @@ from hotline.tracker import CallSink, CallTracker, FinishedCallsOnly, TrackedCal
 CALLS = 200
 # Calls a listener stored before the timed ones (see measure_listener).
 WARM_UP_CALLS = 5
-ROUNDS = 5
+# Usernames that ask the stream server for each traffic.
+MAIN, WARM_UP = "hotline", "warm-up"
+ROUNDS = 10
+# The issue's target for c/a.
+TARGET = 0.5
 PATIENCE = 60.0
 LOGIN = (
     b"Action: Login\r\nActionID: login-1\r\nUsername: hotline\r\n"
@@ -85,55 +97,61 @@ def count_events(stream: bytes) -> int:
 
 
 class StreamServer:
-    """Serves the banner, then the rest of ``stream`` once the client's Login block arrived."""
+    """Plays recorded streams from a child process, one connection at a time: the banner,
+    then, once the client's Login block arrived, the rest of the stream its Username names.
+    Forked before the contenders start threads, so that it shares no lock and no GIL with
+    them."""
 
-    def __init__(self, stream: bytes) -> None:
-        banner_end = stream.index(b"\r\n") + 2
-        self._banner, self._rest = stream[:banner_end], stream[banner_end:]
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+    def __init__(self, streams: dict[str, bytes]) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(target=_serve, args=(self._socket, streams), daemon=True)
+        self._process.start()
 
-    def _serve(self) -> None:
-        client, _ = self._server.accept()
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join(PATIENCE)
+        self._socket.close()
+
+
+def _serve(server: socket.socket, streams: dict[str, bytes]) -> None:
+    while True:
+        client, _ = server.accept()
         with client:
-            client.sendall(self._banner)
+            stream = next(iter(streams.values()))
+            banner_end = stream.index(b"\r\n") + 2
+            client.sendall(stream[:banner_end])
             received = b""
             while b"\r\n\r\n" not in received:
                 received += client.recv(4096)
-            client.sendall(self._rest)
+            username = re.search(rb"Username: (\S+)", received)
+            stream = streams[username[1].decode() if username else ""]
+            client.sendall(stream[stream.index(b"\r\n") + 2 :])
             with contextlib.suppress(OSError):
                 while client.recv(4096):
                     pass
-
-    def close(self) -> None:
-        self._thread.join(PATIENCE)
-        self._server.close()
 
 
 def ignore_event(event: Event, source: AMIClient) -> None:  # noqa: ARG001  (a no-op callback)
     return None
 
 
-def measure_bare(stream: bytes) -> float:
+def measure_bare(server: StreamServer) -> float:
     """Seconds for asterisk-ami to read and dispatch the stream to a no-op callback."""
-    server = StreamServer(stream)
     client = AMIClient(address="127.0.0.1", port=server.port, timeout=PATIENCE)
     client.add_event_listener(ignore_event)
     client.connect()
     started = time.perf_counter()
-    client.login("hotline", "hotline-secret")
+    client.login(MAIN, "hotline-secret")
     client._thread.join(PATIENCE)  # the Goodbye at the end stops its listener thread
     elapsed = time.perf_counter() - started
     client.disconnect()
-    server.close()
     return elapsed
 
 
-def measure_hotline(stream: bytes, events: int, sink: CallSink) -> float:
+def measure_hotline(server: StreamServer, traffic: Traffic, sink: CallSink) -> float:
     """Seconds for hotline's session + tracker (+ ``sink``) to take in every event."""
-    server = StreamServer(stream)
     tracker = CallTracker(sink)
     done = threading.Event()
     seen = 0
@@ -143,22 +161,21 @@ def measure_hotline(stream: bytes, events: int, sink: CallSink) -> float:
         tracker.on_event(message, received_at)
         if message.kind == "Event":
             seen += 1
-            if seen == events:
+            if seen == traffic.events:
                 done.set()
 
     session = AmiSession("127.0.0.1", server.port, on_event)
     session.open()
     started = time.perf_counter()
-    session.send_action("Login", {"Username": "hotline", "Secret": "hotline-secret"})
+    session.send_action("Login", {"Username": traffic.name, "Secret": "hotline-secret"})
     done.wait(PATIENCE)
     elapsed = time.perf_counter() - started
     session.close()
     session.join(PATIENCE)
-    server.close()
     return elapsed
 
 
-def measure_listener(stream: bytes, events: int, calls: int, warm_up: Traffic) -> float:
+def measure_listener(server: StreamServer, traffic: Traffic, warm_up: Traffic) -> float:
     """Seconds for the whole listener (session, tracker, CallStore writing to a fresh SQLite
     file) until every event was read AND every call is stored in the database. The listener
     has been running: it stored the ``warm_up`` calls before (untimed), so its statements are
@@ -169,11 +186,11 @@ def measure_listener(stream: bytes, events: int, calls: int, warm_up: Traffic) -
     db = Database(settings.database)
     store = CallStore(db, settings)
     store.start()
-    measure_hotline(warm_up.stream, warm_up.events, store)
+    measure_hotline(server, warm_up, store)
     _wait_until_stored(store, warm_up.calls)
-    elapsed = measure_hotline(stream, events, store)
+    elapsed = measure_hotline(server, traffic, store)
     started = time.perf_counter()
-    _wait_until_stored(store, warm_up.calls + calls)
+    _wait_until_stored(store, warm_up.calls + traffic.calls)
     elapsed += time.perf_counter() - started
     store.stop()
     db.dispose()
@@ -189,14 +206,15 @@ def _wait_until_stored(store: CallStore, calls: int) -> None:
 
 @dataclass(frozen=True)
 class Traffic:
+    name: str  # the Username that asks the server for it
     stream: bytes
     events: int
     calls: int
 
     @classmethod
-    def record(cls, calls: int, recordings: Path, *, epoch: int) -> Traffic:
+    def record(cls, name: str, calls: int, recordings: Path, *, epoch: int) -> Traffic:
         stream = record_simulator_traffic(calls, recordings, epoch=epoch)
-        return cls(stream, count_events(stream), calls)
+        return cls(name, stream, count_events(stream), calls)
 
 
 @dataclass(frozen=True)
@@ -230,14 +248,19 @@ class BenchResult:
 def run(sink_factory: Callable[[], CallSink] = CountingSink) -> BenchResult:
     """Best of ``ROUNDS`` for each contender, alternating so both see the same machine load."""
     recordings = Path(tempfile.mkdtemp())
-    traffic = Traffic.record(CALLS, recordings, epoch=1795370000)
-    warm_up = Traffic.record(WARM_UP_CALLS, recordings, epoch=1795360000)
+    traffic = Traffic.record(MAIN, CALLS, recordings, epoch=1795370000)
+    warm_up = Traffic.record(WARM_UP, WARM_UP_CALLS, recordings, epoch=1795360000)
+    server = StreamServer({MAIN: traffic.stream, WARM_UP: warm_up.stream})
+
     bare, ours, full = [], [], []
-    for _ in range(ROUNDS):
-        bare.append(measure_bare(traffic.stream))
-        ours.append(measure_hotline(traffic.stream, traffic.events, sink_factory()))
-        full.append(measure_listener(traffic.stream, traffic.events, CALLS, warm_up))
-    shutil.rmtree(recordings)
+    try:
+        for _ in range(ROUNDS):
+            bare.append(measure_bare(server))
+            ours.append(measure_hotline(server, traffic, sink_factory()))
+            full.append(measure_listener(server, traffic, warm_up))
+    finally:
+        server.close()
+        shutil.rmtree(recordings)
     return BenchResult(traffic.events, min(bare), min(ours), min(full))
 
 
@@ -260,8 +283,14 @@ def main() -> None:
         f" {result.listener_rate:>10,.0f}"
     )
     print(f"ratio b/a = {result.ratio:.2f} (parsing and tracking)")
-    verdict = "meets" if result.listener_ratio >= 0.5 else "MISSES"
-    print(f"ratio c/a = {result.listener_ratio:.2f} ({verdict} the 0.5 target, DB writes included)")
+    met = result.listener_ratio >= TARGET
+    verdict = "meets" if met else "MISSES"
+    print(
+        f"ratio c/a = {result.listener_ratio:.2f} ({verdict} the {TARGET} target,"
+        " DB writes included)"
+    )
+    if not met:
+        sys.exit(1)  # bench/run_all.py lists it as missed
 
 
 if __name__ == "__main__":

@@ -279,6 +279,8 @@ class CallTracker:
 
     def _take_noted(self) -> list[TrackedCall]:
         """Calls in progress with news since last asked (the caller holds the lock)."""
+        if not self._noted:
+            return []
         noted = [
             self._freeze(self._calls[i]) for i in dict.fromkeys(self._noted) if i in self._calls
         ]
@@ -312,7 +314,8 @@ class CallTracker:
             self._note_variables(call, uniqueid, message.variables())
         if handler is not None:
             handler(call, uniqueid, message, at)
-        return self._finish_if_over(call, at)
+        # Only a Hangup (or a resync) can end a channel, so only then can the call be over.
+        return self._finish_if_over(call, at) if message.name == "Hangup" else None
 
     def _call_for(self, linkedid: str, uniqueid: str, at: datetime) -> _Call | None:
         """The live call of this channel; adopts channels whose Newchannel we missed."""
