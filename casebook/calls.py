@@ -244,28 +244,18 @@ def _finished_row(fact: CallFacts, case: _CaseRef | None, row: RowMapping | None
 
 
 def _stored(row: RowMapping, values: dict[str, Any] | None, case: _CaseRef | None) -> StoredCall:
-    if values is None:  # finished before
-        return StoredCall(
-            id=row["id"],
-            linkedid=row["linkedid"],
-            caller_number=row["caller_number"],
-            ended_at=row["ended_at"],
-            recording_path=row["recording_path"],
-            abandoned=row["case_id"] is None,
-            case_id=row["case_id"],
-            case_reference=None,
-            finished_now=False,
-        )
+    """``values``: the call's row as finished now; None when it was finished before."""
+    finished = values if values is not None else row
     return StoredCall(
         id=row["id"],
         linkedid=row["linkedid"],
-        caller_number=values["caller_number"],
-        ended_at=values["ended_at"],
-        recording_path=values["recording_path"],
-        abandoned=values["abandoned"],
-        case_id=values["case_id"],
-        case_reference=case.reference if case is not None else None,
-        finished_now=True,
+        caller_number=finished["caller_number"],
+        ended_at=finished["ended_at"],
+        recording_path=finished["recording_path"],
+        abandoned=finished["case_id"] is None,
+        case_id=finished["case_id"],
+        case_reference=case.reference if values is not None and case is not None else None,
+        finished_now=values is not None,
     )
 
 

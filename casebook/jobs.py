@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
@@ -24,6 +24,7 @@ from casebook.models import (
     Recording,
     Transcript,
     TranscriptionJob,
+    WithCase,
 )
 
 
@@ -51,17 +52,8 @@ class QueuePolicy:
     retry_delay_seconds: float = 30.0
 
 
-class StoredRecording(Protocol):
-    """A stored recording (a ``Recording`` row, or what ingest returns)."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def case_id(self) -> int | None: ...
-
-
 def enqueue_transcriptions(
-    session: Session, actor: Actor, recordings: Sequence[StoredRecording], now: datetime
+    session: Session, actor: Actor, recordings: Sequence[WithCase], now: datetime
 ) -> list[TranscriptionJob]:
     """Queue one job per recording (stored, with an id); queuing one again returns the job
     already there. A case waiting for its draft shows that it is being transcribed."""
@@ -98,7 +90,7 @@ def enqueue_transcriptions(
 
 
 def enqueue_transcription(
-    session: Session, actor: Actor, recording: StoredRecording, now: datetime
+    session: Session, actor: Actor, recording: WithCase, now: datetime
 ) -> TranscriptionJob:
     """One recording: see ``enqueue_transcriptions``."""
     return enqueue_transcriptions(session, actor, [recording], now)[0]

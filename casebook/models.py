@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -93,6 +93,16 @@ class AttemptResult(StrEnum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     FAILED = "failed"
+
+
+class WithCase(Protocol):
+    """A stored row that may belong to a case: a table row, or what a batch write returns
+    for one (``casebook.calls.StoredCall``, ``recordings.ingest.IngestedRecording``)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def case_id(self) -> int | None: ...
 
 
 class Agent(SQLModel, table=True):

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Table
@@ -19,7 +19,7 @@ from sqlmodel import Session
 from casebook import audit
 from casebook.access import Actor
 from casebook.db import chunked, with_defaults
-from casebook.models import Call, Recording, RecordingKind
+from casebook.models import Call, Recording, RecordingKind, WithCase
 from hotline.config import RetentionSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -333,20 +333,11 @@ def resolve_path(settings: Settings, path: str) -> str:
     return str(Path(path) if Path(path).is_absolute() else settings.recordings.root / path)
 
 
-class OwningCall(Protocol):
-    """The stored call a recording belongs to (a ``Call`` row, or what the listener stored)."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def case_id(self) -> int | None: ...
-
-
 def store_call_recordings(
     session: Session,
     settings: Settings,
     actor: Actor,
-    wanted: Sequence[tuple[OwningCall, str, RecordingKind]],
+    wanted: Sequence[tuple[WithCase, str, RecordingKind]],
     known: Mapping[str, FileFacts | RecordingError] | None = None,
 ) -> list[IngestedRecording]:
     """The AMI listener's entry: MixMonitor files of stored calls (``kind`` CALLBACK for a
