@@ -284,7 +284,11 @@ class CallStore:
         known: dict[str, FileFacts | RecordingError] = {}
         for report in todo:
             if report.recording is not None:
-                known |= report.recording.result()
+                try:
+                    known |= report.recording.result()
+                except Exception:
+                    # The write reads the file itself then: a call is never held up by this.
+                    log.exception("reading the recording of call %s failed", report.linkedid)
         try:
             self._count(self._retrying(todo, known, "batch"))
         except Exception:

@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
 from casebook import audit, cases
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, Callback, Recording, RecordingKind, TranscriptionJob
+from hotline import persist
 from hotline.config import Settings
 from hotline.persist import CallStore, store_calls
 from hotline.tracker import TrackedCall
@@ -205,3 +207,21 @@ def test_notes_finishes_and_a_resync_in_one_batch_keep_their_order(
     assert calls["n.2"].ended_at is None and calls["n.4"].ended_at is None
     assert calls["n.3"].ended_at == START + timedelta(seconds=31)
     assert chain_is_intact(db)
+
+
+def test_a_recording_that_could_not_be_read_ahead_is_read_by_the_write(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(paths: object) -> None:
+        raise RuntimeError("reader thread failed")
+
+    monkeypatch.setattr(persist, "inspect_files", broken)
+    present = wav(settings.recordings.root / "hotline-f.1.wav")
+    store = CallStore(db, settings)
+    store.start()
+    store.call_finished(tracked("f.1", "0970000001", recording=present))
+    store.stop()
+    assert (store.stats.stored, store.stats.errors) == (1, 0)
+    with db.session() as s:
+        (recording,) = s.exec(select(Recording)).all()
+    assert recording.sha256 is not None and recording.path == present
