@@ -77,6 +77,30 @@ def test_garbage_is_counted_and_the_next_message_survives() -> None:
     assert stats.malformed_lines == 2
 
 
+@pytest.mark.parametrize(
+    ("block", "headers", "bad_lines"),
+    [
+        # A key ends at the first colon, even when the value holds ": " too.
+        ("Event: VarSet\r\nValue:a: b", (("Event", "VarSet"), ("Value", "a: b")), 0),
+        ("Event: VarSet\r\nVa:lue: x", (("Event", "VarSet"), ("Va", "lue: x")), 0),
+        # No space after the colon still separates key and value.
+        ("Event: VarSet\r\nValue:x", (("Event", "VarSet"), ("Value", "x")), 0),
+        # A key with a space or an empty key is no header: dropped and counted.
+        ("Event: VarSet\r\nBad Key: x\r\nValue: y", (("Event", "VarSet"), ("Value", "y")), 1),
+        ("Event: VarSet\r\n: x\r\nValue: y", (("Event", "VarSet"), ("Value", "y")), 1),
+        ("Event: VarSet\r\nValue: y\r\n: x", (("Event", "VarSet"), ("Value", "y")), 1),
+    ],
+)
+def test_odd_lines_are_read_as_the_line_by_line_rules_say(
+    block: str, headers: tuple[tuple[str, str], ...], bad_lines: int
+) -> None:
+    # Well-formed blocks take a faster path; these must not, or they would read differently.
+    stats = ParseStats()
+    message = parse_block(block, stats)
+    assert message is not None and message.headers == headers
+    assert stats.malformed_lines == bad_lines
+
+
 def test_a_block_cut_by_the_end_of_the_stream_is_counted() -> None:
     framer = AmiFramer(expect_banner=False)
     assert framer.feed(b"Event: Hangup\r\nUniqueid: 1.") == []
