@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+from datetime import UTC, datetime
+from pathlib import PurePath
 
 import pytest
 from alembic import command
@@ -60,6 +62,23 @@ def test_an_untouched_log_verifies_and_each_entry_links_to_the_one_before(
         events = list(s.exec(select(AuditEvent).order_by(col(AuditEvent.id))))
     assert events[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
+
+
+def test_details_of_any_shape_verify_after_a_reload(db: Database, staff: Staff) -> None:
+    # Flat plain values are hashed as given; anything else as the JSON column gives it back.
+    details: list[dict[str, object]] = [
+        {"n": 1, "ratio": 0.5, "ok": True, "none": None, "text": "عربي"},
+        {"at": datetime(2026, 11, 22, 8, 0, tzinfo=UTC), "file": PurePath("/rec/a.wav")},
+        {"recordings": [{"id": 1, "sha256": None}], "tags": ("a", "b")},
+    ]
+    entries: list[audit.Entry] = [("test.shape", "test", n, d) for n, d in enumerate(details)]
+    db.run(lambda s: audit.record_many(s, "system:test", entries))
+    db.run(lambda s: audit.record(s, "system:test", "test.shape", "test", 9, details[1]))
+    assert verify(db, staff).intact
+    with db.session() as s:
+        stored = s.exec(select(AuditEvent).where(AuditEvent.action == "test.shape")).all()
+    assert [e.detail for e in stored][1]["at"] == "2026-11-22 08:00:00+00:00"
+    assert [e.detail for e in stored][2]["tags"] == ["a", "b"]
 
 
 def test_an_edited_entry_is_reported(db: Database, staff: Staff) -> None:
