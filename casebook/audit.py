@@ -23,6 +23,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from casebook.access import Actor
+from casebook.batch import execute_many
 from casebook.clock import ensure_aware, utcnow
 from casebook.errors import AccessDenied
 from casebook.models import AuditEvent
@@ -127,6 +128,8 @@ class _Row:
     hash: str = ""
 
 
+_INSERT_ENTRY = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
+
 # (action, object_type, object_id, detail), as ``record`` takes them.
 Entry = tuple[str, str, str | int | None, dict[str, Any] | None]
 
@@ -155,9 +158,10 @@ def record_many(session: Session, actor: Actor | str, entries: Sequence[Entry]) 
     for row in rows:
         row.prev_hash = head
         row.hash = head = entry_hash(head, row)
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
-    session.connection().execute(
-        table.insert(), [{name: getattr(row, name) for name in _Row.__slots__} for row in rows]
+    execute_many(
+        session.connection(),
+        _INSERT_ENTRY,
+        [{name: getattr(row, name) for name in _Row.__slots__} for row in rows],
     )
     session.info[_HEAD] = (session.get_transaction(), head)
 

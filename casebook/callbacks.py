@@ -17,8 +17,9 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
+from casebook.batch import insert_rows
 from casebook.clock import utcnow
-from casebook.db import chunked, insert_rows
+from casebook.db import chunked
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import (
     Agent,

@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
+from casebook.batch import execute_many, insert_rows, with_defaults
 from casebook.callbacks import request_abandoned_callbacks
-from casebook.db import chunked, with_defaults
+from casebook.db import chunked
 from casebook.models import Call, Case
 from casebook.reference import InvalidReference, normalise_reference
 from hotline.config import Settings
@@ -23,6 +24,7 @@ from hotline.config import Settings
 # directly (one statement per step, no ORM object per row), which the ingest bench measures.
 _CALLS: Table = Call.__table__  # type: ignore[attr-defined]
 _CASES: Table = Case.__table__  # type: ignore[attr-defined]
+_FINISH = _CALLS.update().where(_CALLS.c.id == bindparam("call_id"))
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ def note_calls(session: Session, notes: Sequence[CallNote]) -> None:
             row[name] = getattr(note, name) or row.get(name)
     session.flush()  # what was added before goes in first
     statement = _note_statement(session.get_bind().dialect.name)
-    session.connection().execute(statement, [with_defaults(Call, row) for row in rows.values()])
+    execute_many(
+        session.connection(), statement, [with_defaults(Call, row) for row in rows.values()]
+    )
 
 
 @cache
@@ -194,13 +198,11 @@ def record_calls(
         for linkedid, values in finishing.items()
         if linkedid in known
     ]
-    connection = session.connection()
     if new:
-        connection.execute(_CALLS.insert(), [with_defaults(Call, values) for values in new])
+        insert_rows(session, Call, new)
         known |= _calls_by_linkedid(session, (values["linkedid"] for values in new))
-    if changed:
-        # Every column in the rows is set; ``call_id`` only picks the row.
-        connection.execute(_CALLS.update().where(_CALLS.c.id == bindparam("call_id")), changed)
+    # Every column in the rows is set; ``call_id`` only picks the row.
+    execute_many(session.connection(), _FINISH, changed)
     stored = [
         # pop: only the first of a Linkedid given twice is finished now
         _stored(known[f.linkedid], finishing.pop(f.linkedid, None), cases.get(f.linkedid))

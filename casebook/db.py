@@ -7,9 +7,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from functools import cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,12 +16,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic_core import PydanticUndefined
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from casebook import audit
 from casebook.errors import AccessDenied, DatabaseUnavailable
@@ -44,37 +42,6 @@ def chunked(keys: Iterable[T]) -> list[list[T]]:
     """Distinct ``keys`` in first-seen order, in lists short enough for one IN (...) query."""
     distinct = list(dict.fromkeys(keys))
     return [distinct[n : n + _KEYS_PER_QUERY] for n in range(0, len(distinct), _KEYS_PER_QUERY)]
-
-
-@cache
-def _field_defaults(model: type[SQLModel]) -> dict[str, Callable[[], Any]]:
-    makers: dict[str, Callable[[], Any]] = {}
-    keys = {column.name for column in model.__table__.primary_key}  # type: ignore[attr-defined]
-    for name, field in model.model_fields.items():
-        if name in keys:
-            continue  # the database numbers the rows
-        if field.default_factory is not None:
-            makers[name] = field.default_factory  # type: ignore[assignment]
-        elif field.default is not PydanticUndefined:
-            makers[name] = partial(lambda value: value, field.default)
-    return makers
-
-
-def with_defaults(model: type[SQLModel], row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` completed with the model's own field defaults, as constructing it would."""
-    made = {name: make() for name, make in _field_defaults(model).items() if name not in row}
-    return made | row
-
-
-def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new rows of a table model in one executemany, each completed with the model's
-    defaults (``with_defaults``): for batches, where building and flushing one ORM object per
-    row costs more than the write. Load them back by a unique key when they are needed."""
-    if not rows:
-        return
-    session.flush()  # what was added before goes in first
-    table = model.__table__  # type: ignore[attr-defined]
-    session.connection().execute(table.insert(), [with_defaults(model, row) for row in rows])
 
 
 def is_sqlite(engine: Engine) -> bool:

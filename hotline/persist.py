@@ -16,7 +16,6 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -177,8 +176,6 @@ class _Report:
     call: TrackedCall | None = None
     alive: frozenset[str] = frozenset()
     at: datetime | None = None
-    # A finished call's recording, being read (hashed) while the call waits for its write.
-    recording: Future[dict[str, FileFacts | RecordingError]] | None = None
 
 
 @dataclass
@@ -223,9 +220,9 @@ def _write_reports(
 
 class CallStore:
     """The tracker's sink: queue what it reports, write it in order on a thread of its own,
-    grouping what has piled up into one transaction. A finished call's recording is read and
-    hashed at once on other threads (hashing runs outside the GIL), so the write transaction,
-    which holds the database's write lock, never waits on the disk."""
+    grouping what has piled up into one transaction. The recordings of a batch's finished
+    calls are read and hashed before the transaction begins, so the write lock (which the IVR
+    also needs) is never held while waiting on the disk."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -233,7 +230,6 @@ class CallStore:
         self.stats = StoreStats()
         self._queue: queue.Queue[_Report | None] = queue.Queue()
         self._thread = threading.Thread(target=self._write_loop, name="call-store", daemon=True)
-        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recording-facts")
 
     def start(self) -> None:
         self._thread.start()
@@ -242,11 +238,7 @@ class CallStore:
         self._queue.put(_Report(_Kind.NOTED, call.linkedid, call))
 
     def call_finished(self, call: TrackedCall) -> None:
-        recording = None
-        if call.recording_path:
-            path = resolve_path(self.settings, call.recording_path)
-            recording = self._readers.submit(inspect_files, [path])
-        self._queue.put(_Report(_Kind.FINISHED, call.linkedid, call, recording=recording))
+        self._queue.put(_Report(_Kind.FINISHED, call.linkedid, call))
 
     def calls_alive(self, linkedids: set[str], at: datetime) -> None:
         self._queue.put(_Report(_Kind.ALIVE, "resync", alive=frozenset(linkedids), at=at))
@@ -259,7 +251,6 @@ class CallStore:
         """Write what is queued, then stop (SIGTERM: nothing tracked is lost)."""
         self._queue.put(None)
         self._thread.join()
-        self._readers.shutdown()
 
     def _write_loop(self) -> None:
         while True:
@@ -281,14 +272,13 @@ class CallStore:
     def _write(self, batch: list[_Report]) -> None:
         finished = {r.linkedid for r in batch if r.kind is _Kind.FINISHED}
         todo = [r for r in batch if not (r.kind is _Kind.NOTED and r.linkedid in finished)]
-        known: dict[str, FileFacts | RecordingError] = {}
-        for report in todo:
-            if report.recording is not None:
-                try:
-                    known |= report.recording.result()
-                except Exception:
-                    # The write reads the file itself then: a call is never held up by this.
-                    log.exception("reading the recording of call %s failed", report.linkedid)
+        known = inspect_files(
+            resolve_path(self.settings, path)
+            for r in todo
+            if r.kind is _Kind.FINISHED and r.call is not None
+            for path in (r.call.recording_path, r.call.message_path)
+            if path
+        )
         try:
             self._count(self._retrying(todo, known, "batch"))
         except Exception:

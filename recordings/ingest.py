@@ -18,7 +18,8 @@ from sqlmodel import Session
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.db import chunked, with_defaults
+from casebook.batch import execute_many, with_defaults
+from casebook.db import chunked
 from casebook.models import Call, Recording, RecordingKind, WithCase
 from hotline.config import RetentionSettings, Settings
 
@@ -151,6 +152,9 @@ def inspect_files(paths: Iterable[str]) -> dict[str, FileFacts | RecordingError]
 
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
 _CALLS: Table = Call.__table__  # type: ignore[attr-defined]
+_INSERT_RECORDING = _RECORDINGS.insert()
+_UPDATE_RECORDING = _RECORDINGS.update().where(_RECORDINGS.c.id == sa.bindparam("recording_key"))
+_MARK_CALL = _CALLS.update().where(_CALLS.c.id == sa.bindparam("call_key"))
 
 
 def _mark_calls(connection: Connection, call_ids: Iterable[int]) -> dict[int, str]:
@@ -169,8 +173,7 @@ def _mark_calls(connection: Connection, call_ids: Iterable[int]) -> dict[int, st
             linkedids[call.id] = call.linkedid
             if call.recording_missing != (call.id in marked):
                 changed.append({"call_key": call.id, "recording_missing": call.id in marked})
-        if changed:
-            connection.execute(_CALLS.update().where(calls.id == sa.bindparam("call_key")), changed)
+        execute_many(connection, _MARK_CALL, changed)
     return linkedids
 
 
@@ -260,11 +263,9 @@ def store_recordings(
         for path, row in rows.items()
         if path in stored and row != stored[path]
     ]
-    if changed:
-        update = _RECORDINGS.update().where(_RECORDINGS.c.id == sa.bindparam("recording_key"))
-        connection.execute(update, changed)
+    execute_many(connection, _UPDATE_RECORDING, changed)
     if new:
-        connection.execute(_RECORDINGS.insert(), new)
+        execute_many(connection, _INSERT_RECORDING, new)
         ids = _stored_rows(connection, (row["path"] for row in new))
         for row in new:
             row["id"] = ids[row["path"]]["id"]

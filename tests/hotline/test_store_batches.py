@@ -4,7 +4,9 @@ recording's facts or its missing mark, an unbroken audit chain)."""
 
 from __future__ import annotations
 
+import hashlib
 import wave
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -20,6 +22,7 @@ from hotline import persist
 from hotline.config import Settings
 from hotline.persist import CallStore, store_calls
 from hotline.tracker import TrackedCall
+from recordings.ingest import FileFacts, RecordingError, inspect_files
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -209,19 +212,24 @@ def test_notes_finishes_and_a_resync_in_one_batch_keep_their_order(
     assert chain_is_intact(db)
 
 
-def test_a_recording_that_could_not_be_read_ahead_is_read_by_the_write(
+def test_recordings_are_read_before_the_write_transaction_begins(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(paths: object) -> None:
-        raise RuntimeError("reader thread failed")
+    """Reading and hashing a batch's files must not hold the write lock the IVR needs."""
+    connections_in_use: list[int] = []
 
-    monkeypatch.setattr(persist, "inspect_files", broken)
+    def reading(paths: Iterable[str]) -> dict[str, FileFacts | RecordingError]:
+        connections_in_use.append(db.engine.pool.checkedout())  # type: ignore[attr-defined]
+        return inspect_files(paths)
+
+    monkeypatch.setattr(persist, "inspect_files", reading)
     present = wav(settings.recordings.root / "hotline-f.1.wav")
     store = CallStore(db, settings)
-    store.start()
     store.call_finished(tracked("f.1", "0970000001", recording=present))
+    store.start()
     store.stop()
     assert (store.stats.stored, store.stats.errors) == (1, 0)
+    assert connections_in_use == [0]
     with db.session() as s:
         (recording,) = s.exec(select(Recording)).all()
-    assert recording.sha256 is not None and recording.path == present
+    assert recording.sha256 == hashlib.sha256(Path(present).read_bytes()).hexdigest()
