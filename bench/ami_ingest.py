@@ -187,21 +187,17 @@ def measure_listener(server: StreamServer, traffic: Traffic, warm_up: Traffic) -
     store = CallStore(db, settings)
     store.start()
     measure_hotline(server, warm_up, store)
-    _wait_until_stored(store, warm_up.calls)
+    stored = store.wait_until_stored(warm_up.calls, PATIENCE)
     elapsed = measure_hotline(server, traffic, store)
     started = time.perf_counter()
-    _wait_until_stored(store, warm_up.calls + traffic.calls)
+    stored = stored and store.wait_until_stored(warm_up.calls + traffic.calls, PATIENCE * 10)
     elapsed += time.perf_counter() - started
+    if not stored:
+        raise SystemExit(f"the listener stored {store.stats.stored} calls of {CALLS}: no figure")
     store.stop()
     db.dispose()
     shutil.rmtree(folder)
     return elapsed
-
-
-def _wait_until_stored(store: CallStore, calls: int) -> None:
-    started = time.perf_counter()
-    while store.stats.stored < calls and time.perf_counter() - started < PATIENCE * 10:
-        time.sleep(0.001)
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,31 @@ def _head(session: Session) -> str:
 _PLAIN_VALUES = frozenset({str, int, float, bool, type(None)})
 
 
+class _NotPlain(Exception):
+    """A value JSON would give back changed (a tuple, a date, a key that is not a string)."""
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of ``value`` made only of what JSON gives back unchanged, else ``_NotPlain``."""
+    kind = type(value)
+    if kind in _PLAIN_VALUES:
+        return value
+    if kind is list:
+        return [_plain_copy(item) for item in value]
+    if kind is dict and all(type(key) is str for key in value):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    raise _NotPlain
+
+
 def _as_stored(detail: dict[str, Any]) -> dict[str, Any]:
     """``detail`` as the JSON column will give it back, so the hash verifies after a reload.
-    A flat detail of plain values comes back as it is (most entries: skip the round trip)."""
-    if all(type(key) is str and type(value) in _PLAIN_VALUES for key, value in detail.items()):
-        return dict(detail)
-    loaded: dict[str, Any] = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
-    return loaded
+    Most details already are (only strings, numbers, lists and dicts): copied, they skip the
+    round trip through JSON."""
+    try:
+        copy: dict[str, Any] = _plain_copy(detail)
+    except _NotPlain:
+        copy = json.loads(json.dumps(detail, ensure_ascii=False, default=str))
+    return copy
 
 
 def append(session: Session, entry: AuditEvent) -> AuditEvent:

@@ -230,6 +230,7 @@ class CallStore:
         self.stats = StoreStats()
         self._queue: queue.Queue[_Report | None] = queue.Queue()
         self._thread = threading.Thread(target=self._write_loop, name="call-store", daemon=True)
+        self._committed = threading.Condition()
 
     def start(self) -> None:
         self._thread.start()
@@ -289,8 +290,16 @@ class CallStore:
 
     def _count(self, outcome: _Outcome) -> None:
         # Counted once committed: ``stored`` never runs ahead of the database.
-        self.stats.stored += outcome.stored
-        self.stats.duplicates += outcome.duplicates
+        with self._committed:
+            self.stats.stored += outcome.stored
+            self.stats.duplicates += outcome.duplicates
+            self._committed.notify_all()
+
+    def wait_until_stored(self, calls: int, timeout: float) -> bool:
+        """Whether ``calls`` calls in all are committed within ``timeout`` seconds (woken by
+        each commit, not polling: a poller would take the GIL from the writer it waits on)."""
+        with self._committed:
+            return self._committed.wait_for(lambda: self.stats.stored >= calls, timeout)
 
     def _retrying(
         self,

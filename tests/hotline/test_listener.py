@@ -124,7 +124,7 @@ def test_200_calls_through_drops_and_garbage_are_stored_once(
         listener.start()
         try:
             assert sim.wait_until_idle(PATIENCE * 3)
-            assert wait_until(lambda: listener.store.stats.stored == CALLS, PATIENCE * 3)
+            assert listener.store.wait_until_stored(CALLS, PATIENCE * 3)
         finally:
             listener.stop()
         assert sim.stats.logins == 6
@@ -227,7 +227,7 @@ def test_calls_wait_while_the_database_is_locked_and_are_stored_after(
             sim.place_calls(callers(5))
             assert wait_until(lambda: listener.store.stats.retries > 0, PATIENCE)
             blocker.execute("COMMIT")
-            assert wait_until(lambda: listener.store.stats.stored == 5, PATIENCE * 2)
+            assert listener.store.wait_until_stored(5, PATIENCE * 2)
         finally:
             blocker.close()
             listener.stop()

@@ -229,6 +229,7 @@ def test_recordings_are_read_before_the_write_transaction_begins(
     store.start()
     store.stop()
     assert (store.stats.stored, store.stats.errors) == (1, 0)
+    assert store.wait_until_stored(1, 0) and not store.wait_until_stored(2, 0.01)
     assert connections_in_use == [0]
     with db.session() as s:
         (recording,) = s.exec(select(Recording)).all()

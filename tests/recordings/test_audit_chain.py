@@ -70,6 +70,8 @@ def test_details_of_any_shape_verify_after_a_reload(db: Database, staff: Staff) 
         {"n": 1, "ratio": 0.5, "ok": True, "none": None, "text": "عربي"},
         {"at": datetime(2026, 11, 22, 8, 0, tzinfo=UTC), "file": PurePath("/rec/a.wav")},
         {"recordings": [{"id": 1, "sha256": None}], "tags": ("a", "b")},
+        # Deep inside: a date in a list, a key that is not a string.
+        {"calls": [{"ended": datetime(2026, 11, 22, 8, 0, tzinfo=UTC)}], "by_id": {7: "x"}},
     ]
     entries: list[audit.Entry] = [("test.shape", "test", n, d) for n, d in enumerate(details)]
     db.run(lambda s: audit.record_many(s, "system:test", entries))
@@ -79,6 +81,10 @@ def test_details_of_any_shape_verify_after_a_reload(db: Database, staff: Staff) 
         stored = s.exec(select(AuditEvent).where(AuditEvent.action == "test.shape")).all()
     assert [e.detail for e in stored][1]["at"] == "2026-11-22 08:00:00+00:00"
     assert [e.detail for e in stored][2]["tags"] == ["a", "b"]
+    assert [e.detail for e in stored][3] == {
+        "calls": [{"ended": "2026-11-22 08:00:00+00:00"}],
+        "by_id": {"7": "x"},
+    }
 
 
 def test_an_edited_entry_is_reported(db: Database, staff: Staff) -> None:
