@@ -139,23 +139,33 @@ def _headers_line_by_line(text: str, stats: ParseStats) -> tuple[tuple[str, str]
 
 
 def decode(block: bytes, stats: ParseStats) -> str:
+    """A block's text; invalid UTF-8 and NUL bytes (which no PostgreSQL text can hold) are
+    replaced by U+FFFD and counted. "replace" rather than surrogateescape: the text goes on to
+    the database as UTF-8."""
     try:
-        return block.decode("utf-8")
+        text = block.decode("utf-8")
     except UnicodeDecodeError:
-        # "replace" rather than surrogateescape: the text goes on to the database as UTF-8.
-        stats.undecodable_blocks += 1
-        _warn(stats, "replaced invalid UTF-8 in a block: %r", block[:80])
-        return block.decode("utf-8", errors="replace")
+        text = block.decode("utf-8", errors="replace")
+    else:
+        if "\x00" not in text:
+            return text
+    stats.undecodable_blocks += 1
+    _warn(stats, "replaced invalid UTF-8 or NUL bytes in a block: %r", block[:80])
+    return text.replace("\x00", "\ufffd")
 
 
 def _decode_blocks(blocks: bytes, stats: ParseStats) -> list[str]:
     """Whole blocks (joined by blank lines) -> each block's text. Decoded in one go when all
-    are valid UTF-8 (a multi-byte character never contains CR or LF, so that is each block
-    decoded alone), else block by block so that only the bad ones are replaced and counted."""
+    are valid UTF-8 without NUL (a multi-byte character never contains CR or LF, so that is
+    each block decoded alone), else block by block so that only the bad ones are replaced and
+    counted."""
     try:
-        return blocks.decode("utf-8").split("\r\n\r\n")
+        text = blocks.decode("utf-8")
     except UnicodeDecodeError:
+        text = "\x00"
+    if "\x00" in text:
         return [decode(block, stats) for block in blocks.split(BLOCK_END)]
+    return text.split("\r\n\r\n")
 
 
 class AmiFramer:

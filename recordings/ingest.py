@@ -92,6 +92,8 @@ def inspect_file(path: Path) -> FileFacts:
         raise RecordingError(f"{path}: recording not found") from exc
     except OSError as exc:
         raise RecordingError(f"{path}: cannot read recording ({exc.strerror})") from exc
+    except ValueError as exc:  # a name no file can have (a NUL byte from a garbled channel)
+        raise RecordingError(f"{str(path)!r}: not a file name ({exc})") from exc
     suffix = path.suffix.lower().lstrip(".") or "unknown"
     if suffix != "wav":
         return FileFacts(digest, size, suffix)

@@ -62,6 +62,17 @@ def test_invalid_utf8_is_replaced_and_counted() -> None:
     assert framer.stats.undecodable_blocks == 1
 
 
+def test_nul_bytes_are_replaced_and_counted() -> None:
+    """PostgreSQL cannot store a NUL in text: a garbled value must not cost its call."""
+    framer = AmiFramer(expect_banner=False)
+    wire = b"Event: VarSet\r\nVariable: MIXMONITOR_FILENAME\r\nValue: /rec/a\x00.wav\r\n\r\n"
+    clean = b"Event: Hangup\r\nUniqueid: 1.3\r\n\r\n"
+    messages = framer.feed(wire + clean)
+    assert messages[0]["Value"] == "/rec/a\ufffd.wav"
+    assert messages[1]["Uniqueid"] == "1.3"
+    assert framer.stats.undecodable_blocks == 1
+
+
 def test_garbage_is_counted_and_the_next_message_survives() -> None:
     stats = ParseStats()
     wire = (

@@ -78,6 +78,11 @@ def test_a_wav_without_format_or_audio_is_unreadable(tmp_path: Path, header: byt
     assert inspect_file(tmp_path / "odd.wav").format == "wav-unreadable"
 
 
+def test_a_name_no_file_can_have_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RecordingError, match="not a file name"):
+        inspect_file(tmp_path / "hotline-1.1\x00.wav")
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match=r"missing\.wav: recording not found"):
         inspect_file(tmp_path / "missing.wav")
