@@ -4,15 +4,39 @@ than the writes themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache, partial
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Connection, Dialect, Insert, Table, UpdateBase
+from sqlalchemy import Column, ColumnElement, Connection, Dialect, Insert, Table, UpdateBase
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session, SQLModel
+
+T = TypeVar("T")
+
+# Keys per IN (...) query: well under SQLite's and PostgreSQL's limits on bound parameters.
+_KEYS_PER_QUERY = 500
+
+
+def chunked(keys: Iterable[T]) -> list[list[T]]:
+    """Distinct ``keys`` in first-seen order, in lists short enough for one IN (...) query."""
+    distinct = list(dict.fromkeys(keys))
+    return [distinct[n : n + _KEYS_PER_QUERY] for n in range(0, len(distinct), _KEYS_PER_QUERY)]
+
+
+def ids_by(
+    connection: Connection, key: Column[Any], keys: Iterable[T], *where: ColumnElement[bool]
+) -> dict[T, int]:
+    """The ids of the rows whose ``key`` is in ``keys`` (and that match ``where``), by key:
+    how rows just inserted with ``insert_rows`` are found again."""
+    ids: dict[T, int] = {}
+    for chunk in chunked(keys):
+        query = sa.select(key, key.table.c.id).where(key.in_(chunk), *where)
+        ids |= dict(connection.execute(query).all())
+    return ids
 
 
 @cache

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, text
+from sqlalchemy import Table, func, text
 from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.batch import insert_rows
+from casebook.batch import chunked, ids_by, insert_rows
 from casebook.clock import utcnow
-from casebook.db import chunked
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import (
     Agent,
@@ -33,6 +32,7 @@ from casebook.models import (
 )
 from hotline.config import WEEKDAYS, BusinessHours, CallbackSettings, Settings
 
+_CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
 # Any constant shared by every scheduler of the site: one assignment run at a time.
 _PG_ASSIGNMENT_LOCK = 15655
 OPEN_STATUSES = (CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value)
@@ -159,12 +159,10 @@ def request_abandoned_callbacks(
             "call_id": call.id,
         }
     insert_rows(session, Callback, list(requested.values()))
-    for call_ids in chunked(requested):
-        new = select(Callback.id, Callback.call_id).where(
-            col(Callback.call_id).in_(call_ids), Callback.reason == CallbackReason.ABANDONED.value
-        )
-        for callback_id, call_id in session.exec(new):
-            requested[call_id or 0]["id"] = callback_id
+    abandoned = _CALLBACKS.c.reason == CallbackReason.ABANDONED.value
+    ids = ids_by(session.connection(), _CALLBACKS.c.call_id, requested, abandoned)
+    for call_id, row in requested.items():
+        row["id"] = ids[call_id]
     return [requested.get(call.id) if call.id is not None else None for call in finished]
 
 

@@ -1,21 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import RowMapping, Table, bindparam, func
+from sqlalchemy import Table, bindparam, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.batch import execute_many, insert_rows, with_defaults
+from casebook.batch import chunked, execute_many, ids_by, insert_rows, with_defaults
 from casebook.callbacks import request_abandoned_callbacks
-from casebook.db import chunked
 from casebook.models import Call, Case
 from casebook.reference import InvalidReference, normalise_reference
 from hotline.config import Settings
@@ -76,9 +75,9 @@ class CallFacts:
     recording_path: str | None
 
 
-def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, RowMapping]:
+def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
     columns = _CALLS.c
-    found: dict[str, RowMapping] = {}
+    found: dict[str, Mapping[str, Any]] = {}
     for keys in chunked(linkedids):
         query = sa.select(
             columns.id,
@@ -200,7 +199,8 @@ def record_calls(
     ]
     if new:
         insert_rows(session, Call, new)
-        known |= _calls_by_linkedid(session, (values["linkedid"] for values in new))
+        ids = ids_by(session.connection(), _CALLS.c.linkedid, (row["linkedid"] for row in new))
+        known |= {row["linkedid"]: row | {"id": ids[row["linkedid"]]} for row in new}
     # Every column in the rows is set; ``call_id`` only picks the row.
     execute_many(session.connection(), _FINISH, changed)
     stored = [
@@ -218,7 +218,9 @@ def record_calls(
     return [replace(s, callback_id=asked.get(s.id)) if s.finished_now else s for s in stored]
 
 
-def _finished_row(fact: CallFacts, case: _CaseRef | None, row: RowMapping | None) -> dict[str, Any]:
+def _finished_row(
+    fact: CallFacts, case: _CaseRef | None, row: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The call's columns once finished: the facts, completed by what its notes stored."""
 
     def noted(name: str) -> Any:
@@ -245,7 +247,9 @@ def _finished_row(fact: CallFacts, case: _CaseRef | None, row: RowMapping | None
     }
 
 
-def _stored(row: RowMapping, values: dict[str, Any] | None, case: _CaseRef | None) -> StoredCall:
+def _stored(
+    row: Mapping[str, Any], values: dict[str, Any] | None, case: _CaseRef | None
+) -> StoredCall:
     """``values``: the call's row as finished now; None when it was finished before."""
     finished = values if values is not None else row
     return StoredCall(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,14 +34,6 @@ T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Any constant shared by every process of the site; serialises concurrent schema upgrades.
 _PG_MIGRATION_LOCK = 15654
-# Keys per IN (...) query: well under SQLite's and PostgreSQL's limits on bound parameters.
-_KEYS_PER_QUERY = 500
-
-
-def chunked(keys: Iterable[T]) -> list[list[T]]:
-    """Distinct ``keys`` in first-seen order, in lists short enough for one IN (...) query."""
-    distinct = list(dict.fromkeys(keys))
-    return [distinct[n : n + _KEYS_PER_QUERY] for n in range(0, len(distinct), _KEYS_PER_QUERY)]
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.db import chunked
+from casebook.batch import chunked
 from casebook.models import (
     Case,
     DraftState,

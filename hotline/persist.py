@@ -26,8 +26,9 @@ from sqlmodel import Session, col, select
 
 from casebook import calls, jobs
 from casebook.access import Actor
+from casebook.batch import chunked
 from casebook.clock import utcnow
-from casebook.db import Database, chunked
+from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
 from casebook.models import Call, Case, Recording, RecordingKind
 from hotline.config import Settings

@@ -18,8 +18,7 @@ from sqlmodel import Session
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.batch import execute_many, with_defaults
-from casebook.db import chunked
+from casebook.batch import chunked, execute_many, ids_by, with_defaults
 from casebook.models import Call, Recording, RecordingKind, WithCase
 from hotline.config import RetentionSettings, Settings
 
@@ -268,9 +267,9 @@ def store_recordings(
     execute_many(connection, _UPDATE_RECORDING, changed)
     if new:
         execute_many(connection, _INSERT_RECORDING, new)
-        ids = _stored_rows(connection, (row["path"] for row in new))
+        ids = ids_by(connection, _RECORDINGS.c.path, (row["path"] for row in new))
         for row in new:
-            row["id"] = ids[row["path"]]["id"]
+            row["id"] = ids[row["path"]]
     owners = (rows[w.path]["call_id"] for w in wanted)
     linkedids = _mark_calls(connection, (call_id for call_id in owners if call_id is not None))
     recordings: list[IngestedRecording] = []

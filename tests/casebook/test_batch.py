@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from casebook.batch import execute_many, insert_rows, with_defaults
+from casebook.batch import chunked, execute_many, ids_by, insert_rows, with_defaults
 from casebook.db import Database
 from casebook.models import Call
 
@@ -82,3 +82,15 @@ def test_no_rows_is_no_statement(db: Database) -> None:
     with db.engine.begin() as connection:
         execute_many(connection, RENAME, [])
     assert stored_rows(db) == {}
+
+
+def test_rows_just_inserted_are_found_again_by_a_key(db: Database) -> None:
+    linkedids = [f"k.{n}" for n in range(1203)]  # more keys than one IN (...) query takes
+    assert len(chunked(linkedids)) == 3
+    db.run(lambda s: insert_rows(s, Call, [call_row(linkedid) for linkedid in linkedids]))
+    with db.engine.connect() as connection:
+        ids = ids_by(connection, CALLS.c.linkedid, [*linkedids, "k.none", "k.0"])
+        only_open = ids_by(connection, CALLS.c.linkedid, linkedids, CALLS.c.ended_at.is_(None))
+    with db.session() as s:
+        assert ids == {c.linkedid: c.id for c in s.exec(select(Call))}
+    assert only_open == {}  # every row has ended_at
