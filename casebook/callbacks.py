@@ -33,6 +33,7 @@ from casebook.models import (
 from hotline.config import WEEKDAYS, BusinessHours, CallbackSettings, Settings
 
 _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
+
 # Any constant shared by every scheduler of the site: one assignment run at a time.
 _PG_ASSIGNMENT_LOCK = 15655
 OPEN_STATUSES = (CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value)

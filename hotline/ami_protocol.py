@@ -160,10 +160,10 @@ def _decode_blocks(blocks: bytes, stats: ParseStats) -> list[str]:
     each block decoded alone), else block by block so that only the bad ones are replaced and
     counted."""
     try:
-        text = blocks.decode("utf-8")
+        text: str | None = blocks.decode("utf-8")
     except UnicodeDecodeError:
-        text = "\x00"
-    if "\x00" in text:
+        text = None
+    if text is None or "\x00" in text:
         return [decode(block, stats) for block in blocks.split(BLOCK_END)]
     return text.split("\r\n\r\n")
 
