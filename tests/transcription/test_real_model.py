@@ -1,8 +1,9 @@
 """The real shipped model on the committed telephone test set (slow: about two minutes).
 
 The model is assembled and loaded once for the session. Thresholds come from bench runs on this
-set (pipeline CER 0.435 measured; see bench/transcribe.py), with a margin for CPU differences in
-int8 kernels, never from wall-clock time.
+set (pipeline CER 0.435 measured with AVX-512 int8 kernels, 0.466 with AVX2; see
+bench/transcribe.py), with a margin for CPU differences in int8 kernels, never from wall-clock
+time.
 """
 
 from __future__ import annotations
