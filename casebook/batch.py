@@ -117,7 +117,8 @@ def execute_many(
     """``connection.execute(statement, rows)`` for the batches the listener writes: the
     statement is compiled once per dialect and set of row keys (pass one built once, not anew
     per call), and each row goes to the driver converted by its columns' types, without
-    SQLAlchemy's per-row bookkeeping (half the cost of a batch insert). Every row has the
+    SQLAlchemy's per-row bookkeeping (measured: about half the time of a 200-row audit insert;
+    the conversions themselves remain). Every row has the
     keys of the first, as for ``execute``; errors are SQLAlchemy's, as for ``execute``."""
     if not rows:
         return
