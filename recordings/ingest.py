@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,12 +42,13 @@ class FileFacts:
     channels: int | None = None
 
 
-def _read_hashed(path: Path) -> tuple[str, int, bytes]:
+def _read_hashed(path: str | os.PathLike[str]) -> tuple[str, int, bytes]:
     """SHA-256 and size of a file, and its first block (where a WAV keeps its header): one
-    read of the file for all three."""
+    read of the file for all three. Unbuffered: the blocks are large, and the listener reads
+    hundreds of small files a minute at peak."""
     digest = hashlib.sha256()
     size, head = 0, b""
-    with path.open("rb") as stream:
+    with open(path, "rb", buffering=0) as stream:
         while block := stream.read(_CHUNK):
             head = head or block
             digest.update(block)
@@ -84,7 +86,7 @@ def wav_header(head: bytes, size: int) -> tuple[float, int, int] | None:
     return None
 
 
-def inspect_file(path: Path) -> FileFacts:
+def inspect_file(path: str | os.PathLike[str]) -> FileFacts:
     try:
         digest, size, head = _read_hashed(path)
     except FileNotFoundError as exc:
@@ -93,7 +95,7 @@ def inspect_file(path: Path) -> FileFacts:
         raise RecordingError(f"{path}: cannot read recording ({exc.strerror})") from exc
     except ValueError as exc:  # a name no file can have (a NUL byte from a garbled channel)
         raise RecordingError(f"{str(path)!r}: not a file name ({exc})") from exc
-    suffix = path.suffix.lower().lstrip(".") or "unknown"
+    suffix = os.path.splitext(path)[1].lower().lstrip(".") or "unknown"
     if suffix != "wav":
         return FileFacts(digest, size, suffix)
     header = wav_header(head, size)
@@ -104,12 +106,12 @@ def inspect_file(path: Path) -> FileFacts:
     return FileFacts(digest, size, "wav", duration, rate, channels)
 
 
-def make_read_only(path: Path) -> str | None:
+def make_read_only(path: str) -> str | None:
     """chmod 0444, so a slip cannot overwrite evidence; None when done, else why not. Asterisk
     usually owns its files, and then only it (or root) may change their mode: the SHA-256
     stored at ingest still proves them unchanged, so this is reported, not fatal."""
     try:
-        path.chmod(0o444)
+        os.chmod(path, 0o444)
     except PermissionError:
         return f"{path}: not made read-only (owned by another user)"
     except OSError as exc:
@@ -127,7 +129,7 @@ _STATE = (
 def _take_facts(row: dict[str, Any], known: FileFacts | RecordingError | None) -> str | None:
     """Fill in the file's facts (``known``: read before, off the write path); returns why the
     file has none, or None."""
-    facts = known or _inspect(Path(row["path"]))
+    facts = known or _inspect(row["path"])
     if isinstance(facts, RecordingError):
         return str(facts)
     row["sha256"] = facts.sha256
@@ -139,7 +141,7 @@ def _take_facts(row: dict[str, Any], known: FileFacts | RecordingError | None) -
     return None
 
 
-def _inspect(path: Path) -> FileFacts | RecordingError:
+def _inspect(path: str) -> FileFacts | RecordingError:
     try:
         return inspect_file(path)
     except RecordingError as exc:
@@ -148,7 +150,7 @@ def _inspect(path: Path) -> FileFacts | RecordingError:
 
 def inspect_files(paths: Iterable[str]) -> dict[str, FileFacts | RecordingError]:
     """Each file's facts or why it has none: what ``store_recordings`` takes as ``known``."""
-    return {path: _inspect(Path(path)) for path in paths}
+    return {path: _inspect(path) for path in paths}
 
 
 _RECORDINGS: Table = Recording.__table__  # type: ignore[attr-defined]
@@ -283,7 +285,7 @@ def store_recordings(
             detail = {"path": item.path, "error": error, "call": linkedid}
             problems.append(("recording.missing", "recording", row["id"], detail))
         # Made read-only when its facts were taken, so that they stay true.
-        warning = make_read_only(Path(item.path)) if item.path in errors and not error else None
+        warning = make_read_only(item.path) if item.path in errors and not error else None
         if warning is not None:
             log.warning("recording %s: %s", row["id"], warning)
         recordings.append(
@@ -331,8 +333,9 @@ def ingest_recording(
 
 
 def resolve_path(settings: Settings, path: str) -> str:
-    """Asterisk names MixMonitor files absolutely; a relative name is under recordings.root."""
-    return str(Path(path) if Path(path).is_absolute() else settings.recordings.root / path)
+    """Asterisk names MixMonitor files absolutely; a relative name is under recordings.root.
+    Taken as given, not normalised: it names the file as Asterisk reported it."""
+    return path if os.path.isabs(path) else os.path.join(settings.recordings.root, path)
 
 
 def store_call_recordings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -41,10 +42,10 @@ def test_an_ingested_call_recording_is_read_only_and_kept_for_the_retention_peri
 def test_a_file_owned_by_another_user_is_ingested_and_the_chmod_refusal_reported(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(self: Path, mode: int) -> None:
+    def refuse(path: str, mode: int) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(Path, "chmod", refuse)
+    monkeypatch.setattr(os, "chmod", refuse)
     recording = recorded_call(db, settings, "c1")
     assert recording.sha256 is not None
     (event,) = audit_events(db, "recording.ingest")
