@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy import Table, func, text
 from sqlmodel import Session, col, select
 
@@ -126,13 +127,15 @@ def request_abandoned_callbacks(
     if not asking:
         return [None] * len(finished)
     waiting: set[str] = set()
+    columns = _CALLBACKS.c
     for keys in chunked(c.caller_number for c in asking):
-        query = select(Callback.phone_number).where(
-            col(Callback.phone_number).in_(keys),
-            Callback.reason == CallbackReason.ABANDONED.value,
-            col(Callback.status).in_(OPEN_STATUSES),
+        # Core rows, not the ORM's scalars: those rebuild result metadata for every query.
+        query = sa.select(columns.phone_number).where(
+            columns.phone_number.in_(keys),
+            columns.reason == CallbackReason.ABANDONED.value,
+            columns.status.in_(OPEN_STATUSES),
         )
-        waiting |= set(session.exec(query))
+        waiting |= {number for (number,) in session.connection().execute(query)}
     # One callback made the one way callbacks are made; the others differ only in who is
     # called, from when, and about which call (inserted in one go, not built one by one).
     model = _new_callback(
