@@ -18,7 +18,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from hotline.ami import AmiLoginError
 from hotline.config import Settings
-from hotline.lifecycle import HEARTBEAT_SECONDS, wait_for_stop_signal
+from hotline.lifecycle import HEARTBEAT_SECONDS, settle_heap, wait_for_stop_signal
 from hotline.persist import CallStore, reconcile_recordings
 from hotline.runners import build_client
 from hotline.scheduler import build_scheduler
@@ -196,6 +196,7 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
             started.append(component)
         beats = Heartbeats(db, components)
         beats.start()
+        settle_heap()
         wait_for_stop_signal(stop)
         beats.stop()
     finally:
