@@ -10,7 +10,6 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,7 +55,7 @@ def _read_hashed(path: str | os.PathLike[str]) -> tuple[str, int, bytes]:
     return digest.hexdigest(), size, head
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: str | os.PathLike[str]) -> str:
     return _read_hashed(path)[0]
 
 

