@@ -10,6 +10,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -333,8 +334,8 @@ def ingest_recording(
 
 def resolve_path(settings: Settings, path: str) -> str:
     """Asterisk names MixMonitor files absolutely; a relative name is under recordings.root.
-    Taken as given, not normalised: it names the file as Asterisk reported it."""
-    return path if os.path.isabs(path) else os.path.join(settings.recordings.root, path)
+    Spelled as pathlib spells it ("a//b" is "a/b"), as the recordings found on disk are."""
+    return str(Path(path) if Path(path).is_absolute() else settings.recordings.root / path)
 
 
 def store_call_recordings(

@@ -5,8 +5,11 @@ recording's facts or its missing mark, an unbroken audit chain)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import wave
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -234,3 +237,22 @@ def test_recordings_are_read_before_the_write_transaction_begins(
     with db.session() as s:
         (recording,) = s.exec(select(Recording)).all()
     assert recording.sha256 == hashlib.sha256(Path(present).read_bytes()).hexdigest()
+
+
+def test_a_recording_named_with_a_doubled_slash_is_not_recovered_as_another_call(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    settings.recordings.root = tmp_path
+    path = wav(tmp_path / "hotline-1795.2.wav")
+    # A dialplan that joins a directory ending in "/" to the file name.
+    named = f"{tmp_path}//hotline-1795.2.wav"
+    call = replace(tracked("1795.1", "0910000001", recording=named), uniqueid="1795.2")
+    db.run(lambda s: store_calls(s, settings, [call]))
+    long_ago = time.time() - 600
+    os.utime(path, (long_ago, long_ago))
+    reconcile = partial(persist.reconcile_recordings, settings=settings, live_uniqueids=set())
+    assert db.run(reconcile) == []
+    with db.session() as s:
+        assert [c.linkedid for c in s.exec(select(Call))] == ["1795.1"]
+        (recording,) = s.exec(select(Recording))
+        assert recording.path == path and recording.sha256 is not None
