@@ -29,7 +29,7 @@ YOUNG_COLLECTION_THRESHOLD = 10_000
 def settle_heap() -> None:
     """Once a long-running process has started: what start-up allocated (modules, SQLAlchemy's
     metadata, settings) lives as long as the process, so it is frozen out of the collector's
-    sight (a full collection walked all of it: 40-70 ms with the listener's heap), and the
+    sight (a full collection walked all of it: 40-70 ms in the ingest bench), and the
     youngest generation is collected less often."""
     gc.collect()
     gc.freeze()
