@@ -118,8 +118,8 @@ def execute_many(
     statement is compiled once per dialect and set of row keys (pass one built once, not anew
     per call), and each row goes to the driver converted by its columns' types, without
     SQLAlchemy's per-row bookkeeping (measured: about half the time of a 200-row audit insert;
-    the conversions themselves remain). Every row has the
-    keys of the first, as for ``execute``; errors are SQLAlchemy's, as for ``execute``."""
+    the conversions themselves remain). Every row has the keys of the first, as for
+    ``execute``; errors are SQLAlchemy's, as for ``execute``."""
     if not rows:
         return
     driver = _for_driver(statement, connection.dialect, tuple(rows[0]))

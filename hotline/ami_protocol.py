@@ -37,14 +37,11 @@ class AmiMessage:
 
     __slots__ = ("_first", "headers", "kind", "name")
 
-    def __init__(
-        self, headers: tuple[tuple[str, str], ...], first: dict[str, str] | None = None
-    ) -> None:
-        """``first``: each key's first value, when the caller has it already (the framer)."""
+    def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
         self.headers = headers
         self.kind, self.name = headers[0]
         # dict() keeps the last of equal keys, so feeding it reversed keeps the first.
-        self._first = first if first is not None else dict(reversed(headers))
+        self._first = dict(reversed(headers))
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return self._first.get(key, default)
@@ -120,19 +117,20 @@ def _well_formed(text: str) -> AmiMessage | None:
     Tuples, not lists: the garbage collector stops tracking tuples of strings, so thousands
     of messages a second do not make its full collections (tens of ms) more frequent."""
     lines = tuple([tuple(line.split(": ", 1)) for line in text.split("\r\n")])
-    # Pairs once dict() takes them: it refuses a line without ": ", split into one part.
-    headers = cast("tuple[tuple[str, str], ...]", lines)
     try:
-        first = dict(reversed(headers))  # reversed: dict() keeps each key's first value
+        # Pairs once the message takes them: its dict() refuses a line without ": ", which
+        # split into one part.
+        message = AmiMessage(cast("tuple[tuple[str, str], ...]", lines))
     except ValueError:
         return None
     # A key must be non-empty, without a space or a colon (else the line is malformed, or its
     # key ends at an earlier colon): let the line-by-line parser decide those. Repeated keys
     # are equal, so checking each distinct key once checks them all.
+    first = message._first
     keys = "\n".join(first)
     if "" in first or ":" in keys or " " in keys:
         return None
-    return AmiMessage(headers, first)
+    return message
 
 
 def _headers_line_by_line(text: str, stats: ParseStats) -> tuple[tuple[str, str], ...]:
