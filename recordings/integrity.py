@@ -18,7 +18,7 @@ from casebook.db import Database
 from casebook.models import Recording
 from hotline.config import Settings
 from recordings.catalogue import owner_of
-from recordings.ingest import sha256_of
+from recordings.ingest import RecordingRefused, confined_path, sha256_of
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,15 @@ def _catalogue(session: Session, actor: Actor, since: datetime | None) -> list[_
     return expected
 
 
-def _check_one(finding: Finding) -> tuple[str, Finding] | None:
-    """("missing" | "changed", the finding) when the file does not match, else None."""
+def _check_one(finding: Finding, root: Path) -> tuple[str, Finding] | None:
+    """("missing" | "changed", the finding) when the file does not match, else None. Only a
+    file under ``root`` is read (a row naming anything else is reported, never opened)."""
     if finding.expected_sha256 is None:
         return "missing", replace(finding, note="missing or unreadable at ingest")
     try:
-        actual = sha256_of(Path(finding.path))
+        actual = sha256_of(confined_path(root, finding.path))
+    except RecordingRefused as exc:
+        return "missing", replace(finding, note=str(exc))
     except FileNotFoundError:
         return "missing", replace(finding, note="file not found")
     except OSError as exc:
@@ -90,7 +93,7 @@ def _check(expected: list[_Expected], root: Path) -> IntegrityReport:
     found: dict[str, list[Finding]] = {"changed": [], "missing": []}
     to_check = [item.finding for item in expected if item.to_check]
     for finding in to_check:
-        problem = _check_one(finding)
+        problem = _check_one(finding, root)
         if problem is not None:
             found[problem[0]].append(problem[1])
     # Every row counts as known, also those outside --since: only their files are not re-hashed.
