@@ -55,8 +55,9 @@ def confined_path(root: str | os.PathLike[str], given: str) -> str:
     absolute one inside it (Asterisk names MixMonitor files absolutely), spelled without
     ``.``, ``..`` or doubled slashes. The one place that decides which paths recordings may
     touch: anything else raises ``RecordingRefused``. The folders on the way must really be
-    inside the real root (no symlinked folder leads out); the file itself is opened with
-    O_NOFOLLOW (``open_recording``)."""
+    inside the real root (no symlinked folder leads out) and the file is no symlink; it is
+    opened with O_NOFOLLOW (``open_recording``), so one made in between is not followed
+    either."""
 
     def refuse(why: str) -> RecordingRefused:
         return RecordingRefused(f"{given!r}: refused, {why}")
@@ -74,6 +75,8 @@ def confined_path(root: str | os.PathLike[str], given: str) -> str:
         raise refuse(f"outside recordings.root ({top})")
     if not _inside(os.path.realpath(os.path.dirname(path)), real_top):
         raise refuse(f"its folder leads out of recordings.root ({top}) through a symlink")
+    if os.path.islink(path):
+        raise refuse("a symlink")
     return path
 
 

@@ -4,6 +4,7 @@ with the recording and the case it belongs to."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,15 @@ def _check_one(finding: Finding, root: Path) -> tuple[str, Finding] | None:
     return None
 
 
+def _confined(root: Path, expected: list[_Expected]) -> list[str]:
+    """The rows' paths that are files of ``root`` (others are reported by ``_check_one``)."""
+    paths = []
+    for item in expected:
+        with contextlib.suppress(RecordingRefused):
+            paths.append(confined_path(root, item.finding.path))
+    return paths
+
+
 def _check(expected: list[_Expected], root: Path) -> IntegrityReport:
     found: dict[str, list[Finding]] = {"changed": [], "missing": []}
     to_check = [item.finding for item in expected if item.to_check]
@@ -97,7 +107,7 @@ def _check(expected: list[_Expected], root: Path) -> IntegrityReport:
         if problem is not None:
             found[problem[0]].append(problem[1])
     # Every row counts as known, also those outside --since: only their files are not re-hashed.
-    known = {Path(item.finding.path).resolve() for item in expected}
+    known = {Path(path).resolve() for path in _confined(root, expected)}
     unexpected = [
         Finding(str(path), note="no recording row")
         for path in (sorted(root.rglob("*")) if root.is_dir() else [])
