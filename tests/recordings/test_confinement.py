@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
+from casebook import cases
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Call, Recording, RecordingKind
 from hotline.config import Settings
+from hotline.persist import CallStore
 from recordings.ingest import (
     RecordingRefused,
     confined_path,
@@ -30,6 +32,7 @@ from recordings.integrity import verify_recordings
 from recordings.listening import TamperedRecording, copy_for_playing, export_recording
 from recordings.retention import Expired, apply_retention
 from tests.conftest import Staff
+from tests.hotline.test_store_batches import tracked
 from tests.recordings.helpers import LISTENER, NOW, audit_events, write_wav
 
 FORMS = ["dotdot", "relative-dotdot", "absolute", "symlink", "symlinked-folder", "nul", "long"]
@@ -232,3 +235,43 @@ def test_retention_never_deletes_outside_the_root_nor_lists_it_as_deletable(
         kept = s.get(Recording, recording.id)
         assert kept is not None and kept.deleted_at is None
     assert audit_events(db, "recording.delete") == []
+
+
+def test_the_listener_stores_a_hostile_batch_whole(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Through the listener's writer (the files read off the write path, then one batch):
+    hostile recording names and caller numbers beside a good call lose nothing."""
+    bad = hostile(settings, tmp_path, "symlinked-folder")
+    good = settings.recordings.root / "hotline-g.1.wav"
+    write_wav(good)
+    (settings.recordings.root / "link.wav").symlink_to(bad.target)
+    registered = db.run(
+        lambda s: cases.register_complaint(
+            s, settings, LISTENER, caller_number="0910000001", uniqueid="h.1", linkedid="h.1"
+        )
+    )
+    store = CallStore(db, settings)
+    store.call_finished(tracked("g.1", "0910000002", recording=str(good)))
+    hostile_call = tracked(
+        "h.1",
+        "0912&Local/900@premium",
+        recording="../../config.yaml",
+        message=str(settings.recordings.root / "link.wav"),
+    )
+    store.call_finished(replace(hostile_call, case_reference=registered.reference))
+    store.call_finished(tracked("x.1", "9" * 10240, recording=bad.given))
+    store.start()
+    store.stop()
+    assert (store.stats.stored, store.stats.errors) == (3, 0)
+    assert untouched(bad.target)
+    with db.session() as s:
+        stored = {c.linkedid: c for c in s.exec(select(Call))}
+        assert [r.path for r in s.exec(select(Recording))] == [str(good)]
+    assert not stored["g.1"].recording_missing
+    assert stored["h.1"].recording_missing and stored["h.1"].case_id == registered.id
+    assert stored["x.1"].recording_missing and stored["x.1"].caller_number is None
+    refused = [e.detail["path"] for e in audit_events(db, "recording.refused")]
+    assert sorted(refused) == sorted(
+        ["../../config.yaml", str(settings.recordings.root / "link.wav"), bad.given]
+    )
