@@ -1281,7 +1281,9 @@ def recordings_play(
     ctx = context()
     with tempfile.TemporaryDirectory(prefix="hotline-play-") as folder:
         copy: Path = ctx.as_user(
-            lambda session, actor: copy_for_playing(session, actor, recording, reason, Path(folder))
+            lambda session, actor: copy_for_playing(
+                session, actor, recording, reason, Path(folder), root=ctx.settings.recordings.root
+            )
         )
         status = play(player, copy)
     if status != 0:
@@ -1297,7 +1299,9 @@ def recordings_export(
     """Export a verified copy of a recording (the access is audited)."""
     ctx = context()
     target: Path = ctx.as_user(
-        lambda session, actor: export_recording(session, actor, recording, to, reason)
+        lambda session, actor: export_recording(
+            session, actor, recording, to, reason, root=ctx.settings.recordings.root
+        )
     )
     out.print(f"recording {recording} exported to {target}")
 

@@ -31,6 +31,7 @@ from casebook.models import (
     Case,
     Role,
 )
+from casebook.phone import dialable
 from hotline.config import WEEKDAYS, BusinessHours, CallbackSettings, Settings
 
 _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
@@ -84,12 +85,13 @@ def request_followup_callback(
     session: Session, settings: Settings, actor: Actor, case: Case, now: datetime
 ) -> Callback | None:
     """After a resolution (or a partial answer), call the customer back to ask whether they are
-    satisfied. No number on the case means no callback: the follow-up goes by letter instead."""
-    if not case.caller_number:
-        audit.record(
-            session, actor, "callback.skipped", "case", case.reference, {"why": "no number"}
-        )
+    satisfied. No number on the case (or one that is not a phone number, stored before numbers
+    were normalised) means no callback: the follow-up goes by letter instead."""
+    if not dialable(case.caller_number, settings.phone):
+        why = "no number" if not case.caller_number else "not a number to dial"
+        audit.record(session, actor, "callback.skipped", "case", case.reference, {"why": why})
         return None
+    assert case.caller_number is not None  # dialable
     callback = _new_callback(
         settings,
         phone=case.caller_number,
@@ -123,7 +125,11 @@ def request_abandoned_callbacks(
     complaint: call them back, once per number while a callback for them is still waiting;
     two abandoned calls of one number in ``finished`` ask once. For each call, the row of the
     callback it asked for (unaudited: the caller audits it), or None."""
-    asking = [c for c in finished if c.abandoned and c.caller_number and c.ended_at is not None]
+    asking = [
+        c
+        for c in finished
+        if c.abandoned and dialable(c.caller_number, settings.phone) and c.ended_at is not None
+    ]
     if not asking:
         return [None] * len(finished)
     waiting: set[str] = set()

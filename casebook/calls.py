@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -16,8 +16,9 @@ from casebook.access import Actor
 from casebook.batch import chunked, execute_many, ids_by, insert_rows, with_defaults
 from casebook.callbacks import request_abandoned_callbacks
 from casebook.models import Call, Case
+from casebook.phone import normalise
 from casebook.reference import InvalidReference, normalise_reference
-from hotline.config import Settings
+from hotline.config import PhoneSettings, Settings
 
 # The listener writes calls in batches of hundreds under load; these paths use the tables
 # directly (one statement per step, no ORM object per row), which the ingest bench measures.
@@ -43,6 +44,9 @@ class StoredCall:
     finished_now: bool
     # The callback its abandonment asked for, when it asked for one now.
     callback_id: int | None = None
+    # What the PBX gave that was not stored (a caller number casebook.phone refused, a
+    # recording path no column holds), for the audit log.
+    refused: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,18 +145,24 @@ def _cases_for(session: Session, facts: Sequence[CallFacts]) -> list[_CaseRef | 
 _NOTED = ("uniqueid", "caller_number", "did", "recording_path")
 
 
-def note_calls(session: Session, notes: Sequence[CallNote]) -> None:
+def note_calls(
+    session: Session, notes: Sequence[CallNote], phone: PhoneSettings | None = None
+) -> None:
     """Note calls in progress (when one reaches the hotline, again when its recording is
     named), so a call that ends while no listener is connected is still known and finished by
-    ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone."""
+    ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone. A caller
+    number is noted only as ``phone`` (settings.phone; the defaults when not given) allows:
+    a refused one is audited when the call is finished."""
     if not notes:
         return
+    rules = phone or PhoneSettings()
     rows: dict[str, dict[str, Any]] = {}  # one row per call: an upsert touches a row once
     for note in notes:
         row = rows.setdefault(note.linkedid, {"linkedid": note.linkedid})
         row.setdefault("started_at", note.started_at)
         for name in _NOTED:
             row[name] = getattr(note, name) or row.get(name)
+        row["caller_number"] = normalise(row["caller_number"], rules).number
     session.flush()  # what was added before goes in first
     statement = _note_statement(session.get_bind().dialect.name)
     execute_many(
@@ -184,12 +194,16 @@ def record_calls(
     session.flush()  # anything added before is seen by the lookups below
     known = _calls_by_linkedid(session, (f.linkedid for f in facts))
     finishing: dict[str, dict[str, Any]] = {}  # linkedid -> the finished row's values
+    refused: dict[str, dict[str, Any]] = {}
     cases: dict[str, _CaseRef | None] = {}
     for fact, case in zip(facts, _cases_for(session, facts), strict=True):
         row = known.get(fact.linkedid)
         if fact.linkedid in finishing or (row is not None and row["ended_at"] is not None):
             continue
-        finishing[fact.linkedid] = _finished_row(fact, case, row)
+        noted = row["caller_number"] if row is not None else None
+        caller = normalise(fact.caller_number or noted, settings.phone)
+        finishing[fact.linkedid] = values = _finished_row(fact, case, row, caller.number)
+        refused[fact.linkedid] = caller.audit_detail() | _keep_path(values)
         cases[fact.linkedid] = case
     new = [values for linkedid, values in finishing.items() if linkedid not in known]
     changed = [
@@ -215,13 +229,33 @@ def record_calls(
         for call, callback in zip(finished, callbacks, strict=True)
         if callback
     }
-    return [replace(s, callback_id=asked.get(s.id)) if s.finished_now else s for s in stored]
+    return [
+        replace(s, callback_id=asked.get(s.id), refused=refused[s.linkedid])
+        if s.finished_now
+        else s
+        for s in stored
+    ]
+
+
+# The column's length; a NUL byte no PostgreSQL text holds.
+_PATH_LENGTH = Call.__table__.c.recording_path.type.length  # type: ignore[attr-defined]
+
+
+def _keep_path(values: dict[str, Any]) -> dict[str, Any]:
+    """A recording path the database cannot hold is not stored (which would lose the call):
+    None in the row, and what it was for the audit log."""
+    path = values["recording_path"]
+    if path is None or (len(path) <= _PATH_LENGTH and "\0" not in path):
+        return {}
+    values["recording_path"] = None
+    return {"recording_refused": {"given": path[:200], "length": len(path)}}
 
 
 def _finished_row(
-    fact: CallFacts, case: _CaseRef | None, row: Mapping[str, Any] | None
+    fact: CallFacts, case: _CaseRef | None, row: Mapping[str, Any] | None, caller: str | None
 ) -> dict[str, Any]:
-    """The call's columns once finished: the facts, completed by what its notes stored."""
+    """The call's columns once finished: the facts, completed by what its notes stored, with
+    ``caller``, the caller number as normalised."""
 
     def noted(name: str) -> Any:
         return row[name] if row is not None else None
@@ -232,7 +266,7 @@ def _finished_row(
     return {
         "linkedid": fact.linkedid,
         "uniqueid": fact.uniqueid or noted("uniqueid"),
-        "caller_number": fact.caller_number or noted("caller_number"),
+        "caller_number": caller,
         "did": fact.did or noted("did"),
         "recording_path": fact.recording_path or noted("recording_path"),
         "started_at": started_at,
@@ -283,6 +317,7 @@ def audit_recorded(
                 "abandoned": call.abandoned,
                 "callback": call.callback_id,
                 "recordings": list(recordings),
+                **call.refused,
             },
         )
         for call, recordings in recorded

@@ -20,11 +20,11 @@ from casebook.callbacks import request_followup_callback
 from casebook.clock import ensure_aware, utcnow
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
-from casebook.phone import last_digits, same_number
+from casebook.phone import last_digits, normalise, same_number
 from casebook.reference import InvalidReference, normalise_reference, reference_for_id
 from casebook.sla import promised_by
 from casebook.workflow import check_move
-from hotline.config import Settings
+from hotline.config import PhoneSettings, Settings
 
 S = CaseStatus
 
@@ -66,8 +66,9 @@ def register_complaint(
         if existing is not None:
             return existing
     created = moment_or_now(now)
+    caller = normalise(caller_number, settings.phone)
     case = Case(
-        caller_number=caller_number,
+        caller_number=caller.number,
         call_uniqueid=uniqueid,
         call_linkedid=linkedid,
         category=category,
@@ -97,7 +98,7 @@ def register_complaint(
         "case.register",
         "case",
         case.reference,
-        {"uniqueid": uniqueid, "linkedid": linkedid, "category": category},
+        {"uniqueid": uniqueid, "linkedid": linkedid, "category": category} | caller.audit_detail(),
     )
     return case
 
@@ -127,11 +128,17 @@ def load_for(session: Session, actor: Actor, reference: str, action: str) -> Cas
     return case
 
 
-def _is_callers_case(case: Case, caller_number: str | None, last4: str | None) -> bool:
-    if same_number(caller_number, case.caller_number):
+def _is_callers_case(
+    case: Case, caller_number: str | None, last4: str | None, phone: PhoneSettings
+) -> bool:
+    if same_number(caller_number, case.caller_number, phone):
         return True
     keyed = (last4 or "").strip()
-    return len(keyed) == 4 and bool(case.caller_number) and keyed == last_digits(case.caller_number)
+    return (
+        len(keyed) == 4
+        and bool(case.caller_number)
+        and keyed == last_digits(case.caller_number, phone)
+    )
 
 
 @dataclass(frozen=True)
@@ -151,22 +158,27 @@ def status_for_caller(
     reference: str,
     caller_number: str | None,
     last4: str | None,
+    phone: PhoneSettings | None = None,
 ) -> CallerStatus:
     """A caller asks about a case by its reference number. They hear its status only when they
     call from the case's number or key the last 4 digits of it; otherwise they learn nothing,
-    not even whether the case exists. Every lookup is audited."""
+    not even whether the case exists. Every lookup is audited. ``phone``: settings.phone
+    (the defaults when not given)."""
+    rules = phone or PhoneSettings()
+    caller = normalise(caller_number, rules)
     try:
         case: Case | None = _find(session, reference)
     except NotFound:
         case = None
-    confirmed = case is not None and _is_callers_case(case, caller_number, last4)
+    confirmed = case is not None and _is_callers_case(case, caller.number, last4, rules)
     audit.record(
         session,
         actor,
         "case.status_lookup",
         "case",
         case.reference if case is not None else reference[:16],
-        {"caller": caller_number, "found": case is not None, "last4_keyed": bool(last4)},
+        {"caller": caller.number, "found": case is not None, "last4_keyed": bool(last4)}
+        | caller.audit_detail(),
         allowed=confirmed,
     )
     if case is None:

@@ -107,6 +107,17 @@ class RecordingsSettings(Section):
     root: Path = Path("var/recordings")
 
 
+class PhoneSettings(Section):
+    """Caller numbers (casebook.phone): every one is normalised to digits with an optional
+    leading + before it is stored, and the callback context dials nothing else."""
+
+    # The country's calling code; numbers presented with it (or 00 and it) match their
+    # national form (a trunk 0 and the rest) when a caller is identified.
+    country_code: str = Field("218", pattern=r"^[1-9][0-9]{0,2}$")
+    # E.164 allows 15; the database columns hold 32 characters.
+    max_digits: int = Field(15, ge=3, le=31)
+
+
 class TranscriptionSettings(Section):
     # "whisper-base-pypi" is the multilingual base model shipped on PyPI; "path" uses model_path.
     model: Literal["whisper-base-pypi", "path"] = "whisper-base-pypi"
@@ -344,6 +355,7 @@ class Settings(Section):
     ivr: IvrSettings = Field(default_factory=IvrSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     recordings: RecordingsSettings = Field(default_factory=RecordingsSettings)
+    phone: PhoneSettings = Field(default_factory=PhoneSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     sla: SlaSettings = Field(default_factory=SlaSettings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from casebook.phone import dial_pattern
 from hotline.config import Settings
 from ivr_flows.engine import CASE_VARIABLE, NEXT_VARIABLE
 
@@ -63,6 +64,7 @@ def render_extensions(settings: Settings) -> str:
     agent_channel = _clean(callbacks.agent_channel)
     ring = callbacks.ring_seconds
     trunk = _clean(callbacks.trunk)
+    dial_rule = _clean(dial_pattern(settings.phone))
     callback_recording = _clean(
         settings.recordings.root.resolve() / "callback-${HOTLINE_CALLBACK}-${UNIQUEID}.wav"
     )
@@ -94,7 +96,11 @@ Case: ${{{CASE_VARIABLE}}},Recording: ${{MIXMONITOR_FILENAME}},Cause: ${{HANGUPC
 ; then this context dials the customer, recorded like any hotline call; DialEnd tells the result.
 [{callback_context}]
 exten => _X.,1,NoOp(Callback ${{HOTLINE_CALLBACK}} to ${{EXTEN}})
- same => n,Set(CHANNEL(language)={language})
+ ; Only a number as casebook.phone stores it is dialled: `&` in ${{EXTEN}} would add a destination.
+ same => n,GotoIf(${{REGEX("{dial_rule}" ${{EXTEN}})}}?dial)
+ same => n,Verbose(1,Callback ${{HOTLINE_CALLBACK}}: not a number to dial - not dialled)
+ same => n,Hangup(21)
+ same => n(dial),Set(CHANNEL(language)={language})
  same => n,MixMonitor({callback_recording})
  same => n,Dial({trunk}/${{EXTEN}},{ring})
  same => n,Hangup()

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import stat
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Table
@@ -32,6 +33,68 @@ class RecordingError(Exception):
     """A recording that cannot be read; the message names the file and the reason."""
 
 
+class RecordingRefused(RecordingError):
+    """A path that is not a plain file inside recordings.root (a ``..``, an absolute path
+    elsewhere, a symlink, a NUL byte, an over-long name): never opened, hashed, made read-only,
+    exported or deleted. The message says why, with the path as given."""
+
+
+# Linux's limits; a longer name cannot be a file Asterisk wrote.
+_NAME_MAX = 255
+_PATH_MAX = 4096
+# No symlink is followed in the last step (ELOOP), a FIFO does not block the open.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def confined_path(root: str | os.PathLike[str], given: str) -> str:
+    """Where recording ``given`` is: a name relative to ``root`` (recordings.root) or an
+    absolute one inside it (Asterisk names MixMonitor files absolutely), spelled without
+    ``.``, ``..`` or doubled slashes. The one place that decides which paths recordings may
+    touch: anything else raises ``RecordingRefused``. The folders on the way must really be
+    inside the real root (no symlinked folder leads out) and the file is no symlink; it is
+    opened with O_NOFOLLOW (``open_recording``), so one made in between is not followed
+    either."""
+
+    def refuse(why: str) -> RecordingRefused:
+        return RecordingRefused(f"{given!r}: refused, {why}")
+
+    if "\0" in given:
+        raise refuse("not a file name (a NUL byte)")
+    if len(os.fsencode(given)) > _PATH_MAX or any(
+        len(os.fsencode(part)) > _NAME_MAX for part in given.split(os.sep)
+    ):
+        raise refuse("name too long")
+    top = os.path.abspath(root)
+    real_top = os.path.realpath(top)
+    path = os.path.normpath(os.path.join(top, given))
+    if not (_inside(path, top) or _inside(path, real_top)) or path in (top, real_top):
+        raise refuse(f"outside recordings.root ({top})")
+    if not _inside(os.path.realpath(os.path.dirname(path)), real_top):
+        raise refuse(f"its folder leads out of recordings.root ({top}) through a symlink")
+    if os.path.islink(path):
+        raise refuse("a symlink")
+    return path
+
+
+def open_recording(path: str) -> int:
+    """A read-only descriptor of a regular file, never through a symlink (RecordingRefused),
+    else OSError as open raises it."""
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RecordingRefused(f"{path!r}: refused, a symlink") from exc
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise RecordingRefused(f"{path!r}: refused, not a regular file")
+    return descriptor
+
+
 @dataclass(frozen=True)
 class FileFacts:
     sha256: str
@@ -48,7 +111,7 @@ def _read_hashed(path: str | os.PathLike[str]) -> tuple[str, int, bytes]:
     would only add a copy, on hundreds of files a minute at the listener's peak."""
     digest = hashlib.sha256()
     size, head = 0, b""
-    with open(path, "rb", buffering=0) as stream:
+    with open(open_recording(os.fspath(path)), "rb", buffering=0) as stream:
         while block := stream.read(_CHUNK):
             head = head or block
             digest.update(block)
@@ -63,8 +126,10 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 def wav_header(head: bytes, size: int) -> tuple[float, int, int] | None:
     """(duration in seconds, sample rate, channels) from the start of a RIFF/WAVE file of
     ``size`` bytes, or None when it is not a readable WAV. Any audio format (PCM, mu-law,
-    A-law, GSM): the duration comes from the byte rate, and a data chunk that claims more
-    than the file holds (a recording cut off) counts what is there."""
+    A-law, GSM): the duration comes from the byte rate and the audio the file holds, not
+    the data chunk's length: Asterisk writes that length only when it closes the file, so
+    a recording cut short by a crash says 0 (or what it held when last updated), and one
+    cut off says more than is there."""
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     offset, layout = 12, None
@@ -81,7 +146,7 @@ def wav_header(head: bytes, size: int) -> tuple[float, int, int] | None:
             if layout is None or 0 in layout:
                 return None
             channels, rate, byte_rate = layout
-            return min(length, size - body) / byte_rate, rate, channels
+            return max(size - body, 0) / byte_rate, rate, channels
         offset = body + length + (length & 1)  # chunks are padded to an even length
     return None
 
@@ -109,9 +174,10 @@ def inspect_file(path: str | os.PathLike[str]) -> FileFacts:
 def make_read_only(path: str) -> str | None:
     """chmod 0444, so a slip cannot overwrite evidence; None when done, else why not. Asterisk
     usually owns its files, and then only it (or root) may change their mode: the SHA-256
-    stored at ingest still proves them unchanged, so this is reported, not fatal."""
+    stored at ingest still proves them unchanged, so this is reported, not fatal. A symlink
+    is never followed (its target may be anything: the AMI secret, the database)."""
     try:
-        os.chmod(path, 0o444)
+        os.chmod(path, 0o444, follow_symlinks=False)
     except PermissionError:
         return f"{path}: not made read-only (owned by another user)"
     except OSError as exc:
@@ -141,7 +207,31 @@ def _take_facts(row: dict[str, Any], known: FileFacts | RecordingError | None) -
     return None
 
 
+class RefusedPath(str):
+    """A recording path as given, which ``confined_path`` refused, with the refusal: what
+    ``resolve_path`` returns for it, so that reading it (``inspect_files``) and storing it
+    (``store_recordings``) refuse it alike without a second look."""
+
+    refusal: RecordingRefused
+
+    def __new__(cls, given: str, refusal: RecordingRefused) -> RefusedPath:
+        path = super().__new__(cls, given)
+        path.refusal = refusal
+        return path
+
+
+def under_root(root: str | os.PathLike[str], given: str) -> str:
+    """``confined_path``, or a ``RefusedPath`` (never an exception: one hostile name in a
+    batch of calls must not stop the others)."""
+    try:
+        return confined_path(root, given)
+    except RecordingRefused as exc:
+        return RefusedPath(given, exc)
+
+
 def _inspect(path: str) -> FileFacts | RecordingError:
+    if isinstance(path, RefusedPath):
+        return path.refusal
     try:
         return inspect_file(path)
     except RecordingError as exc:
@@ -149,7 +239,8 @@ def _inspect(path: str) -> FileFacts | RecordingError:
 
 
 def inspect_files(paths: Iterable[str]) -> dict[str, FileFacts | RecordingError]:
-    """Each file's facts or why it has none: what ``store_recordings`` takes as ``known``."""
+    """Each file's facts or why it has none: what ``store_recordings`` takes as ``known``.
+    Paths from ``resolve_path``: a refused one is not opened."""
     return {path: _inspect(path) for path in paths}
 
 
@@ -160,16 +251,18 @@ _UPDATE_RECORDING = _RECORDINGS.update().where(_RECORDINGS.c.id == sa.bindparam(
 _MARK_CALL = _CALLS.update().where(_CALLS.c.id == sa.bindparam("call_key"))
 
 
-def _mark_calls(connection: Connection, call_ids: Iterable[int]) -> dict[int, str]:
-    """A call is marked while any of its recordings has no facts (missing or unreadable).
-    Returns each call's Linkedid, for the audit log."""
+def _mark_calls(
+    connection: Connection, call_ids: Iterable[int], refused: set[int]
+) -> dict[int, str]:
+    """A call is marked while any of its recordings has no facts (missing or unreadable), or
+    when a recording of it was refused now. Returns each call's Linkedid, for the audit log."""
     calls, recordings = _CALLS.c, _RECORDINGS.c
     linkedids: dict[int, str] = {}
     for keys in chunked(call_ids):
         unread = sa.select(recordings.call_id).where(
             recordings.call_id.in_(keys), recordings.sha256.is_(None)
         )
-        marked = set(connection.execute(unread).scalars())
+        marked = set(connection.execute(unread).scalars()) | refused
         query = sa.select(calls.id, calls.linkedid, calls.recording_missing)
         changed = []
         for call in connection.execute(query.where(calls.id.in_(keys))):
@@ -229,25 +322,28 @@ def store_recordings(
     actor: Actor,
     wanted: Sequence[WantedRecording],
     known: Mapping[str, FileFacts | RecordingError] | None = None,
-) -> list[IngestedRecording]:
+) -> list[IngestedRecording | None]:
     """Store each recording once per path (a second ingest links what the first did not know,
     and reads a file that was missing the first time). A missing or unreadable file is never
     skipped: the row keeps its path without a hash, its call is marked ``recording_missing``
     and the audit log says why at once. ``retention`` sets the date it may be deleted from.
     ``known``: facts of files read before (``inspect_files``), by path; others are read here.
+    A ``RefusedPath`` (see ``resolve_path``) gets no row and no file access: None in its
+    place, its call marked and ``recording.refused`` audited with the path as given.
     The ingest itself is for the caller to audit (``ingest_recordings``, or the listener with
     its call)."""
     if not wanted:
         return []
     session.flush()  # anything added before is seen by the lookups below
     connection = session.connection()
+    accepted = [w for w in wanted if not isinstance(w.path, RefusedPath)]
     # Each path's row as ingest leaves it: those already stored are updated where ingest
     # changed them, new ones are inserted in one statement (with the model's defaults).
-    rows = _stored_rows(connection, (w.path for w in wanted))
+    rows = _stored_rows(connection, (w.path for w in accepted))
     stored = {path: dict(row) for path, row in rows.items()}
     new: list[dict[str, Any]] = []
     errors: dict[str, str | None] = {}
-    for item in wanted:
+    for item in accepted:
         row = rows.get(item.path)
         if row is None:
             row = rows[item.path] = with_defaults(
@@ -272,11 +368,24 @@ def store_recordings(
         ids = ids_by(connection, _RECORDINGS.c.path, (row["path"] for row in new))
         for row in new:
             row["id"] = ids[row["path"]]
-    owners = (rows[w.path]["call_id"] for w in wanted)
-    linkedids = _mark_calls(connection, (call_id for call_id in owners if call_id is not None))
-    recordings: list[IngestedRecording] = []
+    refused = {
+        w.call_id for w in wanted if isinstance(w.path, RefusedPath) and w.call_id is not None
+    }
+    owners = [rows[w.path]["call_id"] for w in accepted] + list(refused)
+    linkedids = _mark_calls(
+        connection, (call_id for call_id in owners if call_id is not None), refused
+    )
+    recordings: list[IngestedRecording | None] = []
     problems: list[audit.Entry] = []
     for item in wanted:
+        if isinstance(item.path, RefusedPath):
+            why = str(item.path.refusal)
+            log.error("recording not ingested: %s", why)
+            call = linkedids.get(item.call_id) if item.call_id is not None else None
+            detail = {"path": str(item.path), "error": why, "kind": item.kind.value, "call": call}
+            problems.append(("recording.refused", "recording", None, detail))
+            recordings.append(None)
+            continue
         row = rows[item.path]
         linkedid = linkedids.get(row["call_id"]) if row["call_id"] is not None else None
         error = errors.get(item.path)
@@ -306,15 +415,44 @@ def store_recordings(
 
 def ingest_recordings(
     session: Session, actor: Actor, wanted: Sequence[WantedRecording]
-) -> list[IngestedRecording]:
+) -> list[IngestedRecording | None]:
     """``store_recordings``, each ingest audited with its hash."""
     recordings = store_recordings(session, actor, wanted)
     entries: list[audit.Entry] = [
         ("recording.ingest", "recording", recording.id, recording.audit_detail())
         for recording in recordings
+        if recording is not None
     ]
     audit.record_many(session, actor, entries)
     return recordings
+
+
+@overload
+def ingest_recording(
+    session: Session,
+    actor: Actor,
+    path: str,
+    *,
+    kind: RecordingKind,
+    call_id: int | None = None,
+    case_id: int | None = None,
+    retention: RetentionSettings | None = None,
+    root: None = None,
+) -> IngestedRecording: ...
+
+
+@overload
+def ingest_recording(
+    session: Session,
+    actor: Actor,
+    path: str,
+    *,
+    kind: RecordingKind,
+    call_id: int | None = None,
+    case_id: int | None = None,
+    retention: RetentionSettings | None = None,
+    root: str | os.PathLike[str],
+) -> IngestedRecording | None: ...
 
 
 def ingest_recording(
@@ -326,16 +464,23 @@ def ingest_recording(
     call_id: int | None = None,
     case_id: int | None = None,
     retention: RetentionSettings | None = None,
-) -> IngestedRecording:
-    """One recording: see ``ingest_recordings``."""
+    root: str | os.PathLike[str] | None = None,
+) -> IngestedRecording | None:
+    """One recording: see ``ingest_recordings``. With ``root`` (recordings.root, as every
+    caller should pass it) the path is confined there: None when it was refused (audited,
+    nothing stored). Without, the path is taken as given (the old call), still never
+    through a symlink."""
+    if root is not None:
+        path = under_root(root, path)
     wanted = WantedRecording(path, kind, call_id=call_id, case_id=case_id, retention=retention)
     return ingest_recordings(session, actor, [wanted])[0]
 
 
 def resolve_path(settings: Settings, path: str) -> str:
-    """Asterisk names MixMonitor files absolutely; a relative name is under recordings.root.
-    Spelled as pathlib spells it ("a//b" is "a/b"), as the recordings found on disk are."""
-    return str(Path(path) if Path(path).is_absolute() else settings.recordings.root / path)
+    """Where a recording the PBX named is: under recordings.root (``confined_path``; a
+    ``RefusedPath`` when it is not, which ingest then refuses). Asterisk names MixMonitor
+    files absolutely; a relative name is under recordings.root."""
+    return under_root(settings.recordings.root, path)
 
 
 def store_call_recordings(
@@ -344,12 +489,13 @@ def store_call_recordings(
     actor: Actor,
     wanted: Sequence[tuple[WithCase, str, RecordingKind]],
     known: Mapping[str, FileFacts | RecordingError] | None = None,
-) -> list[IngestedRecording]:
+) -> list[IngestedRecording | None]:
     """The AMI listener's entry: MixMonitor files of stored calls (``kind`` CALLBACK for a
     callback an agent placed, MESSAGE for the caller's Record()ed complaint), each linked to
     its call and the call's case, kept for the retention period (``store_recordings``: the
     listener audits them with their call). Check ``call.recording_missing`` (or
-    ``Recording.sha256 is None``) for a missing file."""
+    ``Recording.sha256 is None``) for a missing file; None for a path refused (outside
+    recordings.root)."""
     items = []
     for call, path, kind in wanted:
         assert call.id is not None  # a stored call

@@ -4,6 +4,7 @@ with the recording and the case it belongs to."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from casebook.db import Database
 from casebook.models import Recording
 from hotline.config import Settings
 from recordings.catalogue import owner_of
-from recordings.ingest import sha256_of
+from recordings.ingest import RecordingRefused, confined_path, sha256_of
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,15 @@ def _catalogue(session: Session, actor: Actor, since: datetime | None) -> list[_
     return expected
 
 
-def _check_one(finding: Finding) -> tuple[str, Finding] | None:
-    """("missing" | "changed", the finding) when the file does not match, else None."""
+def _check_one(finding: Finding, root: Path) -> tuple[str, Finding] | None:
+    """("missing" | "changed", the finding) when the file does not match, else None. Only a
+    file under ``root`` is read (a row naming anything else is reported, never opened)."""
     if finding.expected_sha256 is None:
         return "missing", replace(finding, note="missing or unreadable at ingest")
     try:
-        actual = sha256_of(Path(finding.path))
+        actual = sha256_of(confined_path(root, finding.path))
+    except RecordingRefused as exc:
+        return "missing", replace(finding, note=str(exc))
     except FileNotFoundError:
         return "missing", replace(finding, note="file not found")
     except OSError as exc:
@@ -86,15 +90,24 @@ def _check_one(finding: Finding) -> tuple[str, Finding] | None:
     return None
 
 
+def _confined(root: Path, expected: list[_Expected]) -> list[str]:
+    """The rows' paths that are files of ``root`` (others are reported by ``_check_one``)."""
+    paths = []
+    for item in expected:
+        with contextlib.suppress(RecordingRefused):
+            paths.append(confined_path(root, item.finding.path))
+    return paths
+
+
 def _check(expected: list[_Expected], root: Path) -> IntegrityReport:
     found: dict[str, list[Finding]] = {"changed": [], "missing": []}
     to_check = [item.finding for item in expected if item.to_check]
     for finding in to_check:
-        problem = _check_one(finding)
+        problem = _check_one(finding, root)
         if problem is not None:
             found[problem[0]].append(problem[1])
     # Every row counts as known, also those outside --since: only their files are not re-hashed.
-    known = {Path(item.finding.path).resolve() for item in expected}
+    known = {Path(path).resolve() for path in _confined(root, expected)}
     unexpected = [
         Finding(str(path), note="no recording row")
         for path in (sorted(root.rglob("*")) if root.is_dir() else [])

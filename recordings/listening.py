@@ -19,6 +19,7 @@ from casebook.access import Actor
 from casebook.errors import AccessDenied, CasebookError, NotFound
 from casebook.models import Recording
 from recordings.catalogue import Owner, get_recording, owner_of
+from recordings.ingest import RecordingRefused, confined_path, open_recording
 
 _CHUNK = 1 << 20
 PLAY = "recording.play"
@@ -64,63 +65,89 @@ def _authorise(
     return recording, owner
 
 
-def _verified_copy(
-    actor: Actor, recording: Recording, owner: Owner, target: Path, action: str
-) -> None:
-    """Copy to ``target`` (readable by its owner only) hashing the bytes written; a mismatch
-    removes the copy and refuses."""
-    digest = hashlib.sha256()
-    if recording.sha256 is None:
-        problem = "its file was missing at ingest, so nothing proves it unchanged"
-    else:
-        try:
-            with Path(recording.path).open("rb") as source:
-                descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(descriptor, "wb") as copy:
-                    while chunk := source.read(_CHUNK):
-                        copy.write(chunk)
-                        digest.update(chunk)
-        except FileNotFoundError:
-            problem = "its file is missing"
-        else:
-            if digest.hexdigest() == recording.sha256:
-                return
-            problem = "its file no longer matches the SHA-256 stored at ingest"
-    target.unlink(missing_ok=True)
-    raise audit.denial(
+def _refused(
+    actor: Actor, recording: Recording, owner: Owner, action: str, problem: str, actual: str
+) -> AccessDenied:
+    return audit.denial(
         actor,
         action,
         "recording",
         recording.id,
         f"recording {recording.id} refused: {problem} (case {owner.reference or '-'})",
-        detail={"expected": recording.sha256, "actual": digest.hexdigest(), "path": recording.path},
+        detail={"expected": recording.sha256, "actual": actual, "path": recording.path},
         error=TamperedRecording,
     )
 
 
+def _source(actor: Actor, recording: Recording, owner: Owner, action: str, root: Path) -> str:
+    """The recording's file under recordings.root; anything else is refused and audited."""
+    try:
+        return confined_path(root, recording.path)
+    except RecordingRefused as exc:
+        raise _refused(actor, recording, owner, action, str(exc), "") from exc
+
+
+def _verified_copy(
+    actor: Actor, recording: Recording, owner: Owner, source: str, target: Path, action: str
+) -> None:
+    """Copy ``source`` (confined, opened without following a symlink) to ``target`` (readable
+    by its owner only) hashing the bytes written; a mismatch removes the copy and refuses."""
+    digest = hashlib.sha256()
+    if recording.sha256 is None:
+        problem = "its file was missing at ingest, so nothing proves it unchanged"
+    else:
+        try:
+            with os.fdopen(open_recording(source), "rb") as reading:
+                descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "wb") as copy:
+                    while chunk := reading.read(_CHUNK):
+                        copy.write(chunk)
+                        digest.update(chunk)
+        except FileNotFoundError:
+            problem = "its file is missing"
+        except RecordingRefused as exc:
+            problem = str(exc)
+        else:
+            if digest.hexdigest() == recording.sha256:
+                return
+            problem = "its file no longer matches the SHA-256 stored at ingest"
+    target.unlink(missing_ok=True)
+    raise _refused(actor, recording, owner, action, problem, digest.hexdigest())
+
+
 def copy_for_playing(
-    session: Session, actor: Actor, recording_id: int, reason: str, folder: Path
+    session: Session, actor: Actor, recording_id: int, reason: str, folder: Path, *, root: Path
 ) -> Path:
-    """A verified copy in ``folder`` (a private temporary folder) for the player; audited."""
+    """A verified copy in ``folder`` (a private temporary folder) for the player; audited.
+    ``root``: recordings.root, the only place a recording is read from."""
     recording, owner = _authorise(session, actor, recording_id, PLAY, reason)
-    target = folder / Path(recording.path).name
-    _verified_copy(actor, recording, owner, target, PLAY)
+    source = _source(actor, recording, owner, PLAY, root)
+    target = folder / Path(source).name
+    _verified_copy(actor, recording, owner, source, target, PLAY)
     detail = {"why": reason, "case": owner.reference, "sha256": recording.sha256}
     audit.record(session, actor, PLAY, "recording", recording_id, detail)
     return target
 
 
 def export_recording(
-    session: Session, actor: Actor, recording_id: int, destination: Path, reason: str
+    session: Session,
+    actor: Actor,
+    recording_id: int,
+    destination: Path,
+    reason: str,
+    *,
+    root: Path,
 ) -> Path:
     """A verified copy at ``destination`` (a file, or a folder to put it in); audited. The copy
-    gets its final name only after the audit entry is written."""
+    gets its final name only after the audit entry is written. ``root``: recordings.root,
+    the only place a recording is read from."""
     recording, owner = _authorise(session, actor, recording_id, EXPORT, reason)
-    target = destination / Path(recording.path).name if destination.is_dir() else destination
+    source = _source(actor, recording, owner, EXPORT, root)
+    target = destination / Path(source).name if destination.is_dir() else destination
     if target.exists():
         raise CasebookError(f"{target} exists: not overwritten")
     partial = target.with_name(target.name + ".partial")
-    _verified_copy(actor, recording, owner, partial, EXPORT)
+    _verified_copy(actor, recording, owner, source, partial, EXPORT)
     detail = {"why": reason, "case": owner.reference, "to": str(target), "sha256": recording.sha256}
     audit.record(session, actor, EXPORT, "recording", recording_id, detail)
     partial.replace(target)

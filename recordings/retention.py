@@ -17,6 +17,7 @@ from casebook.clock import ensure_aware
 from casebook.models import CaseStatus, QAReview, Recording
 from hotline.config import Settings
 from recordings.catalogue import Owner, owner_of
+from recordings.ingest import RecordingRefused, confined_path
 
 FINAL = (CaseStatus.CLOSED.value, CaseStatus.REJECTED.value)
 
@@ -43,8 +44,21 @@ def _held(session: Session, recording: Recording, owner: Owner) -> bool:
     return session.exec(review).first() is not None
 
 
-def _delete_file(path: str) -> str | None:
-    """None when the file is gone (now or before), else why it stays."""
+def _deletable(root: Path, path: str) -> str | None:
+    """None for a file of recordings.root, else why it is never deleted (nor its row marked)."""
+    try:
+        confined_path(root, path)
+    except RecordingRefused as exc:
+        return f"{exc}: not deleted"
+    return None
+
+
+def _delete_file(root: Path, path: str) -> str | None:
+    """None when the file is gone (now or before), else why it stays. Only a file under
+    ``root``: a symlink is removed itself, never what it points to."""
+    refused = _deletable(root, path)
+    if refused is not None:
+        return refused
     try:
         Path(path).unlink(missing_ok=True)
     except OSError as exc:
@@ -90,9 +104,12 @@ def apply_retention(
             continue
         due = _due(recording, days)
         if dry_run:
-            expired.append(Expired(recording.id, recording.path, due, owner.reference, False))
+            refused = _deletable(settings.recordings.root, recording.path)
+            expired.append(
+                Expired(recording.id, recording.path, due, owner.reference, False, refused)
+            )
             continue
-        error = _delete_file(recording.path)
+        error = _delete_file(settings.recordings.root, recording.path)
         if error is None:
             recording.deleted_at = now
             session.add(recording)

@@ -104,3 +104,29 @@ def test_ingest_is_once_per_path_and_a_missing_file_is_audited(
         assert len(s.exec(select(Recording)).all()) == 2
         audit = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.missing")).one()
     assert "gone.wav: recording not found" in audit.detail["error"]
+
+
+def with_data_length(data: bytes, claimed: int) -> bytes:
+    """The WAV with its data chunk claiming ``claimed`` bytes, as a crash leaves it."""
+    at = data.index(b"data") + 4
+    return data[:at] + claimed.to_bytes(4, "little") + data[at + 4 :]
+
+
+@pytest.mark.parametrize("name", ["pcm", "ulaw.wav", "gsm.wav"])
+@pytest.mark.parametrize("claimed", ["zero", "less", "more"])
+def test_a_recording_cut_short_by_a_crash_counts_the_audio_it_holds(
+    tmp_path: Path, name: str, claimed: str
+) -> None:
+    # Asterisk writes the data length at close: after a crash the header says 0, or what it
+    # held when last updated; a copy cut off claims more than it holds.
+    data = (
+        write_wav(tmp_path / "full.wav", seconds=2.0)
+        if name == "pcm"
+        else (FORMATS / name).read_bytes()
+    )
+    body = data.index(b"data") + 8
+    length = {"zero": 0, "less": (len(data) - body) // 3, "more": 10 * len(data)}[claimed]
+    (tmp_path / "crashed.wav").write_bytes(with_data_length(data, length))
+    facts = inspect_file(tmp_path / "crashed.wav")
+    assert facts.format == "wav"
+    assert facts.duration_seconds == pytest.approx(2.0, abs=0.05)

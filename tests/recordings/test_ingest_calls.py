@@ -42,7 +42,7 @@ def test_an_ingested_call_recording_is_read_only_and_kept_for_the_retention_peri
 def test_a_file_owned_by_another_user_is_ingested_and_the_chmod_refusal_reported(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(path: str, mode: int) -> None:
+    def refuse(path: str, mode: int, *, follow_symlinks: bool = True) -> None:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "chmod", refuse)
@@ -60,7 +60,9 @@ def test_a_missing_file_marks_the_call_and_a_later_ingest_clears_the_mark(
 
     def ingest(name: str) -> IngestedRecording:
         wanted = [(call, name, RecordingKind.CALL)]
-        return db.run(lambda s: store_call_recordings(s, settings, LISTENER, wanted)[0])
+        (ingested,) = db.run(lambda s: store_call_recordings(s, settings, LISTENER, wanted))
+        assert ingested is not None
+        return ingested
 
     first = ingest("gone-1.wav")
     assert first.sha256 is None and first.path == str(path)  # relative: under the root

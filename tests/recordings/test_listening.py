@@ -28,7 +28,11 @@ def test_an_agent_hears_the_calls_of_their_own_cases(
 ) -> None:
     carer = staff.actor("carer")
     recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
-    copy = db.run(lambda s: copy_for_playing(s, carer, recording.id or 0, "callback prep", folder))
+    copy = db.run(
+        lambda s: copy_for_playing(
+            s, carer, recording.id or 0, "callback prep", folder, root=settings.recordings.root
+        )
+    )
     assert copy.read_bytes() == Path(recording.path).read_bytes()
     (event,) = audit_events(db, "recording.play")
     assert (event.actor, event.allowed, event.detail["why"]) == ("carer", True, "callback prep")
@@ -41,7 +45,11 @@ def test_an_agent_playing_another_agents_call_is_refused_and_audited(
     carer, biller = staff.actor("carer"), staff.actor("biller")
     recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
     with pytest.raises(AccessDenied, match=f"biller may not play recording {recording.id}"):
-        db.run(lambda s: copy_for_playing(s, biller, recording.id or 0, "curious", folder))
+        db.run(
+            lambda s: copy_for_playing(
+                s, biller, recording.id or 0, "curious", folder, root=settings.recordings.root
+            )
+        )
     (event,) = audit_events(db, "recording.play")
     assert (event.actor, event.allowed, event.object_id) == ("biller", False, str(recording.id))
     assert event.detail["why"] == "curious"
@@ -54,7 +62,11 @@ def test_agents_do_not_export_even_their_own_calls(
     carer = staff.actor("carer")
     recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
     with pytest.raises(AccessDenied, match="may not export"):
-        db.run(lambda s: export_recording(s, carer, recording.id or 0, folder, "keep"))
+        db.run(
+            lambda s: export_recording(
+                s, carer, recording.id or 0, folder, "keep", root=settings.recordings.root
+            )
+        )
 
 
 def test_qa_exports_a_verified_private_copy_and_never_overwrites(
@@ -62,14 +74,22 @@ def test_qa_exports_a_verified_private_copy_and_never_overwrites(
 ) -> None:
     qa = staff.actor("qa")
     recording = recorded_call(db, settings, "c1")
-    target = db.run(lambda s: export_recording(s, qa, recording.id or 0, folder, "complaint"))
+    target = db.run(
+        lambda s: export_recording(
+            s, qa, recording.id or 0, folder, "complaint", root=settings.recordings.root
+        )
+    )
     assert target == folder / "c1.wav"
     assert target.read_bytes() == Path(recording.path).read_bytes()
     assert target.stat().st_mode & 0o077 == 0
     (event,) = audit_events(db, "recording.export")
     assert event.detail["to"] == str(target) and event.detail["why"] == "complaint"
     with pytest.raises(CasebookError, match="exists: not overwritten"):
-        db.run(lambda s: export_recording(s, qa, recording.id or 0, target, "again"))
+        db.run(
+            lambda s: export_recording(
+                s, qa, recording.id or 0, target, "again", root=settings.recordings.root
+            )
+        )
 
 
 @pytest.mark.parametrize("action", ["play", "export"])
@@ -83,9 +103,17 @@ def test_a_tampered_file_is_refused_and_reported(
     path.write_bytes(path.read_bytes()[:-1] + b"\x7f")
     with pytest.raises(TamperedRecording, match="no longer matches the SHA-256"):
         if action == "play":
-            db.run(lambda s: copy_for_playing(s, qa, recording.id or 0, "review", folder))
+            db.run(
+                lambda s: copy_for_playing(
+                    s, qa, recording.id or 0, "review", folder, root=settings.recordings.root
+                )
+            )
         else:
-            db.run(lambda s: export_recording(s, qa, recording.id or 0, folder, "review"))
+            db.run(
+                lambda s: export_recording(
+                    s, qa, recording.id or 0, folder, "review", root=settings.recordings.root
+                )
+            )
     assert list(folder.iterdir()) == []
     (event,) = audit_events(db, f"recording.{action}")
     assert not event.allowed and event.detail["expected"] == recording.sha256
@@ -95,7 +123,11 @@ def test_a_tampered_file_is_refused_and_reported(
 def test_a_reason_is_required(db: Database, settings: Settings, staff: Staff, folder: Path) -> None:
     recording = recorded_call(db, settings, "c1")
     with pytest.raises(CasebookError, match="say why"):
-        db.run(lambda s: copy_for_playing(s, staff.actor("qa"), recording.id or 0, " ", folder))
+        db.run(
+            lambda s: copy_for_playing(
+                s, staff.actor("qa"), recording.id or 0, " ", folder, root=settings.recordings.root
+            )
+        )
 
 
 def test_a_player_is_found_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
