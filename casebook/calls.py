@@ -73,6 +73,9 @@ class CallFacts:
     case_reference: str | None
     ivr_choices: Sequence[str]
     recording_path: str | None
+    # The caller was served without a case (a status enquiry answered, an agent reached):
+    # not abandoned. A call with a case is served anyway.
+    served: bool = False
 
 
 def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
@@ -89,6 +92,7 @@ def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, 
             columns.ended_at,
             columns.recording_path,
             columns.case_id,
+            columns.abandoned,
         ).where(columns.linkedid.in_(keys))
         found |= {row["linkedid"]: row for row in session.connection().execute(query).mappings()}
     return found
@@ -242,7 +246,7 @@ def _finished_row(
         "ivr_choices": list(fact.ivr_choices),
         "hangup_cause": fact.hangup_cause,
         "hangup_cause_text": fact.hangup_cause_text,
-        "abandoned": case is None,
+        "abandoned": case is None and not fact.served,
         "case_id": case.id if case is not None else None,
     }
 
@@ -258,7 +262,7 @@ def _stored(
         caller_number=finished["caller_number"],
         ended_at=finished["ended_at"],
         recording_path=finished["recording_path"],
-        abandoned=finished["case_id"] is None,
+        abandoned=finished["abandoned"],
         case_id=finished["case_id"],
         case_reference=case.reference if values is not None and case is not None else None,
         finished_now=values is not None,
@@ -307,6 +311,7 @@ def record_call(
     case_reference: str | None,
     ivr_choices: Sequence[str],
     recording_path: str | None,
+    served: bool = False,
 ) -> StoredCall:
     """Finish one call: see ``record_calls``."""
     fact = CallFacts(
@@ -322,6 +327,7 @@ def record_call(
         case_reference=case_reference,
         ivr_choices=ivr_choices,
         recording_path=recording_path,
+        served=served,
     )
     return record_calls(session, settings, [fact])[0]
 

@@ -63,6 +63,7 @@ def _facts(call: TrackedCall) -> calls.CallFacts:
         case_reference=call.case_reference,
         ivr_choices=call.ivr_choices,
         recording_path=call.recording_path,
+        served=not call.abandoned,
     )
 
 

@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from hotline.ami_protocol import AmiMessage, ParseStats, iter_messages
 from hotline.runners import replay
 from hotline.simulator.script import (
@@ -96,7 +98,8 @@ def test_message_file_choices_and_case_from_a_simulated_call() -> None:
     [call] = sink.calls
     assert call.message_path == "/rec/message-1795370000.15.wav"
     assert call.recording_path == "/rec/hotline-1795370000.15.wav"
-    assert call.ivr_choices == ("CHOICE=3", "HotlineMenu=3")
+    # The VarSet and the UserEvent report the same choice: kept once.
+    assert call.ivr_choices == ("HotlineMenu=3",)
     assert call.case_reference == "HL-1795370000.15"
 
 
@@ -274,3 +277,60 @@ def test_an_adopted_call_that_ends_unrecognised_lets_the_store_close_it() -> Non
     tracker.resync([snapshot], T0)
     tracker.on_event(hangup("1795.4", "1795.3"), T0)
     assert sink.log == [("alive", ["1795.3"]), ("alive", [])]
+
+
+OUTCOME_RULES = TrackerRules(choice_variables=frozenset({"HOTLINE_CHOICES"}))
+
+
+@pytest.mark.parametrize(
+    ("capture", "outcome", "agent_answered", "abandoned"),
+    [
+        ("status", "status", False, False),
+        ("agent-answered", "agent", True, False),
+        ("agent-unanswered", "agent", False, True),
+        ("abandoned", None, False, True),
+    ],
+)
+def test_abandoned_means_hung_up_before_being_served_on_real_asterisk_bytes(
+    capture: str, outcome: str | None, agent_answered: bool, abandoned: bool
+) -> None:
+    # Captured from Asterisk 22.10.1 (tests/fixtures/ami/outcome/README.md): a status enquiry
+    # answered and a caller an agent took are served; a queue nobody answered is not.
+    sink = CollectingSink()
+    data = (FIXTURES / "outcome" / f"{capture}.server.raw").read_bytes()
+    stats = replay(data, CallTracker(sink, OUTCOME_RULES), received_at=T0)
+    assert stats.warnings == 0
+    [call] = sink.calls
+    assert call.caller_number == "0910000001"
+    assert (call.outcome, call.agent_answered) == (outcome, agent_answered)
+    assert call.abandoned is abandoned
+    assert call.status == ("abandoned" if abandoned else "complete")
+    assert call.ivr_choices == (() if outcome is None else ("HOTLINE_CHOICES=2",))
+
+
+def _event(name: str, *headers: tuple[str, str]) -> AmiMessage:
+    ids = (("Channel", "Local/15654@hotline-00000001;2"), ("Uniqueid", "1.2"), ("Linkedid", "1.1"))
+    return AmiMessage((("Event", name), *ids, *headers))
+
+
+def test_choices_from_the_variable_and_user_events_merge_without_duplicates() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, OUTCOME_RULES)
+    # The listener came back after the main-menu choice: only the variable still knows it.
+    events = [
+        _event("Newexten", ("Exten", "15654")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1,3")),
+        _event("UserEvent", ("UserEvent", "HotlineMenu"), ("Choice", "category_menu:3")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1,3,2")),
+        _event("UserEvent", ("UserEvent", "HotlineMenu"), ("Choice", "rating:2")),
+        _event("Hangup", ("Cause", "16")),
+    ]
+    for message in events:
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.ivr_choices == (
+        "HOTLINE_CHOICES=1",
+        "HotlineMenu=category_menu:3",
+        "HotlineMenu=rating:2",
+    )
