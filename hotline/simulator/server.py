@@ -196,7 +196,7 @@ class PbxSimulator:
                 script: Iterator[Step] = (
                     hotline_call(*args, self.exten)
                     if self.agi is None
-                    else agi_call(*args, self._start_agi, self.exten)
+                    else agi_call(*args, self._start_agi, self.exten, self._next_ids)
                 )
                 self._calls.append(script)
                 linkedids.append(ids.first)

@@ -13,7 +13,9 @@ from hotline.runners import replay
 from hotline.simulator.script import (
     CallIds,
     ChannelRegistry,
+    SimChannel,
     SimulatedCall,
+    agent_queue,
     callback_call,
     core_show_channel,
     hotline_call,
@@ -100,6 +102,7 @@ def test_message_file_choices_and_case_from_a_simulated_call() -> None:
     assert call.recording_path == "/rec/hotline-1795370000.15.wav"
     # The VarSet and the UserEvent report the same choice: kept once.
     assert call.ivr_choices == ("HotlineMenu=3",)
+    assert call.outcome == "registered"
     assert call.case_reference == "HL-1795370000.15"
 
 
@@ -334,3 +337,14 @@ def test_choices_from_the_variable_and_user_events_merge_without_duplicates() ->
         "HotlineMenu=category_menu:3",
         "HotlineMenu=rating:2",
     )
+
+
+def test_the_simulators_agent_connect_has_the_real_ones_headers() -> None:
+    real_bytes = (FIXTURES / "outcome" / "agent-answered.server.raw").read_bytes()
+    messages = iter_messages(real_bytes, expect_banner=True, stats=ParseStats())
+    real = next(m for m in messages if m.name == "AgentConnect")
+    two = SimChannel("Local/15654@hotline-00000001;2", "1.2", "1.1", "hotline", "15654")
+    queue = agent_queue(two, CallIds(2, "1.3", "1.4"), ChannelRegistry(), answers=True)
+    simulated = next(AmiMessage(tuple(h)) for h in queue if ("Event", "AgentConnect") in h)
+    assert [key for key, _ in simulated.headers] == [key for key, _ in real.headers]
+    assert simulated.get("DestLinkedid") == simulated.get("Linkedid") == "1.1"
