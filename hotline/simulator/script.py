@@ -369,18 +369,29 @@ def callback_call(
     context: str,
     customer: str,
     dial_status: str,
-    record: Callable[[str], None],
-) -> Iterator[Headers]:
-    """An agent's callback as AMI Originate places it: ``Local/<agent>@...`` rings the agent
-    (;1), and when they answer, ``context``/``customer`` (;2) dials the customer, recorded."""
+    record: Callable[[str], Callable[[], None]],
+    talk: Wait | None = None,
+) -> Iterator[Step]:
+    """An agent's callback as AMI Originate places it (as in a real Asterisk 22 capture): the
+    originated channel ``Local/<agent>@...;1`` rings the agent through its ;2 half, and once
+    they answer, ;1 runs ``context``/``customer``: MixMonitor (``record`` starts the file and
+    returns what closes it) and Dial of the customer. An answered customer talks until ``talk``
+    is ready; the recording is closed before ;1, the channel that ran MixMonitor, hangs up."""
     base = f"Local/{agent}@{context}-{ids.number:08x}"
     one = SimChannel(f"{base};1", ids.first, ids.first, context, agent)
-    two = SimChannel(f"{base};2", ids.second, ids.first, context, customer, state=4)
+    two = SimChannel(f"{base};2", ids.second, ids.first, context, agent, state=4)
     for channel in (one, two):
         registry.add(channel)
         yield event("Newchannel", "call,all", channel)
     one.state = two.state = 6
     yield event("Newstate", "call,all", two)
+    # The Originate's own dial of the agent: Dest* headers only, before OriginateResponse.
+    yield [
+        ("Event", "DialEnd"),
+        ("Privilege", "call,all"),
+        *one.headers("Dest"),
+        ("DialStatus", "ANSWER"),
+    ]
     yield [
         ("Event", "OriginateResponse"),
         ("Privilege", "call,all"),
@@ -395,13 +406,19 @@ def callback_call(
         ("CallerIDName", "<unknown>"),
         *[(f"ChanVariable({one.name})", f"{k}={v}") for k, v in one.channel_variables()],
     ]
-    record(two.uniqueid)
+    one.context, one.exten = context, customer
+    close_recording = record(one.uniqueid)
+    yield event("MixMonitorStart", "call,all", one)
     destination = ("DestChannel", f"PJSIP/trunk-{ids.number:08x}")
-    yield event("DialBegin", "call,all", two, destination, ("DialString", customer))
-    yield event("DialEnd", "call,all", two, destination, ("DialStatus", dial_status))
-    for channel in (one, two):
+    yield event("DialBegin", "call,all", one, destination, ("DialString", customer))
+    yield event("DialEnd", "call,all", one, destination, ("DialStatus", dial_status))
+    if dial_status == "ANSWER" and talk is not None:
+        yield talk
+    cause = ("16", "Normal Clearing") if dial_status == "ANSWER" else ("17", "User busy")
+    for channel in (two, one):
+        if channel is one:
+            close_recording()
         registry.remove(channel)
-        cause = ("16", "Normal Clearing") if dial_status == "ANSWER" else ("17", "User busy")
         yield event("Hangup", "call,all", channel, ("Cause", cause[0]), ("Cause-txt", cause[1]))
 
 

@@ -3,6 +3,7 @@ agent's extension and then the customer, and the attempt's result is stored."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -106,7 +107,13 @@ def test_hotline_callbacks_dial_rings_the_agent_then_the_customer(
         recording = s.exec(select(Recording)).one()
     assert callback is not None and callback.status == CallbackStatus.DONE
     assert attempt.result == "answered" and attempt.detail == "customer leg: ANSWER"
-    assert recording.kind == RecordingKind.CALLBACK and recording.sha256 is not None
+    assert recording.kind == RecordingKind.CALLBACK
+    # Ingested once Asterisk closed it (the simulator, like MixMonitor, leaves the header's
+    # lengths at 0 until the recording channel hangs up): its full duration and final hash.
+    assert recording.duration_seconds == pytest.approx(1.0)
+    final = Path(recording.path).read_bytes()
+    assert recording.size_bytes == len(final)
+    assert recording.sha256 == hashlib.sha256(final).hexdigest()
 
 
 @pytest.mark.parametrize(

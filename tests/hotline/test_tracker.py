@@ -143,9 +143,9 @@ def test_calls_that_never_reach_the_hotline_are_not_reported() -> None:
             context="hotline-callback",
             customer="0510000001",
             dial_status="ANSWER",
-            record=lambda _: None,
+            record=lambda _: lambda: None,
         )
-        return [AmiMessage(tuple(headers)) for headers in script]
+        return [AmiMessage(tuple(step)) for step in script if isinstance(step, list)]
 
     for message in callback():
         tracker.on_event(message, T0)
