@@ -332,6 +332,43 @@ def record_call(
     return record_calls(session, settings, [fact])[0]
 
 
+def recover_call(
+    session: Session,
+    settings: Settings,
+    *,
+    linkedid: str | None,
+    uniqueid: str,
+    did: str | None,
+    ended_at: datetime,
+    recording_path: str,
+) -> StoredCall:
+    """A call known only from its recording (it ended while no listener heard it): stored under
+    its Linkedid (named by the recording, else by the case, else the channel's Uniqueid), with
+    the case the IVR registered for its channel and that case's caller number; what a note of
+    the call stored before (its caller number) completes it."""
+    query = select(Case).where(Case.call_uniqueid == uniqueid)
+    case = session.exec(query).first()
+    if case is None and linkedid is not None:
+        query = select(Case).where(Case.call_linkedid == linkedid).order_by(col(Case.id))
+        case = session.exec(query).first()
+    return record_call(
+        session,
+        settings,
+        linkedid=linkedid or (case.call_linkedid if case is not None else None) or uniqueid,
+        uniqueid=uniqueid,
+        caller_number=case.caller_number if case is not None else None,
+        did=did,
+        started_at=None,
+        answered_at=None,
+        ended_at=ended_at,
+        hangup_cause=None,
+        hangup_cause_text="recovered from the recording after a listener gap",
+        case_reference=case.reference if case is not None else None,
+        ivr_choices=(),
+        recording_path=recording_path,
+    )
+
+
 def close_vanished_calls(
     session: Session, settings: Settings, alive: set[str], now: datetime
 ) -> list[StoredCall]:

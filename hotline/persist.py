@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -30,7 +29,7 @@ from casebook.batch import chunked
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
-from casebook.models import Call, Case, Recording, RecordingKind
+from casebook.models import Call, Recording, RecordingKind
 from hotline.config import Settings
 from hotline.tracker import TrackedCall
 from recordings.ingest import (
@@ -45,8 +44,9 @@ from recordings.ingest import (
 log = logging.getLogger(__name__)
 
 LISTENER = Actor.system("listener")
-# The dialplan names the whole-call recording after the hotline channel's Uniqueid.
-RECORDING_NAME = re.compile(r"^hotline-(?P<uniqueid>\d+\.\d+)\.wav$")
+# The dialplan names the whole-call recording after the call's Linkedid and the hotline
+# channel's Uniqueid (hotline-<linkedid>-<uniqueid>.wav); before, after the Uniqueid alone.
+RECORDING_NAME = re.compile(r"^hotline-(?:(?P<linkedid>\d+\.\d+)-)?(?P<uniqueid>\d+\.\d+)\.wav$")
 
 
 def _facts(call: TrackedCall) -> calls.CallFacts:
@@ -338,7 +338,7 @@ def reconcile_recordings(
     now: datetime | None = None,
 ) -> list[calls.StoredCall]:
     """Calls that ended while the listener was away leave only their recording: store a call
-    for each ``hotline-<uniqueid>.wav`` no row owns, linked to the case its channel registered.
+    for each ``hotline-[<linkedid>-]<uniqueid>.wav`` no row owns (``calls.recover_call``).
     Files still being written (recently modified, or of a live call) are left for later."""
     moment = now or utcnow()
     root = settings.recordings.root
@@ -349,40 +349,24 @@ def reconcile_recordings(
     known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
     for path in sorted(root.glob("hotline-*.wav")):
         match = RECORDING_NAME.match(path.name)
-        if match is None or str(path) in known or match["uniqueid"] in live_uniqueids:
+        if match is None or str(path) in known:
+            continue
+        if {match["uniqueid"], match["linkedid"]} & live_uniqueids:
             continue
         modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         if moment - modified < quiet_for:
             continue
-        call = _recover(session, settings, Path(path), match["uniqueid"], modified)
-        if call is not None:
-            recovered.append(call)
+        stored = calls.recover_call(
+            session,
+            settings,
+            linkedid=match["linkedid"],
+            uniqueid=match["uniqueid"],
+            did=settings.ami.hotline_exten,
+            ended_at=modified,
+            recording_path=str(path),
+        )
+        if stored.finished_now:
+            finish_recordings(session, settings, [(stored, None)])
+            log.warning("call %s recovered from %s (listener was away)", stored.linkedid, path.name)
+            recovered.append(stored)
     return recovered
-
-
-def _recover(
-    session: Session, settings: Settings, path: Path, uniqueid: str, ended: datetime
-) -> calls.StoredCall | None:
-    case = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
-    linkedid = case.call_linkedid if case is not None and case.call_linkedid else uniqueid
-    stored = calls.record_call(
-        session,
-        settings,
-        linkedid=linkedid,
-        uniqueid=uniqueid,
-        caller_number=case.caller_number if case is not None else None,
-        did=settings.ami.hotline_exten,
-        started_at=None,
-        answered_at=None,
-        ended_at=ended,
-        hangup_cause=None,
-        hangup_cause_text="recovered from the recording after a listener gap",
-        case_reference=case.reference if case is not None else None,
-        ivr_choices=(),
-        recording_path=str(path),
-    )
-    if not stored.finished_now:
-        return None
-    finish_recordings(session, settings, [(stored, None)])
-    log.warning("call %s recovered from %s (listener was away)", linkedid, path.name)
-    return stored

@@ -55,7 +55,9 @@ def agi_url(settings: Settings) -> str:
 
 def render_extensions(settings: Settings) -> str:
     exten = _clean(settings.ami.hotline_exten)
-    recording = _clean(settings.recordings.root.resolve() / "hotline-${UNIQUEID}.wav")
+    recording = _clean(
+        settings.recordings.root.resolve() / "hotline-${CHANNEL(linkedid)}-${UNIQUEID}.wav"
+    )
     language = _clean(settings.ivr.language)
     queue = _clean(settings.ivr.agent_queue)
     callbacks = settings.callbacks

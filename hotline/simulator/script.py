@@ -167,7 +167,7 @@ def hotline_call(
     case = f"HL-{two.uniqueid}"
     yield from _app(two, "Set", f"HOTLINE_CASE={case}")
     yield from _set(two, "HOTLINE_CASE", case)
-    recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
+    recording = recordings_dir / f"hotline-{two.linkedid}-{two.uniqueid}.wav"
     yield from _mix_monitor(two, recording)
     yield _user_event(two, "HotlineRecording", ("File", str(recording)), ("Case", case))
     yield from _app(two, "Playback", "custom/hotline-welcome")
@@ -212,7 +212,7 @@ def agi_call(
     caller there (``new_ids`` numbers the queue member's channels), then the caller hangs up."""
     one, two = _local_halves(ids, exten)
     yield from _arrive(call, one, two, registry, rng)
-    recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
+    recording = recordings_dir / f"hotline-{two.linkedid}-{two.uniqueid}.wav"
     yield from _mix_monitor(two, recording)
     yield from _through_agi(call, one, two, start_agi)
     member: tuple[SimChannel, SimChannel] | None = None

@@ -72,7 +72,9 @@ def test_calls_through_the_real_ivr_are_tracked_with_case_message_and_choices(
         )
         message = recordings.resolve() / f"message-{call.uniqueid}.wav"
         assert call.message_path == case.message_path == str(message)
-        assert call.recording_path == str(recordings / f"hotline-{call.uniqueid}.wav")
+        assert call.recording_path == str(
+            recordings / f"hotline-{call.linkedid}-{call.uniqueid}.wav"
+        )
         for path in (message, Path(call.recording_path)):
             with wave.open(str(path), "rb") as wav:
                 assert wav.readframes(wav.getnframes()) == voices[n]

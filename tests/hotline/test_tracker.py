@@ -99,7 +99,7 @@ def test_message_file_choices_and_case_from_a_simulated_call() -> None:
         tracker.on_event(message, T0)
     [call] = sink.calls
     assert call.message_path == "/rec/message-1795370000.15.wav"
-    assert call.recording_path == "/rec/hotline-1795370000.15.wav"
+    assert call.recording_path == "/rec/hotline-1795370000.14-1795370000.15.wav"
     # The VarSet and the UserEvent report the same choice: kept once.
     assert call.ivr_choices == ("HotlineMenu=3",)
     assert call.outcome == "registered"
@@ -184,7 +184,7 @@ def test_resync_adopts_a_call_whose_start_was_missed_and_sweeps_one_that_ended()
     tracker.on_channels(snapshot_items(registry), T0)
     [live] = tracker.live_calls()
     assert live.caller_number == "0920000001"
-    assert live.recording_path == "/rec/hotline-1795370000.7.wav"
+    assert live.recording_path == "/rec/hotline-1795370000.6-1795370000.7.wav"
     assert live.answered_at == T0
     assert live.started_at == T0 - timedelta(seconds=5)  # the snapshot's Duration: 00:00:05
     # The connection drops again; the call ends unseen; the next snapshot is empty.
