@@ -75,10 +75,12 @@ class Heartbeats:
         self.components = components
         self._timer = Every(HEARTBEAT_SECONDS, self.beat, "heartbeat")
 
-    def beat(self) -> None:
+    def beat(self, *, stopped: bool = False) -> None:
         def work(session: Session) -> None:
             for component in self.components:
-                operations.beat(session, component.name, INSTANCE, component.state(), utcnow())
+                operations.beat(
+                    session, component.name, INSTANCE, component.state(), utcnow(), stopped=stopped
+                )
 
         self.db.run(work)
 
@@ -87,7 +89,6 @@ class Heartbeats:
 
     def stop(self) -> None:
         self._timer.stop()
-        self.beat()
 
 
 class Listener:
@@ -188,13 +189,14 @@ class Agi:
 
 def run_until_signal(db: Database, components: list[Component], stop: threading.Event) -> None:
     """Start the components, report heartbeats, and on SIGTERM/SIGINT (or ``stop``) stop them in
-    reverse order, each finishing what it holds."""
+    reverse order, each finishing what it holds; then record that they stopped (so `hotline
+    status` tells a clean stop from a silent, killed instance)."""
     started: list[Component] = []
+    beats = Heartbeats(db, components)
     try:
         for component in components:
             component.start()
             started.append(component)
-        beats = Heartbeats(db, components)
         beats.start()
         settle_heap()
         wait_for_stop_signal(stop)
@@ -202,3 +204,4 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
     finally:
         for component in reversed(started):
             component.stop()
+    beats.beat(stopped=True)
