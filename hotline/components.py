@@ -144,6 +144,7 @@ class Listener:
         return {
             "connected": self.client.connected,
             "live_calls": len(self.tracker.live_calls()),
+            "refused_calls": self.tracker.stats.calls_refused,  # over ami.max_live_calls
             "stored": self.store.stats.stored,
             "waiting_to_store": self.store.pending,
             "ami_warnings": self.client.stats.warnings,

@@ -21,6 +21,8 @@ from hotline.simulator.script import (
     hotline_call,
 )
 from hotline.tracker import (
+    MAX_CHANNELS_PER_CALL,
+    MAX_CHOICES_PER_CALL,
     CallTracker,
     ChannelSnapshot,
     TrackedCall,
@@ -348,3 +350,50 @@ def test_the_simulators_agent_connect_has_the_real_ones_headers() -> None:
     simulated = next(AmiMessage(tuple(h)) for h in queue if ("Event", "AgentConnect") in h)
     assert [key for key, _ in simulated.headers] == [key for key, _ in real.headers]
     assert simulated.get("DestLinkedid") == simulated.get("Linkedid") == "1.1"
+
+
+def _channel_event(
+    name: str, linkedid: str, uniqueid: str, *headers: tuple[str, str]
+) -> AmiMessage:
+    channel = ("Channel", f"Local/15654@hotline-{uniqueid};2")
+    ids = (("Uniqueid", uniqueid), ("Linkedid", linkedid))
+    return AmiMessage((("Event", name), channel, *ids, *headers))
+
+
+def test_a_flood_of_calls_that_never_end_stops_at_the_cap_and_loses_no_tracked_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, max_live_calls=100)
+    # The first call is a real one; then 1,000 calls that never hang up.
+    tracker.on_event(_channel_event("Newchannel", "1.0", "1.0", ("Exten", "15654")), T0)
+    for n in range(1, 1001):
+        tracker.on_event(_channel_event("Newchannel", f"2.{n}", f"2.{n}", ("Exten", "15654")), T0)
+    assert len(tracker.live_calls()) == 100
+    assert tracker.stats.calls_refused == 901
+    warnings = [r for r in caplog.records if "max_live_calls" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not per refused call
+    # The call tracked before the flood is still followed to its end and reported.
+    tracker.on_event(_channel_event("Hangup", "1.0", "1.0", ("Cause", "16")), T0)
+    assert [call.linkedid for call in sink.calls] == ["1.0"]
+    # A refused call stays refused to its end, even once there is room again.
+    tracker.on_event(_channel_event("Hangup", "2.1000", "2.1000", ("Cause", "16")), T0)
+    assert [call.linkedid for call in sink.calls] == ["1.0"]
+
+
+def test_one_call_cannot_grow_without_bound() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, OUTCOME_RULES)
+    tracker.on_event(_channel_event("Newchannel", "1.0", "1.0", ("Exten", "15654")), T0)
+    for n in range(1, 1000):
+        tracker.on_event(_channel_event("Newchannel", "1.0", f"1.{n}"), T0)
+        menu = (("UserEvent", "HotlineMenu"), ("Choice", str(n % 10)))
+        tracker.on_event(_channel_event("UserEvent", "1.0", "1.0", *menu), T0)
+    long = ",".join(["1"] * 5000)
+    tracker.on_event(
+        _channel_event("VarSet", "1.0", "1.0", ("Variable", "HOTLINE_CHOICES"), ("Value", long)), T0
+    )
+    [live] = tracker.live_calls()
+    assert len(live.channels) == MAX_CHANNELS_PER_CALL
+    assert len(live.ivr_choices) == MAX_CHOICES_PER_CALL
+    assert tracker.stats.ignored_growth > 0
