@@ -378,6 +378,8 @@ class Settings(Section):
             self.ivr.flow_file = _under(base, self.ivr.flow_file)
         if self.transcription.model_path is not None:
             self.transcription.model_path = _under(base, self.transcription.model_path)
+        if self.ami.tls_ca_file is not None:
+            self.ami.tls_ca_file = _under(base, self.ami.tls_ca_file)
         prefix = "sqlite:///"
         url = self.database.url
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
