@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -29,13 +30,14 @@ from casebook.batch import chunked
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
-from casebook.models import Call, Recording, RecordingKind
+from casebook.models import Call, Callback, Recording, RecordingKind
 from hotline.config import Settings
 from hotline.tracker import TrackedCall
 from recordings.ingest import (
     FileFacts,
     IngestedRecording,
     RecordingError,
+    ingest_recording,
     inspect_files,
     resolve_path,
     store_call_recordings,
@@ -45,8 +47,12 @@ log = logging.getLogger(__name__)
 
 LISTENER = Actor.system("listener")
 # The dialplan names the whole-call recording after the call's Linkedid and the hotline
-# channel's Uniqueid (hotline-<linkedid>-<uniqueid>.wav); before, after the Uniqueid alone.
-RECORDING_NAME = re.compile(r"^hotline-(?:(?P<linkedid>\d+\.\d+)-)?(?P<uniqueid>\d+\.\d+)\.wav$")
+# channel's Uniqueid (hotline-<linkedid>-<uniqueid>.wav; before, hotline-<uniqueid>.wav), and
+# a callback's after the callback and the recording channel (callback-<id>-<uniqueid>.wav).
+RECORDING_NAME = re.compile(
+    r"^(?:hotline-(?:(?P<linkedid>\d+\.\d+)-)?|callback-(?P<callback>\d+)-)"
+    r"(?P<uniqueid>\d+\.\d+)\.wav$"
+)
 
 
 def _facts(call: TrackedCall) -> calls.CallFacts:
@@ -338,23 +344,23 @@ def reconcile_recordings(
     now: datetime | None = None,
 ) -> list[calls.StoredCall]:
     """Calls that ended while the listener was away leave only their recording: store a call
-    for each ``hotline-[<linkedid>-]<uniqueid>.wav`` no row owns (``calls.recover_call``).
-    Files still being written (recently modified, or of a live call) are left for later."""
-    moment = now or utcnow()
-    root = settings.recordings.root
-    if not root.is_dir():
-        return []
+    for each ``hotline-[<linkedid>-]<uniqueid>.wav`` no row owns (``calls.recover_call``); and
+    ingest each ``callback-<id>-<uniqueid>.wav`` its dialler left (the call outlived it).
+    Files still being written (recently modified, or of a live channel) are left for later."""
+    orphans = _quiet_orphans(session, settings, live_uniqueids, quiet_for, now or utcnow())
     recovered = []
-    known = set(session.exec(select(Recording.path)).all())
-    known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
-    for path in sorted(root.glob("hotline-*.wav")):
-        match = RECORDING_NAME.match(path.name)
-        if match is None or str(path) in known:
-            continue
-        if {match["uniqueid"], match["linkedid"]} & live_uniqueids:
-            continue
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        if moment - modified < quiet_for:
+    for path, match, modified in orphans:
+        if match["callback"] is not None:
+            callback = session.get(Callback, int(match["callback"]))
+            ingest_recording(
+                session,
+                LISTENER,
+                str(path),
+                kind=RecordingKind.CALLBACK,
+                case_id=callback.case_id if callback is not None else None,
+                retention=settings.retention,
+            )
+            log.warning("callback recording %s ingested after its call ended", path.name)
             continue
         stored = calls.recover_call(
             session,
@@ -370,3 +376,26 @@ def reconcile_recordings(
             log.warning("call %s recovered from %s (listener was away)", stored.linkedid, path.name)
             recovered.append(stored)
     return recovered
+
+
+def _quiet_orphans(
+    session: Session, settings: Settings, live: set[str], quiet_for: timedelta, now: datetime
+) -> list[tuple[Path, re.Match[str], datetime]]:
+    """Recordings under the root that no row names, not of a live channel and not written to
+    for ``quiet_for`` (so Asterisk has closed them): path, name's parts, last written."""
+    root = settings.recordings.root
+    if not root.is_dir():
+        return []
+    known = set(session.exec(select(Recording.path)).all())
+    known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
+    orphans = []
+    for path in sorted(root.iterdir()):
+        match = RECORDING_NAME.match(path.name)
+        if match is None or str(path) in known:
+            continue
+        if {match["uniqueid"], match["linkedid"]} & live:
+            continue
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        if now - modified >= quiet_for:
+            orphans.append((path, match, modified))
+    return orphans

@@ -26,9 +26,12 @@ from casebook.models import (
     Recording,
     RecordingKind,
 )
+from hotline.ami import AmiClient
 from hotline.config import Settings, load_settings
 from hotline.dial import dial_callback
+from hotline.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator
+from tests.hotline.conftest import RecordingHandler, fast_settings, running
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
@@ -165,3 +168,28 @@ def test_an_agent_without_an_extension_or_another_agents_callback_is_refused(
         assert sim.originated == []
     with db.session() as s:
         assert s.exec(select(CallbackAttempt)).all() == []
+
+
+def test_a_callback_that_outlives_its_dialler_has_its_recording_ingested_later(
+    site: tuple[Path, Settings, Database], tmp_path: Path
+) -> None:
+    _, settings, db = site
+    callback_id = assigned_callback(db, settings, "0950000005")
+    amal = db.run(lambda s: agents.resolve_actor(s, "amal", settings.roles))
+    with PbxSimulator(seed=6, recordings_dir=tmp_path, callback_talk_seconds=1.0) as sim:
+        settings.ami.port = sim.port
+        # The dialler stops waiting while they still talk: the open recording is left alone.
+        outcome = dial_callback(db, settings, amal, callback_id, timeout=30, call_timeout=0.0)
+        # The simulator plays its calls on to someone listening (the AMI listener would be).
+        with running(AmiClient(fast_settings(sim.port), RecordingHandler())):
+            assert sim.wait_until_idle(30)
+    assert outcome.result == "answered"
+    with db.session() as s:
+        assert s.exec(select(Recording)).all() == []
+    later = utcnow() + timedelta(minutes=5)
+    db.run(lambda s: reconcile_recordings(s, settings, live_uniqueids=set(), now=later))
+    with db.session() as s:
+        recording = s.exec(select(Recording)).one()
+    assert recording.kind == RecordingKind.CALLBACK
+    assert recording.duration_seconds == pytest.approx(1.0)
+    assert recording.sha256 == hashlib.sha256(Path(recording.path).read_bytes()).hexdigest()
