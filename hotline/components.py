@@ -68,27 +68,35 @@ class Every:
 
 
 class Heartbeats:
-    """Reports every component's state to the database."""
+    """Reports every component's state to the database; once they have stopped, that they
+    stopped, with the state each had when told to stop (a stopped one may not say)."""
 
     def __init__(self, db: Database, components: list[Component]) -> None:
         self.db = db
         self.components = components
         self._timer = Every(HEARTBEAT_SECONDS, self.beat, "heartbeat")
+        self._last: list[dict[str, Any]] = []
 
-    def beat(self, *, stopped: bool = False) -> None:
-        def work(session: Session) -> None:
-            for component in self.components:
-                operations.beat(
-                    session, component.name, INSTANCE, component.state(), utcnow(), stopped=stopped
-                )
-
-        self.db.run(work)
+    def beat(self) -> None:
+        self._write([component.state() for component in self.components], stopped=False)
 
     def start(self) -> None:
         self._timer.start()
 
     def stop(self) -> None:
+        """No more beats; call ``stopped`` once the components have stopped."""
         self._timer.stop()
+        self._last = [component.state() for component in self.components]
+
+    def stopped(self) -> None:
+        self._write(self._last, stopped=True)
+
+    def _write(self, states: list[dict[str, Any]], *, stopped: bool) -> None:
+        def work(session: Session) -> None:
+            for component, state in zip(self.components, states, strict=True):
+                operations.beat(session, component.name, INSTANCE, state, utcnow(), stopped=stopped)
+
+        self.db.run(work)
 
 
 class Listener:
@@ -205,4 +213,4 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
     finally:
         for component in reversed(started):
             component.stop()
-    beats.beat(stopped=True)
+    beats.stopped()
