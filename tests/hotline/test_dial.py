@@ -27,11 +27,12 @@ from casebook.models import (
     RecordingKind,
 )
 from hotline.ami import AmiClient
+from hotline.ami_protocol import ParseStats, iter_messages
 from hotline.config import Settings, load_settings
-from hotline.dial import dial_callback
+from hotline.dial import OriginateWatch, dial_callback
 from hotline.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator
-from tests.hotline.conftest import RecordingHandler, fast_settings, running
+from tests.hotline.conftest import FIXTURES, RecordingHandler, fast_settings, running
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
@@ -193,3 +194,18 @@ def test_a_callback_that_outlives_its_dialler_has_its_recording_ingested_later(
     assert recording.kind == RecordingKind.CALLBACK
     assert recording.duration_seconds == pytest.approx(1.0)
     assert recording.sha256 == hashlib.sha256(Path(recording.path).read_bytes()).hexdigest()
+
+
+def test_the_recording_counts_as_closed_only_when_its_channel_hangs_up_on_asterisk() -> None:
+    data = (FIXTURES / "callback" / "answered.server.raw").read_bytes()
+    messages = list(iter_messages(data, expect_banner=True, stats=ParseStats()))
+    watch = OriginateWatch()
+    watch.follow("orig-1")
+    last_hangup = max(i for i, m in enumerate(messages) if m.name == "Hangup")
+    for n, message in enumerate(messages):
+        watch.on_event(message, utcnow())
+        if message.name == "DialEnd" and message.get("Channel"):
+            assert watch.result == "answered"
+        # Answered, and three of the four channels gone: MixMonitor's channel is still up.
+        assert watch.wait_closed(0) is (n >= last_hangup)
+    assert messages[last_hangup].get("Uniqueid") == messages[last_hangup].get("Linkedid")
