@@ -68,13 +68,12 @@ class TrackedCall:
 
     @property
     def abandoned(self) -> bool:
-        """Hung up before being served: no case, and no outcome from the IVR, or handed to the
-        agent queue where no agent ever answered."""
-        if self.case_reference is not None:
+        """Hung up before being served: no case, no agent answered, and the IVR said nothing
+        or only that it handed the caller to the agent queue. (An agent answering serves the
+        caller also when the IVR failed and the dialplan sent them to the queue.)"""
+        if self.case_reference is not None or self.agent_answered:
             return False
-        if self.outcome == OUTCOME_AGENT:
-            return not self.agent_answered
-        return self.outcome is None
+        return self.outcome is None or self.outcome == OUTCOME_AGENT
 
     @property
     def duration_seconds(self) -> float | None:

@@ -318,6 +318,20 @@ def _event(name: str, *headers: tuple[str, str]) -> AmiMessage:
     return AmiMessage((("Event", name), *ids, *headers))
 
 
+def test_a_caller_an_agent_answered_is_served_even_without_an_outcome() -> None:
+    # The IVR could not be reached (AGISTATUS FAILURE): the dialplan queues the caller.
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    for message in (
+        _event("Newexten", ("Exten", "15654")),
+        _event("AgentConnect", ("Queue", "hotline-agents")),
+        _event("Hangup", ("Cause", "16")),
+    ):
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.outcome is None and call.agent_answered and not call.abandoned
+
+
 def test_choices_from_the_variable_and_user_events_merge_without_duplicates() -> None:
     sink = CollectingSink()
     tracker = CallTracker(sink, OUTCOME_RULES)
