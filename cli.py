@@ -853,7 +853,10 @@ def status(as_json: JsonOption = False) -> None:
         return
     table = Table("component", "instance", "seen", "health", "state")
     for item in figures.components:
-        health = "[green]ok[/]" if item.healthy else "[red]silent[/]"
+        if item.stopped_at is not None:
+            health = f"stopped at {local_time(item.stopped_at, ctx.settings)}"
+        else:
+            health = "[green]ok[/]" if item.healthy else "[red]silent[/]"
         state = ", ".join(f"{k}={v}" for k, v in item.state.items())
         table.add_row(
             item.component, item.instance, f"{item.seen_seconds_ago:.0f}s ago", health, state

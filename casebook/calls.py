@@ -77,6 +77,9 @@ class CallFacts:
     case_reference: str | None
     ivr_choices: Sequence[str]
     recording_path: str | None
+    # The caller was served without a case (a status enquiry answered, an agent reached):
+    # not abandoned. A call with a case is served anyway.
+    served: bool = False
 
 
 def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
@@ -93,6 +96,7 @@ def _calls_by_linkedid(session: Session, linkedids: Iterable[str]) -> dict[str, 
             columns.ended_at,
             columns.recording_path,
             columns.case_id,
+            columns.abandoned,
         ).where(columns.linkedid.in_(keys))
         found |= {row["linkedid"]: row for row in session.connection().execute(query).mappings()}
     return found
@@ -276,7 +280,7 @@ def _finished_row(
         "ivr_choices": list(fact.ivr_choices),
         "hangup_cause": fact.hangup_cause,
         "hangup_cause_text": fact.hangup_cause_text,
-        "abandoned": case is None,
+        "abandoned": case is None and not fact.served,
         "case_id": case.id if case is not None else None,
     }
 
@@ -292,7 +296,7 @@ def _stored(
         caller_number=finished["caller_number"],
         ended_at=finished["ended_at"],
         recording_path=finished["recording_path"],
-        abandoned=finished["case_id"] is None,
+        abandoned=finished["abandoned"],
         case_id=finished["case_id"],
         case_reference=case.reference if values is not None and case is not None else None,
         finished_now=values is not None,
@@ -342,6 +346,7 @@ def record_call(
     case_reference: str | None,
     ivr_choices: Sequence[str],
     recording_path: str | None,
+    served: bool = False,
 ) -> StoredCall:
     """Finish one call: see ``record_calls``."""
     fact = CallFacts(
@@ -357,8 +362,46 @@ def record_call(
         case_reference=case_reference,
         ivr_choices=ivr_choices,
         recording_path=recording_path,
+        served=served,
     )
     return record_calls(session, settings, [fact])[0]
+
+
+def recover_call(
+    session: Session,
+    settings: Settings,
+    *,
+    linkedid: str | None,
+    uniqueid: str,
+    did: str | None,
+    ended_at: datetime,
+    recording_path: str,
+) -> StoredCall:
+    """A call known only from its recording (it ended while no listener heard it): stored under
+    its Linkedid (named by the recording, else by the case, else the channel's Uniqueid), with
+    the case the IVR registered for its channel and that case's caller number; what a note of
+    the call stored before (its caller number) completes it."""
+    query = select(Case).where(Case.call_uniqueid == uniqueid)
+    case = session.exec(query).first()
+    if case is None and linkedid is not None:
+        query = select(Case).where(Case.call_linkedid == linkedid).order_by(col(Case.id))
+        case = session.exec(query).first()
+    return record_call(
+        session,
+        settings,
+        linkedid=linkedid or (case.call_linkedid if case is not None else None) or uniqueid,
+        uniqueid=uniqueid,
+        caller_number=case.caller_number if case is not None else None,
+        did=did,
+        started_at=None,
+        answered_at=None,
+        ended_at=ended_at,
+        hangup_cause=None,
+        hangup_cause_text="recovered from the recording after a listener gap",
+        case_reference=case.reference if case is not None else None,
+        ivr_choices=(),
+        recording_path=recording_path,
+    )
 
 
 def close_vanished_calls(

@@ -228,6 +228,8 @@ class Heartbeat(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     seen_at: datetime = Field(default_factory=utcnow)
     state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Set when the component stopped cleanly (SIGTERM); a killed one just falls silent.
+    stopped_at: datetime | None = None
 
     __table_args__ = (UniqueConstraint("component", "instance"),)
 

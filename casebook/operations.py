@@ -15,9 +15,16 @@ from casebook.models import Callback, CallbackStatus, Heartbeat, JobStatus, Tran
 
 
 def beat(
-    session: Session, component: str, instance: str, state: dict[str, Any], now: datetime
+    session: Session,
+    component: str,
+    instance: str,
+    state: dict[str, Any],
+    now: datetime,
+    *,
+    stopped: bool = False,
 ) -> None:
-    """Record that ``component`` on ``instance`` is alive, with what it holds right now."""
+    """Record that ``component`` on ``instance`` is alive, with what it holds right now; or,
+    ``stopped``, that it has just stopped cleanly, with what it held last."""
     row = session.exec(
         select(Heartbeat).where(Heartbeat.component == component, Heartbeat.instance == instance)
     ).first()
@@ -25,6 +32,7 @@ def beat(
         row = Heartbeat(component=component, instance=instance, started_at=now)
     row.seen_at = now
     row.state = state
+    row.stopped_at = now if stopped else None
     session.add(row)
 
 
@@ -33,8 +41,10 @@ class ComponentHealth:
     component: str
     instance: str
     seen_seconds_ago: float
-    healthy: bool
+    healthy: bool  # reported within ``stale_after`` and not stopped
     state: dict[str, Any]
+    # When it stopped cleanly; None while it runs, or when it died without saying so (silent).
+    stopped_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,9 @@ def site_status(session: Session, now: datetime, stale_after: timedelta) -> Site
             row.component,
             row.instance,
             (now - row.seen_at).total_seconds(),
-            now - row.seen_at <= stale_after,
+            row.stopped_at is None and now - row.seen_at <= stale_after,
             row.state,
+            row.stopped_at,
         )
         for row in session.exec(
             select(Heartbeat).order_by(col(Heartbeat.component), col(Heartbeat.instance))

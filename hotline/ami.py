@@ -28,6 +28,13 @@ dict, ``ChanVariable(Local/…;1)`` and ``LocalOneChanVariable`` keep only the l
 ``hotline.ami_protocol``'s; ``send`` used ``socket.send`` (partial writes), here ``sendall`` under
 a lock. And where asterisk-ami logs in with ``Events: on``, ``AmiClient`` logs in with events off,
 adds its filters, then turns events on, so a half-built filter list never drops events.
+
+AMI over TLS (``ami.tls``; asterisk-ami has plain sockets only): the connection is wrapped with
+``ssl`` here, the server's certificate checked against ``ami.tls_ca_file`` and the name
+``ami.tls_server_name`` (else ``ami.host``). Not with ``ssl.SSLSocket``: its reader thread and
+another thread's action would use one OpenSSL object at once, which OpenSSL does not allow.
+``_TlsWire`` runs TLS in memory (``ssl.MemoryBIO``) under a lock held only while no socket call
+blocks, and only writers send, so the reader never waits on the network to write.
 """
 
 from __future__ import annotations
@@ -37,13 +44,14 @@ import itertools
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, Self
 
 from asterisk.ami import Action, AMIClient
 
@@ -82,6 +90,100 @@ class AmiActionError(AmiError):
 
 class AmiListError(AmiError):
     """A list action's items do not match the ``ListItems`` count Asterisk announced."""
+
+
+class _Wire(Protocol):
+    """What a session needs of its connection (a plain socket, or ``_TlsWire``)."""
+
+    def recv(self, size: int, /) -> bytes: ...
+
+    def sendall(self, data: bytes, /) -> None: ...
+
+    def settimeout(self, value: float | None, /) -> None: ...
+
+    def shutdown(self, how: int, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _TlsWire:
+    """TLS over a connected socket, safe for one reading thread and any number of writers."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_name: str) -> None:
+        self._sock = sock
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_name)
+        self._lock = threading.Lock()  # the TLS object and its buffers
+        self._sending = threading.Lock()  # keeps records in order on the wire
+
+    @classmethod
+    def handshake(cls, sock: socket.socket, context: ssl.SSLContext, server_name: str) -> Self:
+        """Shake hands (within the socket's timeout); raises ``ssl.SSLError`` or ``OSError``."""
+        wire = cls(sock, context, server_name)
+        while True:
+            try:
+                with wire._lock:
+                    wire._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                wire.sendall(b"")
+                if not wire._fill():
+                    raise ConnectionError("closed during the TLS handshake") from None
+                continue
+            wire.sendall(b"")
+            return wire
+
+    def recv(self, size: int, /) -> bytes:
+        while True:
+            with self._lock:
+                try:
+                    return self._tls.read(size)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:
+                    return b""  # the peer closed TLS
+            if not self._fill():
+                return b""
+
+    def sendall(self, data: bytes, /) -> None:
+        # Whatever TLS wants to say (handshake, or records left by the reader) goes out too.
+        with self._sending:
+            with self._lock:
+                if data:
+                    self._tls.write(data)
+                pending = self._outgoing.read()
+            if pending:
+                self._sock.sendall(pending)
+
+    def _fill(self) -> bool:
+        """Read from the socket into TLS; False at end of stream."""
+        data = self._sock.recv(RECV_BYTES)
+        with self._lock:
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+        return bool(data)
+
+    def settimeout(self, value: float | None, /) -> None:
+        self._sock.settimeout(value)
+
+    def shutdown(self, how: int, /) -> None:
+        self._sock.shutdown(how)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def client_tls(settings: AmiSettings) -> ssl.SSLContext | None:
+    """The TLS context ``ami.tls`` asks for: the server verified against ``ami.tls_ca_file``
+    (else the system's CAs), its certificate naming the host we dial (or tls_server_name)."""
+    if not settings.tls:
+        return None
+    cafile = settings.tls_ca_file
+    try:
+        return ssl.create_default_context(cafile=str(cafile) if cafile is not None else None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise AmiError(f"ami.tls_ca_file {cafile}: cannot load the CA certificates: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -133,7 +235,11 @@ class AmiSession:
         stats: ConnectionStats | None = None,
         connect_timeout: float = 5.0,
         clock: Clock = utc_now,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
     ) -> None:
+        """``tls``: speak TLS (``client_tls``), expecting a certificate for ``server_name``
+        (default ``host``)."""
         self.host, self.port = host, port
         self.stats = stats if stats is not None else ConnectionStats()
         self.protocol_version: str | None = None
@@ -142,12 +248,37 @@ class AmiSession:
         self._connect_timeout = connect_timeout
         self._clock = clock
         self._framer = AmiFramer(expect_banner=True, stats=self.stats)
-        self._socket: socket.socket | None = None
+        self._tls = tls
+        self._server_name = server_name or host
+        self._socket: _Wire | None = None
         self._reader: threading.Thread | None = None
         self._early: list[AmiMessage] = []
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._action_numbers = itertools.count(1)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: AmiSettings,
+        on_event: Callable[[AmiMessage, datetime], None],
+        *,
+        tls: ssl.SSLContext | None,
+        stats: ConnectionStats | None = None,
+        clock: Clock = utc_now,
+    ) -> Self:
+        """A session to the Asterisk ``settings`` name (host, port, timeouts); ``tls`` is
+        ``client_tls(settings)``, made once for every connection."""
+        return cls(
+            settings.host,
+            settings.port,
+            on_event,
+            stats=stats,
+            connect_timeout=settings.connect_timeout,
+            clock=clock,
+            tls=tls,
+            server_name=settings.tls_server_name,
+        )
 
     def open(self) -> str:
         """Connect and read the banner; returns the AMI protocol version (e.g. 11.0.0)."""
@@ -157,10 +288,20 @@ class AmiSession:
             raise AmiConnectionError(
                 f"cannot connect to AMI at {self.host}:{self.port}: {exc}"
             ) from exc
-        self._socket = sock
+        wire: _Wire = sock
+        self._socket = wire
+        if self._tls is not None:
+            try:
+                wire = self._socket = _TlsWire.handshake(sock, self._tls, self._server_name)
+            except OSError as exc:  # ssl.SSLError is one
+                self.close()
+                raise AmiConnectionError(
+                    f"TLS with AMI at {self.host}:{self.port} failed: {exc}"
+                    " (ami.tls_ca_file, ami.tls_server_name; manager.conf tlsenable)"
+                ) from exc
         try:
             while self._framer.banner is None:
-                data = sock.recv(RECV_BYTES)
+                data = wire.recv(RECV_BYTES)
                 if not data:
                     raise AmiConnectionError(f"{self.host}:{self.port} closed before its banner")
                 self._early.extend(self._framer.feed(data))
@@ -173,7 +314,7 @@ class AmiSession:
             raise AmiConnectionError(f"{self.host}:{self.port} is not AMI: {self._framer.banner!r}")
         self.protocol_version = match.group("version")
         # Defect 1: from here on reads block; silence is not an error, the keep-alive judges it.
-        sock.settimeout(None)
+        wire.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, name="ami-reader", daemon=True)
         self._reader.start()
         return self.protocol_version
@@ -385,6 +526,8 @@ class AmiClient:
         self.settings = settings
         self.stats = ConnectionStats()
         self._handler = handler
+        # Made once: a CA file that cannot be read fails here, not at every reconnect.
+        self._tls = client_tls(settings)
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._session: AmiSession | None = None
@@ -414,12 +557,11 @@ class AmiClient:
         """Connect, reconnect and deliver until ``stop`` is set; then log off and return."""
         failures = 0
         while not stop.is_set():
-            session = AmiSession(
-                self.settings.host,
-                self.settings.port,
+            session = AmiSession.from_settings(
+                self.settings,
                 self._handler.on_event,
+                tls=self._tls,
                 stats=self.stats,
-                connect_timeout=self.settings.connect_timeout,
                 clock=self._clock,
             )
             try:

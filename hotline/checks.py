@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
-from hotline.ami import AmiError, AmiLoginError, AmiSession
+from hotline.ami import AmiError, AmiLoginError, AmiSession, client_tls
 from hotline.config import Settings
 from transcription.model import ModelError, resolve
 
@@ -49,7 +49,11 @@ def check_recordings(settings: Settings) -> Check:
 
 def check_ami(settings: Settings) -> Check:
     ami = settings.ami
-    session = AmiSession(ami.host, ami.port, lambda *_: None, connect_timeout=ami.connect_timeout)
+    try:
+        tls = client_tls(ami)
+    except AmiError as exc:
+        return Check("ami", False, str(exc))
+    session = AmiSession.from_settings(ami, lambda *_: None, tls=tls)
     try:
         version = session.open()
         session.login(ami.username, ami.secret, ami.action_timeout, events=False)

@@ -68,26 +68,35 @@ class Every:
 
 
 class Heartbeats:
-    """Reports every component's state to the database."""
+    """Reports every component's state to the database; once they have stopped, that they
+    stopped, with the state each had when told to stop (a stopped one may not say)."""
 
     def __init__(self, db: Database, components: list[Component]) -> None:
         self.db = db
         self.components = components
         self._timer = Every(HEARTBEAT_SECONDS, self.beat, "heartbeat")
+        self._last: list[dict[str, Any]] = []
 
     def beat(self) -> None:
-        def work(session: Session) -> None:
-            for component in self.components:
-                operations.beat(session, component.name, INSTANCE, component.state(), utcnow())
-
-        self.db.run(work)
+        self._write([component.state() for component in self.components], stopped=False)
 
     def start(self) -> None:
         self._timer.start()
 
     def stop(self) -> None:
+        """No more beats; call ``stopped`` once the components have stopped."""
         self._timer.stop()
-        self.beat()
+        self._last = [component.state() for component in self.components]
+
+    def stopped(self) -> None:
+        self._write(self._last, stopped=True)
+
+    def _write(self, states: list[dict[str, Any]], *, stopped: bool) -> None:
+        def work(session: Session) -> None:
+            for component, state in zip(self.components, states, strict=True):
+                operations.beat(session, component.name, INSTANCE, state, utcnow(), stopped=stopped)
+
+        self.db.run(work)
 
 
 class Listener:
@@ -143,6 +152,7 @@ class Listener:
         return {
             "connected": self.client.connected,
             "live_calls": len(self.tracker.live_calls()),
+            "refused_calls": self.tracker.stats.calls_refused,  # over ami.max_live_calls
             "stored": self.store.stats.stored,
             "waiting_to_store": self.store.pending,
             "ami_warnings": self.client.stats.warnings,
@@ -188,13 +198,14 @@ class Agi:
 
 def run_until_signal(db: Database, components: list[Component], stop: threading.Event) -> None:
     """Start the components, report heartbeats, and on SIGTERM/SIGINT (or ``stop``) stop them in
-    reverse order, each finishing what it holds."""
+    reverse order, each finishing what it holds; then record that they stopped (so `hotline
+    status` tells a clean stop from a silent, killed instance)."""
     started: list[Component] = []
+    beats = Heartbeats(db, components)
     try:
         for component in components:
             component.start()
             started.append(component)
-        beats = Heartbeats(db, components)
         beats.start()
         settle_heap()
         wait_for_stop_signal(stop)
@@ -202,3 +213,4 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
     finally:
         for component in reversed(started):
             component.stop()
+    beats.stopped()

@@ -59,6 +59,7 @@ class AmiSettings(Section):
             "Event: Hangup",
             "Event: Cdr",
             "Event: OriginateResponse",
+            "Event: AgentConnect",
         ]
     )
     # Channel variables the dialplan / IVR sets: the case reference and the MixMonitor file.
@@ -69,6 +70,15 @@ class AmiSettings(Section):
     choice_variables: list[str] = Field(default_factory=list)
     # The UserEvent whose File header names the caller's Record()ed message.
     message_user_event: str = "HotlineMessage"
+    # The channel variable the IVR sets once the caller is served (registered, status, agent).
+    outcome_variable: str = "HOTLINE_OUTCOME"
+    # Calls followed at once; beyond it new calls are refused (see hotline.tracker).
+    max_live_calls: int = Field(5000, ge=1)
+    # AMI over TLS (manager.conf tlsenable): verify the server against tls_ca_file (None: the
+    # system's CAs); tls_server_name: the name its certificate carries, when not ``host``.
+    tls: bool = False
+    tls_ca_file: Path | None = None
+    tls_server_name: str | None = None
 
 
 class AgiSettings(Section):
@@ -380,6 +390,8 @@ class Settings(Section):
             self.ivr.flow_file = _under(base, self.ivr.flow_file)
         if self.transcription.model_path is not None:
             self.transcription.model_path = _under(base, self.transcription.model_path)
+        if self.ami.tls_ca_file is not None:
+            self.ami.tls_ca_file = _under(base, self.ami.tls_ca_file)
         prefix = "sqlite:///"
         url = self.database.url
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:

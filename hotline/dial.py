@@ -5,10 +5,16 @@ Results, from the events Asterisk sends for this Originate:
 - OriginateResponse Failure: the agent's phone was busy, did not answer or failed;
 - otherwise the DialEnd of the customer leg: ANSWER, BUSY, NOANSWER (others: failed);
 - the call ending with no DialEnd (the agent hung up first): failed.
+
+The result is stored as soon as it is known; the recording only once Asterisk has closed it.
+MixMonitor runs on the originated channel (the one OriginateResponse names, whose Uniqueid is
+the call's Linkedid) and writes the WAV header's lengths when that channel hangs up: a file read
+before is header-only or says 0 bytes of data, and its hash changes after.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -28,6 +34,8 @@ from hotline.ami import AmiClient, AmiError
 from hotline.ami_protocol import AmiMessage
 from hotline.config import Settings
 from recordings.ingest import ingest_recording
+
+log = logging.getLogger(__name__)
 
 R = AttemptResult
 DIAL_STATUS = {"ANSWER": R.ANSWERED, "BUSY": R.BUSY, "NOANSWER": R.NO_ANSWER}
@@ -53,8 +61,11 @@ class OriginateWatch:
         self.action_id: str | None = None
         self.result: AttemptResult | None = None
         self.detail = ""
+        # The originated channel: it runs the callback context and its MixMonitor.
         self._linkedid: str | None = None
         self._done = threading.Event()
+        # That channel hung up (or never ran the callback context): the recording is closed.
+        self._closed = threading.Event()
         self._early: list[AmiMessage] = []
 
     def follow(self, action_id: str) -> None:
@@ -75,6 +86,8 @@ class OriginateWatch:
                 self._finish(DIAL_STATUS.get(status, R.FAILED), f"customer leg: {status}")
             elif message.name == "Hangup":
                 self._finish(R.FAILED, "ended before the customer was dialled")
+                if message.get("Uniqueid") == self._linkedid:
+                    self._closed.set()
 
     def on_channels(self, channels: Sequence[AmiMessage], received_at: datetime) -> None:
         del channels, received_at
@@ -83,6 +96,7 @@ class OriginateWatch:
         if message.get("Response") != "Success":
             reason = message.get("Reason") or ""
             self._finish(AGENT_LEG.get(reason, R.FAILED), f"agent leg: reason {reason}")
+            self._closed.set()  # nothing ran the callback context: nothing was recorded
             return
         self._linkedid = message.get("Uniqueid")
 
@@ -93,6 +107,10 @@ class OriginateWatch:
 
     def wait(self, timeout: float) -> bool:
         return self._done.wait(timeout)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Whether the recording is closed (the channel that ran MixMonitor hung up)."""
+        return self._closed.wait(timeout)
 
 
 def _prepare(session: Session, actor: Actor, callback_id: int, key: str) -> tuple[Callback, str]:
@@ -106,9 +124,17 @@ def _prepare(session: Session, actor: Actor, callback_id: int, key: str) -> tupl
 
 
 def dial_callback(
-    db: Database, settings: Settings, actor: Actor, callback_id: int, *, timeout: float = 180.0
+    db: Database,
+    settings: Settings,
+    actor: Actor,
+    callback_id: int,
+    *,
+    timeout: float = 180.0,
+    call_timeout: float = 4 * 3600.0,
 ) -> DialOutcome:
-    """Ring the agent, then the customer; store the attempt's result and its recording."""
+    """Ring the agent, then the customer; store the attempt's result (within ``timeout``), then,
+    once the call has ended (within ``call_timeout``), its recording. A recording still open
+    then is left on disk for ``reconcile_recordings``."""
     key = f"cb{callback_id}-{uuid.uuid4().hex[:12]}"
     watch = OriginateWatch()
     # Only what tells this call's result needs to cross the wire.
@@ -142,29 +168,29 @@ def dial_callback(
             watch.result, watch.detail, finished = R.FAILED, f"Originate refused: {exc}", True
         result = watch.result if finished and watch.result is not None else R.FAILED
         detail = watch.detail if finished else f"no result within {timeout:g} s"
+        stored = db.run(
+            lambda session: callbacks.record_attempt_result(
+                session, settings, actor, key, result, utcnow(), detail
+            )
+        )
+        closed = finished and watch.wait_closed(call_timeout)
     finally:
         stop.set()
         runner.join()
-    stored = db.run(
-        lambda session: _store(session, settings, actor, callback_id, key, result, detail)
-    )
+    if closed:
+        db.run(lambda session: ingest_callback_recordings(session, settings, actor, stored))
+    else:
+        log.warning("callback %s: the call did not end in time; its recording is left", key)
     return DialOutcome(stored, result, detail)
 
 
-def _store(
-    session: Session,
-    settings: Settings,
-    actor: Actor,
-    callback_id: int,
-    key: str,
-    result: AttemptResult,
-    detail: str,
-) -> Callback:
-    callback = callbacks.record_attempt_result(
-        session, settings, actor, key, result, utcnow(), detail
-    )
-    # The callback context's MixMonitor names its file after the callback: keep it like any call.
-    for path in sorted(Path(settings.recordings.root).glob(f"callback-{callback_id}-*.wav")):
+def ingest_callback_recordings(
+    session: Session, settings: Settings, actor: Actor, callback: Callback
+) -> None:
+    """The callback context's MixMonitor names its file after the callback: keep it like any
+    call (ingest is once per path, so earlier attempts' files are not stored twice)."""
+    root = Path(settings.recordings.root)
+    for path in sorted(root.glob(f"callback-{callback.id}-*.wav")):
         ingest_recording(
             session,
             actor,
@@ -173,7 +199,6 @@ def _store(
             case_id=callback.case_id,
             retention=settings.retention,
         )
-    return callback
 
 
 def _run_quietly(client: AmiClient, stop: threading.Event) -> None:

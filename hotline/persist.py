@@ -30,13 +30,14 @@ from casebook.batch import chunked
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
-from casebook.models import Call, Case, Recording, RecordingKind
+from casebook.models import Call, Callback, Recording, RecordingKind
 from hotline.config import Settings
 from hotline.tracker import TrackedCall
 from recordings.ingest import (
     FileFacts,
     IngestedRecording,
     RecordingError,
+    ingest_recording,
     inspect_files,
     resolve_path,
     store_call_recordings,
@@ -45,8 +46,13 @@ from recordings.ingest import (
 log = logging.getLogger(__name__)
 
 LISTENER = Actor.system("listener")
-# The dialplan names the whole-call recording after the hotline channel's Uniqueid.
-RECORDING_NAME = re.compile(r"^hotline-(?P<uniqueid>\d+\.\d+)\.wav$")
+# The dialplan names the whole-call recording after the call's Linkedid and the hotline
+# channel's Uniqueid (hotline-<linkedid>-<uniqueid>.wav; before, hotline-<uniqueid>.wav), and
+# a callback's after the callback and the recording channel (callback-<id>-<uniqueid>.wav).
+RECORDING_NAME = re.compile(
+    r"^(?:hotline-(?:(?P<linkedid>\d+\.\d+)-)?|callback-(?P<callback>\d+)-)"
+    r"(?P<uniqueid>\d+\.\d+)\.wav$"
+)
 
 
 def _facts(call: TrackedCall) -> calls.CallFacts:
@@ -63,6 +69,7 @@ def _facts(call: TrackedCall) -> calls.CallFacts:
         case_reference=call.case_reference,
         ivr_choices=call.ivr_choices,
         recording_path=call.recording_path,
+        served=not call.abandoned,
     )
 
 
@@ -337,51 +344,58 @@ def reconcile_recordings(
     now: datetime | None = None,
 ) -> list[calls.StoredCall]:
     """Calls that ended while the listener was away leave only their recording: store a call
-    for each ``hotline-<uniqueid>.wav`` no row owns, linked to the case its channel registered.
-    Files still being written (recently modified, or of a live call) are left for later."""
-    moment = now or utcnow()
-    root = settings.recordings.root
-    if not root.is_dir():
-        return []
+    for each ``hotline-[<linkedid>-]<uniqueid>.wav`` no row owns (``calls.recover_call``); and
+    ingest each ``callback-<id>-<uniqueid>.wav`` its dialler left (the call outlived it).
+    Files still being written (recently modified, or of a live channel) are left for later."""
+    orphans = _quiet_orphans(session, settings, live_uniqueids, quiet_for, now or utcnow())
     recovered = []
-    known = set(session.exec(select(Recording.path)).all())
-    known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
-    for path in sorted(root.glob("hotline-*.wav")):
-        match = RECORDING_NAME.match(path.name)
-        if match is None or str(path) in known or match["uniqueid"] in live_uniqueids:
+    for path, match, modified in orphans:
+        if match["callback"] is not None:
+            callback = session.get(Callback, int(match["callback"]))
+            ingest_recording(
+                session,
+                LISTENER,
+                str(path),
+                kind=RecordingKind.CALLBACK,
+                case_id=callback.case_id if callback is not None else None,
+                retention=settings.retention,
+            )
+            log.warning("callback recording %s ingested after its call ended", path.name)
             continue
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        if moment - modified < quiet_for:
-            continue
-        call = _recover(session, settings, Path(path), match["uniqueid"], modified)
-        if call is not None:
-            recovered.append(call)
+        stored = calls.recover_call(
+            session,
+            settings,
+            linkedid=match["linkedid"],
+            uniqueid=match["uniqueid"],
+            did=settings.ami.hotline_exten,
+            ended_at=modified,
+            recording_path=str(path),
+        )
+        if stored.finished_now:
+            finish_recordings(session, settings, [(stored, None)])
+            log.warning("call %s recovered from %s (listener was away)", stored.linkedid, path.name)
+            recovered.append(stored)
     return recovered
 
 
-def _recover(
-    session: Session, settings: Settings, path: Path, uniqueid: str, ended: datetime
-) -> calls.StoredCall | None:
-    case = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
-    linkedid = case.call_linkedid if case is not None and case.call_linkedid else uniqueid
-    stored = calls.record_call(
-        session,
-        settings,
-        linkedid=linkedid,
-        uniqueid=uniqueid,
-        caller_number=case.caller_number if case is not None else None,
-        did=settings.ami.hotline_exten,
-        started_at=None,
-        answered_at=None,
-        ended_at=ended,
-        hangup_cause=None,
-        hangup_cause_text="recovered from the recording after a listener gap",
-        case_reference=case.reference if case is not None else None,
-        ivr_choices=(),
-        recording_path=str(path),
-    )
-    if not stored.finished_now:
-        return None
-    finish_recordings(session, settings, [(stored, None)])
-    log.warning("call %s recovered from %s (listener was away)", linkedid, path.name)
-    return stored
+def _quiet_orphans(
+    session: Session, settings: Settings, live: set[str], quiet_for: timedelta, now: datetime
+) -> list[tuple[Path, re.Match[str], datetime]]:
+    """Recordings under the root that no row names, not of a live channel and not written to
+    for ``quiet_for`` (so Asterisk has closed them): path, name's parts, last written."""
+    root = settings.recordings.root
+    if not root.is_dir():
+        return []
+    known = set(session.exec(select(Recording.path)).all())
+    known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
+    orphans = []
+    for path in sorted(root.iterdir()):
+        match = RECORDING_NAME.match(path.name)
+        if match is None or str(path) in known:
+            continue
+        if {match["uniqueid"], match["linkedid"]} & live:
+            continue
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        if now - modified >= quiet_for:
+            orphans.append((path, match, modified))
+    return orphans

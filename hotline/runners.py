@@ -27,7 +27,9 @@ def listen(settings: AmiSettings, sink: CallSink, stop: threading.Event) -> Call
 
 
 def build_client(settings: AmiSettings, sink: CallSink) -> tuple[AmiClient, CallTracker]:
-    tracker = CallTracker(sink, TrackerRules.from_settings(settings))
+    tracker = CallTracker(
+        sink, TrackerRules.from_settings(settings), max_live_calls=settings.max_live_calls
+    )
     return AmiClient(settings, tracker), tracker
 
 

@@ -12,6 +12,7 @@ snapshot: channels it shows are adopted, tracked channels it no longer shows hun
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -22,10 +23,20 @@ from typing import Protocol
 from hotline.ami_protocol import AmiMessage
 from hotline.config import AmiSettings
 
+log = logging.getLogger(__name__)
+
 UNKNOWN_CALLER = "<unknown>"
 CHANNEL_UP = "6"
 # Linkedids of finished calls remembered so that a late event cannot start the call again.
 FINISHED_MEMORY = 50_000
+# Per-call bounds: a real call has a handful of channels and menu choices. Beyond these, a
+# broken or hostile dialplan is feeding us, and the extras are ignored (counted in stats).
+MAX_CHANNELS_PER_CALL = 64
+MAX_CHOICES_PER_CALL = 64
+# A stored value (case, recording path, outcome, choices…) longer than this is not one of ours.
+MAX_VALUE_CHARS = 1024
+# HOTLINE_OUTCOME: the IVR served the caller; "agent" serves only once an agent answers.
+OUTCOME_AGENT = "agent"
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,19 @@ class TrackedCall:
     channels: tuple[str, ...]
     # Part of the call fell into a connection gap: times and hangup cause may be approximate.
     gap: bool = False
+    # What the IVR says it did for the caller (ami.outcome_variable): registered, status, agent.
+    outcome: str | None = None
+    # A queue member answered (AgentConnect).
+    agent_answered: bool = False
 
     @property
     def abandoned(self) -> bool:
-        """Hung up before the IVR registered a complaint."""
-        return self.case_reference is None
+        """Hung up before being served: no case, no agent answered, and the IVR said nothing
+        or only that it handed the caller to the agent queue. (An agent answering serves the
+        caller also when the IVR failed and the dialplan sent them to the queue.)"""
+        if self.case_reference is not None or self.agent_answered:
+            return False
+        return self.outcome is None or self.outcome == OUTCOME_AGENT
 
     @property
     def duration_seconds(self) -> float | None:
@@ -99,6 +118,7 @@ class TrackerRules:
     hotline_exten: str | None = "15654"  # None: report every call, not only hotline calls
     case_variable: str = "HOTLINE_CASE"
     recording_variable: str = "MIXMONITOR_FILENAME"
+    outcome_variable: str = "HOTLINE_OUTCOME"
     menu_user_events: frozenset[str] = frozenset({"HotlineMenu"})
     choice_variables: frozenset[str] = frozenset()
     message_user_event: str = "HotlineMessage"
@@ -109,6 +129,7 @@ class TrackerRules:
             hotline_exten=ami.hotline_exten,
             case_variable=ami.case_variable,
             recording_variable=ami.recording_variable,
+            outcome_variable=ami.outcome_variable,
             menu_user_events=frozenset(ami.menu_user_events),
             choice_variables=frozenset(ami.choice_variables),
             message_user_event=ami.message_user_event,
@@ -178,6 +199,10 @@ class _Call:
     recording_path: str | None = None
     message_path: str | None = None
     ivr_choices: list[str] = field(default_factory=list)
+    # The latest value of each choice variable: every choice so far, comma-joined.
+    choice_values: dict[str, str] = field(default_factory=dict)
+    outcome: str | None = None
+    agent_answered: bool = False
     gap: bool = False
     # Adopted from a snapshot: a listener before us may have noted it as a hotline call.
     adopted: bool = False
@@ -190,13 +215,28 @@ class TrackerStats:
     calls_not_hotline: int = 0
     channels_swept: int = 0
     resyncs: int = 0
+    # Calls refused because ``max_live_calls`` were in progress (see ``CallTracker``).
+    calls_refused: int = 0
+    # Channels, choices or values beyond the per-call bounds, ignored.
+    ignored_growth: int = 0
 
 
 class CallTracker:
-    """Events in, finished calls out. Thread-safe: one feeder, any number of readers."""
+    """Events in, finished calls out. Thread-safe: one feeder, any number of readers.
 
-    def __init__(self, sink: CallSink, rules: TrackerRules | None = None) -> None:
+    At most ``max_live_calls`` calls are followed at once. When that many are in progress a
+    new call is refused (counted, logged once per episode), not an old one dropped: the calls
+    already followed (and noted in the database) keep being followed to their end, so none of
+    them is closed early or loses its facts. A refused hotline call is not lost either: its
+    case is registered by the IVR, and its recording is recovered once it is quiet
+    (``reconcile_recordings``), as after a listener gap.
+    """
+
+    def __init__(
+        self, sink: CallSink, rules: TrackerRules | None = None, *, max_live_calls: int = 5000
+    ) -> None:
         self.rules = rules if rules is not None else TrackerRules()
+        self.max_live_calls = max_live_calls
         self.stats = TrackerStats()
         self._sink = sink
         self._calls: dict[str, _Call] = {}
@@ -204,6 +244,7 @@ class CallTracker:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._noted: list[str] = []  # news of calls in progress since the last report
         self._vanished = False  # an adopted call ended unreported: say which calls are alive
+        self._full = False  # refusing new calls (logged when it starts and when it ends)
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[_Call, str | None, AmiMessage, datetime], None]] = {
             "Newchannel": self._on_caller_id,
@@ -213,6 +254,7 @@ class CallTracker:
             "UserEvent": self._on_user_event,
             "Hangup": self._on_hangup,
             "Cdr": self._on_cdr,
+            "AgentConnect": self._on_agent_connect,
         }
 
     # The runner's side ------------------------------------------------------------------------
@@ -270,7 +312,8 @@ class CallTracker:
                 if done is not None:
                     finished.append(done)
             noted = self._take_noted()
-            alive = set(self._calls)
+            # Every call in the snapshot is alive, also one refused at the live-call cap.
+            alive = set(self._calls) | {channel.linkedid for channel in snapshot}
         for call_noted in noted:
             self._sink.call_noted(call_noted)
         for call_done in finished:
@@ -309,7 +352,12 @@ class CallTracker:
             return None
         if message.name in ("Newchannel", "Newexten"):
             self._note_exten(call, message.get("Exten"))
-        if call.case_reference is None or call.recording_path is None:
+        if (
+            call.case_reference is None
+            or call.recording_path is None
+            or call.outcome is None
+            or message.name == "Hangup"  # the final values (choices made in a gap)
+        ):
             # manager.conf channelvars: every channel event repeats the variables' values.
             self._note_variables(call, uniqueid, message.variables())
         if handler is not None:
@@ -322,7 +370,10 @@ class CallTracker:
         call = self._calls.get(linkedid)
         if call is None:
             if linkedid in self._finished:
-                return None  # a late event of a call already reported
+                return None  # a late event of a call already reported (or refused)
+            if len(self._calls) >= self.max_live_calls:
+                self._refuse(linkedid)
+                return None
             call = self._calls[linkedid] = _Call(linkedid=linkedid, started_at=at)
             self.stats.calls_started += 1
         if uniqueid not in call.channels:
@@ -330,9 +381,30 @@ class CallTracker:
                 # Asterisk re-links a bridged channel to the older call's Linkedid; the channel
                 # stays with the call it started in, so no call is reported twice.
                 return None
+            if len(call.channels) >= MAX_CHANNELS_PER_CALL:
+                self.stats.ignored_growth += 1
+                return None
             call.channels[uniqueid] = _Channel(uniqueid)
             self._call_of_channel[uniqueid] = linkedid
         return call
+
+    def _refuse(self, linkedid: str) -> None:
+        """No room for another call: ignore this one to its end (remembered like a finished
+        call, so its later events are ignored too)."""
+        self.stats.calls_refused += 1
+        self._remember_finished(linkedid)
+        if not self._full:
+            self._full = True
+            log.warning(
+                "%d calls in progress (ami.max_live_calls): new calls are not tracked until "
+                "some end; their recordings are recovered later",
+                len(self._calls),
+            )
+
+    def _remember_finished(self, linkedid: str) -> None:
+        self._finished[linkedid] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
 
     def _note_exten(self, call: _Call, exten: str | None) -> None:
         if exten and exten not in ("s", "h"):
@@ -344,6 +416,15 @@ class CallTracker:
 
     def _note_variables(self, call: _Call, uniqueid: str | None, values: dict[str, str]) -> None:
         rules = self.rules
+        if any(len(value) > MAX_VALUE_CHARS for value in values.values()):
+            self.stats.ignored_growth += 1
+            values = {name: v for name, v in values.items() if len(v) <= MAX_VALUE_CHARS}
+        outcome = values.get(rules.outcome_variable)
+        if outcome:
+            call.outcome = outcome
+        for name in rules.choice_variables:
+            if values.get(name):
+                call.choice_values[name] = values[name]
         case = values.get(rules.case_variable)
         if case and call.case_reference is None:
             call.case_reference = case
@@ -377,16 +458,18 @@ class CallTracker:
         self, call: _Call, uniqueid: str | None, message: AmiMessage, _: datetime
     ) -> None:
         name, value = message.get("Variable") or "", message.get("Value") or ""
-        if name in self.rules.choice_variables and value:
-            call.ivr_choices.append(f"{name}={value}")
-        elif value:
+        if value:
             self._note_variables(call, uniqueid, {name: value})
 
     def _on_user_event(self, call: _Call, _u: str | None, message: AmiMessage, _: datetime) -> None:
         name = message.get("UserEvent") or ""
         if name in self.rules.menu_user_events:
             choice = message.get("Choice")
-            if choice:
+            if not choice:
+                return
+            if len(call.ivr_choices) >= MAX_CHOICES_PER_CALL or len(choice) > MAX_VALUE_CHARS:
+                self.stats.ignored_growth += 1
+            else:
                 call.ivr_choices.append(f"{name}={choice}")
         elif name == self.rules.message_user_event:
             call.message_path = message.get("File") or call.message_path
@@ -405,6 +488,10 @@ class CallTracker:
             call.hangup_cause_text = message.get("Cause-txt")
         call.ended_at = at
 
+    def _on_agent_connect(self, call: _Call, _u: str | None, _m: AmiMessage, _: datetime) -> None:
+        # A queue member answered this caller (app_queue, class agent).
+        call.agent_answered = True
+
     def _on_cdr(self, call: _Call, uniqueid: str | None, message: AmiMessage, _: datetime) -> None:
         channel = call.channels.get(uniqueid or "")
         if channel is not None and channel.caller_number is None:
@@ -419,9 +506,11 @@ class CallTracker:
         del self._calls[call.linkedid]
         for uniqueid in call.channels:
             self._call_of_channel.pop(uniqueid, None)
-        self._finished[call.linkedid] = None
-        if len(self._finished) > FINISHED_MEMORY:
-            self._finished.popitem(last=False)
+        self._remember_finished(call.linkedid)
+        if self._full and len(self._calls) < self.max_live_calls * 0.9:
+            # Some room again (a margin, so a full tracker does not log every call).
+            self._full = False
+            log.info("calls in progress below ami.max_live_calls again: tracking new calls")
         if not call.reached_hotline and self.rules.hotline_exten is not None:
             self.stats.calls_not_hotline += 1
             self._vanished = self._vanished or call.adopted
@@ -448,10 +537,35 @@ class CallTracker:
             case_reference=call.case_reference,
             recording_path=call.recording_path,
             message_path=call.message_path,
-            ivr_choices=tuple(call.ivr_choices),
+            ivr_choices=_merged_choices(call.ivr_choices, call.choice_values),
             channels=tuple(call.channels),
             gap=call.gap,
+            outcome=call.outcome,
+            agent_answered=call.agent_answered,
         )
+
+
+def _merged_choices(seen: Sequence[str], variables: dict[str, str]) -> tuple[str, ...]:
+    """The menu choices from UserEvents (``seen``), completed by choice variables: each holds
+    every choice so far, comma-joined, so it also knows choices made while the listener was
+    away. A choice both report is kept once (the UserEvent's, which names its menu)."""
+    merged = list(seen)
+    for name, value in variables.items():
+        rest, merged = merged, []
+        for choice in value.split(",")[:MAX_CHOICES_PER_CALL]:
+            if not choice:
+                continue
+            if rest and _choice_key(rest[0]) == choice:
+                merged.append(rest.pop(0))
+            else:
+                merged.append(f"{name}={choice}")
+        merged += rest
+    return tuple(merged)
+
+
+def _choice_key(choice: str) -> str:
+    """The key pressed: ``HotlineMenu=main_menu:1`` -> ``1``."""
+    return choice.partition("=")[2].rpartition(":")[2]
 
 
 def _duration(value: str | None) -> timedelta | None:

@@ -56,7 +56,9 @@ def agi_url(settings: Settings) -> str:
 
 def render_extensions(settings: Settings) -> str:
     exten = _clean(settings.ami.hotline_exten)
-    recording = _clean(settings.recordings.root.resolve() / "hotline-${UNIQUEID}.wav")
+    recording = _clean(
+        settings.recordings.root.resolve() / "hotline-${CHANNEL(linkedid)}-${UNIQUEID}.wav"
+    )
     language = _clean(settings.ivr.language)
     queue = _clean(settings.ivr.agent_queue)
     callbacks = settings.callbacks
@@ -128,13 +130,32 @@ bindaddr = {_clean(ami.host)}
 displayconnects = yes
 timestampevents = no
 channelvars = {",".join(CHANNEL_VARIABLES)}
-
+{_manager_tls(settings)}
 [{_clean(ami.username)}]
 secret = {_clean(ami.secret)}
 deny = 0.0.0.0/0.0.0.0
 {permit}
 read = {AMI_READ}
 write = {AMI_WRITE}
+"""
+
+
+def _manager_tls(settings: Settings) -> str:
+    """With ami.tls, AMI is served over TLS only, on ami.host:ami.port (the listener verifies
+    the certificate against ami.tls_ca_file): the plain listener above is switched off again
+    (a later ``enabled`` wins in manager.conf)."""
+    ami = settings.ami
+    if not ami.tls:
+        return ""
+    host = _clean(ami.host)
+    return f"""\
+; AMI over TLS only (ami.tls): put the certificate ami.tls_ca_file verifies, for the name
+; {_clean(ami.tls_server_name or ami.host)}, and its key at these paths.
+enabled = no
+tlsenable = yes
+tlsbindaddr = {f"[{host}]" if ":" in host else host}:{ami.port}
+tlscertfile = /etc/asterisk/keys/manager.pem
+tlsprivatekey = /etc/asterisk/keys/manager.key
 """
 
 

@@ -208,3 +208,32 @@ def test_the_scheduler_process_assigns_due_callbacks_and_stops_on_sigterm(site: 
             " ON agent.id = callback.assigned_agent_id"
         ).fetchone()
     assert row == ("assigned", "sara")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_status_tells_a_clean_stop_from_a_silent_instance(site: Path, stop: signal.Signals) -> None:
+    env = {**os.environ, "HOTLINE_CONFIG": str(site / "config.yaml"), "COLUMNS": "200"}
+    process = subprocess.Popen([HOTLINE, "scheduler"], env=env, stderr=subprocess.DEVNULL)
+    database = site / "hotline.db"
+
+    def beats() -> int:
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            return int(connection.execute("SELECT count(*) FROM heartbeat").fetchone()[0])
+
+    try:
+        deadline = time.monotonic() + 60
+        while beats() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert beats() == 1
+    finally:
+        process.send_signal(stop)
+        process.wait(timeout=60)
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        # Long enough ago that a running instance would have reported several times since.
+        connection.execute("UPDATE heartbeat SET seen_at = '2026-01-01 00:00:00.000000'")
+    result = hotline(site, "status")
+    assert result.returncode == 0, result.stderr
+    if stop == signal.SIGTERM:
+        assert "stopped at" in result.stdout and "silent" not in result.stdout
+    else:
+        assert "silent" in result.stdout and "stopped" not in result.stdout

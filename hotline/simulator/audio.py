@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 import wave
 from functools import cache
 from pathlib import Path
@@ -53,3 +54,13 @@ def write_wav(path: Path, pcm: bytes) -> None:
         target.setframerate(SAMPLE_RATE)
         target.writeframes(pcm)
     partial.replace(path)
+
+
+def write_open_wav(path: Path, pcm: bytes) -> None:
+    """A WAV as MixMonitor leaves it while the call is up: the samples are there, but the
+    header's RIFF and data lengths say 0 (written only when Asterisk closes the file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate, width = SAMPLE_RATE, SAMPLE_WIDTH
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * width, width, 8 * width)  # PCM, mono
+    header = b"RIFF" + bytes(4) + b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt
+    path.write_bytes(header + b"data" + bytes(4) + pcm)

@@ -20,7 +20,11 @@ from hotline.simulator.agi_session import AgiSession, Ended, Exchange
 from hotline.simulator.audio import caller_voice
 
 Headers = list[tuple[str, str]]
-CHANNEL_VARIABLES = ("HOTLINE_CASE", "MIXMONITOR_FILENAME")  # manager.conf channelvars
+# manager.conf channelvars, as the generated manager.conf lists them.
+CHANNEL_VARIABLES = ("HOTLINE_CASE", "MIXMONITOR_FILENAME", "HOTLINE_OUTCOME", "HOTLINE_CHOICES")
+# The IVR's variables: where the dialplan goes next, and what it did for the caller.
+NEXT_VARIABLE, OUTCOME_VARIABLE = "HOTLINE_NEXT", "HOTLINE_OUTCOME"
+AGENT = "agent"
 STATE_NAMES = {0: "Down", 4: "Ring", 6: "Up"}
 CALLING_PRES = "0 (Presentation Allowed, Not Screened)"
 
@@ -31,6 +35,8 @@ class SimulatedCall:
 
     ``choice`` is the key pressed at the main menu, ``category`` the one at the category menu
     (asked by the FastAGI IVR only); ``leave_message=False`` stays silent when asked to speak.
+
+    ``agent_answers``: when the IVR hands the caller to the agent queue, a member answers.
 
     ``caller_name`` may hold surrogate escapes (``"\\udcff"``) to put invalid UTF-8 on the wire.
     ``audio`` is the caller's voice: raw 8 kHz 16-bit mono PCM bytes, or a WAV file's path.
@@ -43,6 +49,7 @@ class SimulatedCall:
     register_case: bool = True
     leave_message: bool = True
     audio: bytes | Path | None = None
+    agent_answers: bool = True
 
 
 @dataclass
@@ -57,7 +64,11 @@ class SimChannel:
     caller_number: str = "<unknown>"
     caller_name: str = "<unknown>"
     application: str = ""
-    variables: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHANNEL_VARIABLES, ""))
+    # Every variable set on the channel; events show those in CHANNEL_VARIABLES.
+    variables: dict[str, str] = field(default_factory=dict)
+
+    def channel_variables(self) -> list[tuple[str, str]]:
+        return [(name, self.variables.get(name, "")) for name in CHANNEL_VARIABLES]
 
     def headers(self, prefix: str = "") -> Headers:
         connected_number = self.caller_number
@@ -78,7 +89,7 @@ class SimChannel:
             ("Uniqueid", self.uniqueid),
             ("Linkedid", self.linkedid),
         ]
-        pairs += [("ChanVariable", f"{k}={v}") for k, v in self.variables.items()]
+        pairs += [("ChanVariable", f"{k}={v}") for k, v in self.channel_variables()]
         return [(prefix + key, value) for key, value in pairs]
 
 
@@ -156,7 +167,7 @@ def hotline_call(
     case = f"HL-{two.uniqueid}"
     yield from _app(two, "Set", f"HOTLINE_CASE={case}")
     yield from _set(two, "HOTLINE_CASE", case)
-    recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
+    recording = recordings_dir / f"hotline-{two.linkedid}-{two.uniqueid}.wav"
     yield from _mix_monitor(two, recording)
     yield _user_event(two, "HotlineRecording", ("File", str(recording)), ("Case", case))
     yield from _app(two, "Playback", "custom/hotline-welcome")
@@ -170,6 +181,7 @@ def hotline_call(
     yield from _set(two, "READSTATUS", "OK")
     yield from _set(two, "CHOICE", call.choice)
     yield _user_event(two, "HotlineMenu", ("Choice", call.choice), ("Case", case))
+    yield from _set(two, "HOTLINE_CHOICES", call.choice)
     yield from _app(two, "Playback", "custom/hotline-record")
     yield from _set(two, "PLAYBACKSTATUS", "SUCCESS")
     yield from _app(one, "Playback", "custom/caller-ar-complaint")
@@ -178,6 +190,8 @@ def hotline_call(
         yield from _app(two, "Record", f"{message},4,30,k")
         yield _user_event(two, "HotlineMessage", ("File", str(message)), ("Status", "SILENCE"))
         save_audio(message, call)
+    # The complaint is registered and its reference told: the IVR says the caller was served.
+    yield from _set(two, OUTCOME_VARIABLE, "registered")
     save_audio(recording, call)
     yield from _hang_up(one, two, registry, rng)
 
@@ -191,16 +205,66 @@ def agi_call(
     rng: random.Random,
     start_agi: StartAgi,
     exten: str = "15654",
+    new_ids: Callable[[], CallIds] | None = None,
 ) -> Iterator[Step]:
     """A caller reaching the hotline whose dialplan is the generated one: MixMonitor, then the
-    real FastAGI IVR (``start_agi`` opens the session), then the caller hangs up."""
+    real FastAGI IVR (``start_agi`` opens the session), the agent queue when the IVR sends the
+    caller there (``new_ids`` numbers the queue member's channels), then the caller hangs up."""
     one, two = _local_halves(ids, exten)
     yield from _arrive(call, one, two, registry, rng)
-    recording = recordings_dir / f"hotline-{two.uniqueid}.wav"
+    recording = recordings_dir / f"hotline-{two.linkedid}-{two.uniqueid}.wav"
     yield from _mix_monitor(two, recording)
     yield from _through_agi(call, one, two, start_agi)
+    member: tuple[SimChannel, SimChannel] | None = None
+    if two.variables.get(NEXT_VARIABLE) == AGENT and new_ids is not None:
+        member = yield from agent_queue(two, new_ids(), registry, answers=call.agent_answers)
     save_audio(recording, call)
     yield from _hang_up(one, two, registry, rng)
+    if member is not None:
+        # Nobody answered: the ringing member is cleared once the caller has gone (cause 0).
+        for channel in member:
+            registry.remove(channel)
+            yield event("Hangup", "call,all", channel, ("Cause", "0"), ("Cause-txt", "Unknown"))
+
+
+def agent_queue(
+    two: SimChannel, ids: CallIds, registry: ChannelRegistry, *, answers: bool
+) -> Generator[Headers, None, tuple[SimChannel, SimChannel] | None]:
+    """``Queue(hotline-agents)`` ringing one member, a Local channel (as in
+    tests/fixtures/ami/outcome/agent-*.server.raw): its halves share the caller's Linkedid;
+    when it answers, ``AgentConnect`` names the caller's channel and the member as Dest*.
+    Returns the member's channels when nobody answered (they ring until the caller goes)."""
+    yield from _app(two, "Queue", "hotline-agents")
+    base = f"Local/agent1@agent-phone-{ids.number:08x}"
+    m1 = SimChannel(f"{base};1", ids.first, two.linkedid, "agent-phone", "agent1")
+    m2 = SimChannel(f"{base};2", ids.second, two.linkedid, "agent-phone", "agent1")
+    for channel in (m1, m2):
+        registry.add(channel)
+        yield event("Newchannel", "call,all", channel)
+    yield from _app(m1, "AppQueue", "(Outgoing Line)")
+    if not answers:
+        yield from _app(m2, "Ringing", "")
+        return m1, m2
+    m1.state = m2.state = 6
+    yield event("Newstate", "call,all", m2)
+    yield event("Newstate", "call,all", m1)
+    yield event(
+        "AgentConnect",
+        "agent,all",
+        two,
+        *m1.headers("Dest"),
+        ("Queue", "hotline-agents"),
+        ("Interface", "Local/agent1@agent-phone"),
+        ("MemberName", "Local/agent1@agent-phone"),
+        ("HoldTime", "0"),
+        ("RingTime", "0"),
+    )
+    for channel in (m2, m1):  # the agent hangs up first
+        registry.remove(channel)
+        yield event(
+            "Hangup", "call,all", channel, ("Cause", "16"), ("Cause-txt", "Normal Clearing")
+        )
+    return None
 
 
 def _local_halves(ids: CallIds, exten: str) -> tuple[SimChannel, SimChannel]:
@@ -305,18 +369,29 @@ def callback_call(
     context: str,
     customer: str,
     dial_status: str,
-    record: Callable[[str], None],
-) -> Iterator[Headers]:
-    """An agent's callback as AMI Originate places it: ``Local/<agent>@...`` rings the agent
-    (;1), and when they answer, ``context``/``customer`` (;2) dials the customer, recorded."""
+    record: Callable[[str], Callable[[], None]],
+    talk: Wait | None = None,
+) -> Iterator[Step]:
+    """An agent's callback as AMI Originate places it (as in a real Asterisk 22 capture): the
+    originated channel ``Local/<agent>@...;1`` rings the agent through its ;2 half, and once
+    they answer, ;1 runs ``context``/``customer``: MixMonitor (``record`` starts the file and
+    returns what closes it) and Dial of the customer. An answered customer talks until ``talk``
+    is ready; the recording is closed before ;1, the channel that ran MixMonitor, hangs up."""
     base = f"Local/{agent}@{context}-{ids.number:08x}"
     one = SimChannel(f"{base};1", ids.first, ids.first, context, agent)
-    two = SimChannel(f"{base};2", ids.second, ids.first, context, customer, state=4)
+    two = SimChannel(f"{base};2", ids.second, ids.first, context, agent, state=4)
     for channel in (one, two):
         registry.add(channel)
         yield event("Newchannel", "call,all", channel)
     one.state = two.state = 6
     yield event("Newstate", "call,all", two)
+    # The Originate's own dial of the agent: Dest* headers only, before OriginateResponse.
+    yield [
+        ("Event", "DialEnd"),
+        ("Privilege", "call,all"),
+        *one.headers("Dest"),
+        ("DialStatus", "ANSWER"),
+    ]
     yield [
         ("Event", "OriginateResponse"),
         ("Privilege", "call,all"),
@@ -329,15 +404,21 @@ def callback_call(
         ("Uniqueid", one.uniqueid),
         ("CallerIDNum", "<unknown>"),
         ("CallerIDName", "<unknown>"),
-        *[(f"ChanVariable({one.name})", f"{k}={v}") for k, v in one.variables.items()],
+        *[(f"ChanVariable({one.name})", f"{k}={v}") for k, v in one.channel_variables()],
     ]
-    record(two.uniqueid)
+    one.context, one.exten = context, customer
+    close_recording = record(one.uniqueid)
+    yield event("MixMonitorStart", "call,all", one)
     destination = ("DestChannel", f"PJSIP/trunk-{ids.number:08x}")
-    yield event("DialBegin", "call,all", two, destination, ("DialString", customer))
-    yield event("DialEnd", "call,all", two, destination, ("DialStatus", dial_status))
-    for channel in (one, two):
+    yield event("DialBegin", "call,all", one, destination, ("DialString", customer))
+    yield event("DialEnd", "call,all", one, destination, ("DialStatus", dial_status))
+    if dial_status == "ANSWER" and talk is not None:
+        yield talk
+    cause = ("16", "Normal Clearing") if dial_status == "ANSWER" else ("17", "User busy")
+    for channel in (two, one):
+        if channel is one:
+            close_recording()
         registry.remove(channel)
-        cause = ("16", "Normal Clearing") if dial_status == "ANSWER" else ("17", "User busy")
         yield event("Hangup", "call,all", channel, ("Cause", cause[0]), ("Cause-txt", cause[1]))
 
 
@@ -373,8 +454,7 @@ def _dtmf_received(channel: SimChannel, digit: str) -> Iterator[Headers]:
 
 
 def _set(channel: SimChannel, name: str, value: str) -> Iterator[Headers]:
-    if name in channel.variables:
-        channel.variables[name] = value
+    channel.variables[name] = value
     yield event("VarSet", "dialplan,all", channel, ("Variable", name), ("Value", value))
 
 

@@ -37,7 +37,7 @@ from typing import TypeVar
 from hotline.ami_protocol import AmiFramer, AmiMessage, render
 from hotline.simulator.agi_peer import Caller
 from hotline.simulator.agi_session import AgiSession
-from hotline.simulator.audio import caller_voice, tone, write_wav
+from hotline.simulator.audio import caller_voice, tone, write_open_wav, write_wav
 from hotline.simulator.script import (
     CallIds,
     ChannelRegistry,
@@ -115,6 +115,7 @@ class PbxSimulator:
         dial_outcomes: dict[str, str] | None = None,
         agi: tuple[str, int] | None = None,
         epoch: int = 1795370000,
+        callback_talk_seconds: float = 0.5,
     ) -> None:
         """``agi``: the FastAGI server (host, port) hotline calls are handed to (loopback only);
         without it a scripted IVR stands in. ``epoch`` starts the Uniqueids (``epoch.seq``, as
@@ -129,6 +130,8 @@ class PbxSimulator:
         self.agi = agi
         # What a callback's Dial() ends with, per customer number (ANSWER when not listed).
         self.dial_outcomes = dial_outcomes or {}
+        # How long an answered callback's agent and customer talk before hanging up.
+        self.callback_talk_seconds = callback_talk_seconds
         self.originated: list[AmiMessage] = []  # every Originate action received, for tests
         self._rng = random.Random(seed)
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -196,7 +199,7 @@ class PbxSimulator:
                 script: Iterator[Step] = (
                     hotline_call(*args, self.exten)
                     if self.agi is None
-                    else agi_call(*args, self._start_agi, self.exten)
+                    else agi_call(*args, self._start_agi, self.exten, self._next_ids)
                 )
                 self._calls.append(script)
                 linkedids.append(ids.first)
@@ -550,11 +553,20 @@ class PbxSimulator:
         customer = action.get("Exten") or "s"
         variables = dict(v.partition("=")[::2] for v in action.get_all("Variable"))
 
-        def record(uniqueid: str) -> None:
-            # The callback dialplan's MixMonitor: callback-<HOTLINE_CALLBACK>-<UNIQUEID>.wav
-            if self.recordings_dir is not None and "HOTLINE_CALLBACK" in variables:
-                name = f"callback-{variables['HOTLINE_CALLBACK']}-{uniqueid}.wav"
-                write_wav(self.recordings_dir / name, tone())
+        def record(uniqueid: str) -> Callable[[], None]:
+            # The callback dialplan's MixMonitor: callback-<HOTLINE_CALLBACK>-<UNIQUEID>.wav,
+            # whose header says 0 bytes of data until the recording channel hangs up.
+            if self.recordings_dir is None or "HOTLINE_CALLBACK" not in variables:
+                return lambda: None
+            path = self.recordings_dir / f"callback-{variables['HOTLINE_CALLBACK']}-{uniqueid}.wav"
+            write_open_wav(path, tone())
+            return lambda: write_wav(path, tone())
+
+        talk_until = time.monotonic() + self.callback_talk_seconds
+        # Nothing else may wake the engine when the talk is over.
+        timer = threading.Timer(self.callback_talk_seconds, self._wakeup.set)
+        timer.daemon = True
+        timer.start()
 
         self._calls.append(
             callback_call(
@@ -566,6 +578,7 @@ class PbxSimulator:
                 customer=customer,
                 dial_status=self.dial_outcomes.get(customer, "ANSWER"),
                 record=record,
+                talk=Wait(lambda: time.monotonic() >= talk_until),
             )
         )
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Self
@@ -71,9 +75,11 @@ Responder = Callable[[AmiMessage, socket.socket], None]
 
 class LoopbackServer:
     """A TCP peer on loopback for one test: accepts every client on a thread of its own and
-    hands it to ``_serve``; leaving the ``with`` block closes everything."""
+    hands it to ``_serve`` (over TLS when given a server ``tls`` context, as Asterisk with
+    manager.conf tlsenable); leaving the ``with`` block closes everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self.connections = 0
@@ -103,7 +109,16 @@ class LoopbackServer:
                 return
             self.connections += 1
             self._clients.append(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+            threading.Thread(target=self._begin, args=(client,), daemon=True).start()
+
+    def _begin(self, client: socket.socket) -> None:
+        if self._tls is not None:
+            try:
+                client = self._tls.wrap_socket(client, server_side=True)
+            except OSError:
+                return  # the client refused our certificate
+            self._clients.append(client)
+        self._serve(client)
 
     def _serve(self, client: socket.socket) -> None:
         raise NotImplementedError
@@ -115,8 +130,8 @@ class ScriptedAmiServer(LoopbackServer):
     ``respond`` writes raw bytes to the socket itself, so a test states the exact wire bytes.
     """
 
-    def __init__(self, respond: Responder) -> None:
-        super().__init__()
+    def __init__(self, respond: Responder, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(tls)
         self._respond = respond
         self.actions: list[AmiMessage] = []
 
@@ -153,8 +168,10 @@ class ReplayServer(LoopbackServer):
     """Serves a recorded server stream: the banner, then after the client's Login block every
     remaining byte, cut at random boundaries. The connection then stays open (Asterisk would)."""
 
-    def __init__(self, recording: bytes, login_offset: int, seed: int) -> None:
-        super().__init__()
+    def __init__(
+        self, recording: bytes, login_offset: int, seed: int, tls: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(tls)
         self._recording = recording
         self._login_offset = login_offset
         self._rng = random.Random(seed)
@@ -228,3 +245,43 @@ def running(client: AmiClient) -> Iterator[threading.Event]:
 @pytest.fixture
 def sink() -> CollectingSink:
     return CollectingSink()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed certificate for ``asterisk.test`` (its own CA), its key, and another CA's
+    certificate that did not sign it."""
+
+    certificate: Path
+    key: Path
+    other_ca: Path
+
+    def server(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificate, self.key)
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make the test certificates")
+    folder = tmp_path_factory.mktemp("tls")
+
+    def self_signed(name: str) -> tuple[Path, Path]:
+        certificate, key = folder / f"{name}.pem", folder / f"{name}.key"
+        subprocess.run(
+            [
+                *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(key), "-out", str(certificate), "-subj", f"/CN={name}"),
+                *("-addext", f"subjectAltName=DNS:{name}"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return certificate, key
+
+    certificate, key = self_signed("asterisk.test")
+    other, _ = self_signed("someone-else.test")
+    return TlsFiles(certificate, key, other)

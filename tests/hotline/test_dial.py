@@ -3,6 +3,7 @@ agent's extension and then the customer, and the attempt's result is stored."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -25,9 +26,13 @@ from casebook.models import (
     Recording,
     RecordingKind,
 )
+from hotline.ami import AmiClient
+from hotline.ami_protocol import ParseStats, iter_messages
 from hotline.config import Settings, load_settings
-from hotline.dial import dial_callback
+from hotline.dial import OriginateWatch, dial_callback
+from hotline.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator
+from tests.hotline.conftest import FIXTURES, RecordingHandler, fast_settings, running
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
@@ -106,7 +111,13 @@ def test_hotline_callbacks_dial_rings_the_agent_then_the_customer(
         recording = s.exec(select(Recording)).one()
     assert callback is not None and callback.status == CallbackStatus.DONE
     assert attempt.result == "answered" and attempt.detail == "customer leg: ANSWER"
-    assert recording.kind == RecordingKind.CALLBACK and recording.sha256 is not None
+    assert recording.kind == RecordingKind.CALLBACK
+    # Ingested once Asterisk closed it (the simulator, like MixMonitor, leaves the header's
+    # lengths at 0 until the recording channel hangs up): its full duration and final hash.
+    assert recording.duration_seconds == pytest.approx(1.0)
+    final = Path(recording.path).read_bytes()
+    assert recording.size_bytes == len(final)
+    assert recording.sha256 == hashlib.sha256(final).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -158,3 +169,43 @@ def test_an_agent_without_an_extension_or_another_agents_callback_is_refused(
         assert sim.originated == []
     with db.session() as s:
         assert s.exec(select(CallbackAttempt)).all() == []
+
+
+def test_a_callback_that_outlives_its_dialler_has_its_recording_ingested_later(
+    site: tuple[Path, Settings, Database], tmp_path: Path
+) -> None:
+    _, settings, db = site
+    callback_id = assigned_callback(db, settings, "0950000005")
+    amal = db.run(lambda s: agents.resolve_actor(s, "amal", settings.roles))
+    with PbxSimulator(seed=6, recordings_dir=tmp_path, callback_talk_seconds=1.0) as sim:
+        settings.ami.port = sim.port
+        # The dialler stops waiting while they still talk: the open recording is left alone.
+        outcome = dial_callback(db, settings, amal, callback_id, timeout=30, call_timeout=0.0)
+        # The simulator plays its calls on to someone listening (the AMI listener would be).
+        with running(AmiClient(fast_settings(sim.port), RecordingHandler())):
+            assert sim.wait_until_idle(30)
+    assert outcome.result == "answered"
+    with db.session() as s:
+        assert s.exec(select(Recording)).all() == []
+    later = utcnow() + timedelta(minutes=5)
+    db.run(lambda s: reconcile_recordings(s, settings, live_uniqueids=set(), now=later))
+    with db.session() as s:
+        recording = s.exec(select(Recording)).one()
+    assert recording.kind == RecordingKind.CALLBACK
+    assert recording.duration_seconds == pytest.approx(1.0)
+    assert recording.sha256 == hashlib.sha256(Path(recording.path).read_bytes()).hexdigest()
+
+
+def test_the_recording_counts_as_closed_only_when_its_channel_hangs_up_on_asterisk() -> None:
+    data = (FIXTURES / "callback" / "answered.server.raw").read_bytes()
+    messages = list(iter_messages(data, expect_banner=True, stats=ParseStats()))
+    watch = OriginateWatch()
+    watch.follow("orig-1")
+    last_hangup = max(i for i, m in enumerate(messages) if m.name == "Hangup")
+    for n, message in enumerate(messages):
+        watch.on_event(message, utcnow())
+        if message.name == "DialEnd" and message.get("Channel"):
+            assert watch.result == "answered"
+        # Answered, and three of the four channels gone: MixMonitor's channel is still up.
+        assert watch.wait_closed(0) is (n >= last_hangup)
+    assert messages[last_hangup].get("Uniqueid") == messages[last_hangup].get("Linkedid")

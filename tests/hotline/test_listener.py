@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
+from casebook import calls as calls_service
 from casebook import cases
 from casebook.access import Actor
-from casebook.calls import StoredCall
+from casebook.calls import CallNote, StoredCall
+from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Call, Callback, Recording, RecordingKind, TranscriptionJob
 from hotline.components import Listener
@@ -142,7 +144,9 @@ def test_200_calls_through_drops_and_garbage_are_stored_once(
             .where(Recording.kind == RecordingKind.MESSAGE.value)
         ).one()
     assert queued == len(registered) == messages  # each registered caller's message, once
-    assert abandoned_callbacks == CALLS - len(registered)  # every number is different
+    # Only callers who hung up during the welcome are abandoned (every number is different):
+    # the scripted IVR says it served the others (HOTLINE_OUTCOME), case stored or not.
+    assert abandoned_callbacks == sum(not c.register_case for c in callers(CALLS))
 
 
 def test_a_listener_killed_mid_call_and_restarted_stores_each_call_once(tmp_path: Path) -> None:
@@ -248,3 +252,36 @@ def test_a_refused_login_stops_hotline_listen_with_one_clear_line(
         assert sim.stats.logins == 0
     assert result.returncode == 1
     assert "Authentication failed" in result.stderr
+
+
+def test_a_recovered_call_is_keyed_by_the_linkedid_its_recording_names(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    settings.recordings.root = tmp_path
+    # The IVR registered a case for one call (its channel 1795.8 of call 1795.7); the other,
+    # noted by the listener before it went away, registered none.
+    db.run(
+        lambda s: cases.register_complaint(
+            s,
+            settings,
+            Actor.system("ivr"),
+            caller_number="0910000007",
+            uniqueid="1795.8",
+            linkedid="1795.7",
+        )
+    )
+    note = CallNote("1795.9", None, "0910000009", "15654", utcnow(), None)
+    db.run(lambda s: calls_service.note_calls(s, [note]))
+    old = time.time() - 600
+    for name in ("hotline-1795.7-1795.8.wav", "hotline-1795.9-1795.10.wav"):
+        (tmp_path / name).write_bytes(b"RIFF")
+        os.utime(tmp_path / name, (old, old))
+
+    recovered = db.run(lambda s: reconcile_recordings(s, settings, live_uniqueids=set()))
+
+    assert sorted(c.linkedid for c in recovered) == ["1795.7", "1795.9"]
+    rows = {c.linkedid: c for c in stored_calls(db)}
+    assert sorted(rows) == ["1795.7", "1795.9"]  # the noted call finished, not a second row
+    assert (rows["1795.7"].caller_number, rows["1795.7"].uniqueid) == ("0910000007", "1795.8")
+    assert not rows["1795.7"].abandoned
+    assert rows["1795.9"].caller_number == "0910000009" and rows["1795.9"].abandoned

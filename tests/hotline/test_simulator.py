@@ -49,7 +49,7 @@ def assert_each_call_once(calls: list[TrackedCall], linkedids: list[str]) -> Non
         assert call.did == "15654"
         if not call.abandoned:
             assert call.recording_path is not None
-            assert call.recording_path.endswith(f"hotline-{call.uniqueid}.wav")
+            assert call.recording_path.endswith(f"hotline-{call.linkedid}-{call.uniqueid}.wav")
 
 
 def test_200_concurrent_calls_are_200_tracked_calls(tmp_path: Path, sink: CollectingSink) -> None:

@@ -72,7 +72,9 @@ def test_calls_through_the_real_ivr_are_tracked_with_case_message_and_choices(
         )
         message = recordings.resolve() / f"message-{call.uniqueid}.wav"
         assert call.message_path == case.message_path == str(message)
-        assert call.recording_path == str(recordings / f"hotline-{call.uniqueid}.wav")
+        assert call.recording_path == str(
+            recordings / f"hotline-{call.linkedid}-{call.uniqueid}.wav"
+        )
         for path in (message, Path(call.recording_path)):
             with wave.open(str(path), "rb") as wav:
                 assert wav.readframes(wav.getnframes()) == voices[n]
@@ -132,3 +134,21 @@ def test_an_unreachable_ivr_still_ends_the_call(sink: CollectingSink) -> None:
 def test_the_fastagi_server_must_be_on_loopback_too() -> None:
     with pytest.raises(ValueError, match="loopback"):
         PbxSimulator(agi=("192.0.2.1", 4573))
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_option_0_goes_through_the_agent_queue_as_on_asterisk(
+    ivr: AgiServer, sink: CollectingSink, answers: bool
+) -> None:
+    # As in tests/fixtures/ami/outcome/agent-*.server.raw: the member's Local channels join the
+    # caller's call, and only an answer brings AgentConnect.
+    with PbxSimulator(agi=ivr.address) as sim:
+        client, _ = build_client(fast_settings(sim.port), sink)
+        with running(client):
+            sim.place_calls([SimulatedCall("0910000001", choice="0", agent_answers=answers)])
+            [call] = sink.wait_for(1)
+            assert sim.wait_until_idle(10)
+    assert len(call.channels) == 4
+    assert call.agent_answered is answers
+    if not answers:
+        assert call.abandoned

@@ -24,8 +24,10 @@ from casebook.models import AuditEvent, Call, Callback, Recording, RecordingKind
 from hotline import persist
 from hotline.config import Settings
 from hotline.persist import CallStore, store_calls
-from hotline.tracker import TrackedCall
+from hotline.runners import replay
+from hotline.tracker import CallTracker, TrackedCall, TrackerRules
 from recordings.ingest import FileFacts, RecordingError, inspect_files
+from tests.hotline.conftest import FIXTURES, CollectingSink
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -256,3 +258,23 @@ def test_a_recording_named_with_a_doubled_slash_is_not_recovered_as_another_call
         assert [c.linkedid for c in s.exec(select(Call))] == ["1795.1"]
         (recording,) = s.exec(select(Recording))
         assert recording.path == path and recording.sha256 is not None
+
+
+@pytest.mark.parametrize(
+    ("capture", "abandoned"),
+    [("status", False), ("agent-answered", False), ("agent-unanswered", True), ("abandoned", True)],
+)
+def test_only_callers_who_were_not_served_are_abandoned_and_called_back(
+    db: Database, settings: Settings, capture: str, abandoned: bool
+) -> None:
+    # Real Asterisk bytes (tests/fixtures/ami/outcome) through the tracker and the store.
+    sink = CollectingSink()
+    tracker = CallTracker(sink, TrackerRules.from_settings(settings.ami))
+    replay((FIXTURES / "outcome" / f"{capture}.server.raw").read_bytes(), tracker)
+    [stored] = db.run(lambda s: store_calls(s, settings, sink.calls))
+    assert stored.abandoned is abandoned
+    with db.session() as s:
+        call = s.exec(select(Call)).one()
+        callbacks = s.exec(select(Callback)).all()
+    assert call.abandoned is abandoned
+    assert [c.phone_number for c in callbacks] == (["0910000001"] if abandoned else [])

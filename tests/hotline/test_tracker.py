@@ -6,17 +6,23 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from hotline.ami_protocol import AmiMessage, ParseStats, iter_messages
 from hotline.runners import replay
 from hotline.simulator.script import (
     CallIds,
     ChannelRegistry,
+    SimChannel,
     SimulatedCall,
+    agent_queue,
     callback_call,
     core_show_channel,
     hotline_call,
 )
 from hotline.tracker import (
+    MAX_CHANNELS_PER_CALL,
+    MAX_CHOICES_PER_CALL,
     CallTracker,
     ChannelSnapshot,
     TrackedCall,
@@ -95,8 +101,10 @@ def test_message_file_choices_and_case_from_a_simulated_call() -> None:
         tracker.on_event(message, T0)
     [call] = sink.calls
     assert call.message_path == "/rec/message-1795370000.15.wav"
-    assert call.recording_path == "/rec/hotline-1795370000.15.wav"
-    assert call.ivr_choices == ("CHOICE=3", "HotlineMenu=3")
+    assert call.recording_path == "/rec/hotline-1795370000.14-1795370000.15.wav"
+    # The VarSet and the UserEvent report the same choice: kept once.
+    assert call.ivr_choices == ("HotlineMenu=3",)
+    assert call.outcome == "registered"
     assert call.case_reference == "HL-1795370000.15"
 
 
@@ -137,9 +145,9 @@ def test_calls_that_never_reach_the_hotline_are_not_reported() -> None:
             context="hotline-callback",
             customer="0510000001",
             dial_status="ANSWER",
-            record=lambda _: None,
+            record=lambda _: lambda: None,
         )
-        return [AmiMessage(tuple(headers)) for headers in script]
+        return [AmiMessage(tuple(step)) for step in script if isinstance(step, list)]
 
     for message in callback():
         tracker.on_event(message, T0)
@@ -178,7 +186,7 @@ def test_resync_adopts_a_call_whose_start_was_missed_and_sweeps_one_that_ended()
     tracker.on_channels(snapshot_items(registry), T0)
     [live] = tracker.live_calls()
     assert live.caller_number == "0920000001"
-    assert live.recording_path == "/rec/hotline-1795370000.7.wav"
+    assert live.recording_path == "/rec/hotline-1795370000.6-1795370000.7.wav"
     assert live.answered_at == T0
     assert live.started_at == T0 - timedelta(seconds=5)  # the snapshot's Duration: 00:00:05
     # The connection drops again; the call ends unseen; the next snapshot is empty.
@@ -274,3 +282,132 @@ def test_an_adopted_call_that_ends_unrecognised_lets_the_store_close_it() -> Non
     tracker.resync([snapshot], T0)
     tracker.on_event(hangup("1795.4", "1795.3"), T0)
     assert sink.log == [("alive", ["1795.3"]), ("alive", [])]
+
+
+OUTCOME_RULES = TrackerRules(choice_variables=frozenset({"HOTLINE_CHOICES"}))
+
+
+@pytest.mark.parametrize(
+    ("capture", "outcome", "agent_answered", "abandoned"),
+    [
+        ("status", "status", False, False),
+        ("agent-answered", "agent", True, False),
+        ("agent-unanswered", "agent", False, True),
+        ("abandoned", None, False, True),
+    ],
+)
+def test_abandoned_means_hung_up_before_being_served_on_real_asterisk_bytes(
+    capture: str, outcome: str | None, agent_answered: bool, abandoned: bool
+) -> None:
+    # Captured from Asterisk 22.10.1 (tests/fixtures/ami/outcome/README.md): a status enquiry
+    # answered and a caller an agent took are served; a queue nobody answered is not.
+    sink = CollectingSink()
+    data = (FIXTURES / "outcome" / f"{capture}.server.raw").read_bytes()
+    stats = replay(data, CallTracker(sink, OUTCOME_RULES), received_at=T0)
+    assert stats.warnings == 0
+    [call] = sink.calls
+    assert call.caller_number == "0910000001"
+    assert (call.outcome, call.agent_answered) == (outcome, agent_answered)
+    assert call.abandoned is abandoned
+    assert call.status == ("abandoned" if abandoned else "complete")
+    assert call.ivr_choices == (() if outcome is None else ("HOTLINE_CHOICES=2",))
+
+
+def _event(name: str, *headers: tuple[str, str]) -> AmiMessage:
+    ids = (("Channel", "Local/15654@hotline-00000001;2"), ("Uniqueid", "1.2"), ("Linkedid", "1.1"))
+    return AmiMessage((("Event", name), *ids, *headers))
+
+
+def test_a_caller_an_agent_answered_is_served_even_without_an_outcome() -> None:
+    # The IVR could not be reached (AGISTATUS FAILURE): the dialplan queues the caller.
+    sink = CollectingSink()
+    tracker = CallTracker(sink)
+    for message in (
+        _event("Newexten", ("Exten", "15654")),
+        _event("AgentConnect", ("Queue", "hotline-agents")),
+        _event("Hangup", ("Cause", "16")),
+    ):
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.outcome is None and call.agent_answered and not call.abandoned
+
+
+def test_choices_from_the_variable_and_user_events_merge_without_duplicates() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, OUTCOME_RULES)
+    # The listener came back after the main-menu choice: only the variable still knows it.
+    events = [
+        _event("Newexten", ("Exten", "15654")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1,3")),
+        _event("UserEvent", ("UserEvent", "HotlineMenu"), ("Choice", "category_menu:3")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1,3,2")),
+        _event("UserEvent", ("UserEvent", "HotlineMenu"), ("Choice", "rating:2")),
+        _event("Hangup", ("Cause", "16")),
+    ]
+    for message in events:
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.ivr_choices == (
+        "HOTLINE_CHOICES=1",
+        "HotlineMenu=category_menu:3",
+        "HotlineMenu=rating:2",
+    )
+
+
+def test_the_simulators_agent_connect_has_the_real_ones_headers() -> None:
+    real_bytes = (FIXTURES / "outcome" / "agent-answered.server.raw").read_bytes()
+    messages = iter_messages(real_bytes, expect_banner=True, stats=ParseStats())
+    real = next(m for m in messages if m.name == "AgentConnect")
+    two = SimChannel("Local/15654@hotline-00000001;2", "1.2", "1.1", "hotline", "15654")
+    queue = agent_queue(two, CallIds(2, "1.3", "1.4"), ChannelRegistry(), answers=True)
+    simulated = next(AmiMessage(tuple(h)) for h in queue if ("Event", "AgentConnect") in h)
+    assert [key for key, _ in simulated.headers] == [key for key, _ in real.headers]
+    assert simulated.get("DestLinkedid") == simulated.get("Linkedid") == "1.1"
+
+
+def _channel_event(
+    name: str, linkedid: str, uniqueid: str, *headers: tuple[str, str]
+) -> AmiMessage:
+    channel = ("Channel", f"Local/15654@hotline-{uniqueid};2")
+    ids = (("Uniqueid", uniqueid), ("Linkedid", linkedid))
+    return AmiMessage((("Event", name), channel, *ids, *headers))
+
+
+def test_a_flood_of_calls_that_never_end_stops_at_the_cap_and_loses_no_tracked_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, max_live_calls=100)
+    # The first call is a real one; then 1,000 calls that never hang up.
+    tracker.on_event(_channel_event("Newchannel", "1.0", "1.0", ("Exten", "15654")), T0)
+    for n in range(1, 1001):
+        tracker.on_event(_channel_event("Newchannel", f"2.{n}", f"2.{n}", ("Exten", "15654")), T0)
+    assert len(tracker.live_calls()) == 100
+    assert tracker.stats.calls_refused == 901
+    warnings = [r for r in caplog.records if "max_live_calls" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not per refused call
+    # The call tracked before the flood is still followed to its end and reported.
+    tracker.on_event(_channel_event("Hangup", "1.0", "1.0", ("Cause", "16")), T0)
+    assert [call.linkedid for call in sink.calls] == ["1.0"]
+    # A refused call stays refused to its end, even once there is room again.
+    tracker.on_event(_channel_event("Hangup", "2.1000", "2.1000", ("Cause", "16")), T0)
+    assert [call.linkedid for call in sink.calls] == ["1.0"]
+
+
+def test_one_call_cannot_grow_without_bound() -> None:
+    sink = CollectingSink()
+    tracker = CallTracker(sink, OUTCOME_RULES)
+    tracker.on_event(_channel_event("Newchannel", "1.0", "1.0", ("Exten", "15654")), T0)
+    for n in range(1, 1000):
+        tracker.on_event(_channel_event("Newchannel", "1.0", f"1.{n}"), T0)
+        menu = (("UserEvent", "HotlineMenu"), ("Choice", str(n % 10)))
+        tracker.on_event(_channel_event("UserEvent", "1.0", "1.0", *menu), T0)
+    long = ",".join(["1"] * 5000)
+    tracker.on_event(
+        _channel_event("VarSet", "1.0", "1.0", ("Variable", "HOTLINE_CHOICES"), ("Value", long)), T0
+    )
+    [live] = tracker.live_calls()
+    assert len(live.channels) == MAX_CHANNELS_PER_CALL
+    assert len(live.ivr_choices) == MAX_CHOICES_PER_CALL
+    assert tracker.stats.ignored_growth > 0

@@ -34,7 +34,8 @@ def test_the_hotline_context(settings: Settings, tmp_path: Path) -> None:
         " same => n,Set(CHANNEL(language)=ar)",
         " same => n,Set(CHANNEL(hangup_handler_push)=hotline-hangup,s,1)",
         " same => n,Answer()",
-        f" same => n,MixMonitor({tmp_path / 'rec'}/hotline-${{UNIQUEID}}.wav)",
+        f" same => n,MixMonitor({tmp_path / 'rec'}/hotline-${{CHANNEL(linkedid)}}-${{UNIQUEID}}"
+        ".wav)",
         " same => n,AGI(agi://10.1.2.3:4600/hotline,${CHANNEL(linkedid)})",
         ' same => n,GotoIf($["${HOTLINE_NEXT}" = "agent"]?agent,1)',
         " same => n,Hangup()",
