@@ -7,6 +7,8 @@ pyst2 0.5.1 speaks the AGI command set well, but (measured) it
 - reads the FastAGI ``HANGUP`` line, or the end of input, as a reply: ``ValueError``, and every
   later reply is then read one command late;
 - raises ``AGIUnknownError`` for ``511`` (dead channel) instead of a hang-up;
+- raises ``AGIAppError`` for ``result=-1``, which Asterisk answers both to a hang-up during
+  playback, SAY or GET DATA and to a missing sound file (here: CHANNEL STATUS tells which);
 - loops forever on a ``520`` usage reply cut short, and on a single-line ``520``;
 - returns ``'\\x00'`` from ``record_file`` when the recording ends on its timeout or on silence.
 
@@ -152,7 +154,9 @@ class HotlineAGI(AGI):  # type: ignore[misc]  # pyst2 is untyped
             if reply.note == "hangup":
                 raise CallerHungUp("hung up during the command")
             if reply.result == "-1":
-                # Also a missing sound file: not necessarily a hang-up (the next command tells).
+                # Playback, SAY and GET DATA answer -1 both to a hang-up and to a missing sound.
+                if self._channel_gone():
+                    raise CallerHungUp("hung up during the command")
                 raise AGIAppError("command failed (result=-1)")
             return {"result": ("", ""), **reply.fields}
         if reply.code == DEAD_CHANNEL:
@@ -163,6 +167,17 @@ class HotlineAGI(AGI):  # type: ignore[misc]  # pyst2 is untyped
         if reply.code == 520:
             raise AGIUsageError(reply.text)
         raise AGIUnknownError(reply.code, reply.text)
+
+    def _channel_gone(self) -> bool:
+        """Ask Asterisk whether the channel still exists: a dead one answers 511 (after the
+        FastAGI HANGUP line), a live one its state."""
+        if self.hung_up:
+            return True
+        self.send_command("CHANNEL STATUS")
+        reply = self.read_reply()
+        if reply.code == DEAD_CHANNEL:
+            self.hung_up = True
+        return self.hung_up
 
     # -- commands whose pyst2 version misreads the reply ----------------------------------
 

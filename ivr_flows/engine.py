@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,11 +36,16 @@ from ivr_flows.flow import (
 log = logging.getLogger(__name__)
 
 PROMPT_FOLDER = "hotline"
-# The AMI listener reads HOTLINE_CASE (manager.conf channelvars) and the UserEvents below
-# (hotline.config AmiSettings.menu_user_events / message_user_event); the dialplan reads
-# HOTLINE_NEXT after AGI returns.
+# The AMI listener reads HOTLINE_CASE, HOTLINE_CHOICES and HOTLINE_OUTCOME (manager.conf
+# channelvars) and the UserEvents below (hotline.config AmiSettings.menu_user_events /
+# message_user_event); the dialplan reads HOTLINE_NEXT after AGI returns.
 CASE_VARIABLE = "HOTLINE_CASE"
 NEXT_VARIABLE = "HOTLINE_NEXT"
+# Every menu choice so far, comma-joined like the UserEvents' Choice (main_menu:1,...): set on
+# the channel, so choices made while the listener was down reach it with the next event.
+CHOICES_VARIABLE = "HOTLINE_CHOICES"
+# How the caller was served: registered, status or agent; unset means not served (abandoned).
+OUTCOME_VARIABLE = "HOTLINE_OUTCOME"
 MENU_EVENT = "HotlineMenu"
 MESSAGE_EVENT = "HotlineMessage"
 # A WAV file of this size or less holds a header and no audio.
@@ -74,6 +80,9 @@ class Call:
     # Values set by menu choices, e.g. category.
     values: dict[str, str] = field(default_factory=dict)
     reference: str | None = None
+    outcome: str | None = None
+    # A key pressed to cut a prompt short: the answer to the menu that follows it.
+    typeahead: str = ""
 
 
 class BackendFailed(Exception):
@@ -117,7 +126,10 @@ class FlowRunner:
 
     def _step(self, agi: HotlineAGI, call: Call, node_id: str, node: Node) -> str | None:
         if isinstance(node, PlayNode):
-            self._play(agi, node.prompt)
+            following = self.flow.nodes[node.next]
+            # Keys the next menu accepts cut the prompt short and answer that menu.
+            escape = "".join(following.choices) if isinstance(following, MenuNode) else ""
+            call.typeahead = self._play(agi, node.prompt, escape)
             return node.next
         if isinstance(node, MenuNode):
             return self._menu(agi, call, node_id, node)
@@ -127,6 +139,7 @@ class FlowRunner:
             return self._case_status(agi, call, node)
         if isinstance(node, TransferNode):
             self._play(agi, node.prompt)
+            self._served(agi, call, "agent")
             agi.set_variable(NEXT_VARIABLE, "agent")
             return None
         assert isinstance(node, HangupNode)
@@ -135,18 +148,29 @@ class FlowRunner:
 
     # -- small AGI helpers ----------------------------------------------------------------
 
-    def _play(self, agi: HotlineAGI, prompt_id: str) -> None:
-        self._stream(agi, f"{PROMPT_FOLDER}/{prompt_id}")
+    def _play(self, agi: HotlineAGI, prompt_id: str, escape: str = "") -> str:
+        return self._stream(agi, f"{PROMPT_FOLDER}/{prompt_id}", escape)
 
     @staticmethod
-    def _stream(agi: HotlineAGI, sound: str) -> None:
+    def _stream(agi: HotlineAGI, sound: str, escape: str = "") -> str:
+        """Play a sound; the escape key that cut it short, or ''."""
         try:
-            agi.stream_file(sound)
+            return str(agi.stream_file(sound, escape))
         except CallerHungUp:
             raise  # an AGIAppError too, but the call is over: nobody is left to listen
         except AGIAppError:
-            # result=-1: a missing sound file or a hang-up; the next command tells which.
+            # result=-1 on a live channel: the sound file is missing.
             log.warning("could not play %s", sound)
+            return ""
+
+    @staticmethod
+    def _say_digits(agi: HotlineAGI, digits: str) -> None:
+        try:
+            agi.say_digits(digits)
+        except CallerHungUp:
+            raise
+        except AGIAppError:
+            log.warning("could not say %s (are the digit sounds built?)", digits)
 
     @staticmethod
     def _ask(agi: HotlineAGI, prompt_id: str, timeout_seconds: float, max_digits: int) -> str:
@@ -158,6 +182,32 @@ class FlowRunner:
         except AGIAppError:
             return ""
         return str(keyed)
+
+    def _ask_number(
+        self, agi: HotlineAGI, prompt_id: str, timeout_seconds: float, length: int
+    ) -> str:
+        """A number of ``length`` digits, keyed with or without the # the prompt asks for.
+
+        GET DATA returns as soon as its maximum is keyed, which would leave the caller's # to
+        end the next question empty: one digit more is asked for, and # (never in the result)
+        ends the input early. Without #, the input ends on the timeout.
+        """
+        return self._ask(agi, prompt_id, timeout_seconds, length + 1)
+
+    @staticmethod
+    def _set(agi: HotlineAGI, name: str, value: str) -> None:
+        try:
+            agi.set_variable(name, value)
+        except CallerHungUp:
+            raise
+        except AGIAppError:
+            log.warning("channel variable %s was not set", name)
+
+    def _served(self, agi: HotlineAGI, call: Call, outcome: str) -> None:
+        """Tell the listener (HOTLINE_OUTCOME) that the caller has been served, once a kind."""
+        if call.outcome != outcome:
+            call.outcome = outcome
+            self._set(agi, OUTCOME_VARIABLE, outcome)
 
     @staticmethod
     def _user_event(agi: HotlineAGI, name: str, **headers: str) -> None:
@@ -178,13 +228,15 @@ class FlowRunner:
 
     def _menu(self, agi: HotlineAGI, call: Call, node_id: str, node: MenuNode) -> str:
         for _ in range(self.flow.tries(node)):
-            key = self._ask(agi, node.prompt, node.timeout_seconds, 1)
+            key = call.typeahead or self._ask(agi, node.prompt, node.timeout_seconds, 1)
+            call.typeahead = ""
             choice = node.choices.get(key)
             if choice is not None:
                 call.choices.append(f"{node_id}:{key}")
                 call.values.update(choice.set)
                 self._user_event(agi, MENU_EVENT, Choice=f"{node_id}:{key}",
                                  Uniqueid=call.uniqueid)  # fmt: skip
+                self._set(agi, CHOICES_VARIABLE, ",".join(call.choices))
                 return choice.next
             self._play(agi, node.invalid_prompt if key else node.no_input_prompt)
         return node.give_up
@@ -201,7 +253,7 @@ class FlowRunner:
                 ended_by = outcome.ended_by
             except CallerHungUp:
                 ended_by = "hangup"
-            has_audio = wav.is_file() and wav.stat().st_size > WAV_HEADER_BYTES
+            has_audio = self._message_has_audio(wav)
             if has_audio:
                 # On a dead channel the event may be refused; the case below matters more.
                 with contextlib.suppress(CallerHungUp):
@@ -220,12 +272,32 @@ class FlowRunner:
             return node.give_up
         complaint = self._register(agi, call, wav, node, announce=True)
         self._play(agi, node.registered_prompt)
-        agi.say_digits(complaint.reference)
+        self._say_digits(agi, complaint.reference)
         self._play(agi, node.repeat_prompt)
-        agi.say_digits(complaint.reference)
+        self._say_digits(agi, complaint.reference)
         self._play(agi, node.promised_prompt)
         self._say_date(agi, complaint.promised_by)
         return node.next
+
+    @staticmethod
+    def _message_has_audio(wav: Path) -> bool:
+        """Whether the message file holds audio; one holding only a header is removed.
+
+        Only a regular file at the IVR's own path (inside recordings.root, see message_base) is
+        read or removed: a symlink there is never followed.
+        """
+        try:
+            info = wav.lstat()
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            log.warning("message file %s is not a regular file: ignored", wav)
+            return False
+        if info.st_size > WAV_HEADER_BYTES:
+            return True
+        # The caller said nothing: Asterisk left a header-only file, which nothing will use.
+        wav.unlink(missing_ok=True)
+        return False
 
     def _register(
         self, agi: HotlineAGI, call: Call, wav: Path, node: RecordComplaintNode, *, announce: bool
@@ -247,7 +319,10 @@ class FlowRunner:
         call.reference = complaint.reference
         log.info("call %s: complaint %s registered", call.uniqueid, complaint.reference)
         try:
-            agi.set_variable(CASE_VARIABLE, complaint.reference)
+            # res_agi sets variables on a dead channel too: a caller who hung up after speaking
+            # was served all the same (the case exists, nobody needs to call them back).
+            self._set(agi, CASE_VARIABLE, complaint.reference)
+            self._served(agi, call, "registered")
         except CallerHungUp:
             if announce:
                 raise
@@ -256,7 +331,7 @@ class FlowRunner:
 
     def _case_status(self, agi: HotlineAGI, call: Call, node: CaseStatusNode) -> str:
         for _ in range(self.flow.tries(node)):
-            keyed = self._ask(agi, node.prompt, node.timeout_seconds, REFERENCE_LENGTH)
+            keyed = self._ask_number(agi, node.prompt, node.timeout_seconds, REFERENCE_LENGTH)
             if not keyed:
                 self._play(agi, node.no_input_prompt)
                 continue
@@ -268,9 +343,11 @@ class FlowRunner:
             answer = self._lookup(agi, call, node, reference, None)
             if not (answer.found and answer.identity_confirmed):
                 # Asked whether or not the case exists, so the question tells a stranger nothing.
-                last4 = self._ask(agi, node.last4_prompt, node.timeout_seconds, 4)
+                last4 = self._ask_number(agi, node.last4_prompt, node.timeout_seconds, 4)
                 if len(last4) == 4 and last4.isdigit():
                     answer = self._lookup(agi, call, node, reference, last4)
+            # A valid reference was looked up: the enquiry is answered, found or not.
+            self._served(agi, call, "status")
             if answer.found and answer.identity_confirmed:
                 self._say_status(agi, node, answer)
                 return node.next

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from asterisk.agi import AGIUsageError
+from asterisk.agi import AGIAppError, AGIUsageError
 
 from ivr_flows.agi import AsteriskSilent, CallerHungUp, HotlineAGI, UnsafeCommand
 
@@ -192,3 +192,23 @@ def test_an_unterminated_environment_is_a_hang_up() -> None:
         asterisk.shutdown(socket.SHUT_WR)
         with pytest.raises(CallerHungUp):
             HotlineAGI(rfile, wfile)
+
+
+def test_result_minus_one_on_a_live_channel_is_a_failed_command() -> None:
+    with agi_pair() as (agi, peer):
+        peer.send(b"200 result=-1 endpos=0\n200 result=6\n")
+        with pytest.raises(AGIAppError) as caught:
+            agi.stream_file("hotline/missing")
+        assert not isinstance(caught.value, CallerHungUp)
+        assert peer.command() == b'STREAM FILE hotline/missing "" 0\n'
+        assert peer.command() == b"CHANNEL STATUS\n"
+
+
+@pytest.mark.parametrize("hangup_line", [b"HANGUP\n", b""])
+def test_result_minus_one_on_a_dead_channel_is_a_hang_up(hangup_line: bytes) -> None:
+    dead = b"511 Command Not Permitted on a dead channel or intercept routine\n"
+    with agi_pair() as (agi, peer):
+        peer.send(b"200 result=-1\n" + hangup_line + dead)
+        with pytest.raises(CallerHungUp):
+            agi.say_digits("123456789")
+        assert agi.hung_up
