@@ -71,7 +71,9 @@ class AmiSettings(Section):
     recording_variable: str = "MIXMONITOR_FILENAME"
     # UserEvents whose Choice header is an IVR menu choice; VarSets of these are choices too.
     menu_user_events: list[str] = Field(default_factory=lambda: ["HotlineMenu"])
-    choice_variables: list[str] = Field(default_factory=list)
+    # Channel variables holding IVR choices (the IVR sets HOTLINE_CHOICES on every choice, so
+    # choices made while the listener was down reach it with the channel's next event).
+    choice_variables: list[str] = Field(default_factory=lambda: ["HOTLINE_CHOICES"])
     # The UserEvent whose File header names the caller's Record()ed message.
     message_user_event: str = "HotlineMessage"
 
