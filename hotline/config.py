@@ -32,6 +32,14 @@ QueueStrategy = Literal[
 ]
 
 
+def is_loopback(host: str) -> bool:
+    """Whether an address (or ``localhost``) is this machine's loopback."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class ConfigError(Exception):
     """A configuration problem, already phrased for the operator (one line)."""
 

@@ -9,11 +9,10 @@ the classes it needs and no more, its event filters and the channel variables it
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 
-from hotline.config import Settings
+from hotline.config import Settings, is_loopback
 from ivr_flows.engine import (
     CASE_VARIABLE,
     CHOICES_VARIABLE,
@@ -49,13 +48,6 @@ def _clean(value: object) -> str:
 
 def _is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def agi_url(settings: Settings) -> str:
@@ -180,7 +172,7 @@ leavewhenempty = paused,penalty,invalid,unavailable
 
 def render_manager(settings: Settings) -> str:
     ami = settings.ami
-    if _is_loopback(ami.host):
+    if is_loopback(ami.host):
         permit = f"permit = {_clean(ami.host)}/255.255.255.255"
     else:
         # Only the operator knows where `hotline listen` runs; until set, AMI refuses everyone.
