@@ -220,7 +220,7 @@ class AgiServer:
         uniqueid = "?"
         try:
             with sock.makefile("rb") as rfile, sock.makefile("wb") as wfile:
-                agi = HotlineAGI(rfile, wfile)
+                agi = HotlineAGI(rfile, wfile, sock)
                 uniqueid = agi.env.get("agi_uniqueid", "?")
                 log.info("call %s from %s: %s", uniqueid, peer[0], agi.env.get("agi_request"))
                 self.runner.run(agi)
