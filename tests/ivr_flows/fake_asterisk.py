@@ -25,15 +25,19 @@ from pathlib import Path
 
 from hotline.simulator.agi_peer import AgiPeer, Take
 from hotline.simulator.agi_peer import Caller as PeerCaller
-from hotline.simulator.audio import write_wav
+from hotline.simulator.audio import caller_voice, write_wav
 
-__all__ = ["CallLog", "Caller", "Take", "place_call"]
+__all__ = ["VOICE", "CallLog", "Caller", "Take", "place_call"]
+
+# What the callers say: a tone well above Asterisk's silence threshold (zeros are silence).
+VOICE = caller_voice(None)
 
 LISTENING = ("STREAM FILE", "GET DATA", "SAY DIGITS", "RECORD FILE")
 
 
 @dataclass
 class Caller(PeerCaller):
+    takes: list[Take] = field(default_factory=lambda: [Take("dtmf", VOICE)])
     # Keys pressed while a sound plays, by sound name, e.g. {"hotline/welcome": "2"}.
     during: dict[str, str] = field(default_factory=dict)
 

@@ -17,7 +17,7 @@ from ivr_flows.arabic import date_sounds
 from ivr_flows.backend import RegisteredComplaint
 from ivr_flows.server import AgiServer
 from tests.ivr_flows.conftest import InspectableBackend, SpyBackend
-from tests.ivr_flows.fake_asterisk import Caller, CallLog, Take, place_call
+from tests.ivr_flows.fake_asterisk import VOICE, Caller, CallLog, Take, place_call
 from tests.ivr_flows.memory_backend import MemoryBackend
 
 NEW_BILLING = ["1", "1"]  # main menu: new complaint; category: billing
@@ -92,7 +92,7 @@ def test_an_agi_retry_of_the_same_call_gives_the_same_case(
 def test_hang_up_during_recording_with_audio_still_creates_the_case(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
-    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000)]))
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", VOICE[:8000])]))
 
     case = ivr_backend.case_for_uniqueid("1763800000.101")
     assert case is not None and ivr_backend.case_count() == 1
@@ -105,7 +105,10 @@ def test_hang_up_during_recording_with_audio_still_creates_the_case(
 def test_hang_up_reported_without_a_note_is_understood_too(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
-    call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000, hangup_note=False)]))
+    call(
+        agi_server,
+        Caller(keys=NEW_BILLING, takes=[Take("hangup", VOICE[:8000], hangup_note=False)]),
+    )
 
     assert ivr_backend.case_count() == 1
 
@@ -157,7 +160,9 @@ def test_silence_is_asked_again_then_a_polite_goodbye(
 def test_second_take_after_silence_registers(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
-    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0), Take("timeout")]))
+    log = call(
+        agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0), Take("timeout", VOICE)])
+    )
 
     assert ivr_backend.case_count() == 1
     assert len(log.said_digits()) == 2
@@ -413,7 +418,15 @@ def test_a_hang_up_anywhere_is_a_clean_end(
     ]
 
 
-@pytest.mark.parametrize("takes", [[Take("timeout", 0)] * 2, [Take("hangup", 0)]])
+@pytest.mark.parametrize(
+    "takes",
+    [
+        [Take("timeout", 0)] * 2,  # Asterisk heard no frame at all: a header
+        [Take("hangup", 0)],
+        [Take("timeout", 16_000)] * 2,  # the second of silence RECORD FILE keeps (zeros)
+        [Take("hangup", 16_000)],
+    ],
+)
 def test_a_caller_who_says_nothing_leaves_no_message_file(
     agi_server: AgiServer, ivr_backend: InspectableBackend, ivr_settings: Settings,
     takes: list[Take],
@@ -473,7 +486,7 @@ def test_a_registered_complaint_is_an_outcome_before_its_reference_is_read(
 
 
 def test_a_caller_who_hangs_up_after_speaking_was_served(agi_server: AgiServer) -> None:
-    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000)]))
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", VOICE[:8000])]))
 
     assert log.settings_of("HOTLINE_OUTCOME") == ["registered"]
 
