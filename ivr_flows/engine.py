@@ -15,6 +15,7 @@ import re
 import stat
 import sys
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +92,18 @@ def holds_sound(wav: Path) -> bool:
     except (OSError, wave.Error, EOFError, ValueError):
         return True
     return False
+
+
+@contextlib.contextmanager
+def _failure_is_a_warning(what: str) -> Iterator[None]:
+    """A command Asterisk could not carry out on a live channel (a missing sound file...) is one
+    WARNING and the call goes on; a hang-up (an AGIAppError too) ends the call."""
+    try:
+        yield
+    except CallerHungUp:
+        raise
+    except AGIAppError:
+        log.warning("%s failed", what)
 
 
 def caller_number(callerid: str | None) -> str | None:
@@ -185,34 +198,21 @@ class FlowRunner:
     @staticmethod
     def _stream(agi: HotlineAGI, sound: str, escape: str = "") -> str:
         """Play a sound; the escape key that cut it short, or ''."""
-        try:
+        with _failure_is_a_warning(f"playing {sound}"):
             return str(agi.stream_file(sound, escape))
-        except CallerHungUp:
-            raise  # an AGIAppError too, but the call is over: nobody is left to listen
-        except AGIAppError:
-            # result=-1 on a live channel: the sound file is missing.
-            log.warning("could not play %s", sound)
-            return ""
+        return ""
 
     @staticmethod
     def _say_digits(agi: HotlineAGI, digits: str) -> None:
-        try:
+        with _failure_is_a_warning(f"saying {digits} (are the digit sounds built?)"):
             agi.say_digits(digits)
-        except CallerHungUp:
-            raise
-        except AGIAppError:
-            log.warning("could not say %s (are the digit sounds built?)", digits)
 
     @staticmethod
     def _ask(agi: HotlineAGI, prompt_id: str, timeout_seconds: float, max_digits: int) -> str:
-        try:
-            keyed = agi.get_data(f"{PROMPT_FOLDER}/{prompt_id}", int(timeout_seconds * 1000),
-                                 max_digits)  # fmt: skip
-        except CallerHungUp:
-            raise
-        except AGIAppError:
-            return ""
-        return str(keyed)
+        with _failure_is_a_warning(f"asking {prompt_id}"):
+            return agi.get_data(f"{PROMPT_FOLDER}/{prompt_id}", int(timeout_seconds * 1000),
+                                max_digits)  # fmt: skip
+        return ""
 
     def _ask_number(
         self, agi: HotlineAGI, prompt_id: str, timeout_seconds: float, length: int
@@ -227,12 +227,8 @@ class FlowRunner:
 
     @staticmethod
     def _set(agi: HotlineAGI, name: str, value: str) -> None:
-        try:
+        with _failure_is_a_warning(f"setting {name}"):
             agi.set_variable(name, value)
-        except CallerHungUp:
-            raise
-        except AGIAppError:
-            log.warning("channel variable %s was not set", name)
 
     def _served(self, agi: HotlineAGI, call: Call, outcome: str) -> None:
         """Tell the listener (HOTLINE_OUTCOME) that the caller has been served, once a kind."""
@@ -244,12 +240,8 @@ class FlowRunner:
     def _user_event(agi: HotlineAGI, name: str, **headers: str) -> None:
         # UserEvent splits its argument on commas: keep them out of the values.
         body = ",".join(f"{key}: {value.replace(',', ' ')}" for key, value in headers.items())
-        try:
+        with _failure_is_a_warning(f"UserEvent {name}"):
             agi.appexec("UserEvent", f"{name},{body}")
-        except CallerHungUp:
-            raise
-        except AGIAppError:
-            log.warning("UserEvent %s was not sent", name)
 
     def _say_date(self, agi: HotlineAGI, moment: datetime) -> None:
         for sound in date_sounds(moment.astimezone(self.zone).date()):
