@@ -106,8 +106,7 @@ class AgiServer:
         self._refused = 0  # connections refused since the server was last full
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        agi = settings.agi
-        self._peers = agi.peer_networks()
+        self._peers = settings.agi.peer_networks()
 
     @property
     def address(self) -> tuple[str, int]:
