@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
+from casebook import agents
+from casebook.db import Database
+from casebook.models import Agent
 from hotline.config import Settings
 from ivr_flows.dialplan import (
     render_asterisk_config,
@@ -154,3 +158,19 @@ def test_the_configured_agent_channel_and_device_are_used_everywhere(settings: S
 def test_an_extension_that_is_not_digits_is_refused(settings: Settings, extension: str) -> None:
     with pytest.raises(ValueError, match="is not 1-32 digits"):
         render_queues(settings, [extension])
+
+
+def test_queue_members_are_the_active_agents_with_an_extension(db: Database) -> None:
+    def staff(session: Session) -> None:
+        session.add_all(
+            [
+                Agent(username="amal", display_name="أمل", extension="202"),
+                Agent(username="badr", display_name="بدر"),  # no phone
+                Agent(username="chadi", display_name="شادي", extension="203", active=False),
+                Agent(username="dina", display_name="دينا", extension="201"),
+                Agent(username="ezz", display_name="عز", extension="201"),  # a shared phone
+            ]
+        )
+
+    db.run(staff)
+    assert db.run(agents.queue_extensions) == ["201", "202"]
