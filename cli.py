@@ -1079,8 +1079,14 @@ def prompts_build(
 
 @asterisk_app.command("config")
 def asterisk_config() -> None:
-    """Print the extensions.conf context for 15654 and the manager.conf user the listener needs."""
-    print(render_asterisk_config(load_settings(_state["config"])))
+    """Print the extensions.conf contexts for 15654, the agent queue (queues.conf, members from
+    ivr.queue_members and the agents table) and the manager.conf user the listener needs."""
+    ctx = context()
+    extensions = ctx.run(agent_service.queue_extensions)
+    try:
+        print(render_asterisk_config(ctx.settings, extensions))
+    except ValueError as exc:
+        fail(str(exc), ExitCode.CONFIG)
 
 
 # --- QA, recordings and the audit log (issue 7) ----------------------------------------------

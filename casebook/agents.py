@@ -118,3 +118,11 @@ def list_agents(session: Session, actor: Actor) -> list[Agent]:
     agents = list(session.exec(select(Agent).order_by(Agent.username)))
     audit.record(session, actor, "agent.list", "agent", None, {"rows": len(agents)})
     return agents
+
+
+def queue_extensions(session: Session) -> list[str]:
+    """The extensions of active agents who have one: the agent queue's members."""
+    rows = session.exec(
+        select(Agent.extension).where(Agent.active, Agent.extension.is_not(None))  # type: ignore[union-attr]
+    )
+    return sorted({extension for extension in rows if extension})

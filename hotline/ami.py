@@ -615,11 +615,12 @@ class AmiClient:
         # Events stay off until every filter is in: the first filter makes Asterisk drop what
         # no filter admits yet, so a half-built list would silently lose events. Asterisk runs
         # one session's actions in order, so nothing here needs to wait for an answer.
+        filters_done = _FilterAnswers()
         for expression in self.settings.event_filters:
             session.send_action(
                 "Filter",
                 {"Operation": "Add", "Filter": expression},
-                on_done=_log_failure(f"event filter {expression!r}"),
+                on_done=filters_done.check(expression),
             )
         session.send_action("Events", {"EventMask": "on"}, on_done=_log_failure("Events: on"))
         # Whatever happened while no events came is in the channel list.
@@ -650,6 +651,32 @@ class AmiClient:
             if time.monotonic() >= next_ping and (ping is None or ping.done()):
                 ping = session.send_action("Ping")
                 next_ping = time.monotonic() + settings.keepalive_interval
+
+
+class _FilterAnswers:
+    """The answers to one login's Filter actions. The generated manager.conf gives the hotline
+    user no ``system`` write class (which Filter needs) and sets the same filters as its own
+    ``eventfilter`` lines, so a refusal there is expected: said once, at INFO, not per filter."""
+
+    def __init__(self) -> None:
+        self._refusal_told = False
+
+    def check(self, expression: str) -> Callable[[Future[ActionResult]], None]:
+        def checked(future: Future[ActionResult]) -> None:
+            error = future.exception()
+            if error is None:
+                return
+            if isinstance(error, AmiActionError) and "permission denied" in str(error).lower():
+                if not self._refusal_told:
+                    self._refusal_told = True
+                    log.info(
+                        "AMI: this user may not add event filters (no 'system' write class); "
+                        "the eventfilter lines of its manager.conf section filter instead"
+                    )
+                return
+            log.warning("AMI: event filter %r failed: %s", expression, error)
+
+        return checked
 
 
 def _log_failure(what: str) -> Callable[[Future[ActionResult]], None]:

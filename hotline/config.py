@@ -7,6 +7,7 @@ A typo or a wrong type is one line naming the key and the file: ``ConfigError``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import time
@@ -25,6 +26,18 @@ DEFAULT_CONFIG_PATH = Path("config.yaml")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LIBYAN_WORKING_WEEK: tuple[Weekday, ...] = ("sun", "mon", "tue", "wed", "thu")
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1")
+QueueStrategy = Literal[
+    "ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered"
+]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address (or ``localhost``) is this machine's loopback."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class ConfigError(Exception):
@@ -67,7 +80,9 @@ class AmiSettings(Section):
     recording_variable: str = "MIXMONITOR_FILENAME"
     # UserEvents whose Choice header is an IVR menu choice; VarSets of these are choices too.
     menu_user_events: list[str] = Field(default_factory=lambda: ["HotlineMenu"])
-    choice_variables: list[str] = Field(default_factory=list)
+    # Channel variables holding IVR choices (the IVR sets HOTLINE_CHOICES on every choice, so
+    # choices made while the listener was down reach it with the channel's next event).
+    choice_variables: list[str] = Field(default_factory=lambda: ["HOTLINE_CHOICES"])
     # The UserEvent whose File header names the caller's Record()ed message.
     message_user_event: str = "HotlineMessage"
     # The channel variable the IVR sets once the caller is served (registered, status, agent).
@@ -86,6 +101,28 @@ class AgiSettings(Section):
     port: int = Field(4573, ge=1, le=65535)
     # Seconds to wait for Asterisk to answer one AGI command before the session is dropped.
     command_timeout: float = Field(30.0, gt=0)
+    # Calls served at once (one thread each); a connection beyond it is closed at once.
+    max_connections: int = Field(200, ge=1, le=10_000)
+    # The longest one FastAGI session may last, whatever trickles in (longest message plus menus).
+    session_seconds: float = Field(900.0, gt=0)
+    # Addresses or networks (CIDR) allowed to connect; None: loopback only. Bound off loopback
+    # (host 0.0.0.0 or a LAN address), list the Asterisk hosts here.
+    allowed_peers: list[str] | None = None
+
+    @field_validator("allowed_peers")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for peer in value or []:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{peer!r} is not an IP address or network") from exc
+        return value
+
+    def peer_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Who may connect: allowed_peers, or loopback (IPv4 and IPv6) by default."""
+        peers = self.allowed_peers if self.allowed_peers is not None else LOOPBACK_NETWORKS
+        return [ipaddress.ip_network(peer, strict=False) for peer in peers]
 
 
 class IvrSettings(Section):
@@ -99,8 +136,16 @@ class IvrSettings(Section):
     # auto: MBROLA ar1 when installed (non-commercial licence: fine for tests and demos, replace
     # with studio recordings in production), else espeak-ng's own Arabic voice.
     voice: Literal["auto", "espeak-ng", "mbrola-ar1", "mbrola-ar2"] = "auto"
-    # Where the dialplan sends "0 speak to an agent".
+    # Where the dialplan sends "0 speak to an agent" (queues.conf from `hotline asterisk config`).
     agent_queue: str = "hotline-agents"
+    # How the queue rings its members (queues.conf strategy).
+    queue_strategy: QueueStrategy = "rrmemory"
+    # Seconds one member's phone rings before the queue tries the next.
+    queue_ring_seconds: int = Field(15, ge=5, le=120)
+    # The longest a caller waits in the queue; then the agents_busy prompt and goodbye.
+    queue_wait_seconds: int = Field(120, ge=10, le=3600)
+    # Agent extensions always in the queue, besides the agents table's (active, with extension).
+    queue_members: list[str] = Field(default_factory=list)
     # The address Asterisk dials for FastAGI when agi.host is a wildcard bind (0.0.0.0 / ::).
     agi_public_host: str | None = None
 
@@ -271,17 +316,20 @@ class CallbackSettings(Section):
     # Placing a callback (AMI Originate): ring the agent through this channel, then the dialplan
     # context below dials the customer (see `hotline asterisk config`).
     agent_channel: str = "Local/{extension}@hotline-agents"
+    # The agent's phone, which the hotline-agents context dials (and whose state the queue
+    # watches): PJSIP/{extension}, SIP/{extension}, IAX2/{extension}...
+    agent_device: str = "PJSIP/{extension}"
     context: str = "hotline-callback"
     # The outbound trunk the callback context dials customers through.
     trunk: str = "PJSIP/outbound"
     caller_id: str = "15654"
     ring_seconds: int = Field(30, ge=5, le=300)
 
-    @field_validator("agent_channel")
+    @field_validator("agent_channel", "agent_device")
     @classmethod
     def _names_the_extension(cls, value: str) -> str:
         if "{extension}" not in value:
-            raise ValueError("agent_channel must contain {extension}, e.g. PJSIP/{extension}")
+            raise ValueError("must contain {extension}, e.g. PJSIP/{extension}")
         return value
 
 

@@ -7,16 +7,24 @@ pyst2 0.5.1 speaks the AGI command set well, but (measured) it
 - reads the FastAGI ``HANGUP`` line, or the end of input, as a reply: ``ValueError``, and every
   later reply is then read one command late;
 - raises ``AGIUnknownError`` for ``511`` (dead channel) instead of a hang-up;
+- raises ``AGIAppError`` for ``result=-1``, which Asterisk answers both to a hang-up during
+  playback, SAY or GET DATA and to a missing sound file (here: CHANNEL STATUS tells which);
 - loops forever on a ``520`` usage reply cut short, and on a single-line ``520``;
 - returns ``'\\x00'`` from ``record_file`` when the recording ends on its timeout or on silence.
+
+Asterisk answers RECORD FILE and GET DATA only when the caller is done: their replies are waited
+for their own timeout on top of ``agi.command_timeout`` (a message may last minutes).
 
 ``HotlineAGI`` keeps pyst2's command methods and replaces the transport under them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Literal
 
@@ -84,10 +92,14 @@ def quote(value: object) -> str:
 class HotlineAGI(AGI):  # type: ignore[misc]  # pyst2 is untyped
     """pyst2's AGI over one FastAGI socket (binary file objects from ``socket.makefile``)."""
 
-    def __init__(self, rfile: IO[bytes], wfile: IO[bytes]) -> None:
+    def __init__(
+        self, rfile: IO[bytes], wfile: IO[bytes], sock: socket.socket | None = None
+    ) -> None:
+        """``sock``: the socket under the files, whose timeout bounds each reply."""
         # Deliberately not AGI.__init__: it installs a SIGHUP handler and writes to stderr.
         self._rfile = rfile
         self._wfile = wfile
+        self._sock = sock
         self._got_sighup = False  # pyst2's test_hangup() reads it; FastAGI never signals
         self.hung_up = False  # set when Asterisk sends the FastAGI HANGUP line
         self.env: dict[str, str] = {}
@@ -152,7 +164,9 @@ class HotlineAGI(AGI):  # type: ignore[misc]  # pyst2 is untyped
             if reply.note == "hangup":
                 raise CallerHungUp("hung up during the command")
             if reply.result == "-1":
-                # Also a missing sound file: not necessarily a hang-up (the next command tells).
+                # Playback, SAY and GET DATA answer -1 both to a hang-up and to a missing sound.
+                if self._channel_gone():
+                    raise CallerHungUp("hung up during the command")
                 raise AGIAppError("command failed (result=-1)")
             return {"result": ("", ""), **reply.fields}
         if reply.code == DEAD_CHANNEL:
@@ -163,6 +177,34 @@ class HotlineAGI(AGI):  # type: ignore[misc]  # pyst2 is untyped
         if reply.code == 520:
             raise AGIUsageError(reply.text)
         raise AGIUnknownError(reply.code, reply.text)
+
+    def _channel_gone(self) -> bool:
+        """Ask Asterisk whether the channel still exists: a dead one answers 511 (after the
+        FastAGI HANGUP line), a live one its state."""
+        if self.hung_up:
+            return True
+        self.send_command("CHANNEL STATUS")
+        reply = self.read_reply()
+        if reply.code == DEAD_CHANNEL:
+            self.hung_up = True
+        return self.hung_up
+
+    @contextlib.contextmanager
+    def _patience(self, seconds: float) -> Iterator[None]:
+        """Wait ``seconds`` longer than usual for the next reply."""
+        usual = self._sock.gettimeout() if self._sock is not None else None
+        if self._sock is None or usual is None:
+            yield
+            return
+        self._sock.settimeout(usual + seconds)
+        try:
+            yield
+        finally:
+            self._sock.settimeout(usual)
+
+    def get_data(self, filename: str, timeout: int = 2000, max_digits: int = 255) -> str:
+        with self._patience(timeout / 1000):
+            return str(super().get_data(filename, timeout, max_digits))
 
     # -- commands whose pyst2 version misreads the reply ----------------------------------
 
@@ -184,7 +226,8 @@ class HotlineAGI(AGI):  # type: ignore[misc]  # pyst2 is untyped
         if silence:
             args.append(f"s={silence}")
         self.send_command("RECORD FILE", *args)
-        reply = self.read_reply()
+        with self._patience(timeout / 1000):
+            reply = self.read_reply()
         if reply.code == DEAD_CHANNEL:
             self.hung_up = True
             raise CallerHungUp(reply.text)

@@ -2,26 +2,42 @@
 
 The ``extensions.conf`` context answers 15654 in Arabic, records the whole call with MixMonitor
 (which sets MIXMONITOR_FILENAME), hands the caller to the FastAGI server and routes "speak to an
-agent" to the queue; a hangup handler reports the end of the call. The ``manager.conf`` part
-gives the AMI listener its user and the channel variables it reads on every event.
+agent" to the queue; a hangup handler reports the end of the call. The ``queues.conf`` part
+defines that queue and its members. The ``manager.conf`` part gives the AMI listener its user,
+the classes it needs and no more, its event filters and the channel variables it reads.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import re
+from collections.abc import Sequence
 
 from casebook.phone import dial_pattern
-from hotline.config import Settings
-from ivr_flows.engine import CASE_VARIABLE, NEXT_VARIABLE
+from hotline.config import Settings, is_loopback
+from ivr_flows.engine import (
+    CASE_VARIABLE,
+    CHOICES_VARIABLE,
+    NEXT_VARIABLE,
+    OUTCOME_VARIABLE,
+    PROMPT_FOLDER,
+)
+from ivr_flows.flow import AGENTS_BUSY_PROMPT
 
 CONTEXT = "hotline"
 HANGUP_CONTEXT = "hotline-hangup"
-CHANNEL_VARIABLES = (CASE_VARIABLE, "MIXMONITOR_FILENAME")
+AGENTS_CONTEXT = "hotline-agents"
+CHANNEL_VARIABLES = (CASE_VARIABLE, "MIXMONITOR_FILENAME", CHOICES_VARIABLE, OUTCOME_VARIABLE)
 AGI_SCRIPT = "hotline"
-# The AMI classes the listener uses: call events, CDRs, UserEvents, VarSet (dialplan), queue
-# (agent) events, Originate for callbacks; nothing that runs CLI or shell commands.
-AMI_READ = "system,call,cdr,user,dialplan,agent,reporting"
-AMI_WRITE = "system,call,originate,reporting"
+# An agent extension becomes part of a channel name and an extension pattern (_X.).
+EXTENSION = re.compile(r"^[0-9]{1,32}$")
+# The callback dialer (hotline/dial.py) reads these on its own AMI session, as the same user.
+DIALER_EVENTS = ("Event: OriginateResponse", "Event: DialEnd", "Event: Hangup")
+# Measured on Asterisk 22.10.1 (`manager show command X`, and a user with exactly these classes:
+# Login, Events, Ping, CoreShowChannels, Originate succeed; Filter, Command, Setvar,
+# DialplanExtensionAdd, Reload, ModuleLoad, MixMonitor, Hangup and an Originate of System are
+# refused). Each class is explained in the generated file.
+AMI_READ = "call,dialplan,user,cdr,agent"
+AMI_WRITE = "originate,reporting"
 
 
 def _clean(value: object) -> str:
@@ -33,13 +49,6 @@ def _clean(value: object) -> str:
 
 def _is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def agi_url(settings: Settings) -> str:
@@ -54,6 +63,11 @@ def agi_url(settings: Settings) -> str:
     return _clean(f"agi://{host}:{settings.agi.port}/{AGI_SCRIPT}")
 
 
+def agent_interface(template: str, extension: str) -> str:
+    """callbacks.agent_channel or agent_device for one extension (``{extension}`` replaced)."""
+    return template.replace("{extension}", extension)
+
+
 def render_extensions(settings: Settings) -> str:
     exten = _clean(settings.ami.hotline_exten)
     recording = _clean(
@@ -61,9 +75,12 @@ def render_extensions(settings: Settings) -> str:
     )
     language = _clean(settings.ivr.language)
     queue = _clean(settings.ivr.agent_queue)
+    wait = settings.ivr.queue_wait_seconds
+    busy = f"{PROMPT_FOLDER}/{AGENTS_BUSY_PROMPT}"
     callbacks = settings.callbacks
     callback_context = _clean(callbacks.context)
     agent_channel = _clean(callbacks.agent_channel)
+    agent_device = _clean(agent_interface(callbacks.agent_device, "${EXTEN}"))
     ring = callbacks.ring_seconds
     trunk = _clean(callbacks.trunk)
     dial_rule = _clean(dial_pattern(settings.phone))
@@ -84,9 +101,15 @@ exten => {exten},1,NoOp(Complaints hotline call from ${{CALLERID(num)}} uid=${{U
  same => n,AGI({agi_url(settings)},${{CHANNEL(linkedid)}})
  ; The IVR asked for an agent, or could not be reached: a person takes the call.
  same => n,GotoIf($["${{{NEXT_VARIABLE}}}" = "agent"]?agent,1)
+ same => n,ExecIf($["${{AGISTATUS}}" = "FAILURE"]?Set({OUTCOME_VARIABLE}=agent))
  same => n,GotoIf($["${{AGISTATUS}}" = "FAILURE"]?agent,1)
  same => n,Hangup()
-exten => agent,1,Queue({queue})
+; The queue (queues.conf part) rings the agents; r: the caller hears ringing (no music on hold).
+; Queue() returns when no agent answered within {wait} s (ivr.queue_wait_seconds), or at once
+; when none can answer: the caller is told so politely and the call ends. When an agent has
+; answered, the call ends with the conversation.
+exten => agent,1,Queue({queue},r,,,{wait})
+ same => n,Playback({busy})
  same => n,Hangup()
 
 [{HANGUP_CONTEXT}]
@@ -107,19 +130,65 @@ exten => _X.,1,NoOp(Callback ${{HOTLINE_CALLBACK}} to ${{EXTEN}})
  same => n,Dial({trunk}/${{EXTEN}},{ring})
  same => n,Hangup()
 
-[hotline-agents]
-exten => _X.,1,Dial(PJSIP/${{EXTEN}},{ring})
+; Where {agent_channel} lands: the agent's phone (callbacks.agent_device).
+[{AGENTS_CONTEXT}]
+exten => _X.,1,Dial({agent_device},{ring})
  same => n,Hangup()
+"""
+
+
+def queue_members(settings: Settings, agent_extensions: Sequence[str]) -> list[str]:
+    """ivr.queue_members, then the agents table's extensions, each once; all digits."""
+    members = list(dict.fromkeys([*settings.ivr.queue_members, *agent_extensions]))
+    for extension in members:
+        if not EXTENSION.match(extension):
+            raise ValueError(f"agent extension {extension!r} is not 1-32 digits")
+    return members
+
+
+def render_queues(settings: Settings, agent_extensions: Sequence[str] = ()) -> str:
+    ivr, callbacks = settings.ivr, settings.callbacks
+    members = [
+        f"member => {_clean(agent_interface(callbacks.agent_channel, extension))},0,{extension},"
+        f"{_clean(agent_interface(callbacks.agent_device, extension))}"
+        for extension in queue_members(settings, agent_extensions)
+    ]
+    listed = "\n".join(members) if members else "; no members: no active agent has an extension"
+    return f"""\
+; The 15654 agent queue ("0: speak to an agent"): generated by `hotline asterisk config`.
+; Members are ivr.queue_members and the active agents with an extension; regenerate and reload
+; (`queue reload all`) when agents or extensions change.
+[{_clean(ivr.agent_queue)}]
+strategy = {ivr.queue_strategy}
+; Seconds each member's phone rings (ivr.queue_ring_seconds), then the next is tried.
+timeout = {ivr.queue_ring_seconds}
+retry = 5
+; An agent on a call is not rung again (state from the member's device, callbacks.agent_device).
+ringinuse = no
+; No announcements: Asterisk ships no Arabic queue sounds, the hotline has its own prompts.
+announce-frequency = 0
+periodic-announce-frequency = 0
+announce-position = no
+announce-holdtime = no
+; With no agent able to answer, callers do not join or wait: they hear the agents_busy prompt.
+joinempty = paused,penalty,invalid,unavailable
+leavewhenempty = paused,penalty,invalid,unavailable
+; member => how the agent is rung (callbacks.agent_channel),penalty,name,device whose state counts
+{listed}
 """
 
 
 def render_manager(settings: Settings) -> str:
     ami = settings.ami
-    if _is_loopback(ami.host):
+    if is_loopback(ami.host):
         permit = f"permit = {_clean(ami.host)}/255.255.255.255"
     else:
         # Only the operator knows where `hotline listen` runs; until set, AMI refuses everyone.
         permit = "; permit = <address of the machine running hotline listen>/255.255.255.255"
+    filters = "\n".join(
+        f"eventfilter = {_clean(expression)}"
+        for expression in dict.fromkeys([*ami.event_filters, *DIALER_EVENTS])
+    )
     return f"""\
 ; AMI for the 15654 hotline listener: generated by `hotline asterisk config`.
 [general]
@@ -135,8 +204,22 @@ channelvars = {",".join(CHANNEL_VARIABLES)}
 secret = {_clean(ami.secret)}
 deny = 0.0.0.0/0.0.0.0
 {permit}
+; read: only the events the listener and the callback dialer fold into calls.
+;   call      Newchannel, NewCallerid, Newstate, Hangup, DialEnd, OriginateResponse
+;   dialplan  Newexten, VarSet (the channel variables above)
+;   user      UserEvent (HotlineMenu, HotlineMessage, HotlineCallEnded)
+;   cdr       Cdr
+;   agent     AgentConnect (a queue member answered)
 read = {AMI_READ}
+; write: only the actions they send (Login, Logoff, Events and Ping need no class).
+;   originate  Originate of a callback (an Originate of System or other shell-like
+;              applications needs system as well, so it is refused)
+;   reporting  CoreShowChannels, the listener's resync after reconnecting
+; Never system (DialplanExtensionAdd, DBPut, MixMonitor to any path, ModuleLoad, Reload) nor
+; command (any CLI command). The Filter action needs system, so the event filters (ami.event_filters
+; and the dialer's) are set for this user here instead.
 write = {AMI_WRITE}
+{filters}
 """
 
 
@@ -159,11 +242,16 @@ tlsprivatekey = /etc/asterisk/keys/manager.key
 """
 
 
-def render_asterisk_config(settings: Settings) -> str:
-    """Both files, each under a header naming it, as ``hotline asterisk config`` prints them."""
+def render_asterisk_config(settings: Settings, agent_extensions: Sequence[str] = ()) -> str:
+    """Every file, each under a header naming it, as ``hotline asterisk config`` prints them.
+
+    ``agent_extensions``: the agents table's (casebook.agents.queue_extensions), queue members.
+    """
     return (
         ";;; ---- extensions.conf ----\n"
         + render_extensions(settings)
+        + "\n;;; ---- queues.conf ----\n"
+        + render_queues(settings, agent_extensions)
         + "\n;;; ---- manager.conf ----\n"
         + render_manager(settings)
     )

@@ -7,9 +7,15 @@ only asks and tells: registering a complaint and looking one up go through ``Ivr
 
 from __future__ import annotations
 
+import array
 import contextlib
 import logging
+import os
 import re
+import stat
+import sys
+import wave
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,15 +41,25 @@ from ivr_flows.flow import (
 log = logging.getLogger(__name__)
 
 PROMPT_FOLDER = "hotline"
-# The AMI listener reads HOTLINE_CASE (manager.conf channelvars) and the UserEvents below
-# (hotline.config AmiSettings.menu_user_events / message_user_event); the dialplan reads
-# HOTLINE_NEXT after AGI returns.
+# The AMI listener reads HOTLINE_CASE, HOTLINE_CHOICES and HOTLINE_OUTCOME (manager.conf
+# channelvars) and the UserEvents below (hotline.config AmiSettings.menu_user_events /
+# message_user_event); the dialplan reads HOTLINE_NEXT after AGI returns.
 CASE_VARIABLE = "HOTLINE_CASE"
 NEXT_VARIABLE = "HOTLINE_NEXT"
+# Every menu choice so far, comma-joined like the UserEvents' Choice (main_menu:1,...): set on
+# the channel, so choices made while the listener was down reach it with the next event.
+CHOICES_VARIABLE = "HOTLINE_CHOICES"
+# How the caller was served: registered, status or agent; unset means not served (abandoned).
+OUTCOME_VARIABLE = "HOTLINE_OUTCOME"
 MENU_EVENT = "HotlineMenu"
 MESSAGE_EVENT = "HotlineMessage"
 # A WAV file of this size or less holds a header and no audio.
 WAV_HEADER_BYTES = 44
+# Asterisk's silence detector (dsp.conf silencethreshold, default 256): a 20 ms frame whose mean
+# absolute sample is below it is silence. RECORD FILE ends on silence_seconds of it and keeps
+# one second of it, so a caller who says nothing leaves a second of silence (measured).
+SILENCE_THRESHOLD = 256
+FRAME_SAMPLES = 160
 # A flow may loop back to its menu; this bounds one call whatever the flow says.
 MAX_STEPS = 100
 # Asterisk's Uniqueid/Linkedid look like 1700000000.42; anything else is not used in a path.
@@ -54,6 +70,40 @@ _ANONYMOUS = {"", "unknown", "anonymous", "restricted", "private"}
 def message_base(recordings_root: Path, uniqueid: str) -> Path:
     """Where the caller's message is recorded, without the extension Asterisk adds."""
     return recordings_root.resolve() / f"message-{uniqueid}"
+
+
+def holds_sound(wav: Path) -> bool:
+    """Whether any 20 ms of a 16-bit WAV file is louder than Asterisk's silence threshold.
+
+    Opened without following a symlink; a file that is not 16-bit WAV counts as sound (the
+    ingest judges it).
+    """
+    try:
+        fd = os.open(wav, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as raw, wave.open(raw) as audio:
+            if audio.getsampwidth() != 2:
+                return True
+            while frames := audio.readframes(FRAME_SAMPLES):
+                samples = array.array("h", frames)
+                if sys.byteorder == "big":
+                    samples.byteswap()  # WAV samples are little-endian
+                if sum(map(abs, samples)) >= SILENCE_THRESHOLD * len(samples):
+                    return True
+    except (OSError, wave.Error, EOFError, ValueError):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _failure_is_a_warning(what: str) -> Iterator[None]:
+    """A command Asterisk could not carry out on a live channel (a missing sound file...) is one
+    WARNING and the call goes on; a hang-up (an AGIAppError too) ends the call."""
+    try:
+        yield
+    except CallerHungUp:
+        raise
+    except AGIAppError:
+        log.warning("%s failed", what)
 
 
 def caller_number(callerid: str | None) -> str | None:
@@ -74,6 +124,9 @@ class Call:
     # Values set by menu choices, e.g. category.
     values: dict[str, str] = field(default_factory=dict)
     reference: str | None = None
+    outcome: str | None = None
+    # A key pressed to cut a prompt short: the answer to the menu that follows it.
+    typeahead: str = ""
 
 
 class BackendFailed(Exception):
@@ -117,7 +170,10 @@ class FlowRunner:
 
     def _step(self, agi: HotlineAGI, call: Call, node_id: str, node: Node) -> str | None:
         if isinstance(node, PlayNode):
-            self._play(agi, node.prompt)
+            following = self.flow.nodes[node.next]
+            # Keys the next menu accepts cut the prompt short and answer that menu.
+            escape = "".join(following.choices) if isinstance(following, MenuNode) else ""
+            call.typeahead = self._play(agi, node.prompt, escape)
             return node.next
         if isinstance(node, MenuNode):
             return self._menu(agi, call, node_id, node)
@@ -127,6 +183,7 @@ class FlowRunner:
             return self._case_status(agi, call, node)
         if isinstance(node, TransferNode):
             self._play(agi, node.prompt)
+            self._served(agi, call, "agent")
             agi.set_variable(NEXT_VARIABLE, "agent")
             return None
         assert isinstance(node, HangupNode)
@@ -135,40 +192,56 @@ class FlowRunner:
 
     # -- small AGI helpers ----------------------------------------------------------------
 
-    def _play(self, agi: HotlineAGI, prompt_id: str) -> None:
-        self._stream(agi, f"{PROMPT_FOLDER}/{prompt_id}")
+    def _play(self, agi: HotlineAGI, prompt_id: str, escape: str = "") -> str:
+        return self._stream(agi, f"{PROMPT_FOLDER}/{prompt_id}", escape)
 
     @staticmethod
-    def _stream(agi: HotlineAGI, sound: str) -> None:
-        try:
-            agi.stream_file(sound)
-        except CallerHungUp:
-            raise  # an AGIAppError too, but the call is over: nobody is left to listen
-        except AGIAppError:
-            # result=-1: a missing sound file or a hang-up; the next command tells which.
-            log.warning("could not play %s", sound)
+    def _stream(agi: HotlineAGI, sound: str, escape: str = "") -> str:
+        """Play a sound; the escape key that cut it short, or ''."""
+        with _failure_is_a_warning(f"playing {sound}"):
+            return str(agi.stream_file(sound, escape))
+        return ""
+
+    @staticmethod
+    def _say_digits(agi: HotlineAGI, digits: str) -> None:
+        with _failure_is_a_warning(f"saying {digits} (are the digit sounds built?)"):
+            agi.say_digits(digits)
 
     @staticmethod
     def _ask(agi: HotlineAGI, prompt_id: str, timeout_seconds: float, max_digits: int) -> str:
-        try:
-            keyed = agi.get_data(f"{PROMPT_FOLDER}/{prompt_id}", int(timeout_seconds * 1000),
-                                 max_digits)  # fmt: skip
-        except CallerHungUp:
-            raise
-        except AGIAppError:
-            return ""
-        return str(keyed)
+        with _failure_is_a_warning(f"asking {prompt_id}"):
+            return agi.get_data(f"{PROMPT_FOLDER}/{prompt_id}", int(timeout_seconds * 1000),
+                                max_digits)  # fmt: skip
+        return ""
+
+    def _ask_number(
+        self, agi: HotlineAGI, prompt_id: str, timeout_seconds: float, length: int
+    ) -> str:
+        """A number of ``length`` digits, keyed with or without the # the prompt asks for.
+
+        GET DATA returns as soon as its maximum is keyed, which would leave the caller's # to
+        end the next question empty: one digit more is asked for, and # (never in the result)
+        ends the input early. Without #, the input ends on the timeout.
+        """
+        return self._ask(agi, prompt_id, timeout_seconds, length + 1)
+
+    @staticmethod
+    def _set(agi: HotlineAGI, name: str, value: str) -> None:
+        with _failure_is_a_warning(f"setting {name}"):
+            agi.set_variable(name, value)
+
+    def _served(self, agi: HotlineAGI, call: Call, outcome: str) -> None:
+        """Tell the listener (HOTLINE_OUTCOME) that the caller has been served, once a kind."""
+        if call.outcome != outcome:
+            call.outcome = outcome
+            self._set(agi, OUTCOME_VARIABLE, outcome)
 
     @staticmethod
     def _user_event(agi: HotlineAGI, name: str, **headers: str) -> None:
         # UserEvent splits its argument on commas: keep them out of the values.
         body = ",".join(f"{key}: {value.replace(',', ' ')}" for key, value in headers.items())
-        try:
+        with _failure_is_a_warning(f"UserEvent {name}"):
             agi.appexec("UserEvent", f"{name},{body}")
-        except CallerHungUp:
-            raise
-        except AGIAppError:
-            log.warning("UserEvent %s was not sent", name)
 
     def _say_date(self, agi: HotlineAGI, moment: datetime) -> None:
         for sound in date_sounds(moment.astimezone(self.zone).date()):
@@ -178,13 +251,15 @@ class FlowRunner:
 
     def _menu(self, agi: HotlineAGI, call: Call, node_id: str, node: MenuNode) -> str:
         for _ in range(self.flow.tries(node)):
-            key = self._ask(agi, node.prompt, node.timeout_seconds, 1)
+            key = call.typeahead or self._ask(agi, node.prompt, node.timeout_seconds, 1)
+            call.typeahead = ""
             choice = node.choices.get(key)
             if choice is not None:
                 call.choices.append(f"{node_id}:{key}")
                 call.values.update(choice.set)
                 self._user_event(agi, MENU_EVENT, Choice=f"{node_id}:{key}",
                                  Uniqueid=call.uniqueid)  # fmt: skip
+                self._set(agi, CHOICES_VARIABLE, ",".join(call.choices))
                 return choice.next
             self._play(agi, node.invalid_prompt if key else node.no_input_prompt)
         return node.give_up
@@ -201,7 +276,7 @@ class FlowRunner:
                 ended_by = outcome.ended_by
             except CallerHungUp:
                 ended_by = "hangup"
-            has_audio = wav.is_file() and wav.stat().st_size > WAV_HEADER_BYTES
+            has_audio = self._message_has_audio(wav)
             if has_audio:
                 # On a dead channel the event may be refused; the case below matters more.
                 with contextlib.suppress(CallerHungUp):
@@ -220,12 +295,33 @@ class FlowRunner:
             return node.give_up
         complaint = self._register(agi, call, wav, node, announce=True)
         self._play(agi, node.registered_prompt)
-        agi.say_digits(complaint.reference)
+        self._say_digits(agi, complaint.reference)
         self._play(agi, node.repeat_prompt)
-        agi.say_digits(complaint.reference)
+        self._say_digits(agi, complaint.reference)
         self._play(agi, node.promised_prompt)
         self._say_date(agi, complaint.promised_by)
         return node.next
+
+    @staticmethod
+    def _message_has_audio(wav: Path) -> bool:
+        """Whether the message file holds sound; one holding a header or silence is removed.
+
+        Only a regular file at the IVR's own path (inside recordings.root, see message_base) is
+        read or removed: a symlink there is never followed.
+        """
+        try:
+            info = wav.lstat()
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            log.warning("message file %s is not a regular file: ignored", wav)
+            return False
+        if info.st_size > WAV_HEADER_BYTES and holds_sound(wav):
+            return True
+        # The caller said nothing: Asterisk left a header, or a second of silence, which nothing
+        # will use (and qa verify would flag as unexpected for ever).
+        wav.unlink(missing_ok=True)
+        return False
 
     def _register(
         self, agi: HotlineAGI, call: Call, wav: Path, node: RecordComplaintNode, *, announce: bool
@@ -247,7 +343,10 @@ class FlowRunner:
         call.reference = complaint.reference
         log.info("call %s: complaint %s registered", call.uniqueid, complaint.reference)
         try:
-            agi.set_variable(CASE_VARIABLE, complaint.reference)
+            # res_agi sets variables on a dead channel too: a caller who hung up after speaking
+            # was served all the same (the case exists, nobody needs to call them back).
+            self._set(agi, CASE_VARIABLE, complaint.reference)
+            self._served(agi, call, "registered")
         except CallerHungUp:
             if announce:
                 raise
@@ -256,7 +355,7 @@ class FlowRunner:
 
     def _case_status(self, agi: HotlineAGI, call: Call, node: CaseStatusNode) -> str:
         for _ in range(self.flow.tries(node)):
-            keyed = self._ask(agi, node.prompt, node.timeout_seconds, REFERENCE_LENGTH)
+            keyed = self._ask_number(agi, node.prompt, node.timeout_seconds, REFERENCE_LENGTH)
             if not keyed:
                 self._play(agi, node.no_input_prompt)
                 continue
@@ -268,9 +367,11 @@ class FlowRunner:
             answer = self._lookup(agi, call, node, reference, None)
             if not (answer.found and answer.identity_confirmed):
                 # Asked whether or not the case exists, so the question tells a stranger nothing.
-                last4 = self._ask(agi, node.last4_prompt, node.timeout_seconds, 4)
+                last4 = self._ask_number(agi, node.last4_prompt, node.timeout_seconds, 4)
                 if len(last4) == 4 and last4.isdigit():
                     answer = self._lookup(agi, call, node, reference, last4)
+            # A valid reference was looked up: the enquiry is answered, found or not.
+            self._served(agi, call, "status")
             if answer.found and answer.identity_confirmed:
                 self._say_status(agi, node, answer)
                 return node.next

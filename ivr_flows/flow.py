@@ -21,6 +21,8 @@ BUILTIN_FLOW = Path(__file__).resolve().parent / "flows" / "hotline.yaml"
 # Prompt ids become file names under <sounds>/<lang>/hotline/: keep them plain.
 PROMPT_ID = re.compile(r"^[a-z0-9_]+$")
 DTMF_KEYS = frozenset("0123456789*#")
+# The dialplan plays this prompt when no agent answers the queue a transfer node leads to.
+AGENTS_BUSY_PROMPT = "agents_busy"
 
 
 class FlowError(Exception):
@@ -119,7 +121,8 @@ class CaseStatusNode(_Model):
 
 
 class TransferNode(_Model):
-    """Leave the IVR for an agent: the dialplan reads HOTLINE_NEXT=agent after AGI returns."""
+    """Leave the IVR for an agent: the dialplan reads HOTLINE_NEXT=agent after AGI returns, and
+    plays the flow's ``agents_busy`` prompt when no agent answers."""
 
     type: Literal["transfer"]
     prompt: str
@@ -166,6 +169,11 @@ class Flow(_Model):
             for key, prompt_id in _node_prompts(node):
                 if prompt_id not in self.prompts:
                     raise ValueError(f"nodes.{node_id}.{key}: unknown prompt {prompt_id!r}")
+            if isinstance(node, TransferNode) and AGENTS_BUSY_PROMPT not in self.prompts:
+                raise ValueError(
+                    f"nodes.{node_id}: a transfer needs prompt {AGENTS_BUSY_PROMPT!r} "
+                    "(the dialplan plays it when no agent answers)"
+                )
         return self
 
     def tries(self, node: MenuNode | RecordComplaintNode | CaseStatusNode) -> int:

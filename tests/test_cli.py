@@ -133,7 +133,13 @@ def test_asterisk_config_prints_the_dialplan_and_manager_user(site: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert "exten => 15654,1," in result.stdout
     assert "AGI(agi://127.0.0.1:4573/hotline" in result.stdout
-    assert "channelvars = HOTLINE_CASE,MIXMONITOR_FILENAME" in result.stdout
+    assert "channelvars = HOTLINE_CASE,MIXMONITOR_FILENAME,HOTLINE_CHOICES,HOTLINE_OUTCOME" in (
+        result.stdout
+    )
+    # The agent queue's members come from the agents table (sara has extension 201).
+    queues = result.stdout.split(";;; ---- queues.conf ----")[1].split(";;; ----")[0]
+    members = [line for line in queues.splitlines() if line.startswith("member =>")]
+    assert members == ["member => Local/201@hotline-agents,0,201,PJSIP/201"]
 
 
 @pytest.mark.skipif(not shutil.which("espeak-ng") or not shutil.which("sox"), reason="no espeak-ng")

@@ -166,6 +166,8 @@ class AgiPeer:
             return "200 result=0\n"
         if verb == "SET VARIABLE":
             return "200 result=1\n"
+        if verb == "CHANNEL STATUS":
+            return "200 result=6\n"  # AST_STATE_UP; a dead channel got 511 above
         if verb == "GET VARIABLE":
             if words[2] == "CHANNEL(linkedid)":
                 return f"200 result=1 ({self.caller.linkedid or self.caller.uniqueid})\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import socket
 import threading
@@ -11,6 +12,7 @@ import pytest
 
 from hotline.ami import AmiActionTimeout, AmiClient, AmiLoginError, AmiSession
 from hotline.ami_protocol import AmiMessage
+from hotline.config import AmiSettings
 from hotline.runners import build_client
 from hotline.simulator import PbxSimulator
 from tests.hotline.conftest import (
@@ -19,6 +21,7 @@ from tests.hotline.conftest import (
     CollectingSink,
     RecordingHandler,
     ReplayServer,
+    Responder,
     ScriptedAmiServer,
     answer_login,
     fast_settings,
@@ -203,3 +206,61 @@ def test_events_start_only_after_every_filter_is_in() -> None:
     assert [a.name for a in rest] == ["Filter"] * filters + ["Events", "CoreShowChannels"]
     assert [a["Filter"] for a in rest[:filters]] == client.settings.event_filters
     assert rest[filters]["EventMask"] == "on"
+
+
+def answer_filters_with(message: str) -> Responder:
+    """Answer every Filter with ``Response: Error`` and ``message``; the rest as Asterisk 22
+    does (CoreShowChannels an empty list), so a test can wait for the resync."""
+
+    def respond(action: AmiMessage, client: socket.socket) -> None:
+        if answer_login(action, client):
+            return
+        action_id = f"ActionID: {action.action_id}"
+        if action.name == "Filter":
+            reply(client, "Response: Error", action_id, f"Message: {message}")
+        elif action.name == "CoreShowChannels":
+            reply(client, "Response: Success", action_id, "EventList: start")
+            reply(
+                client,
+                "Event: CoreShowChannelsComplete",
+                action_id,
+                "EventList: Complete",
+                "ListItems: 0",
+            )
+        else:
+            reply(client, "Response: Success", action_id)
+
+    return respond
+
+
+def filter_log_after_login(
+    message: str, caplog: pytest.LogCaptureFixture
+) -> list[logging.LogRecord]:
+    handler = RecordingHandler()
+    with (
+        ScriptedAmiServer(answer_filters_with(message)) as server,
+        caplog.at_level(logging.INFO, "hotline.ami"),
+    ):
+        client = AmiClient(fast_settings(server.port), handler)
+        with running(client):
+            assert wait_until(lambda: len(handler.snapshots) == 1)
+    return [r for r in caplog.records if "filter" in r.getMessage()]
+
+
+def test_filters_refused_for_want_of_the_system_class_are_told_once_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The generated manager.conf gives the user no `system` write class (Filter needs it) and
+    # eventfilter lines of its own instead; Asterisk 22 then answers each Filter like this.
+    told = filter_log_after_login("Permission denied", caplog)
+    assert [(r.levelname, "no 'system' write class" in r.getMessage()) for r in told] == [
+        ("INFO", True)
+    ]
+
+
+def test_a_filter_refused_for_another_reason_is_a_warning_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    told = filter_log_after_login("Bad filter", caplog)
+    assert [r.levelname for r in told] == ["WARNING"] * len(AmiSettings().event_filters)
+    assert all("Bad filter" in r.getMessage() for r in told)

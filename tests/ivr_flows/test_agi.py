@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from asterisk.agi import AGIUsageError
+from asterisk.agi import AGIAppError, AGIUsageError
 
 from ivr_flows.agi import AsteriskSilent, CallerHungUp, HotlineAGI, UnsafeCommand
 
@@ -38,7 +38,7 @@ def agi_pair(timeout: float = 10.0) -> Iterator[tuple[HotlineAGI, Peer]]:
     served.settimeout(timeout)
     asterisk.sendall(ENV)
     with served, asterisk, served.makefile("rb") as rfile, served.makefile("wb") as wfile:
-        yield HotlineAGI(rfile, wfile), Peer(asterisk)
+        yield HotlineAGI(rfile, wfile, served), Peer(asterisk)
 
 
 def test_reads_the_fastagi_environment() -> None:
@@ -158,7 +158,7 @@ def test_a_multi_line_usage_reply_is_read_whole() -> None:
     with agi_pair() as (agi, peer):
         peer.send(usage + b"200 result=1 (after)\n")
         with pytest.raises(AGIUsageError, match="Usage: GET DATA"):
-            agi.get_data("x", 1000, "bad")
+            agi.execute("GET DATA", "x", 1000, "bad")
         assert agi.get_variable("NEXT") == "after"
 
 
@@ -192,3 +192,48 @@ def test_an_unterminated_environment_is_a_hang_up() -> None:
         asterisk.shutdown(socket.SHUT_WR)
         with pytest.raises(CallerHungUp):
             HotlineAGI(rfile, wfile)
+
+
+def test_result_minus_one_on_a_live_channel_is_a_failed_command() -> None:
+    with agi_pair() as (agi, peer):
+        peer.send(b"200 result=-1 endpos=0\n200 result=6\n")
+        with pytest.raises(AGIAppError) as caught:
+            agi.stream_file("hotline/missing")
+        assert not isinstance(caught.value, CallerHungUp)
+        assert peer.command() == b'STREAM FILE hotline/missing "" 0\n'
+        assert peer.command() == b"CHANNEL STATUS\n"
+
+
+@pytest.mark.parametrize("hangup_line", [b"HANGUP\n", b""])
+def test_result_minus_one_on_a_dead_channel_is_a_hang_up(hangup_line: bytes) -> None:
+    dead = b"511 Command Not Permitted on a dead channel or intercept routine\n"
+    with agi_pair() as (agi, peer):
+        peer.send(b"200 result=-1\n" + hangup_line + dead)
+        with pytest.raises(CallerHungUp):
+            agi.say_digits("123456789")
+        assert agi.hung_up
+
+
+def test_a_recording_is_waited_for_as_long_as_it_may_last() -> None:
+    # The per-command timeout (0.2 s) bounds Asterisk's silence, not a caller's message (1 s).
+    with agi_pair(timeout=0.2) as (agi, peer):
+        later = threading.Timer(0.6, peer.send, [b"200 result=0 (timeout) endpos=8000\n"])
+        later.start()
+        outcome = agi.record_file("/rec/message-1.2", "wav", "#", 1000, 0, "beep", 5)
+        later.join()
+        assert outcome.ended_by == "timeout"
+        with pytest.raises(AsteriskSilent):  # the usual bound is back after it
+            agi.get_variable("X")
+
+
+def test_get_data_is_waited_for_its_own_timeout_too() -> None:
+    with agi_pair(timeout=0.2) as (agi, peer):
+        later = threading.Timer(0.6, peer.send, [b"200 result= (timeout)\n"])
+        later.start()
+        assert agi.get_data("hotline/main_menu", 1000, 2) == ""
+        later.join()
+
+
+def test_a_recording_never_answered_still_times_out() -> None:
+    with agi_pair(timeout=0.2) as (agi, _), pytest.raises(AsteriskSilent):
+        agi.record_file("/rec/message-1.2", "wav", "#", 100, 0, "beep", 5)

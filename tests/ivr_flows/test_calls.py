@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from casebook.reference import reference_for_id
 from hotline.config import Settings
@@ -14,7 +17,7 @@ from ivr_flows.arabic import date_sounds
 from ivr_flows.backend import RegisteredComplaint
 from ivr_flows.server import AgiServer
 from tests.ivr_flows.conftest import InspectableBackend, SpyBackend
-from tests.ivr_flows.fake_asterisk import Caller, CallLog, Take, place_call
+from tests.ivr_flows.fake_asterisk import VOICE, Caller, CallLog, Take, place_call
 from tests.ivr_flows.memory_backend import MemoryBackend
 
 NEW_BILLING = ["1", "1"]  # main menu: new complaint; category: billing
@@ -89,7 +92,7 @@ def test_an_agi_retry_of_the_same_call_gives_the_same_case(
 def test_hang_up_during_recording_with_audio_still_creates_the_case(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
-    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000)]))
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", VOICE[:8000])]))
 
     case = ivr_backend.case_for_uniqueid("1763800000.101")
     assert case is not None and ivr_backend.case_count() == 1
@@ -102,7 +105,10 @@ def test_hang_up_during_recording_with_audio_still_creates_the_case(
 def test_hang_up_reported_without_a_note_is_understood_too(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
-    call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", 8000, hangup_note=False)]))
+    call(
+        agi_server,
+        Caller(keys=NEW_BILLING, takes=[Take("hangup", VOICE[:8000], hangup_note=False)]),
+    )
 
     assert ivr_backend.case_count() == 1
 
@@ -122,7 +128,8 @@ def test_hang_up_before_recording_creates_nothing(
     log = call(agi_server, Caller(keys=NEW_BILLING, hangup_on="STREAM FILE hotline/record"))
 
     assert ivr_backend.case_count() == 0
-    assert log.commands[-1].startswith("RECORD FILE")  # answered with HANGUP + 511, then over
+    # result=-1, then HANGUP + 511 to the question whether the channel is still up: over.
+    assert log.commands[-2:] == ['STREAM FILE hotline/record_message "" 0', "CHANNEL STATUS"]
 
 
 def test_hang_up_during_the_welcome_ends_the_ivr_at_its_next_command(
@@ -130,8 +137,9 @@ def test_hang_up_during_the_welcome_ends_the_ivr_at_its_next_command(
 ) -> None:
     log = call(agi_server, Caller(keys=NEW_BILLING, hangup_on="STREAM FILE hotline/welcome"))
 
-    # The welcome's result=-1 alone could be a missing sound; the menu's 511 says hang-up.
-    assert log.played() == ["hotline/welcome", "hotline/main_menu"]
+    # The welcome's result=-1 alone could be a missing sound; CHANNEL STATUS's 511 says hang-up.
+    assert log.played() == ["hotline/welcome"]
+    assert log.commands[-1] == "CHANNEL STATUS"
     assert ivr_backend.case_count() == 0
 
 
@@ -152,7 +160,9 @@ def test_silence_is_asked_again_then_a_polite_goodbye(
 def test_second_take_after_silence_registers(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
-    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0), Take("timeout")]))
+    log = call(
+        agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0), Take("timeout", VOICE)])
+    )
 
     assert ivr_backend.case_count() == 1
     assert len(log.said_digits()) == 2
@@ -338,3 +348,174 @@ def test_stop_cuts_calls_still_waiting_for_asterisk(
             assert rfile.readline().startswith(b"STREAM FILE")
             server.stop(grace=0)
             assert rfile.readline() == b""
+
+
+# -- issue 14 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reference_end", "last4_end"), [("#", "#"), ("#", ""), ("", "#"), ("", "")]
+)
+def test_status_from_another_number_with_or_without_hash(
+    agi_server: AgiServer, ivr_backend: InspectableBackend, reference_end: str, last4_end: str
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+
+    keys = ["2", reference + reference_end, "5678" + last4_end]
+    log = call(agi_server, Caller(callerid="0925550000", keys=keys))
+
+    assert status_prompts(log)[0] == "hotline/status_draft"
+    assert "hotline/not_found" not in log.played()
+
+
+def test_status_from_the_cases_number_with_hash(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+
+    log = call(agi_server, Caller(callerid="0912345678", keys=["2", reference + "#"]))
+
+    assert status_prompts(log)[0] == "hotline/status_draft"
+    assert log.played()[-1] == "hotline/goodbye"
+
+
+HANGUP_POINTS = [
+    "STREAM FILE hotline/welcome",
+    "GET DATA hotline/main_menu",
+    "GET DATA hotline/category_menu",
+    "STREAM FILE hotline/record_message",
+    "RECORD FILE",
+    "STREAM FILE hotline/registered",
+    "SAY DIGITS",
+    "STREAM FILE hotline/promised_by",
+    "STREAM FILE hotline/thanks",
+]
+STATUS_HANGUP_POINTS = [
+    "GET DATA hotline/enter_reference",
+    "GET DATA hotline/enter_last4",
+    "STREAM FILE hotline/status_draft",
+]
+
+
+@pytest.mark.parametrize("where", HANGUP_POINTS + STATUS_HANGUP_POINTS)
+def test_a_hang_up_anywhere_is_a_clean_end(
+    ivr_settings: Settings, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    backend = MemoryBackend()
+    with AgiServer(ivr_settings, backend, port=0) as server:
+        call(server, Caller(uniqueid="1763700000.1", keys=NEW_BILLING))
+        reference = next(iter(backend.cases))
+        keys = NEW_BILLING if where in HANGUP_POINTS else ["2", reference + "#", "5678#"]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ivr_flows"):
+            log = call(server, Caller(callerid="0925550000", keys=keys, hangup_on=where))
+
+    assert any(command.startswith(where) for command in log.commands)
+    troubles = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert troubles == []
+    assert [r.getMessage() for r in caplog.records if "hung up" in r.getMessage()] == [
+        "call 1763800000.101: caller hung up"
+    ]
+
+
+@pytest.mark.parametrize(
+    "takes",
+    [
+        [Take("timeout", 0)] * 2,  # Asterisk heard no frame at all: a header
+        [Take("hangup", 0)],
+        [Take("timeout", 16_000)] * 2,  # the second of silence RECORD FILE keeps (zeros)
+        [Take("hangup", 16_000)],
+    ],
+)
+def test_a_caller_who_says_nothing_leaves_no_message_file(
+    agi_server: AgiServer, ivr_backend: InspectableBackend, ivr_settings: Settings,
+    takes: list[Take],
+) -> None:  # fmt: skip
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=takes))
+
+    assert any(command.startswith("RECORD FILE") for command in log.commands)
+    assert ivr_backend.case_count() == 0
+    assert list(ivr_settings.recordings.root.iterdir()) == []
+
+
+def test_a_symlink_at_the_message_path_is_neither_followed_nor_removed(
+    agi_server: AgiServer, ivr_backend: InspectableBackend, ivr_settings: Settings,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(b"RIFF" + bytes(2000))
+    link = ivr_settings.recordings.root / "message-1763800000.101.wav"
+    link.symlink_to(outside)
+
+    call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0)] * 2))
+
+    assert ivr_backend.case_count() == 0
+    assert link.is_symlink() and outside.read_bytes() == b"RIFF" + bytes(2000)
+
+
+def test_a_key_pressed_during_the_welcome_is_the_main_menu_choice(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(during={"hotline/welcome": "0"}))
+
+    assert log.commands[0] == 'STREAM FILE hotline/welcome "120" 0'
+    assert log.played() == ["hotline/welcome", "hotline/transfer_agent"]
+    assert log.user_events()[0] == "HotlineMenu,Choice: main_menu:0,Uniqueid: 1763800000.101"
+    assert log.variables()["HOTLINE_NEXT"] == "agent"
+
+
+def test_a_key_no_menu_choice_uses_does_not_cut_the_welcome(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(during={"hotline/welcome": "5"}, keys=["0"]))
+
+    assert log.played() == ["hotline/welcome", "hotline/main_menu", "hotline/transfer_agent"]
+
+
+def test_every_choice_is_kept_on_the_channel(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(keys=["7", *NEW_BILLING]))
+
+    assert log.settings_of("HOTLINE_CHOICES") == ["main_menu:1", "main_menu:1,category_menu:1"]
+
+
+def test_a_registered_complaint_is_an_outcome_before_its_reference_is_read(
+    agi_server: AgiServer,
+) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING))
+
+    assert log.settings_of("HOTLINE_OUTCOME") == ["registered"]
+    outcome = log.commands.index('SET VARIABLE "HOTLINE_OUTCOME" "registered"')
+    first_digits = next(i for i, c in enumerate(log.commands) if c.startswith("SAY DIGITS"))
+    assert outcome < first_digits
+
+
+def test_a_caller_who_hangs_up_after_speaking_was_served(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("hangup", VOICE[:8000])]))
+
+    assert log.settings_of("HOTLINE_OUTCOME") == ["registered"]
+
+
+def test_status_answers_are_an_outcome_found_or_not(
+    agi_server: AgiServer, ivr_backend: InspectableBackend
+) -> None:
+    reference = registered(agi_server, ivr_backend, "0912345678")
+    found = call(agi_server, Caller(callerid="0912345678", keys=["2", reference]))
+    stranger = call(agi_server, Caller(callerid="0925550000", keys=["2", reference, ""] * 3))
+
+    assert found.settings_of("HOTLINE_OUTCOME") == ["status"]
+    assert stranger.settings_of("HOTLINE_OUTCOME") == ["status"]  # set once, not per try
+
+
+def test_no_outcome_without_service(agi_server: AgiServer) -> None:
+    invalid = call(agi_server, Caller(keys=["2", "123456789", "", ""]))
+    silent = call(agi_server, Caller(keys=NEW_BILLING, takes=[Take("timeout", 0)] * 2))
+    no_choice = call(agi_server, Caller(keys=["", "", ""]))
+
+    for log in (invalid, silent, no_choice):
+        assert "HOTLINE_OUTCOME" not in log.variables()
+
+
+def test_an_agent_request_is_an_outcome(agi_server: AgiServer) -> None:
+    log = call(agi_server, Caller(keys=["0"]))
+
+    assert log.settings_of("HOTLINE_OUTCOME") == ["agent"]
+    assert log.commands[-2:] == [
+        'SET VARIABLE "HOTLINE_OUTCOME" "agent"',
+        'SET VARIABLE "HOTLINE_NEXT" "agent"',
+    ]

@@ -113,3 +113,14 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FlowError, match="cannot read"):
         load_flow(tmp_path / "none.yaml")
+
+
+def test_a_transfer_needs_the_prompt_the_dialplan_plays_when_no_agent_answers(
+    tmp_path: Path,
+) -> None:
+    data = builtin()
+    del data["prompts"]["agents_busy"]
+    assert load_error(tmp_path, data) == (
+        "nodes.agent: a transfer needs prompt 'agents_busy' (the dialplan plays it when no agent "
+        "answers)"
+    )
