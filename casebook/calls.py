@@ -149,24 +149,21 @@ def _cases_for(session: Session, facts: Sequence[CallFacts]) -> list[_CaseRef | 
 _NOTED = ("uniqueid", "caller_number", "did", "recording_path")
 
 
-def note_calls(
-    session: Session, notes: Sequence[CallNote], phone: PhoneSettings | None = None
-) -> None:
+def note_calls(session: Session, notes: Sequence[CallNote], phone: PhoneSettings) -> None:
     """Note calls in progress (when one reaches the hotline, again when its recording is
     named), so a call that ends while no listener is connected is still known and finished by
     ``close_vanished_calls``. Idempotent on Linkedid; a finished call is left alone. A caller
-    number is noted only as ``phone`` (settings.phone; the defaults when not given) allows:
+    number is noted only as ``phone`` (settings.phone) allows:
     a refused one is audited when the call is finished."""
     if not notes:
         return
-    rules = phone or PhoneSettings()
     rows: dict[str, dict[str, Any]] = {}  # one row per call: an upsert touches a row once
     for note in notes:
         row = rows.setdefault(note.linkedid, {"linkedid": note.linkedid})
         row.setdefault("started_at", note.started_at)
         for name in _NOTED:
             row[name] = getattr(note, name) or row.get(name)
-        row["caller_number"] = normalise(row["caller_number"], rules).number
+        row["caller_number"] = normalise(row["caller_number"], phone).number
     session.flush()  # what was added before goes in first
     statement = _note_statement(session.get_bind().dialect.name)
     execute_many(

@@ -158,19 +158,17 @@ def status_for_caller(
     reference: str,
     caller_number: str | None,
     last4: str | None,
-    phone: PhoneSettings | None = None,
+    phone: PhoneSettings,
 ) -> CallerStatus:
     """A caller asks about a case by its reference number. They hear its status only when they
     call from the case's number or key the last 4 digits of it; otherwise they learn nothing,
-    not even whether the case exists. Every lookup is audited. ``phone``: settings.phone
-    (the defaults when not given)."""
-    rules = phone or PhoneSettings()
-    caller = normalise(caller_number, rules)
+    not even whether the case exists. Every lookup is audited. ``phone``: settings.phone."""
+    caller = normalise(caller_number, phone)
     try:
         case: Case | None = _find(session, reference)
     except NotFound:
         case = None
-    confirmed = case is not None and _is_callers_case(case, caller.number, last4, rules)
+    confirmed = case is not None and _is_callers_case(case, caller.number, last4, phone)
     audit.record(
         session,
         actor,

@@ -196,6 +196,7 @@ def ingest_callback_recordings(
             actor,
             str(path),
             kind=RecordingKind.CALLBACK,
+            root=settings.recordings.root,
             case_id=callback.case_id,
             retention=settings.retention,
         )

@@ -135,7 +135,7 @@ def _cases_with_message(session: Session, case_ids: Sequence[int]) -> set[int]:
     return found
 
 
-def note_calls(session: Session, noted: Sequence[TrackedCall]) -> None:
+def note_calls(session: Session, settings: Settings, noted: Sequence[TrackedCall]) -> None:
     calls.note_calls(
         session,
         [
@@ -149,6 +149,7 @@ def note_calls(session: Session, noted: Sequence[TrackedCall]) -> None:
             )
             for call in noted
         ],
+        settings.phone,
     )
 
 
@@ -206,7 +207,7 @@ def _write_reports(
     finished: list[TrackedCall] = []
 
     def write_group() -> None:
-        note_calls(session, noted)
+        note_calls(session, settings, noted)
         for stored in store_calls(session, settings, finished, known):
             if stored.finished_now:
                 outcome.stored += 1
@@ -357,6 +358,7 @@ def reconcile_recordings(
                 LISTENER,
                 str(path),
                 kind=RecordingKind.CALLBACK,
+                root=settings.recordings.root,
                 case_id=callback.case_id if callback is not None else None,
                 retention=settings.retention,
             )

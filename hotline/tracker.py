@@ -564,8 +564,9 @@ def _merged_choices(seen: Sequence[str], variables: dict[str, str]) -> tuple[str
 
 
 def _choice_key(choice: str) -> str:
-    """The key pressed: ``HotlineMenu=main_menu:1`` -> ``1``."""
-    return choice.partition("=")[2].rpartition(":")[2]
+    """What a UserEvent's choice says as the choice variable spells it (the IVR writes the
+    same ``menu:key`` tokens to both): ``HotlineMenu=main_menu:1`` -> ``main_menu:1``."""
+    return choice.partition("=")[2]
 
 
 def _duration(value: str | None) -> timedelta | None:

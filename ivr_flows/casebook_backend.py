@@ -63,10 +63,14 @@ class CasebookBackend:
                     IVR,
                     message_path,
                     kind=RecordingKind.MESSAGE,
+                    root=self.settings.recordings.root,
                     case_id=case.id,
                     retention=self.settings.retention,
                 )
-                jobs.enqueue_transcription(session, IVR, recording, now)
+                # A message named outside recordings.root was refused (and audited): the
+                # complaint stands without it, an agent takes it from the case.
+                if recording is not None:
+                    jobs.enqueue_transcription(session, IVR, recording, now)
             assert case.reference is not None and case.promised_by is not None
             return RegisteredComplaint(
                 reference=case.reference,
@@ -83,7 +87,12 @@ class CasebookBackend:
     ) -> StatusAnswer:
         answer = self.db.run(
             lambda session: cases.status_for_caller(
-                session, IVR, reference=reference, caller_number=caller_number, last4=last4
+                session,
+                IVR,
+                reference=reference,
+                caller_number=caller_number,
+                last4=last4,
+                phone=self.settings.phone,
             )
         )
         return StatusAnswer(

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Table
@@ -427,52 +427,22 @@ def ingest_recordings(
     return recordings
 
 
-@overload
 def ingest_recording(
     session: Session,
     actor: Actor,
     path: str,
     *,
     kind: RecordingKind,
-    call_id: int | None = None,
-    case_id: int | None = None,
-    retention: RetentionSettings | None = None,
-    root: None = None,
-) -> IngestedRecording: ...
-
-
-@overload
-def ingest_recording(
-    session: Session,
-    actor: Actor,
-    path: str,
-    *,
-    kind: RecordingKind,
-    call_id: int | None = None,
-    case_id: int | None = None,
-    retention: RetentionSettings | None = None,
     root: str | os.PathLike[str],
-) -> IngestedRecording | None: ...
-
-
-def ingest_recording(
-    session: Session,
-    actor: Actor,
-    path: str,
-    *,
-    kind: RecordingKind,
     call_id: int | None = None,
     case_id: int | None = None,
     retention: RetentionSettings | None = None,
-    root: str | os.PathLike[str] | None = None,
 ) -> IngestedRecording | None:
-    """One recording: see ``ingest_recordings``. With ``root`` (recordings.root, as every
-    caller should pass it) the path is confined there: None when it was refused (audited,
-    nothing stored). Without, the path is taken as given (the old call), still never
-    through a symlink."""
-    if root is not None:
-        path = under_root(root, path)
-    wanted = WantedRecording(path, kind, call_id=call_id, case_id=case_id, retention=retention)
+    """One recording: see ``ingest_recordings``. The path is confined to ``root``
+    (recordings.root): None when it was refused (audited, nothing stored)."""
+    wanted = WantedRecording(
+        under_root(root, path), kind, call_id=call_id, case_id=case_id, retention=retention
+    )
     return ingest_recordings(session, actor, [wanted])[0]
 
 

@@ -80,8 +80,14 @@ def site(tmp_path: Path) -> tuple[Path, str]:
             session, settings, Actor.system("ivr"), caller_number="0910000001", uniqueid="1.1"
         )
         recording = ingest_recording(
-            session, worker, str(message), kind=RecordingKind.MESSAGE, case_id=case.id
+            session,
+            worker,
+            str(message),
+            kind=RecordingKind.MESSAGE,
+            root=tmp_path,
+            case_id=case.id,
         )
+        assert recording is not None
         jobs.enqueue_transcription(session, worker, recording, utcnow())
         return case.reference or ""
 

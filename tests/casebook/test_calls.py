@@ -100,7 +100,12 @@ def test_status_by_phone_only_for_the_callers_own_case(db: Database, settings: S
     ) -> cases.CallerStatus:
         return db.run(
             lambda s: cases.status_for_caller(
-                s, Actor.system("ivr"), reference=reference, caller_number=number, last4=last4
+                s,
+                Actor.system("ivr"),
+                reference=reference,
+                caller_number=number,
+                last4=last4,
+                phone=settings.phone,
             )
         )
 
@@ -132,7 +137,7 @@ def test_a_noted_call_that_vanished_during_a_gap_is_finished_once(
         )
         for linkedid in ("g.1", "g.2")
     ]
-    db.run(lambda s: calls.note_calls(s, notes))
+    db.run(lambda s: calls.note_calls(s, notes, settings.phone))
     later = START + timedelta(minutes=5)
     closed = db.run(lambda s: calls.close_vanished_calls(s, settings, {"g.2"}, later))
     assert [c.linkedid for c in closed] == ["g.1"]

@@ -29,8 +29,14 @@ def queue_recordings(db: Database, settings: Settings, count: int) -> list[int]:
                 s, settings, Actor.system("ivr"), caller_number="0910000001", uniqueid=f"u{n}"
             )
             recording = ingest_recording(
-                s, WORKER, f"/nowhere/message-{n}.wav", kind=RecordingKind.MESSAGE, case_id=case.id
+                s,
+                WORKER,
+                f"/nowhere/message-{n}.wav",
+                kind=RecordingKind.MESSAGE,
+                root="/nowhere",
+                case_id=case.id,
             )
+            assert recording is not None
             return jobs.enqueue_transcription(s, WORKER, recording, NOW).id or 0
 
         ids.append(db.run(work))

@@ -144,7 +144,7 @@ def test_a_good_number_is_called_back_as_normalised(db: Database) -> None:
 
 def test_a_noted_call_keeps_no_refused_number(db: Database) -> None:
     note = calls.CallNote("1.1", "1.1", HUGE, "15654", START, None)
-    db.run(lambda s: calls.note_calls(s, [note]))
+    db.run(lambda s: calls.note_calls(s, [note], PHONE))
     with db.session() as s:
         (call,) = s.exec(select(Call)).all()
         assert call.caller_number is None

@@ -25,7 +25,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Call, Callback, Recording, RecordingKind, TranscriptionJob
 from hotline.components import Listener
-from hotline.config import Settings
+from hotline.config import PhoneSettings, Settings
 from hotline.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator, SimulatedCall
 from tests.hotline.conftest import FIXTURES, PATIENCE, ReplayServer, wait_until
@@ -271,7 +271,7 @@ def test_a_recovered_call_is_keyed_by_the_linkedid_its_recording_names(
         )
     )
     note = CallNote("1795.9", None, "0910000009", "15654", utcnow(), None)
-    db.run(lambda s: calls_service.note_calls(s, [note]))
+    db.run(lambda s: calls_service.note_calls(s, [note], PhoneSettings()))
     old = time.time() - 600
     for name in ("hotline-1795.7-1795.8.wav", "hotline-1795.9-1795.10.wav"):
         (tmp_path / name).write_bytes(b"RIFF")

@@ -338,10 +338,14 @@ def test_choices_from_the_variable_and_user_events_merge_without_duplicates() ->
     # The listener came back after the main-menu choice: only the variable still knows it.
     events = [
         _event("Newexten", ("Exten", "15654")),
-        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1")),
-        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1,3")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "main_menu:1")),
+        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "main_menu:1,category_menu:3")),
         _event("UserEvent", ("UserEvent", "HotlineMenu"), ("Choice", "category_menu:3")),
-        _event("VarSet", ("Variable", "HOTLINE_CHOICES"), ("Value", "1,3,2")),
+        _event(
+            "VarSet",
+            ("Variable", "HOTLINE_CHOICES"),
+            ("Value", "main_menu:1,category_menu:3,rating:2"),
+        ),
         _event("UserEvent", ("UserEvent", "HotlineMenu"), ("Choice", "rating:2")),
         _event("Hangup", ("Cause", "16")),
     ]
@@ -349,7 +353,7 @@ def test_choices_from_the_variable_and_user_events_merge_without_duplicates() ->
         tracker.on_event(message, T0)
     [call] = sink.calls
     assert call.ivr_choices == (
-        "HOTLINE_CHOICES=1",
+        "HOTLINE_CHOICES=main_menu:1",
         "HotlineMenu=category_menu:3",
         "HotlineMenu=rating:2",
     )

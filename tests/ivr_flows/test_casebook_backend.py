@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlmodel import col, select
 
@@ -60,3 +62,30 @@ def test_status_lookups_by_phone_are_audited(casebook_server: AgiServer, db: Dat
         lookups = s.exec(select(AuditEvent).where(AuditEvent.action == "case.status_lookup")).all()
     assert lookups and all(not event.allowed for event in lookups)
     assert all(event.detail["caller"] == "0920000000" for event in lookups)
+
+
+def test_a_message_that_is_a_symlink_out_of_the_root_is_refused_and_the_complaint_kept(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.wav"
+    outside.write_bytes(b"not the hotline's")
+    outside.chmod(0o600)
+    settings.recordings.root.mkdir(parents=True, exist_ok=True)
+    message = settings.recordings.root / "message-1.2.wav"
+    message.symlink_to(outside)
+    registered = CasebookBackend(db, settings).register_complaint(
+        caller_number="0910000001",
+        uniqueid="1.2",
+        linkedid="1.1",
+        message_path=str(message),
+        menu_choices=["main_menu:1"],
+        category="billing",
+    )
+    with db.session() as s:
+        case = s.exec(select(Case)).one()
+        assert s.exec(select(Recording)).all() == []
+        assert s.exec(select(TranscriptionJob)).all() == []
+        refused = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.refused")).one()
+    assert case.reference == registered.reference
+    assert refused.detail["path"] == str(message)
+    assert outside.stat().st_mode & 0o777 == 0o600

@@ -22,6 +22,7 @@ from ivr_flows.dialplan import (
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings()
+    settings.database.url = f"sqlite:///{tmp_path / 'hotline.db'}"
     settings.recordings.root = tmp_path / "rec"
     settings.agi.host = "10.1.2.3"
     settings.agi.port = 4600

@@ -65,10 +65,12 @@ def recorded_call(
             LISTENER,
             str(path),
             kind=kind,
+            root=settings.recordings.root,
             call_id=call.id,
             case_id=call.case_id,
             retention=settings.retention,
         )
+        assert ingested is not None
         recording = s.get(Recording, ingested.id)
         assert recording is not None
         if created is not None:

@@ -148,15 +148,6 @@ def test_the_single_ingest_of_the_ivr_and_the_dialer_refuses_too(
     refused_as_given(db, bad.given)
 
 
-def test_without_a_root_a_symlink_is_still_never_followed(
-    db: Database, settings: Settings, tmp_path: Path
-) -> None:
-    bad = hostile(settings, tmp_path, "symlink")
-    ingested = db.run(lambda s: ingest_recording(s, LISTENER, bad.given, kind=RecordingKind.CALL))
-    assert ingested.sha256 is None
-    assert untouched(bad.target)
-
-
 # Rows stored before paths were confined (or by hand) still name the files outside.
 ROW_FORMS = [f for f in FORMS if f != "relative-dotdot"]
 

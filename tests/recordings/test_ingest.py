@@ -93,13 +93,20 @@ def test_ingest_is_once_per_path_and_a_missing_file_is_audited(
 ) -> None:
     write_wav(tmp_path / "call.wav")
     path = str(tmp_path / "call.wav")
-    first = db.run(lambda s: ingest_recording(s, LISTENER, path, kind=RecordingKind.CALL))
-    again = db.run(lambda s: ingest_recording(s, LISTENER, path, kind=RecordingKind.CALL))
+    first = db.run(
+        lambda s: ingest_recording(s, LISTENER, path, kind=RecordingKind.CALL, root=tmp_path)
+    )
+    again = db.run(
+        lambda s: ingest_recording(s, LISTENER, path, kind=RecordingKind.CALL, root=tmp_path)
+    )
+    assert first is not None and again is not None
     assert first.id == again.id and first.sha256 is not None
     missing = db.run(
-        lambda s: ingest_recording(s, LISTENER, str(tmp_path / "gone.wav"), kind=RecordingKind.CALL)
+        lambda s: ingest_recording(
+            s, LISTENER, str(tmp_path / "gone.wav"), kind=RecordingKind.CALL, root=tmp_path
+        )
     )
-    assert missing.sha256 is None
+    assert missing is not None and missing.sha256 is None
     with db.session() as s:
         assert len(s.exec(select(Recording)).all()) == 2
         audit = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.missing")).one()

@@ -28,7 +28,11 @@ def a_week_of_calls(db: Database, settings: Settings, staff: Staff) -> None:
     # The caller's own message: no staff voice in it, so never QA material.
     write_wav(settings.recordings.root / "message.wav")
     message = str(settings.recordings.root / "message.wav")
-    db.run(lambda s: ingest_recording(s, LISTENER, message, kind=RecordingKind.MESSAGE))
+    db.run(
+        lambda s: ingest_recording(
+            s, LISTENER, message, kind=RecordingKind.MESSAGE, root=settings.recordings.root
+        )
+    )
 
 
 def draw(db: Database, reviewer: Actor, per_agent: int = 2, seed: int | None = 7) -> Sample:

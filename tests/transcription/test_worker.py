@@ -42,8 +42,14 @@ def queue_message(db: Database, settings: Settings, source: Path, uniqueid: str)
             session, settings, IVR, caller_number="0910000001", uniqueid=uniqueid
         )
         recording = ingest_recording(
-            session, IVR, str(message), kind=RecordingKind.MESSAGE, case_id=case.id
+            session,
+            IVR,
+            str(message),
+            kind=RecordingKind.MESSAGE,
+            root=settings.recordings.root,
+            case_id=case.id,
         )
+        assert recording is not None
         return jobs.enqueue_transcription(session, IVR, recording, utcnow()).id or 0
 
     return db.run(work)
