@@ -43,6 +43,7 @@ import contextlib
 import itertools
 import logging
 import random
+import secrets
 import socket
 import ssl
 import threading
@@ -256,6 +257,10 @@ class AmiSession:
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._action_numbers = itertools.count(1)
+        # Asterisk sends an async Originate's OriginateResponse, ActionID and all, to every
+        # session reading call events: numbers alone ("originate-7") made two diallers take
+        # each other's results, so each session's ActionIDs carry a random tag of its own.
+        self._action_tag = secrets.token_hex(4)
 
     @classmethod
     def from_settings(
@@ -350,8 +355,7 @@ class AmiSession:
         if on_done is not None:
             future.add_done_callback(self._guarded(on_done))
         with self._lock:
-            # ActionIDs only need to be unique per connection; "login-1" matches the fixture.
-            action_id = f"{name.lower()}-{next(self._action_numbers)}"
+            action_id = f"{name.lower()}-{self._action_tag}-{next(self._action_numbers)}"
             keys["ActionID"] = action_id
             wire = (str(Action(name, keys=keys, variables=dict(variables or {}))) + "\r\n").encode()
             if self._socket is None or self.closed.is_set():

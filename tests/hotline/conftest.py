@@ -24,6 +24,8 @@ from hotline.tracker import FinishedCallsOnly, TrackedCall
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+# The Login's ActionID in the recorded streams (what the client sent when they were captured).
+RECORDED_LOGIN_ID = "login-1"
 # Safety nets only: no test asserts how long anything took.
 PATIENCE = 20.0
 
@@ -186,7 +188,13 @@ class ReplayServer(LoopbackServer):
                 if not data:
                     return
                 received += data
-            rest = self._recording[self._login_offset :]
+            # Asterisk answers the Login with the client's own ActionID.
+            login = AmiFramer(expect_banner=False).feed(received)[0]
+            rest = self._recording[self._login_offset :].replace(
+                f"ActionID: {RECORDED_LOGIN_ID}\r\n".encode(),
+                f"ActionID: {login.action_id}\r\n".encode(),
+                1,
+            )
             position = 0
             while position < len(rest):
                 size = self._rng.randint(1, 700)

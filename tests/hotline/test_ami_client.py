@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import socket
 import threading
 
@@ -136,12 +137,29 @@ def test_actions_are_written_byte_for_byte_as_asterisk_expects() -> None:
         session.send_action("Originate", {"Channel": "Local/15654@hotline"}, {"A": "1"})
         assert wait_until(lambda: len(server.actions) == 1)
         session.close()
-    assert server.actions[0].headers == (
+    (action,) = server.actions
+    assert re.fullmatch(r"originate-[0-9a-f]{8}-1", action.action_id or "")
+    assert action.headers == (
         ("Action", "Originate"),
         ("Channel", "Local/15654@hotline"),
-        ("ActionID", "originate-1"),
+        ("ActionID", action.action_id),
         ("Variable", "A=1"),
     )
+
+
+def test_two_sessions_never_share_an_action_id() -> None:
+    # An async Originate's OriginateResponse reaches every session that reads call events,
+    # with the Originate's ActionID: two diallers must be able to tell theirs apart.
+    with ScriptedAmiServer(lambda action, client: None) as server:
+        sessions = [AmiSession("127.0.0.1", server.port, lambda m, at: None) for _ in range(2)]
+        for session in sessions:
+            session.open()
+            session.send_action("Originate", {"Channel": "Local/15654@hotline"})
+        assert wait_until(lambda: len(server.actions) == 2)
+        for session in sessions:
+            session.close()
+    first, second = (action.action_id for action in server.actions)
+    assert first != second
 
 
 def test_backoff_grows_to_its_cap_with_jitter() -> None:
