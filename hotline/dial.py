@@ -191,15 +191,22 @@ def ingest_callback_recordings(
     call (ingest is once per path, so earlier attempts' files are not stored twice)."""
     root = Path(settings.recordings.root)
     for path in sorted(root.glob(f"callback-{callback.id}-*.wav")):
-        ingest_recording(
-            session,
-            actor,
-            str(path),
-            kind=RecordingKind.CALLBACK,
-            root=settings.recordings.root,
-            case_id=callback.case_id,
-            retention=settings.retention,
-        )
+        ingest_callback_recording(session, settings, actor, str(path), callback.case_id)
+
+
+def ingest_callback_recording(
+    session: Session, settings: Settings, actor: Actor, path: str, case_id: int | None
+) -> None:
+    """One callback recording, kept with its case like any call's."""
+    ingest_recording(
+        session,
+        actor,
+        path,
+        kind=RecordingKind.CALLBACK,
+        root=settings.recordings.root,
+        case_id=case_id,
+        retention=settings.retention,
+    )
 
 
 def _run_quietly(client: AmiClient, stop: threading.Event) -> None:

@@ -32,12 +32,12 @@ from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
 from casebook.models import Call, Callback, Recording, RecordingKind
 from hotline.config import Settings
+from hotline.dial import ingest_callback_recording
 from hotline.tracker import TrackedCall
 from recordings.ingest import (
     FileFacts,
     IngestedRecording,
     RecordingError,
-    ingest_recording,
     inspect_files,
     resolve_path,
     store_call_recordings,
@@ -353,15 +353,8 @@ def reconcile_recordings(
     for path, match, modified in orphans:
         if match["callback"] is not None:
             callback = session.get(Callback, int(match["callback"]))
-            ingest_recording(
-                session,
-                LISTENER,
-                str(path),
-                kind=RecordingKind.CALLBACK,
-                root=settings.recordings.root,
-                case_id=callback.case_id if callback is not None else None,
-                retention=settings.retention,
-            )
+            case_id = callback.case_id if callback is not None else None
+            ingest_callback_recording(session, settings, LISTENER, str(path), case_id)
             log.warning("callback recording %s ingested after its call ended", path.name)
             continue
         stored = calls.recover_call(
