@@ -133,7 +133,11 @@ exten => _X.,1,NoOp(Callback ${{HOTLINE_CALLBACK}} to ${{EXTEN}})
 ; Where {agent_channel} lands: the agent's phone (callbacks.agent_device).
 [{AGENTS_CONTEXT}]
 exten => _X.,1,Dial({agent_device},{ring})
+ ; A busy phone must say busy to whoever rang it (the callback's Originate, the queue): hanging
+ ; up instead made Asterisk 22 answer the Originate with Reason 0 (no answer); Busy() gives 5.
+ same => n,GotoIf($["${{DIALSTATUS}}" = "BUSY"]?busy)
  same => n,Hangup()
+ same => n(busy),Busy(1)
 """
 
 

@@ -176,3 +176,17 @@ def test_queue_members_are_the_active_agents_with_an_extension(db: Database) -> 
 
     db.run(staff)
     assert db.run(agents.queue_extensions) == ["201", "202"]
+
+
+def test_a_busy_agent_phone_is_busy_to_whoever_rang_it(settings: Settings) -> None:
+    # Asterisk 22.10.1: Originate of Local/201@hotline-agents to a busy phone answered Reason 0
+    # (read as no answer) when the context just hung up, Reason 5 (busy) with Busy().
+    text = render_extensions(settings)
+    agents_context = text[text.index("[hotline-agents]") :]
+    assert [line for line in lines(agents_context) if not line.lstrip().startswith(";")] == [
+        "[hotline-agents]",
+        "exten => _X.,1,Dial(PJSIP/${EXTEN},30)",
+        ' same => n,GotoIf($["${DIALSTATUS}" = "BUSY"]?busy)',
+        " same => n,Hangup()",
+        " same => n(busy),Busy(1)",
+    ]
