@@ -105,7 +105,9 @@ class AmiDriver:
     """The test's own AMI session (as the driver user): logged in with the listener's filters
     plus the dialer's, it places calls and keeps every byte it receives, banner first."""
 
-    def __init__(self, port: int, secret: str, filters: Sequence[str]) -> None:
+    def __init__(
+        self, port: int, secret: str, filters: Sequence[str], user: str = DRIVER_USER
+    ) -> None:
         self.raw = bytearray()
         self.blocks: list[Block] = []
         self.stats = ParseStats()
@@ -118,7 +120,7 @@ class AmiDriver:
         self._banner_read = False
         self._reader = threading.Thread(target=self._read, name="pbx-driver", daemon=True)
         self._reader.start()
-        self.action("Login", Username=DRIVER_USER, Secret=secret, Events="off")
+        self.action("Login", Username=user, Secret=secret, Events="off")
         for expression in filters:
             self.action("Filter", Operation="Add", Filter=expression)
         self.action("Events", EventMask="on")

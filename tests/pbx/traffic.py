@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from casebook import agents, callbacks, cases
 from casebook.access import Actor
@@ -233,28 +233,58 @@ class Traffic:
             blocks = list(self.driver.blocks)
             banner = bytes(self.driver.raw[: self.driver.raw.index(b"\r\n") + 2])
         preface = [b for b in blocks if b.message.kind == "Response"][: self.driver.setup_actions]
-        scenarios: dict[str, tuple[list[str], dict[str, object]]] = {}
-        for name, group in self.placed.items():
-            ids = [placed.linkedid for placed in group]
-            scenarios[name] = (ids, {"callers": [placed.caller.number for placed in group]})
+        scenarios: dict[str, list[str]] = {
+            name: [placed.linkedid for placed in group] for name, group in self.placed.items()
+        }
         for name, callback_id in self.callback_ids.items():
             linkedid = callback_linkedid(blocks, callback_id)
-            scenarios[name] = ([linkedid] if linkedid else [], {"callback": callback_id})
-        for name, (linkedids, extra) in scenarios.items():
+            # The diallers that ran at once are one scenario: their events interleave.
+            key = "callbacks-at-once" if name in AT_ONCE else name
+            scenarios.setdefault(key, []).extend([linkedid] if linkedid else [])
+        dialled = {"callbacks-at-once", *DIALS}
+        for name, linkedids in scenarios.items():
             target = folder / name
             target.mkdir(parents=True, exist_ok=True)
             chosen = of_calls(blocks, linkedids)
             target.joinpath("server.raw").write_bytes(
                 banner + b"".join(b.raw for b in [*preface, *chosen])
             )
+            responses = [b.message for b in chosen if b.message.name == "OriginateResponse"]
             meta = {
                 "scenario": name,
                 "asterisk": "22.10.1",
                 "linkedids": linkedids,
+                # The simulated callers' numbers (None: a callback's dial, no hotline call).
+                "callers": (
+                    [placed.caller.number for placed in self.placed[name]]
+                    if name in self.placed
+                    else None
+                ),
                 "messages": len(chosen),
-                **extra,
+                "recordings_root": str(self.site.recordings),
+                # The cases the IVR registered for these calls, for the store's replay.
+                "cases": self._cases(linkedids),
+                # The dialler's Originate (a caller's is the test's own, not the product's).
+                "originate_action_id": (
+                    responses[0].action_id if responses and name in dialled else None
+                ),
             }
             target.joinpath("meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+    def _cases(self, linkedids: list[str]) -> list[dict[str, object]]:
+        with self.db.session() as session:
+            found = session.exec(select(Case).where(col(Case.call_linkedid).in_(linkedids)))
+            return [
+                {
+                    "reference": case.reference,
+                    "caller_number": case.caller_number,
+                    "call_linkedid": case.call_linkedid,
+                    "call_uniqueid": case.call_uniqueid,
+                    "category": case.category,
+                    "department": case.department,
+                }
+                for case in found
+            ]
 
 
 def place(driver: AmiDriver, caller: Caller) -> Placed:
