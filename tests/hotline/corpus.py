@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,17 +47,25 @@ def scenarios() -> list[str]:
 @dataclass
 class Scenario:
     name: str
-    raw: bytes
+    # server.raw, then server-2.raw… for the listener's connections after an outage.
+    segments: list[bytes]
     meta: dict[str, Any]
 
     @classmethod
     def load(cls, name: str) -> Scenario:
         folder = CORPUS / name
         meta = json.loads((folder / "meta.json").read_text())
-        return cls(name, (folder / "server.raw").read_bytes(), meta)
+        later = sorted(folder.glob("server-*.raw"), key=lambda p: int(p.stem.split("-")[1]))
+        raws = [(folder / "server.raw").read_bytes(), *(p.read_bytes() for p in later)]
+        return cls(name, raws, meta)
+
+    def connections(self) -> Iterator[list[AmiMessage]]:
+        for raw in self.segments:
+            yield list(iter_messages(raw, expect_banner=True, stats=ParseStats()))
 
     def messages(self) -> Iterator[tuple[int, AmiMessage]]:
-        yield from enumerate(iter_messages(self.raw, expect_banner=True, stats=ParseStats()))
+        """Every message of every connection, numbered on."""
+        yield from enumerate(m for messages in self.connections() for m in messages)
 
     def expected(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads((CORPUS / self.name / "expected.json").read_text())
@@ -141,14 +149,44 @@ class Reporter:
         self.seen.append({"alive": sorted(self.names.id(i) for i in linkedids), "at": at(at_)})
 
 
-def feed(scenario: Scenario, tracker: CallTracker) -> None:
-    for number, message in scenario.messages():
-        tracker.on_event(message, EPOCH + timedelta(seconds=number))
+def feed(scenario: Scenario, tracker_for: Callable[[int], CallTracker]) -> None:
+    """Each connection's messages to ``tracker_for(its number)``, as ``AmiClient`` delivers
+    them: a CoreShowChannels answer as one snapshot, everything else one event at a time."""
+    number = 0
+    for index, messages in enumerate(scenario.connections()):
+        tracker = tracker_for(index)
+        listed: list[AmiMessage] = []
+        for message in messages:
+            moment = EPOCH + timedelta(seconds=number)
+            number += 1
+            if message.name == "CoreShowChannel":
+                listed.append(message)
+            elif message.name == "CoreShowChannelsComplete":
+                tracker.on_channels(listed, moment)
+                listed = []
+            else:
+                tracker.on_event(message, moment)
+
+
+class Listeners:
+    """The listener process(es) the stream went to: one for all connections, or a new one
+    (tracker and store) for each when the scenario's listener was restarted."""
+
+    def __init__(self, scenario: Scenario, make: Callable[[], CallTracker]) -> None:
+        self.restarted = bool(scenario.meta.get("listener_restarted"))
+        self.make = make
+        self.trackers: list[CallTracker] = []
+
+    def __call__(self, connection: int) -> CallTracker:
+        if not self.trackers or self.restarted:
+            self.trackers.append(self.make())
+        return self.trackers[-1]
 
 
 def replay_tracker(scenario: Scenario, settings: Settings) -> list[dict[str, Any]]:
     reporter = Reporter(Names.of(scenario))
-    feed(scenario, CallTracker(reporter, TrackerRules.from_settings(settings.ami)))
+    rules = TrackerRules.from_settings(settings.ami)
+    feed(scenario, Listeners(scenario, lambda: CallTracker(reporter, rules)))
     return reporter.seen
 
 
@@ -163,17 +201,27 @@ def replay_store(
     db = Database(settings.database)
     try:
         db.run(lambda session: session.add_all(Case(**case) for case in scenario.meta["cases"]))
+        rules = TrackerRules.from_settings(settings.ami)
+        stores: list[CallStore] = []
+
+        def listener() -> CallTracker:
+            if stores:
+                stores[-1].stop()  # the last listener's writes are in before the next starts
+            stores.append(CallStore(db, settings))
+            stores[-1].start()
+            return CallTracker(stores[-1], rules)
+
         for _ in range(listeners):
-            store = CallStore(db, settings)
-            store.start()
-            feed(scenario, CallTracker(store, TrackerRules.from_settings(settings.ami)))
-            store.stop()
+            feed(scenario, Listeners(scenario, listener))
+        stores[-1].stop()
         with db.session() as session:
             calls = list(session.exec(select(Call)))
             cases = {c.id: c.reference for c in session.exec(select(Case))}
             callbacks = list(session.exec(select(Callback)))
     finally:
         db.dispose()
+    # In stream order, so that cases are named in the order their calls appeared.
+    calls.sort(key=lambda call: int(names.id(call.linkedid).removeprefix("id")))
     linkedids = {call.id: names.id(call.linkedid) for call in calls}
     rows = [
         {
@@ -202,7 +250,7 @@ def replay_store(
         for callback in callbacks
     ]
     return {
-        "calls": sorted(rows, key=lambda row: int(row["linkedid"].removeprefix("id"))),
+        "calls": rows,
         "callbacks": sorted(requested, key=lambda r: (r["call"] or "", r["phone_number"])),
     }
 

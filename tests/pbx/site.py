@@ -169,6 +169,17 @@ class AmiDriver:
             self._originated[action_id] = done
         return done
 
+    def snapshot(self) -> str:
+        """CoreShowChannels, as the listener sends it after each login; its ActionID, once
+        the whole list has arrived."""
+        action_id = self.send("CoreShowChannels", [])
+        self._answers[action_id].result(PATIENCE)
+        complete = self.wait_for(
+            lambda m: m.name == "CoreShowChannelsComplete" and m.action_id == action_id
+        )
+        assert complete, "CoreShowChannels never completed"
+        return action_id
+
     def wait_for(self, match: Callable[[AmiMessage], bool], timeout: float = PATIENCE) -> bool:
         with self._cond:
             return self._cond.wait_for(

@@ -231,8 +231,6 @@ class Traffic:
         """Each scenario's own messages, as Asterisk sent them, banner and login first."""
         with self.driver.lock():
             blocks = list(self.driver.blocks)
-            banner = bytes(self.driver.raw[: self.driver.raw.index(b"\r\n") + 2])
-        preface = [b for b in blocks if b.message.kind == "Response"][: self.driver.setup_actions]
         scenarios: dict[str, list[str]] = {
             name: [placed.linkedid for placed in group] for name, group in self.placed.items()
         }
@@ -243,33 +241,42 @@ class Traffic:
             scenarios.setdefault(key, []).extend([linkedid] if linkedid else [])
         dialled = {"callbacks-at-once", *DIALS}
         for name, linkedids in scenarios.items():
-            target = folder / name
-            target.mkdir(parents=True, exist_ok=True)
             chosen = of_calls(blocks, linkedids)
-            target.joinpath("server.raw").write_bytes(
-                banner + b"".join(b.raw for b in [*preface, *chosen])
-            )
             responses = [b.message for b in chosen if b.message.name == "OriginateResponse"]
-            meta = {
-                "scenario": name,
-                "asterisk": "22.10.1",
-                "linkedids": linkedids,
+            callers = self.placed.get(name)
+            self.write_scenario(
+                folder / name,
+                [segment(self.driver, linkedids)],
+                linkedids,
                 # The simulated callers' numbers (None: a callback's dial, no hotline call).
-                "callers": (
-                    [placed.caller.number for placed in self.placed[name]]
-                    if name in self.placed
-                    else None
-                ),
-                "messages": len(chosen),
-                "recordings_root": str(self.site.recordings),
-                # The cases the IVR registered for these calls, for the store's replay.
-                "cases": self._cases(linkedids),
+                callers=[placed.caller.number for placed in callers] if callers else None,
                 # The dialler's Originate (a caller's is the test's own, not the product's).
-                "originate_action_id": (
+                originate_action_id=(
                     responses[0].action_id if responses and name in dialled else None
                 ),
-            }
-            target.joinpath("meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+            )
+
+    def write_scenario(
+        self, target: Path, segments: Sequence[bytes], linkedids: list[str], **extra: object
+    ) -> None:
+        """server.raw (server-2.raw… for the connections after an outage) and meta.json."""
+        target.mkdir(parents=True, exist_ok=True)
+        for number, data in enumerate(segments, 1):
+            name = "server.raw" if number == 1 else f"server-{number}.raw"
+            target.joinpath(name).write_bytes(data)
+        meta = {
+            "scenario": target.name,
+            "asterisk": "22.10.1",
+            "linkedids": linkedids,
+            "callers": None,
+            "recordings_root": str(self.site.recordings),
+            # The cases the IVR registered for these calls, for the store's replay.
+            "cases": self._cases(linkedids),
+            "originate_action_id": None,
+            "listener_restarted": False,
+            **extra,
+        }
+        target.joinpath("meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
     def _cases(self, linkedids: list[str]) -> list[dict[str, object]]:
         with self.db.session() as session:
@@ -285,6 +292,27 @@ class Traffic:
                 }
                 for case in found
             ]
+
+
+def segment(
+    driver: AmiDriver,
+    linkedids: Sequence[str],
+    *,
+    start: int = 0,
+    until: int | None = None,
+    snapshot: str = "",
+) -> bytes:
+    """What one listener connection got for these calls: the banner, the answers to the
+    session's Login, Filter and Events, the ``snapshot`` CoreShowChannels answer (its ActionID;
+    the listener asks after each login), then the calls' events among messages ``start`` to
+    ``until``."""
+    with driver.lock():
+        blocks = list(driver.blocks)
+        banner = bytes(driver.raw[: driver.raw.index(b"\r\n") + 2])
+    preface = [b for b in blocks if b.message.kind == "Response"][: driver.setup_actions]
+    listed = [b for b in blocks if snapshot and b.message.action_id == snapshot]
+    chosen = of_calls(blocks[start:until], linkedids)
+    return banner + b"".join(b.raw for b in [*preface, *listed, *chosen])
 
 
 def place(driver: AmiDriver, caller: Caller) -> Placed:
@@ -343,7 +371,8 @@ def of_calls(blocks: Sequence[Block], linkedids: Sequence[str]) -> list[Block]:
     chosen = []
     for block in blocks:
         message = block.message
-        if message.kind != "Event":
+        # A CoreShowChannels answer is the listener's own question, not the calls' events.
+        if message.kind != "Event" or message.name.startswith("CoreShowChannel"):
             continue
         linkedid = message.get("Linkedid")
         uniqueid = message.get("Uniqueid") or message.get("UniqueID")
