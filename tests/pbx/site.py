@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from hotline.ami_protocol import AmiMessage, ParseStats, decode, parse_block
-from hotline.config import Settings, load_settings
+from hotline.config import CallbackSettings, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO.parent / "shared" / "asterisk"
@@ -40,6 +40,9 @@ SPEECH_SOUND = "custom/pbx-speech"
 LIBRARIES = ("jansson", "edit", "xml2", "sqlite3", "uuid", "ssl")
 HEADER = re.compile(r"^;;; ---- (?P<file>\S+) ----$", re.MULTILINE)
 DRIVER_USER = "pbxdriver"
+# The site's agents (contexts.conf [pbx-agents]: 201 answers, 202 is busy, 203 never answers),
+# in the agents table before `hotline asterisk config` runs, which may make them queue members.
+AGENTS = {"pbxagent": "201", "pbxbusy": "202", "pbxaway": "203"}
 # Safety nets only: no test asserts how long anything took.
 PATIENCE = 60.0
 
@@ -240,6 +243,7 @@ class Site:
 
     def start(self) -> None:
         self._write_config()
+        self._add_agents()
         generated = split_config(run(HOTLINE, "asterisk", "config", env=self.env))
         channelvars, user = manager_user(generated["manager.conf"])
         extensions = self.root / "extensions-local.conf"
@@ -270,21 +274,33 @@ class Site:
         run(HOTLINE, "prompts", "build", env=self.env)
         self.start_serve()
 
+    def _add_agents(self) -> None:
+        as_admin = {**self.env, "USER": "root", "LOGNAME": "root"}
+        run(HOTLINE, "agents", "add", "root", "--name", "root", "--role", "admin", env=as_admin)
+        for username, extension in AGENTS.items():
+            run(
+                *(HOTLINE, "agents", "add", username, "--name", username, "--role", "agent"),
+                *("--extension", extension),
+                env=as_admin,
+            )
+
     def _write_config(self) -> None:
-        config = {
+        config: dict[str, dict[str, object]] = {
             "ami": {"port": self.ami_port, "secret": secrets.token_hex(8)},
             "agi": {"port": self.agi_port},
             "ivr": {"sounds_dir": str(self.sounds)},
             "recordings": {"root": str(self.recordings)},
             "database": {"url": f"sqlite:///{self.root / 'hotline.db'}"},
             "transcription": {"cache_dir": str(self.root / "models")},
-            "callbacks": {
-                # Test-only contexts (contexts.conf): agents' and customers' phones.
-                "agent_channel": "Local/{extension}@pbx-agents",
-                "trunk": "Local",
-                "ring_seconds": 6,
-            },
+            # Customers' phones are contexts.conf's [default], reached as Dial(Local/<number>).
+            "callbacks": {"trunk": "Local", "ring_seconds": 6},
         }
+        # Agents' phones are contexts.conf's [pbx-agents]: where the generated hotline-agents
+        # context dials them (callbacks.agent_device, when the generator has it), else what
+        # Originate and the queue ring directly.
+        phones = "Local/{extension}@pbx-agents"
+        device = "agent_device" in CallbackSettings.model_fields
+        config["callbacks"]["agent_device" if device else "agent_channel"] = phones
         self.config.write_text(yaml.safe_dump(config))
 
     @property

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from casebook import agents, callbacks, cases
+from casebook import callbacks, cases
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
@@ -48,8 +48,6 @@ class Dial:
 COMPLAINT_STEPS = "silence/1/silence/2/silence/speak/#"
 STATUS_OWNER = "0911000002"
 STRANGER = "0911000003"
-# contexts.conf: 201 answers, 202 is busy, 203 never answers.
-AGENTS = {"pbxagent": "201", "pbxbusy": "202", "pbxaway": "203"}
 # Dialled one after the other: each result is its own call's.
 DIALS = {
     "callback-answered": Dial("pbxagent", "201", "0911000101"),
@@ -153,17 +151,6 @@ class Traffic:
 
     def _seed(self, session: Session) -> None:
         settings = self.site.settings
-        staff = [("root", "admin", None), *((a, "agent", e) for a, e in AGENTS.items())]
-        for username, role, extension in staff:
-            agents.add_agent(
-                session,
-                settings,
-                "root",
-                username=username,
-                display_name=username,
-                roles=[role],
-                extension=extension,
-            )
         case = cases.register_complaint(
             session, settings, SEEDER, caller_number=STATUS_OWNER, category="billing"
         )
