@@ -36,6 +36,7 @@ CAPTURED = {
     "callback-busy",
     "callback-unanswered",
     "callback-agent-busy",
+    "callback-agent-busy-via-agents-context",
     "callbacks-at-once",
     "core-restart",
     "listener-sigkill",

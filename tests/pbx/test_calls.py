@@ -165,6 +165,18 @@ def test_a_callback_dial_stores_what_happened(
 
 @pytest.mark.xfail(
     strict=True,
+    reason="N2 (new, not fixed yet): through an agents' context (as the generated "
+    "[hotline-agents] rings callbacks.agent_device), a busy agent's leg ends the Originate with "
+    "Reason 0, read as no answer",
+)
+def test_a_busy_agent_rung_through_an_agents_context_is_busy(traffic: Traffic) -> None:
+    done = traffic.dials["callback-agent-busy-via-agents-context"].result(CALL_PATIENCE)
+    assert done.returncode == 0, done.stderr
+    assert f": {AttemptResult.BUSY.value} (" in done.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="N1 (new, not fixed yet): every dialler process sends ActionID originate-7 and "
     "Asterisk sends OriginateResponse to every AMI session, so a dialler takes another's result",
 )

@@ -38,12 +38,17 @@ class Caller:
 
 @dataclass(frozen=True)
 class Dial:
-    """``hotline callbacks dial`` by ``agent`` (extension ``extension``) to ``customer``."""
+    """``hotline callbacks dial`` by ``agent`` (extension ``extension``) to ``customer``;
+    ``agent_channel``: that dial's own callbacks.agent_channel."""
 
     agent: str
     extension: str
     customer: str
+    agent_channel: str | None = None
 
+
+# As the generated [hotline-agents] context rings agents once it dials callbacks.agent_device.
+THROUGH_AGENTS_CONTEXT = "Local/{extension}@pbx-agent-hop"
 
 COMPLAINT_STEPS = "silence/1/silence/2/silence/speak/#"
 STATUS_OWNER = "0911000002"
@@ -54,6 +59,9 @@ DIALS = {
     "callback-busy": Dial("pbxagent", "201", "0921000102"),
     "callback-unanswered": Dial("pbxagent", "201", "0931000103"),
     "callback-agent-busy": Dial("pbxbusy", "202", "0911000104"),
+    "callback-agent-busy-via-agents-context": Dial(
+        "pbxbusy", "202", "0911000108", THROUGH_AGENTS_CONTEXT
+    ),
 }
 # Dialled at once, after those: an agent who never answers and one who answers at once.
 AT_ONCE = {
@@ -63,12 +71,13 @@ AT_ONCE = {
 
 
 def status_steps(reference: str, last4: str | None, hash_key: bool) -> str:
-    """Keys 2, the reference (and the last 4 digits), as the prompts ask: "then #" or not."""
+    """Keys 2, the reference (and, asked, the last 4 digits), as the prompts say: "then #", or
+    without it, waiting for the next question; then listens until the hotline hangs up."""
     end = "#" if hash_key else ""
     steps = f"silence/2/silence/{reference}{end}"
     if last4 is not None:
-        steps += f"/silence/{last4}{end}"
-    return steps + "/silence/hangup"
+        steps += f"/prompt/{last4}{end}"
+    return steps
 
 
 def callers(reference: str) -> dict[str, list[Caller]]:
@@ -126,7 +135,7 @@ class Traffic:
 
     def _dial_all(self) -> None:
         for name, dial in DIALS.items():
-            self.dials[name].set_result(self.dial(self.callback_ids[name], dial.agent))
+            self.dials[name].set_result(self.dial(self.callback_ids[name], dial))
         # The second dialler starts once the first has placed its call, so the first is
         # listening when Asterisk announces the second's OriginateResponse.
         away, answered = AT_ONCE.items()
@@ -137,13 +146,15 @@ class Traffic:
 
     def _dial_in_background(self, name: str, dial: Dial) -> None:
         def work() -> None:
-            self.dials[name].set_result(self.dial(self.callback_ids[name], dial.agent))
+            self.dials[name].set_result(self.dial(self.callback_ids[name], dial))
 
         threading.Thread(target=work, daemon=True).start()
 
-    def dial(self, callback_id: int, agent: str) -> subprocess.CompletedProcess[str]:
+    def dial(self, callback_id: int, dial: Dial) -> subprocess.CompletedProcess[str]:
         """``hotline callbacks dial ID`` as that agent."""
-        env = {**self.site.env, "USER": agent, "LOGNAME": agent}
+        env = {**self.site.env, "USER": dial.agent, "LOGNAME": dial.agent}
+        if dial.agent_channel is not None:
+            env["HOTLINE_CALLBACKS__AGENT_CHANNEL"] = dial.agent_channel
         command = [HOTLINE, "callbacks", "dial", str(callback_id)]
         return subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=CALL_PATIENCE, check=False
@@ -226,21 +237,21 @@ class Traffic:
             # The diallers that ran at once are one scenario: their events interleave.
             key = "callbacks-at-once" if name in AT_ONCE else name
             scenarios.setdefault(key, []).extend([linkedid] if linkedid else [])
-        dialled = {"callbacks-at-once", *DIALS}
+        customers = {name: [dial.customer] for name, dial in DIALS.items()}
+        customers["callbacks-at-once"] = [dial.customer for dial in AT_ONCE.values()]
         for name, linkedids in scenarios.items():
-            chosen = of_calls(blocks, linkedids)
+            dialled = customers.get(name, [])
+            chosen = of_calls(blocks, linkedids, dialled)
             responses = [b.message for b in chosen if b.message.name == "OriginateResponse"]
             callers = self.placed.get(name)
             self.write_scenario(
                 folder / name,
-                [segment(self.driver, linkedids)],
+                [segment(self.driver, linkedids, dialled=dialled)],
                 linkedids,
                 # The simulated callers' numbers (None: a callback's dial, no hotline call).
                 callers=[placed.caller.number for placed in callers] if callers else None,
                 # The dialler's Originate (a caller's is the test's own, not the product's).
-                originate_action_id=(
-                    responses[0].action_id if responses and name in dialled else None
-                ),
+                originate_action_id=(responses[0].action_id if responses and dialled else None),
             )
 
     def write_scenario(
@@ -288,6 +299,7 @@ def segment(
     start: int = 0,
     until: int | None = None,
     snapshot: str = "",
+    dialled: Sequence[str] = (),
 ) -> bytes:
     """What one listener connection got for these calls: the banner, the answers to the
     session's Login, Filter and Events, the ``snapshot`` CoreShowChannels answer (its ActionID;
@@ -298,7 +310,7 @@ def segment(
         banner = bytes(driver.raw[: driver.raw.index(b"\r\n") + 2])
     preface = [b for b in blocks if b.message.kind == "Response"][: driver.setup_actions]
     listed = [b for b in blocks if snapshot and b.message.action_id == snapshot]
-    chosen = of_calls(blocks[start:until], linkedids)
+    chosen = of_calls(blocks[start:until], linkedids, dialled)
     return banner + b"".join(b.raw for b in [*preface, *listed, *chosen])
 
 
@@ -346,9 +358,13 @@ def callback_linkedid(blocks: Iterable[Block], callback_id: int) -> str | None:
     )
 
 
-def of_calls(blocks: Sequence[Block], linkedids: Sequence[str]) -> list[Block]:
+def of_calls(
+    blocks: Sequence[Block], linkedids: Sequence[str], dialled: Sequence[str] = ()
+) -> list[Block]:
     """The events of these calls, in stream order: by Linkedid, and by the Uniqueid of their
-    channels for the events that carry none (Cdr, OriginateResponse)."""
+    channels for the events that carry none (Cdr, OriginateResponse); and the OriginateResponse
+    of an Originate to one of the ``dialled`` extensions, which names no channel when it failed
+    (``Uniqueid: <null>``)."""
     wanted = set(linkedids)
     channels = {
         b.message.get("Uniqueid")
@@ -363,7 +379,8 @@ def of_calls(blocks: Sequence[Block], linkedids: Sequence[str]) -> list[Block]:
             continue
         linkedid = message.get("Linkedid")
         uniqueid = message.get("Uniqueid") or message.get("UniqueID")
-        if linkedid in wanted or (linkedid is None and uniqueid in channels):
+        failed = message.name == "OriginateResponse" and message.get("Exten") in dialled
+        if linkedid in wanted or (linkedid is None and uniqueid in channels) or failed:
             chosen.append(block)
     return chosen
 
