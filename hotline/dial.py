@@ -61,8 +61,9 @@ class OriginateWatch:
         self.action_id: str | None = None
         self.result: AttemptResult | None = None
         self.detail = ""
-        # The originated channel: it runs the callback context and its MixMonitor.
-        self._linkedid: str | None = None
+        # The originated channel's Uniqueid (also the call's Linkedid): it runs the callback
+        # context, its MixMonitor and its Dial of the customer.
+        self._originated: str | None = None
         self._done = threading.Event()
         # That channel hung up (or never ran the callback context): the recording is closed.
         self._closed = threading.Event()
@@ -80,14 +81,15 @@ class OriginateWatch:
                 self._early.append(message)
             elif message.action_id == self.action_id:
                 self._on_response(message)
-        elif self._linkedid is not None and message.get("Linkedid") == self._linkedid:
+        elif self._originated is not None and message.get("Uniqueid") == self._originated:
+            # Only this channel's own events: the agent's leg shares the Linkedid, and its
+            # DialEnd (the agent's phone answered, through [hotline-agents]) is no customer's.
             if message.name == "DialEnd":
                 status = message.get("DialStatus") or ""
                 self._finish(DIAL_STATUS.get(status, R.FAILED), f"customer leg: {status}")
             elif message.name == "Hangup":
                 self._finish(R.FAILED, "ended before the customer was dialled")
-                if message.get("Uniqueid") == self._linkedid:
-                    self._closed.set()
+                self._closed.set()
 
     def on_channels(self, channels: Sequence[AmiMessage], received_at: datetime) -> None:
         del channels, received_at
@@ -98,7 +100,7 @@ class OriginateWatch:
             self._finish(AGENT_LEG.get(reason, R.FAILED), f"agent leg: reason {reason}")
             self._closed.set()  # nothing ran the callback context: nothing was recorded
             return
-        self._linkedid = message.get("Uniqueid")
+        self._originated = message.get("Uniqueid")
 
     def _finish(self, result: AttemptResult, detail: str) -> None:
         if self.result is None:

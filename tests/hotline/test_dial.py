@@ -19,6 +19,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import AccessDenied, RuleViolation
 from casebook.models import (
+    AttemptResult,
     Callback,
     CallbackAttempt,
     CallbackReason,
@@ -27,7 +28,7 @@ from casebook.models import (
     RecordingKind,
 )
 from hotline.ami import AmiClient
-from hotline.ami_protocol import ParseStats, iter_messages
+from hotline.ami_protocol import AmiMessage, ParseStats, iter_messages
 from hotline.config import Settings, load_settings
 from hotline.dial import OriginateWatch, dial_callback
 from hotline.persist import reconcile_recordings
@@ -209,3 +210,40 @@ def test_the_recording_counts_as_closed_only_when_its_channel_hangs_up_on_asteri
         # Answered, and three of the four channels gone: MixMonitor's channel is still up.
         assert watch.wait_closed(0) is (n >= last_hangup)
     assert messages[last_hangup].get("Uniqueid") == messages[last_hangup].get("Linkedid")
+
+
+def test_the_agents_own_dial_end_is_not_taken_for_the_customers() -> None:
+    # Through [hotline-agents] the agent's phone is dialled by the agents-context half, which
+    # shares the call's Linkedid: its DialEnd ANSWER can come after OriginateResponse (seen on
+    # Asterisk 22). Only the originated channel's own Dial is the customer's leg.
+    def event(*headers: tuple[str, str]) -> AmiMessage:
+        return AmiMessage(headers)
+
+    originated, agents_half = "1800.1", "1800.2"
+    watch = OriginateWatch()
+    watch.follow("originate-ab12cd34-1")
+    for message in (
+        event(
+            ("Event", "OriginateResponse"),
+            ("ActionID", "originate-ab12cd34-1"),
+            ("Response", "Success"),
+            ("Channel", "Local/201@hotline-agents-00000001;1"),
+            ("Uniqueid", originated),
+        ),
+        event(
+            ("Event", "DialEnd"),
+            ("Channel", "Local/201@hotline-agents-00000001;2"),
+            ("Uniqueid", agents_half),
+            ("Linkedid", originated),
+            ("DialStatus", "ANSWER"),
+        ),
+        event(
+            ("Event", "DialEnd"),
+            ("Channel", "Local/201@hotline-agents-00000001;1"),
+            ("Uniqueid", originated),
+            ("Linkedid", originated),
+            ("DialStatus", "NOANSWER"),
+        ),
+    ):
+        watch.on_event(message, utcnow())
+    assert watch.result == AttemptResult.NO_ANSWER

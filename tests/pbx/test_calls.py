@@ -1,8 +1,7 @@
 """Through the real PBX: callers press keys once the IVR falls silent and speak Arabic; the
 hotline's own dialplan, FastAGI IVR, AMI listener, worker and callback dialler handle them.
 
-Tests marked xfail(strict) show a defect fixed on another branch: the lead removes the mark
-after merging it, and the test must then pass.
+Each defect the real PBX showed (D1-D4 of issue 14, N1 and N2 found here) has its test below.
 """
 
 from __future__ import annotations
@@ -88,10 +87,7 @@ STATUS = [
     "status-owner",
     "status-owner-hash",
     "status-stranger",
-    pytest.param(
-        "status-stranger-hash",
-        marks=pytest.mark.xfail(strict=True, reason="D1: fixed on wip-ivr"),
-    ),
+    "status-stranger-hash",
 ]
 
 
@@ -105,7 +101,6 @@ def test_status_by_phone_is_told(traffic: Traffic, site: Site, scenario: str) ->
     assert "hotline/status_draft" in sounds and "hotline/promised_by" in sounds
 
 
-@pytest.mark.xfail(strict=True, reason="D2: fixed on wip-ami (with wip-ivr's HOTLINE_OUTCOME)")
 def test_a_status_enquiry_is_served_not_abandoned(traffic: Traffic) -> None:
     for scenario in ("status-owner", "status-owner-hash"):
         assert not traffic.stored_call(only(traffic, scenario).linkedid).abandoned
@@ -113,7 +108,6 @@ def test_a_status_enquiry_is_served_not_abandoned(traffic: Traffic) -> None:
     assert traffic.callbacks_for(STRANGER) == []
 
 
-@pytest.mark.xfail(strict=True, reason="D4: fixed on wip-ivr")
 def test_option_0_reaches_an_agents_phone_through_the_queue(traffic: Traffic) -> None:
     placed = only(traffic, "agent")
     traffic.stored_call(placed.linkedid)
@@ -126,7 +120,6 @@ def test_option_0_reaches_an_agents_phone_through_the_queue(traffic: Traffic) ->
     assert answered, "no agent's phone answered the caller"
 
 
-@pytest.mark.xfail(strict=True, reason="D2: fixed on wip-ami; needs D4 (wip-ivr)")
 def test_a_caller_an_agent_answered_is_served_not_abandoned(traffic: Traffic) -> None:
     placed = only(traffic, "agent")
     assert not traffic.stored_call(placed.linkedid).abandoned
@@ -168,23 +161,12 @@ def test_a_callback_dial_stores_what_happened(
     assert callback is not None and (callback.attempts, callback.last_result) == (1, result.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="N2 (new, not fixed yet): through an agents' context (as the generated "
-    "[hotline-agents] rings callbacks.agent_device), a busy agent's leg ends the Originate with "
-    "Reason 0, read as no answer",
-)
 def test_a_busy_agent_rung_through_an_agents_context_is_busy(traffic: Traffic) -> None:
     done = traffic.dials["callback-agent-busy-via-agents-context"].result(CALL_PATIENCE)
     assert done.returncode == 0, done.stderr
     assert f": {AttemptResult.BUSY.value} (" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="N1 (new, not fixed yet): every dialler process sends ActionID originate-7 and "
-    "Asterisk sends OriginateResponse to every AMI session, so a dialler takes another's result",
-)
 def test_two_agents_dialling_at_once_each_get_their_own_result(traffic: Traffic) -> None:
     away = traffic.dials["callback-at-once-away"].result(CALL_PATIENCE)
     answered = traffic.dials["callback-at-once-answered"].result(CALL_PATIENCE)
@@ -192,7 +174,6 @@ def test_two_agents_dialling_at_once_each_get_their_own_result(traffic: Traffic)
     assert f": {AttemptResult.NO_ANSWER.value} (" in away.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="D3: fixed on wip-rec")
 def test_an_answered_callbacks_recording_is_ingested_complete(traffic: Traffic) -> None:
     callback_id = traffic.callback_ids["callback-answered"]
     assert traffic.dials["callback-answered"].result(CALL_PATIENCE).returncode == 0
