@@ -36,7 +36,6 @@ CAPTURED = {
     "callback-busy",
     "callback-unanswered",
     "callback-agent-busy",
-    "callback-agent-busy-via-agents-context",
     "callbacks-at-once",
     "core-restart",
     "listener-sigkill",

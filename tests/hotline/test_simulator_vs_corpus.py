@@ -97,7 +97,7 @@ def essentials(call: dict[str, Any]) -> dict[str, Any]:
         "hangup_cause_text": call["hangup_cause_text"],
         "has_case": call["case"] is not None,
         "recording_of_the_hotline_channel": call["recording"]
-        == f"<recordings>/hotline-{hotline}.wav",
+        == f"<recordings>/hotline-{call['linkedid']}-{hotline}.wav",
         "message_of_the_hotline_channel": call["message"] == f"<recordings>/message-{hotline}.wav",
         "ivr_choices": call["ivr_choices"],
         "status": call["status"],

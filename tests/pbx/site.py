@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from hotline.ami_protocol import AmiMessage, ParseStats, decode, parse_block
-from hotline.config import CallbackSettings, Settings, load_settings
+from hotline.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO.parent / "shared" / "asterisk"
@@ -295,12 +295,9 @@ class Site:
             # Customers' phones are contexts.conf's [default], reached as Dial(Local/<number>).
             "callbacks": {"trunk": "Local", "ring_seconds": 6},
         }
-        # Agents' phones are contexts.conf's [pbx-agents]: where the generated hotline-agents
-        # context dials them (callbacks.agent_device, when the generator has it), else what
-        # Originate and the queue ring directly.
-        phones = "Local/{extension}@pbx-agents"
-        device = "agent_device" in CallbackSettings.model_fields
-        config["callbacks"]["agent_device" if device else "agent_channel"] = phones
+        # Agents' phones are contexts.conf's [pbx-agents], which the generated
+        # [hotline-agents] context dials (callbacks.agent_device) for callbacks and the queue.
+        config["callbacks"]["agent_device"] = "Local/{extension}@pbx-agents"
         self.config.write_text(yaml.safe_dump(config))
 
     @property

@@ -161,12 +161,6 @@ def test_a_callback_dial_stores_what_happened(
     assert callback is not None and (callback.attempts, callback.last_result) == (1, result.value)
 
 
-def test_a_busy_agent_rung_through_an_agents_context_is_busy(traffic: Traffic) -> None:
-    done = traffic.dials["callback-agent-busy-via-agents-context"].result(CALL_PATIENCE)
-    assert done.returncode == 0, done.stderr
-    assert f": {AttemptResult.BUSY.value} (" in done.stdout
-
-
 def test_two_agents_dialling_at_once_each_get_their_own_result(traffic: Traffic) -> None:
     away = traffic.dials["callback-at-once-away"].result(CALL_PATIENCE)
     answered = traffic.dials["callback-at-once-answered"].result(CALL_PATIENCE)

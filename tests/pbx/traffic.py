@@ -38,17 +38,13 @@ class Caller:
 
 @dataclass(frozen=True)
 class Dial:
-    """``hotline callbacks dial`` by ``agent`` (extension ``extension``) to ``customer``;
-    ``agent_channel``: that dial's own callbacks.agent_channel."""
+    """``hotline callbacks dial`` by ``agent`` (extension ``extension``) to ``customer``: the
+    agent's phone rung through the generated [hotline-agents] context."""
 
     agent: str
     extension: str
     customer: str
-    agent_channel: str | None = None
 
-
-# As the generated [hotline-agents] context rings agents once it dials callbacks.agent_device.
-THROUGH_AGENTS_CONTEXT = "Local/{extension}@pbx-agent-hop"
 
 COMPLAINT_STEPS = "silence/1/silence/2/silence/speak/#"
 STATUS_OWNER = "0911000002"
@@ -59,9 +55,6 @@ DIALS = {
     "callback-busy": Dial("pbxagent", "201", "0921000102"),
     "callback-unanswered": Dial("pbxagent", "201", "0931000103"),
     "callback-agent-busy": Dial("pbxbusy", "202", "0911000104"),
-    "callback-agent-busy-via-agents-context": Dial(
-        "pbxbusy", "202", "0911000108", THROUGH_AGENTS_CONTEXT
-    ),
 }
 # Dialled at once, after those: an agent who never answers and one who answers at once.
 AT_ONCE = {
@@ -153,8 +146,6 @@ class Traffic:
     def dial(self, callback_id: int, dial: Dial) -> subprocess.CompletedProcess[str]:
         """``hotline callbacks dial ID`` as that agent."""
         env = {**self.site.env, "USER": dial.agent, "LOGNAME": dial.agent}
-        if dial.agent_channel is not None:
-            env["HOTLINE_CALLBACKS__AGENT_CHANNEL"] = dial.agent_channel
         command = [HOTLINE, "callbacks", "dial", str(callback_id)]
         return subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=CALL_PATIENCE, check=False
