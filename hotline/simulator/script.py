@@ -162,7 +162,7 @@ def hotline_call(
     yield from _arrive(call, one, two, registry, rng)
     if not call.register_case:
         yield from _app(two, "Playback", "custom/hotline-welcome")
-        yield from _hang_up(one, two, registry, rng)
+        yield from _hang_up(one, two, registry, rng, ivr_first=False)
         return
     case = f"HL-{two.uniqueid}"
     yield from _app(two, "Set", f"HOTLINE_CASE={case}")
@@ -193,7 +193,7 @@ def hotline_call(
     # The complaint is registered and its reference told: the IVR says the caller was served.
     yield from _set(two, OUTCOME_VARIABLE, "registered")
     save_audio(recording, call)
-    yield from _hang_up(one, two, registry, rng)
+    yield from _hang_up(one, two, registry, rng, ivr_first=True)
 
 
 def agi_call(
@@ -209,7 +209,7 @@ def agi_call(
 ) -> Iterator[Step]:
     """A caller reaching the hotline whose dialplan is the generated one: MixMonitor, then the
     real FastAGI IVR (``start_agi`` opens the session), the agent queue when the IVR sends the
-    caller there (``new_ids`` numbers the queue member's channels), then the caller hangs up."""
+    caller there (``new_ids`` numbers the queue member's channels), then the call ends."""
     one, two = _local_halves(ids, exten)
     yield from _arrive(call, one, two, registry, rng)
     recording = recordings_dir / f"hotline-{two.linkedid}-{two.uniqueid}.wav"
@@ -219,7 +219,8 @@ def agi_call(
     if two.variables.get(NEXT_VARIABLE) == AGENT and new_ids is not None:
         member = yield from agent_queue(two, new_ids(), registry, answers=call.agent_answers)
     save_audio(recording, call)
-    yield from _hang_up(one, two, registry, rng)
+    # An abandoning caller hangs up during the welcome; anyone else the IVR ends the call for.
+    yield from _hang_up(one, two, registry, rng, ivr_first=call.register_case)
     if member is not None:
         # Nobody answered: the ringing member is cleared once the caller has gone (cause 0).
         for channel in member:
@@ -482,13 +483,22 @@ def _cdr(channel: SimChannel) -> Headers:
 
 
 def _hang_up(
-    one: SimChannel, two: SimChannel, registry: ChannelRegistry, rng: random.Random
+    one: SimChannel,
+    two: SimChannel,
+    registry: ChannelRegistry,
+    rng: random.Random,
+    *,
+    ivr_first: bool,
 ) -> Iterator[Headers]:
-    """The caller hangs up first (;1), then the hotline half runs its h extension."""
+    """The end of the call: the caller hanging up (;1 first, with its SoftHangupRequest), or,
+    once the caller was served, the hotline half ending it (as Asterisk 22 shows: its hangup
+    handler's HotlineCallEnded and Hangup before the caller's Hangup, no SoftHangupRequest).
+    The hotline half runs its h extension either way."""
     cause = (("Cause", "16"), ("Cause-txt", "Normal Clearing"))
-    yield event("SoftHangupRequest", "call,all", one, ("Cause", "16"))
+    if not ivr_first:
+        yield event("SoftHangupRequest", "call,all", one, ("Cause", "16"))
     cdr_first = rng.random() < 0.5  # Cdr lands before or after its Hangup between runs
-    for channel in (one, two):
+    for channel in (two, one) if ivr_first else (one, two):
         if channel is two:
             channel.exten, channel.priority = "h", 1
             yield _user_event(channel, "HotlineCallEnded", ("Cause", "16"))
