@@ -29,7 +29,8 @@ from casebook import agents, cases
 from casebook.db import Database
 from casebook.models import CaseStatus
 from casebook.reference import reference_for_id
-from hotline.config import DatabaseSettings, Settings
+from casebook.settings import DatabaseSettings
+from hotline.config import Settings
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STATUSES = [s.value for s in CaseStatus]

@@ -26,10 +26,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
-from hotline.config import TranscriptionSettings  # noqa: E402
 from transcription.metrics import cer, wer  # noqa: E402
 from transcription.model import LoadedModel, load  # noqa: E402
 from transcription.pipeline import transcribe  # noqa: E402
+from transcription.settings import TranscriptionSettings  # noqa: E402
 
 
 @dataclass

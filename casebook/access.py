@@ -9,7 +9,7 @@ from typing import Literal
 
 from casebook.errors import AccessDenied
 from casebook.models import Case
-from hotline.config import RolesSettings
+from casebook.settings import RolesSettings
 
 Permission = Literal[
     "see_all_cases",

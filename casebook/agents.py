@@ -13,7 +13,7 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.errors import CasebookError, UnknownUser
 from casebook.models import Agent, Role
-from hotline.config import WEEKDAYS, RolesSettings, Settings
+from casebook.settings import WEEKDAYS, CasebookConfig, RolesSettings
 
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
 
@@ -50,7 +50,7 @@ def _clean_list(
 
 def add_agent(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     acting_username: str,
     *,
     username: str,

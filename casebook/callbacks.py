@@ -32,7 +32,7 @@ from casebook.models import (
     Role,
 )
 from casebook.phone import dialable
-from hotline.config import WEEKDAYS, BusinessHours, CallbackSettings, Settings
+from casebook.settings import WEEKDAYS, BusinessHours, CallbackSettings, CasebookConfig
 
 _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
 
@@ -43,7 +43,7 @@ NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def _new_callback(
-    settings: Settings,
+    settings: CasebookConfig,
     *,
     phone: str,
     reason: CallbackReason,
@@ -82,7 +82,7 @@ def _requested(session: Session, actor: Actor, callback: Callback, about: str | 
 
 
 def request_followup_callback(
-    session: Session, settings: Settings, actor: Actor, case: Case, now: datetime
+    session: Session, settings: CasebookConfig, actor: Actor, case: Case, now: datetime
 ) -> Callback | None:
     """After a resolution (or a partial answer), call the customer back to ask whether they are
     satisfied. No number on the case (or one that is not a phone number, stored before numbers
@@ -119,7 +119,7 @@ class FinishedCall(Protocol):
 
 
 def request_abandoned_callbacks(
-    session: Session, settings: Settings, finished: Sequence[FinishedCall]
+    session: Session, settings: CasebookConfig, finished: Sequence[FinishedCall]
 ) -> list[dict[str, Any] | None]:
     """Calls just finished (stored, with an id) whose caller hung up before registering a
     complaint: call them back, once per number while a callback for them is still waiting;
@@ -258,7 +258,7 @@ def _lock_assignment(session: Session) -> None:
 
 
 def assign_due_callbacks(
-    session: Session, settings: Settings, actor: Actor, now: datetime, *, batch: int = 5000
+    session: Session, settings: CasebookConfig, actor: Actor, now: datetime, *, batch: int = 5000
 ) -> AssignmentRun:
     """Give due callbacks to agents on shift who can handle them, least loaded first, never past
     an agent's capacity and never one callback to two agents; escalate overdue ones."""
@@ -373,7 +373,7 @@ def start_attempt(
 
 def record_attempt_result(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     action_id: str,
     result: AttemptResult,

@@ -18,7 +18,7 @@ from casebook.callbacks import request_abandoned_callbacks
 from casebook.models import Call, Case
 from casebook.phone import normalise
 from casebook.reference import InvalidReference, normalise_reference
-from hotline.config import PhoneSettings, Settings
+from casebook.settings import CasebookConfig, PhoneSettings
 
 # The listener writes calls in batches of hundreds under load; these paths use the tables
 # directly (one statement per step, no ORM object per row), which the ingest bench measures.
@@ -185,7 +185,7 @@ def _note_statement(dialect: str) -> sqlite.Insert | postgresql.Insert:
 
 
 def record_calls(
-    session: Session, settings: Settings, facts: Sequence[CallFacts]
+    session: Session, settings: CasebookConfig, facts: Sequence[CallFacts]
 ) -> list[StoredCall]:
     """Finish calls, in order: their facts, their case, abandoned or not (then a callback is
     asked for). Once per Linkedid (the same Linkedid twice in ``facts`` is finished by the
@@ -329,7 +329,7 @@ def audit_recorded(
 
 def record_call(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     *,
     linkedid: str,
     uniqueid: str | None,
@@ -366,7 +366,7 @@ def record_call(
 
 def recover_call(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     *,
     linkedid: str | None,
     uniqueid: str,
@@ -402,7 +402,7 @@ def recover_call(
 
 
 def close_vanished_calls(
-    session: Session, settings: Settings, alive: set[str], now: datetime
+    session: Session, settings: CasebookConfig, alive: set[str], now: datetime
 ) -> list[StoredCall]:
     """Calls noted as started but no longer alive on the PBX ended while no listener heard
     their hang-up: finish them now, with what is known."""

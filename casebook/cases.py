@@ -22,9 +22,9 @@ from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
 from casebook.phone import last_digits, normalise, same_number
 from casebook.reference import InvalidReference, normalise_reference, reference_for_id
+from casebook.settings import CasebookConfig, PhoneSettings
 from casebook.sla import promised_by
 from casebook.workflow import check_move
-from hotline.config import PhoneSettings, Settings
 
 S = CaseStatus
 
@@ -33,13 +33,13 @@ def moment_or_now(now: datetime | None) -> datetime:
     return utcnow() if now is None else ensure_aware(now)
 
 
-def _check_category(settings: Settings, category: str | None) -> None:
+def _check_category(settings: CasebookConfig, category: str | None) -> None:
     if category is not None and category not in settings.sla.categories:
         options = ", ".join(sorted(settings.sla.categories))
         raise CasebookError(f"unknown category {category!r} (choose from {options})")
 
 
-def check_department(settings: Settings, department: str | None) -> None:
+def check_department(settings: CasebookConfig, department: str | None) -> None:
     if department is not None and department not in settings.cases.departments:
         options = ", ".join(settings.cases.departments)
         raise CasebookError(f"unknown department {department!r} (choose from {options})")
@@ -47,7 +47,7 @@ def check_department(settings: Settings, department: str | None) -> None:
 
 def register_complaint(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     *,
     caller_number: str | None,
@@ -256,7 +256,7 @@ def move(
 
 def confirm_draft(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     reference: str,
     *,
@@ -321,7 +321,7 @@ def start_work(
 
 def resolve_case(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     reference: str,
     *,
@@ -343,7 +343,7 @@ def resolve_case(
 
 def escalate(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     case: Case,
     *,
@@ -358,7 +358,7 @@ def escalate(
 
 def escalate_case(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     reference: str,
     *,

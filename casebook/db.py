@@ -25,7 +25,7 @@ from sqlmodel import Session
 from casebook import audit
 from casebook.errors import AccessDenied, DatabaseUnavailable
 from casebook.models import AuditEvent
-from hotline.config import DatabaseSettings
+from casebook.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 

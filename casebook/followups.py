@@ -13,7 +13,7 @@ from casebook.callbacks import request_followup_callback
 from casebook.cases import check_department, escalate, load_for, moment_or_now, move
 from casebook.errors import RuleViolation
 from casebook.models import CaseStatus, ContactMethod, FollowUp, FollowUpResult
-from hotline.config import Settings
+from casebook.settings import CasebookConfig
 
 S = CaseStatus
 R = FollowUpResult
@@ -23,7 +23,7 @@ _FOLLOWED_UP = {S.RESOLVED.value, S.FOLLOW_UP.value}
 
 def log_followup(
     session: Session,
-    settings: Settings,
+    settings: CasebookConfig,
     actor: Actor,
     reference: str,
     *,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from hotline.config import PhoneSettings
+from casebook.settings import PhoneSettings
 
 # Arabic-Indic and Eastern Arabic-Indic digits, as an Arabic handset may present them.
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")

@@ -13,7 +13,7 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.clock import ensure_aware, utcnow
 from casebook.models import Call, Case, CaseStatus, FollowUp, FollowUpResult
-from hotline.config import FollowUpSettings
+from casebook.settings import FollowUpSettings
 
 R = FollowUpResult
 _FINISHED = (CaseStatus.CLOSED.value, CaseStatus.REJECTED.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from casebook.clock import ensure_aware
-from hotline.config import WEEKDAYS, BusinessHours, SlaSettings
+from casebook.settings import WEEKDAYS, BusinessHours, SlaSettings
 
 # A promise never needs more calendar than this; guards a calendar with no working time.
 _MAX_CALENDAR_DAYS = 3660

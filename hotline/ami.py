@@ -57,7 +57,7 @@ from typing import Protocol, Self
 from asterisk.ami import Action, AMIClient
 
 from hotline.ami_protocol import AmiFramer, AmiMessage, ParseStats
-from hotline.config import AmiSettings
+from hotline.ami_settings import AmiSettings
 
 log = logging.getLogger(__name__)
 

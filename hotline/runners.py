@@ -11,7 +11,7 @@ from datetime import datetime
 
 from hotline.ami import AmiClient, AmiHandler, utc_now
 from hotline.ami_protocol import ParseStats, iter_messages
-from hotline.config import AmiSettings
+from hotline.ami_settings import AmiSettings
 from hotline.tracker import CallSink, CallTracker, TrackerRules
 
 

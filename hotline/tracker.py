@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from hotline.ami_protocol import AmiMessage
-from hotline.config import AmiSettings
+from hotline.ami_settings import AmiSettings
 
 log = logging.getLogger(__name__)
 

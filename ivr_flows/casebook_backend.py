@@ -13,8 +13,8 @@ from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Case, RecordingKind
-from hotline.config import Settings
 from ivr_flows.backend import RegisteredComplaint, StatusAnswer
+from ivr_flows.settings import IvrConfig
 from recordings.ingest import ingest_recording
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ IVR = Actor.system("ivr")
 
 
 class CasebookBackend:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: IvrConfig) -> None:
         self.db = db
         self.settings = settings
 

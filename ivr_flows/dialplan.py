@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Protocol
 
 from casebook.phone import dial_pattern
-from hotline.config import Settings, is_loopback
 from ivr_flows.engine import (
     CASE_VARIABLE,
     CHOICES_VARIABLE,
@@ -22,6 +22,7 @@ from ivr_flows.engine import (
     PROMPT_FOLDER,
 )
 from ivr_flows.flow import AGENTS_BUSY_PROMPT
+from ivr_flows.settings import IvrConfig, is_loopback
 
 CONTEXT = "hotline"
 HANGUP_CONTEXT = "hotline-hangup"
@@ -40,6 +41,37 @@ AMI_READ = "call,dialplan,user,cdr,agent"
 AMI_WRITE = "originate,reporting"
 
 
+class ManagerAccount(Protocol):
+    """What manager.conf is generated from: the AMI listener's settings (config.yaml's ami)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def secret(self) -> str: ...
+    @property
+    def hotline_exten(self) -> str: ...
+    @property
+    def event_filters(self) -> Sequence[str]: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def tls_server_name(self) -> str | None: ...
+
+
+class AsteriskConfig(IvrConfig, Protocol):
+    """The sections the Asterisk configuration is generated from (hotline.config.Settings has
+    them all), and where they came from."""
+
+    @property
+    def ami(self) -> ManagerAccount: ...
+    @property
+    def source(self) -> str: ...
+
+
 def _clean(value: object) -> str:
     text = str(value)
     if any(ord(char) < 0x20 for char in text):
@@ -51,7 +83,7 @@ def _is_wildcard(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
 
 
-def agi_url(settings: Settings) -> str:
+def agi_url(settings: AsteriskConfig) -> str:
     host = settings.ivr.agi_public_host or settings.agi.host
     if _is_wildcard(host):
         raise ValueError(
@@ -68,7 +100,7 @@ def agent_interface(template: str, extension: str) -> str:
     return template.replace("{extension}", extension)
 
 
-def render_extensions(settings: Settings) -> str:
+def render_extensions(settings: AsteriskConfig) -> str:
     exten = _clean(settings.ami.hotline_exten)
     recording = _clean(
         settings.recordings.root.resolve() / "hotline-${CHANNEL(linkedid)}-${UNIQUEID}.wav"
@@ -141,7 +173,7 @@ exten => _X.,1,Dial({agent_device},{ring})
 """
 
 
-def queue_members(settings: Settings, agent_extensions: Sequence[str]) -> list[str]:
+def queue_members(settings: AsteriskConfig, agent_extensions: Sequence[str]) -> list[str]:
     """ivr.queue_members, then the agents table's extensions, each once; all digits."""
     members = list(dict.fromkeys([*settings.ivr.queue_members, *agent_extensions]))
     for extension in members:
@@ -150,7 +182,7 @@ def queue_members(settings: Settings, agent_extensions: Sequence[str]) -> list[s
     return members
 
 
-def render_queues(settings: Settings, agent_extensions: Sequence[str] = ()) -> str:
+def render_queues(settings: AsteriskConfig, agent_extensions: Sequence[str] = ()) -> str:
     ivr, callbacks = settings.ivr, settings.callbacks
     members = [
         f"member => {_clean(agent_interface(callbacks.agent_channel, extension))},0,{extension},"
@@ -182,7 +214,7 @@ leavewhenempty = paused,penalty,invalid,unavailable
 """
 
 
-def render_manager(settings: Settings) -> str:
+def render_manager(settings: AsteriskConfig) -> str:
     ami = settings.ami
     if is_loopback(ami.host):
         permit = f"permit = {_clean(ami.host)}/255.255.255.255"
@@ -227,7 +259,7 @@ write = {AMI_WRITE}
 """
 
 
-def _manager_tls(settings: Settings) -> str:
+def _manager_tls(settings: AsteriskConfig) -> str:
     """With ami.tls, AMI is served over TLS only, on ami.host:ami.port (the listener verifies
     the certificate against ami.tls_ca_file): the plain listener above is switched off again
     (a later ``enabled`` wins in manager.conf)."""
@@ -246,7 +278,7 @@ tlsprivatekey = /etc/asterisk/keys/manager.key
 """
 
 
-def render_asterisk_config(settings: Settings, agent_extensions: Sequence[str] = ()) -> str:
+def render_asterisk_config(settings: AsteriskConfig, agent_extensions: Sequence[str] = ()) -> str:
     """Every file, each under a header naming it, as ``hotline asterisk config`` prints them.
 
     ``agent_extensions``: the agents table's (casebook.agents.queue_extensions), queue members.

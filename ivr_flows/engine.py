@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 PROMPT_FOLDER = "hotline"
 # The AMI listener reads HOTLINE_CASE, HOTLINE_CHOICES and HOTLINE_OUTCOME (manager.conf
-# channelvars) and the UserEvents below (hotline.config AmiSettings.menu_user_events /
+# channelvars) and the UserEvents below (hotline.ami_settings AmiSettings.menu_user_events /
 # message_user_event); the dialplan reads HOTLINE_NEXT after AGI returns.
 CASE_VARIABLE = "HOTLINE_CASE"
 NEXT_VARIABLE = "HOTLINE_NEXT"

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from asterisk.agi import AGIHangup
 
-from hotline.config import Settings, is_loopback
 from ivr_flows.agi import AsteriskSilent, HotlineAGI
 from ivr_flows.backend import IvrBackend
 from ivr_flows.engine import FlowRunner
 from ivr_flows.flow import Flow, load_flow
+from ivr_flows.settings import IvrConfig, is_loopback
 
 log = logging.getLogger(__name__)
 # How often the accept loop looks for a stop request: the longest stop() waits for it.
@@ -84,7 +84,7 @@ class _Session:
 class AgiServer:
     def __init__(
         self,
-        settings: Settings,
+        settings: IvrConfig,
         backend: IvrBackend,
         *,
         flow: Flow | None = None,

@@ -22,7 +22,7 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.batch import chunked, execute_many, ids_by, with_defaults
 from casebook.models import Call, Recording, RecordingKind, WithCase
-from hotline.config import RetentionSettings, Settings
+from recordings.settings import RecordingsConfig, RetentionSettings
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +446,7 @@ def ingest_recording(
     return ingest_recordings(session, actor, [wanted])[0]
 
 
-def resolve_path(settings: Settings, path: str) -> str:
+def resolve_path(settings: RecordingsConfig, path: str) -> str:
     """Where a recording the PBX named is: under recordings.root (``confined_path``; a
     ``RefusedPath`` when it is not, which ingest then refuses). Asterisk names MixMonitor
     files absolutely; a relative name is under recordings.root."""
@@ -455,7 +455,7 @@ def resolve_path(settings: Settings, path: str) -> str:
 
 def store_call_recordings(
     session: Session,
-    settings: Settings,
+    settings: RecordingsConfig,
     actor: Actor,
     wanted: Sequence[tuple[WithCase, str, RecordingKind]],
     known: Mapping[str, FileFacts | RecordingError] | None = None,

@@ -17,9 +17,9 @@ from casebook.access import Actor
 from casebook.clock import ensure_aware
 from casebook.db import Database
 from casebook.models import Recording
-from hotline.config import Settings
 from recordings.catalogue import owner_of
 from recordings.ingest import RecordingRefused, confined_path, sha256_of
+from recordings.settings import RecordingsConfig
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _summary(report: IntegrityReport) -> dict[str, Any]:
 
 
 def verify_recordings(
-    db: Database, settings: Settings, actor: Actor, *, since: datetime | None = None
+    db: Database, settings: RecordingsConfig, actor: Actor, *, since: datetime | None = None
 ) -> IntegrityReport:
     """Three steps, so no transaction (on SQLite: the write lock) is held while files are read:
     the catalogue, the hashing, then the result in the audit log."""

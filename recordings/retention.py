@@ -15,9 +15,9 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.clock import ensure_aware
 from casebook.models import CaseStatus, QAReview, Recording
-from hotline.config import Settings
 from recordings.catalogue import Owner, owner_of
 from recordings.ingest import RecordingRefused, confined_path
+from recordings.settings import RecordingsConfig
 
 FINAL = (CaseStatus.CLOSED.value, CaseStatus.REJECTED.value)
 
@@ -67,7 +67,7 @@ def _delete_file(root: Path, path: str) -> str | None:
 
 
 def apply_retention(
-    session: Session, settings: Settings, actor: Actor, now: datetime, dry_run: bool
+    session: Session, settings: RecordingsConfig, actor: Actor, now: datetime, dry_run: bool
 ) -> list[Expired]:
     """What is past retention and not held; deleted (and audited one by one) unless
     ``dry_run``. A file that cannot be deleted is reported and its row left as it was, so the

@@ -18,10 +18,10 @@ from casebook.access import Actor
 from casebook.clock import ensure_aware
 from casebook.errors import CasebookError
 from casebook.models import Agent, QAReview
-from hotline.config import QaCriterion, QaSettings
 from recordings.catalogue import get_recording, owner_of
 from recordings.integrity import require_reviewer
 from recordings.sampling import UNASSIGNED
+from recordings.settings import QaCriterion, QaSettings
 
 _ANSWERS = {
     "yes/no": {

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from hotline.checks import check_ami, check_model, check_recordings, run_checks
-from hotline.config import Settings, TranscriptionSettings
+from hotline.config import Settings
 from hotline.simulator import PbxSimulator
+from transcription.settings import TranscriptionSettings
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 

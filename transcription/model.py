@@ -24,8 +24,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import IO, Any
 
-from hotline.config import TranscriptionSettings
 from recordings.ingest import sha256_of
+from transcription.settings import TranscriptionSettings
 
 PYPI_MODEL = "whisper-base-pypi"
 PATH_MODEL = "path"

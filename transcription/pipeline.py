@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotline.config import TranscriptionSettings
 from transcription.audio import load_audio
 from transcription.guards import (
     STOCK_PHRASES,
@@ -29,6 +28,7 @@ from transcription.guards import (
 )
 from transcription.model import LoadedModel, load
 from transcription.result import Segment, Timings, TranscriptResult, Word
+from transcription.settings import TranscriptionSettings
 
 # A ban on repeating any 3 tokens: Whisper's loops repeat longer spans than Arabic speech does.
 NO_REPEAT_NGRAM_SIZE = 3

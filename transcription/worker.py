@@ -20,11 +20,11 @@ from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import TranscriptionJob
-from hotline.config import Settings
 from transcription.audio import AudioError
 from transcription.model import ModelError
 from transcription.pipeline import transcribe_recording
 from transcription.result import TranscriptResult
+from transcription.settings import TranscriptionConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class TranscriptionWorker:
     def __init__(
         self,
         db: Database,
-        settings: Settings,
+        settings: TranscriptionConfig,
         *,
         concurrency: int = 1,
         policy: jobs.QueuePolicy | None = None,

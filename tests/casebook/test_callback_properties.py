@@ -17,7 +17,8 @@ from casebook import callbacks
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Agent, Callback, CallbackReason, CallbackStatus
-from hotline.config import DatabaseSettings, Settings
+from casebook.settings import DatabaseSettings
+from hotline.config import Settings
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)  # Sunday 10:00 in Tripoli
 DEPARTMENTS = ["customer-care", "billing", None]

@@ -23,7 +23,8 @@ from casebook.models import (
     CallbackReason,
     CallbackStatus,
 )
-from hotline.config import DatabaseSettings, Settings
+from casebook.settings import DatabaseSettings
+from hotline.config import Settings
 
 TRIPOLI = ZoneInfo("Africa/Tripoli")
 SCHEDULER = Actor.system("scheduler")

@@ -11,7 +11,8 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import AuditEvent, Case
 from casebook.reference import is_valid
-from hotline.config import DatabaseSettings, Settings
+from casebook.settings import DatabaseSettings
+from hotline.config import Settings
 
 PER_PROCESS = 60
 

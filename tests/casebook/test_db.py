@@ -19,7 +19,8 @@ from casebook.access import Actor
 from casebook.db import Database, schema_is_current
 from casebook.errors import DatabaseUnavailable
 from casebook.models import AuditEvent, Case
-from hotline.config import DatabaseSettings, Settings
+from casebook.settings import DatabaseSettings
+from hotline.config import Settings
 from tests.conftest import BACKENDS, pg_url_with_schema
 
 

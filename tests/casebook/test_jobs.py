@@ -11,7 +11,8 @@ from casebook import cases, jobs
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Case, DraftState, JobStatus, RecordingKind, Transcript, TranscriptionJob
-from hotline.config import DatabaseSettings, Settings
+from casebook.settings import DatabaseSettings
+from hotline.config import Settings
 from recordings.ingest import ingest_recording
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

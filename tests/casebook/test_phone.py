@@ -15,7 +15,8 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, Callback
 from casebook.phone import CallerNumber, dialable, normalise, same_number
-from hotline.config import PhoneSettings, Settings
+from casebook.settings import PhoneSettings
+from hotline.config import Settings
 
 LISTENER = Actor.system("listener")
 IVR = Actor.system("ivr")

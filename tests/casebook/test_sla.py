@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from casebook.settings import BusinessHours, SlaSettings
 from casebook.sla import add_business_hours, promised_by, sla_hours
-from hotline.config import BusinessHours, SlaSettings
 
 TRIPOLI = ZoneInfo("Africa/Tripoli")  # UTC+2, no daylight saving
 

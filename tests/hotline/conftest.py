@@ -19,7 +19,7 @@ import pytest
 
 from hotline.ami import AmiClient
 from hotline.ami_protocol import AmiFramer, AmiMessage
-from hotline.config import AmiSettings
+from hotline.ami_settings import AmiSettings
 from hotline.tracker import FinishedCallsOnly, TrackedCall
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hotline.ami_protocol import AmiMessage
-from hotline.config import AmiSettings
+from hotline.ami_settings import AmiSettings
 
 # Every header hotline/tracker.py and hotline/dial.py read (ChanVariable*: the variables).
 READ_HEADERS = frozenset(

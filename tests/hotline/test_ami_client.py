@@ -13,7 +13,7 @@ import pytest
 
 from hotline.ami import AmiActionTimeout, AmiClient, AmiLoginError, AmiSession
 from hotline.ami_protocol import AmiMessage
-from hotline.config import AmiSettings
+from hotline.ami_settings import AmiSettings
 from hotline.runners import build_client
 from hotline.simulator import PbxSimulator
 from tests.hotline.conftest import (

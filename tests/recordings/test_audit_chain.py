@@ -17,7 +17,7 @@ from casebook import audit
 from casebook.db import Database, _alembic_config
 from casebook.errors import AccessDenied
 from casebook.models import AuditEvent
-from hotline.config import DatabaseSettings
+from casebook.settings import DatabaseSettings
 from tests.conftest import Staff
 
 

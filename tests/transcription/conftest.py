@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hotline.config import TranscriptionSettings
 from transcription.model import LoadedModel, load
+from transcription.settings import TranscriptionSettings
 
 ARABIC = Path(__file__).resolve().parents[1] / "data" / "arabic"
 

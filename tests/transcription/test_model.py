@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import TranscriptionSettings
 from transcription import model
 from transcription.model import (
     MODEL_BIN_SIZE,
@@ -20,6 +19,7 @@ from transcription.model import (
     pypi_source,
     resolve,
 )
+from transcription.settings import TranscriptionSettings
 
 HALF_1 = b"first half of a model " * 1000
 HALF_2 = b"and the second half" * 1000

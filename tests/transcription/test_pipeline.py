@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from hotline.config import TranscriptionSettings
 from tests.transcription.conftest import ARABIC
 from transcription.audio import AudioError, load_audio
 from transcription.model import LoadedModel, ResolvedModel
 from transcription.pipeline import transcribe, transcribe_recording, whisper_options
+from transcription.settings import TranscriptionSettings
 
 CLIP = ARABIC / "ar02.wav"
 CLIP_SECONDS = load_audio(CLIP).duration

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.config import TranscriptionSettings
 from tests.transcription.conftest import ARABIC, manifest
 from transcription.audio import AudioError
 from transcription.metrics import cer, wer
 from transcription.model import MODEL_BIN_SHA256, LoadedModel
 from transcription.pipeline import transcribe
+from transcription.settings import TranscriptionSettings
 
 pytestmark = pytest.mark.slow
 

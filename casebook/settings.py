@@ -1,0 +1,192 @@
+"""The casebook's settings sections (config.yaml's database, phone, business_hours, sla, cases,
+followup, callbacks and roles) and the ``Section`` base every package's sections share.
+
+The loader in hotline/config.py assembles them; casebook services take one section, or any
+object that has the sections they read (``CasebookConfig``), never the application's settings.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LIBYAN_WORKING_WEEK: tuple[Weekday, ...] = ("sun", "mon", "tue", "wed", "thu")
+
+
+class Section(BaseModel):
+    # extra="forbid" is what turns a misspelt key into an error instead of a silent default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatabaseSettings(Section):
+    # SQLite file by default; a postgresql+psycopg:// URL for a multi-machine site.
+    url: str = "sqlite:///var/hotline.db"
+    # How long a locked or unreachable database is retried before the operation fails clearly.
+    retry_seconds: float = Field(10.0, ge=0)
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+
+class PhoneSettings(Section):
+    """Caller numbers (casebook.phone): every one is normalised to digits with an optional
+    leading + before it is stored, and the callback context dials nothing else."""
+
+    # The country's calling code; numbers presented with it (or 00 and it) match their
+    # national form (a trunk 0 and the rest) when a caller is identified.
+    country_code: str = Field("218", pattern=r"^[1-9][0-9]{0,2}$")
+    # E.164 allows 15; the database columns hold 32 characters.
+    max_digits: int = Field(15, ge=3, le=31)
+
+
+class BusinessHours(Section):
+    timezone: str = "Africa/Tripoli"
+    days: list[Weekday] = Field(default_factory=lambda: list(LIBYAN_WORKING_WEEK))
+    start: time = time(8, 0)
+    end: time = time(16, 0)
+    holidays: list[str] = Field(default_factory=list)  # ISO dates, e.g. 2026-12-24
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _iso_dates(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item):
+                raise ValueError(f"holiday {item!r} is not an ISO date (YYYY-MM-DD)")
+        return value
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHours:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        if not self.days:
+            raise ValueError("days must name at least one working day")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class SlaSettings(Section):
+    # Business hours promised to resolve a complaint, per category; default for the rest.
+    default_hours: float = Field(40.0, gt=0)
+    categories: dict[str, float] = Field(
+        default_factory=lambda: {
+            "billing": 24.0,
+            "network": 16.0,
+            "service": 40.0,
+            "staff": 24.0,
+            "other": 40.0,
+        }
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, hours in value.items():
+            if hours <= 0:
+                raise ValueError(f"SLA for {name!r} must be positive hours")
+        return value
+
+
+class CasesSettings(Section):
+    departments: list[str] = Field(
+        default_factory=lambda: ["customer-care", "billing", "technical", "sales"]
+    )
+    # New complaints from the IVR land here until an agent confirms and routes them.
+    intake_department: str = "customer-care"
+
+    @model_validator(mode="after")
+    def _intake_is_a_department(self) -> CasesSettings:
+        if self.intake_department not in self.departments:
+            raise ValueError(f"intake_department {self.intake_department!r} is not in departments")
+        return self
+
+
+class FollowUpSettings(Section):
+    # Consecutive "not satisfied" rounds before the case climbs one management level.
+    rounds_before_escalation: int = Field(2, ge=1)
+    max_escalation_level: int = Field(3, ge=1)
+    # CES question: "how easy was it?" on 1..scale; a score >= easy_threshold counts as easy.
+    effort_scale: int = Field(5, ge=2)
+    effort_easy_threshold: int = Field(4, ge=1)
+
+
+class CallbackSettings(Section):
+    # After resolution, call the customer back within this many hours.
+    followup_delay_hours: float = Field(24.0, ge=0)
+    # Customers are called only inside this local window.
+    call_window_start: time = time(9, 0)
+    call_window_end: time = time(20, 0)
+    owner_preference_minutes: float = Field(60.0, ge=0)
+    retry_delay_minutes: float = Field(120.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    overdue_hours: float = Field(48.0, gt=0)
+    agent_capacity: int = Field(10, ge=1)
+    assign_interval_seconds: float = Field(60.0, gt=0)
+    # Placing a callback (AMI Originate): ring the agent through this channel, then the dialplan
+    # context below dials the customer (see `hotline asterisk config`).
+    agent_channel: str = "Local/{extension}@hotline-agents"
+    # The agent's phone, which the hotline-agents context dials (and whose state the queue
+    # watches): PJSIP/{extension}, SIP/{extension}, IAX2/{extension}...
+    agent_device: str = "PJSIP/{extension}"
+    context: str = "hotline-callback"
+    # The outbound trunk the callback context dials customers through.
+    trunk: str = "PJSIP/outbound"
+    caller_id: str = "15654"
+    ring_seconds: int = Field(30, ge=5, le=300)
+
+    @field_validator("agent_channel", "agent_device")
+    @classmethod
+    def _names_the_extension(cls, value: str) -> str:
+        if "{extension}" not in value:
+            raise ValueError("must contain {extension}, e.g. PJSIP/{extension}")
+        return value
+
+
+class RolesSettings(Section):
+    """Which roles may do what. One table, read by casebook.access only."""
+
+    see_all_cases: list[str] = Field(default_factory=lambda: ["supervisor", "qa", "admin"])
+    close_without_satisfaction: list[str] = Field(default_factory=lambda: ["supervisor", "admin"])
+    escalate: list[str] = Field(default_factory=lambda: ["agent", "supervisor", "admin"])
+    manage_agents: list[str] = Field(default_factory=lambda: ["admin"])
+    view_reports: list[str] = Field(default_factory=lambda: ["supervisor", "qa", "admin"])
+    view_audit: list[str] = Field(default_factory=lambda: ["supervisor", "admin"])
+    play_recordings: list[str] = Field(default_factory=lambda: ["qa", "supervisor", "admin"])
+    # Draw QA samples, score recordings, verify their integrity.
+    review_recordings: list[str] = Field(default_factory=lambda: ["qa", "supervisor", "admin"])
+    # Apply recording retention (delete old recordings).
+    manage_recordings: list[str] = Field(default_factory=lambda: ["admin"])
+
+
+class CasebookConfig(Protocol):
+    """The sections casebook services read (hotline.config.Settings has them all)."""
+
+    @property
+    def phone(self) -> PhoneSettings: ...
+    @property
+    def business_hours(self) -> BusinessHours: ...
+    @property
+    def sla(self) -> SlaSettings: ...
+    @property
+    def cases(self) -> CasesSettings: ...
+    @property
+    def followup(self) -> FollowUpSettings: ...
+    @property
+    def callbacks(self) -> CallbackSettings: ...
+    @property
+    def roles(self) -> RolesSettings: ...

@@ -1,0 +1,63 @@
+"""The transcription package's settings section: config.yaml's transcription."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import Field, model_validator
+
+from casebook.settings import Section
+
+
+class TranscriptionSettings(Section):
+    # "whisper-base-pypi" is the multilingual base model shipped on PyPI; "path" uses model_path.
+    model: Literal["whisper-base-pypi", "path"] = "whisper-base-pypi"
+    model_path: Path | None = None
+    cache_dir: Path = Path("var/models")
+    # auto: CUDA (float16) when CTranslate2 sees a GPU, else CPU (int8).
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = Field(2, ge=1)
+    language: str = "ar"
+    # Company, product and complaint words that help Whisper spell them; Latin ones among them
+    # are also kept when stray Latin words are dropped. Measured with Whisper base on the test
+    # set: ten common complaint words raised CER from 0.44 to 0.54 and doubled the time, so
+    # keep the list short (product names) or empty unless a larger model is configured.
+    hot_words: list[str] = Field(default_factory=list)
+    initial_prompt: str | None = None
+    beam_size: int = Field(5, ge=1)
+    # 0.25 keeps narrow-band (8 kHz) speech that the usual 0.5 was measured to drop a third of.
+    vad_threshold: float = Field(0.25, gt=0, lt=1)
+    word_timestamps: bool = True
+    # A segment Whisper thinks is silence (no-speech probability above this) and that decoded
+    # with low confidence (average log-probability below the next) is dropped as invented text.
+    no_speech_threshold: float = Field(0.6, ge=0, le=1)
+    log_prob_threshold: float = -1.0
+    # Text that compresses better than this (zlib) is a repetition loop.
+    compression_ratio_threshold: float = Field(2.4, gt=0)
+    # Segments below this average log-probability, words below this probability, are "doubtful"
+    # (highlighted for the agent). On the synthetic test set 88% of the words under 0.5 were wrong
+    # against 64% of those above; real voices score higher than these.
+    doubtful_log_prob: float = -0.8
+    doubtful_word_probability: float = Field(0.5, ge=0, le=1)
+    # Phrases Whisper invents on silence or music, dropped from drafts (besides the built-in list).
+    hallucinated_phrases: list[str] = Field(default_factory=list)
+    # The job queue: a worker holds a job this long unless it renews (it does, every third);
+    # a failed attempt is retried after retry_seconds, doubled each time, up to max_attempts.
+    job_lease_seconds: float = Field(300.0, gt=0)
+    job_max_attempts: int = Field(3, ge=1)
+    job_retry_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _path_model_has_path(self) -> TranscriptionSettings:
+        if self.model == "path" and self.model_path is None:
+            raise ValueError("model 'path' needs model_path (a CTranslate2 Whisper directory)")
+        return self
+
+
+class TranscriptionConfig(Protocol):
+    """What the transcription worker reads (hotline.config.Settings has it)."""
+
+    @property
+    def transcription(self) -> TranscriptionSettings: ...
