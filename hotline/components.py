@@ -18,7 +18,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from hotline.ami import AmiLoginError
 from hotline.config import Settings
-from hotline.lifecycle import HEARTBEAT_SECONDS, settle_heap, wait_for_stop_signal
+from hotline.lifecycle import HEARTBEAT_SECONDS, settle_heap, stop_on_signals, wait_for_stop
 from hotline.persist import CallStore, reconcile_recordings
 from hotline.runners import build_client
 from hotline.scheduler import build_scheduler
@@ -202,15 +202,16 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
     status` tells a clean stop from a silent, killed instance)."""
     started: list[Component] = []
     beats = Heartbeats(db, components)
-    try:
-        for component in components:
-            component.start()
-            started.append(component)
-        beats.start()
-        settle_heap()
-        wait_for_stop_signal(stop)
-        beats.stop()
-    finally:
-        for component in reversed(started):
-            component.stop()
+    with stop_on_signals(stop) as received:
+        try:
+            for component in components:
+                component.start()
+                started.append(component)
+            beats.start()
+            settle_heap()
+            wait_for_stop(stop, received)
+            beats.stop()
+        finally:
+            for component in reversed(started):
+                component.stop()
     beats.stopped()

@@ -4,11 +4,13 @@ what they hold and exit 0."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from hotline.config import LoggingSettings
@@ -37,22 +39,29 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, oldest)
 
 
-def wait_for_stop_signal(stop: threading.Event | None = None) -> str:
-    """Block the main thread until SIGTERM or SIGINT (or ``stop`` is set); return which."""
-    stopping = stop or threading.Event()
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """Inside, SIGTERM and SIGINT set ``stop`` (and are listed in what this yields) instead of
+    killing the process. Entered before anything starts: a SIGTERM during start-up (systemd
+    stopping a unit that just started) then also ends in a clean stop, not a dead process."""
     received: list[str] = []
 
     def on_signal(number: int, _frame: FrameType | None) -> None:
         received.append(signal.Signals(number).name)
-        stopping.set()
+        stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not stopping.wait(timeout=1.0):
-            pass
+        yield received
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def wait_for_stop(stop: threading.Event, received: list[str]) -> str:
+    """Block the main thread until ``stop`` is set; return why (the signal, if one came)."""
+    while not stop.wait(timeout=1.0):
+        pass
     reason = received[0] if received else "stop requested"
     log.info("stopping: %s", reason)
     return reason

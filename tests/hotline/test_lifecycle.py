@@ -1,10 +1,14 @@
-"""How long-running processes settle their heap once started (``settle_heap``)."""
+"""How long-running processes settle their heap once started (``settle_heap``) and stop on
+SIGTERM."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +47,40 @@ def test_garbage_made_before_settling_is_collected_not_frozen_for_good(collector
     del cycle
     settle_heap()
     assert gone() is None
+
+
+# A process whose first component receives SIGTERM while it starts: systemd stopping a unit
+# that was just started, or a test stopping a scheduler as soon as it worked.
+SIGTERM_DURING_START = """
+import os, signal, sys, threading
+from hotline.components import run_until_signal
+from casebook.db import Database
+from casebook.settings import DatabaseSettings
+
+class Component:
+    def __init__(self, name):
+        self.name = name
+    def start(self):
+        if self.name == "first":
+            os.kill(os.getpid(), signal.SIGTERM)
+    def stop(self):
+        print("stopped", self.name, flush=True)
+    def state(self):
+        return {}
+
+db = Database(DatabaseSettings(url="sqlite:///" + sys.argv[1]))
+run_until_signal(db, [Component("first"), Component("second")], threading.Event())
+print("clean exit", flush=True)
+"""
+
+
+def test_a_sigterm_while_components_start_stops_them_cleanly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_DURING_START, str(tmp_path / "hotline.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["stopped second", "stopped first", "clean exit"]
