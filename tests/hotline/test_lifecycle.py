@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hotline.lifecycle import YOUNG_COLLECTION_THRESHOLD, settle_heap
+from hotline.app.lifecycle import YOUNG_COLLECTION_THRESHOLD, settle_heap
 
 
 class Node:

@@ -11,7 +11,7 @@ import signal
 import threading
 from types import FrameType
 
-from hotline.config import LoggingSettings
+from hotline.app.config import LoggingSettings
 
 log = logging.getLogger(__name__)
 
