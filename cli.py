@@ -24,6 +24,7 @@ from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
+import cli_render as terminal
 from casebook import agents as agent_service
 from casebook import audit as audit_service
 from casebook import callbacks as callback_service
@@ -56,13 +57,12 @@ from casebook.models import (
 from casebook.operations import SiteStatus, site_status
 from casebook.reports import Report, build_report
 from casebook.workflow import STATUS_LABELS_AR
-from hotline import terminal
-from hotline.checks import run_checks
-from hotline.components import Agi, Component, Listener, Scheduler, run_until_signal
-from hotline.config import ConfigError, Settings, load_settings
-from hotline.demo import DemoError, run_demo
-from hotline.dial import DialError, dial_callback
-from hotline.lifecycle import HEARTBEAT_SECONDS, configure_logging
+from hotline.app.checks import run_checks
+from hotline.app.components import Agi, Component, Listener, Scheduler, run_until_signal
+from hotline.app.config import ConfigError, Settings, load_settings
+from hotline.app.demo import DemoError, run_demo
+from hotline.app.dial import DialError, dial_callback
+from hotline.app.lifecycle import HEARTBEAT_SECONDS, configure_logging
 from ivr_flows import (
     FlowError,
     SpeechError,

@@ -14,7 +14,7 @@ TCP, as Asterisk would send it:
 Prints events/s for each and the ratios b/a and c/a (target: c/a >= 0.5), best of ROUNDS,
 the contenders alternating so that each sees the same machine load. The heap is settled
 first, as every long-running hotline process settles it once started
-(``hotline.lifecycle.settle_heap``); all three contenders run with it.
+(``hotline.app.lifecycle.settle_heap``); all three contenders run with it.
 Run: .venv/bin/python bench/ami_ingest.py
 """
 
@@ -40,9 +40,9 @@ from asterisk.ami import AMIClient, Event
 from casebook.db import Database
 from hotline.ami import AmiSession
 from hotline.ami_protocol import AmiFramer, AmiMessage
-from hotline.config import Settings
-from hotline.lifecycle import settle_heap
-from hotline.persist import CallStore
+from hotline.app.config import Settings
+from hotline.app.lifecycle import settle_heap
+from hotline.app.persist import CallStore
 from hotline.simulator import PbxSimulator, SimulatedCall
 from hotline.tracker import CallSink, CallTracker, FinishedCallsOnly, TrackedCall
 

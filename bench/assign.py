@@ -31,7 +31,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Agent, AuditEvent, Callback, CallbackReason, CallbackStatus
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)  # Sunday 10:00 in Tripoli: on shift, in window

@@ -30,7 +30,7 @@ from casebook.db import Database
 from casebook.models import CaseStatus
 from casebook.reference import reference_for_id
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STATUSES = [s.value for s in CaseStatus]

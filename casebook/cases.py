@@ -45,6 +45,11 @@ def check_department(settings: CasebookConfig, department: str | None) -> None:
         raise CasebookError(f"unknown department {department!r} (choose from {options})")
 
 
+def case_for_call(session: Session, uniqueid: str) -> Case | None:
+    """The case registered from this Asterisk channel, if any (a channel registers at most one)."""
+    return session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
+
+
 def register_complaint(
     session: Session,
     settings: CasebookConfig,
@@ -62,7 +67,7 @@ def register_complaint(
     the case already registered instead of a second one."""
     _check_category(settings, category)
     if uniqueid is not None:
-        existing = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
+        existing = case_for_call(session, uniqueid)
         if existing is not None:
             return existing
     created = moment_or_now(now)
@@ -85,8 +90,8 @@ def register_complaint(
             session.add(case)
             session.flush()
     except IntegrityError:
-        winner = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
-        if uniqueid is None or winner is None:
+        winner = None if uniqueid is None else case_for_call(session, uniqueid)
+        if winner is None:
             raise
         return winner
     assert case.id is not None  # assigned by the flush

@@ -1,7 +1,7 @@
 """The casebook's settings sections (config.yaml's database, phone, business_hours, sla, cases,
 followup, callbacks and roles) and the ``Section`` base every package's sections share.
 
-The loader in hotline/config.py assembles them; casebook services take one section, or any
+The loader in hotline/app/config.py assembles them; casebook services take one section, or any
 object that has the sections they read (``CasebookConfig``), never the application's settings.
 """
 
@@ -174,7 +174,7 @@ class RolesSettings(Section):
 
 
 class CasebookConfig(Protocol):
-    """The sections casebook services read (hotline.config.Settings has them all)."""
+    """The sections casebook services read (hotline.app.config.Settings has them all)."""
 
     @property
     def phone(self) -> PhoneSettings: ...

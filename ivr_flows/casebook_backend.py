@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from casebook import cases, jobs
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
-from casebook.models import Case, RecordingKind
+from casebook.models import RecordingKind
 from ivr_flows.backend import RegisteredComplaint, StatusAnswer
 from ivr_flows.settings import IvrConfig
 from recordings.ingest import ingest_recording
@@ -46,7 +46,7 @@ class CasebookBackend:
 
         def work(session: Session) -> RegisteredComplaint:
             now = utcnow()
-            known = session.exec(select(Case).where(Case.call_uniqueid == uniqueid)).first()
+            known = cases.case_for_call(session, uniqueid)
             case = cases.register_complaint(
                 session,
                 self.settings,

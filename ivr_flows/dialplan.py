@@ -31,7 +31,7 @@ CHANNEL_VARIABLES = (CASE_VARIABLE, "MIXMONITOR_FILENAME", CHOICES_VARIABLE, OUT
 AGI_SCRIPT = "hotline"
 # An agent extension becomes part of a channel name and an extension pattern (_X.).
 EXTENSION = re.compile(r"^[0-9]{1,32}$")
-# The callback dialer (hotline/dial.py) reads these on its own AMI session, as the same user.
+# The callback dialer (hotline/app/dial.py) reads these on its own AMI session, as the same user.
 DIALER_EVENTS = ("Event: OriginateResponse", "Event: DialEnd", "Event: Hangup")
 # Measured on Asterisk 22.10.1 (`manager show command X`, and a user with exactly these classes:
 # Login, Events, Ping, CoreShowChannels, Originate succeed; Filter, Command, Setvar,
@@ -63,7 +63,7 @@ class ManagerAccount(Protocol):
 
 
 class AsteriskConfig(IvrConfig, Protocol):
-    """The sections the Asterisk configuration is generated from (hotline.config.Settings has
+    """The sections the Asterisk configuration is generated from (hotline.app.config.Settings has
     them all), and where they came from."""
 
     @property

@@ -81,7 +81,7 @@ class IvrSettings(Section):
 
 
 class IvrConfig(CasebookConfig, RecordingsConfig, Protocol):
-    """The sections the FastAGI server and its casebook backend read (hotline.config.Settings
+    """The sections the FastAGI server and its casebook backend read (hotline.app.config.Settings
     has them all)."""
 
     @property

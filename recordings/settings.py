@@ -61,7 +61,7 @@ class QaSettings(Section):
 
 
 class RecordingsConfig(Protocol):
-    """The sections recordings services read (hotline.config.Settings has them)."""
+    """The sections recordings services read (hotline.app.config.Settings has them)."""
 
     @property
     def recordings(self) -> RecordingsSettings: ...

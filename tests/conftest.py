@@ -19,7 +19,7 @@ from sqlmodel import Session
 from casebook import agents
 from casebook.access import Actor
 from casebook.db import Database
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG", "")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.checks import check_ami, check_model, check_recordings, run_checks
-from hotline.config import Settings
+from hotline.app.checks import check_ami, check_model, check_recordings, run_checks
+from hotline.app.config import Settings
 from hotline.simulator import PbxSimulator
 from transcription.settings import TranscriptionSettings
 

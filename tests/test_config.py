@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hotline.config import ConfigError, Settings, load_settings
+from hotline.app.config import ConfigError, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,9 @@ from sqlmodel import select
 
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, Case, Recording, RecordingKind
-from hotline import demo
-from hotline.config import load_settings
-from hotline.demo import DemoError, DemoResult, demo_clips, run_demo
+from hotline.app import demo
+from hotline.app.config import load_settings
+from hotline.app.demo import DemoError, DemoResult, demo_clips, run_demo
 from hotline.simulator.audio import read_pcm
 from transcription.result import Timings, TranscriptResult
 

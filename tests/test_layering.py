@@ -1,63 +1,214 @@
-"""The library packages never import the application: each owns its settings (issue 15).
+"""The "must not" column of DESIGN.md's packages table as an import contract (issue 15).
+
+Dependencies run one way: cli -> hotline.app (the application) -> {ivr_flows, transcription,
+recordings, the AMI adapter (the rest of hotline)} -> casebook -> nothing of ours. Each rule
+below is one row of the table (or that direction) read as imports.
 
 Imports are read with ``ast`` (every ``import`` and ``from ... import``, at any depth, including
-those under ``if TYPE_CHECKING``), so a forbidden import fails here before anything runs.
+those under ``if TYPE_CHECKING``), so a forbidden import fails here before anything runs. Each
+import is named down to what it binds: ``from sqlmodel import Session, select`` is
+``sqlmodel.Session`` and ``sqlmodel.select``, so a rule can allow one name of a module.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPLICATION = {"hotline", "cli"}
-# Package -> the top-level packages of ours it must not import.
-FORBIDDEN = {
-    "casebook": APPLICATION | {"transcription", "recordings", "ivr_flows"},
-    "transcription": APPLICATION,
-    "recordings": APPLICATION,
-    "ivr_flows": APPLICATION,
+CLI = ("cli", "cli_render")
+CLI_FILES = ("cli.py", "cli_render.py")
+DATABASE = ("sqlmodel", "sqlalchemy", "casebook")
+SPEECH = ("transcription", "faster_whisper", "ctranslate2")
+AUDIO = ("recordings", "wave", "av", "numpy")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Files under ``paths`` (minus ``excluded``) import nothing in ``forbidden`` except what
+    ``allowed`` names (a dotted prefix matches itself and everything below it)."""
+
+    row: str
+    paths: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    allowed: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    def files(self) -> Iterator[Path]:
+        for name in self.paths:
+            path = ROOT / name
+            for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+                if not any(file.is_relative_to(ROOT / other) for other in self.excluded):
+                    yield file
+
+    def breaks(self, name: str) -> bool:
+        return under(name, self.forbidden) and not under(name, self.allowed)
+
+
+RULES = [
+    Rule(
+        "hotline/ (the AMI adapter and call tracker) must not touch the database, audio or "
+        "speech, nor import the application or the CLI",
+        ("hotline",),
+        ("hotline.app", *CLI, "ivr_flows", *DATABASE, *SPEECH, *AUDIO),
+        allowed=("casebook.settings",),  # the pydantic Section base of AmiSettings: no database
+        excluded=("hotline/app", "hotline/simulator"),
+    ),
+    Rule(
+        # It stands in for Asterisk, which writes the call recordings (hence ``wave``), and
+        # drives the real FastAGI server over its socket only, so it needs no ivr_flows import.
+        "hotline/simulator (the adapter's test PBX) must not touch the database or speech nor "
+        "import ivr_flows, the application or the CLI",
+        ("hotline/simulator",),
+        ("hotline.app", *CLI, "ivr_flows", *DATABASE, *SPEECH, "recordings"),
+    ),
+    Rule("hotline/app (the application) must not import the CLI", ("hotline/app",), CLI),
+    Rule(
+        "ivr_flows must not reach into the database except through casebook services "
+        "(a service takes a Session; the query is the service's)",
+        ("ivr_flows",),
+        ("hotline", *CLI, "sqlmodel", "sqlalchemy"),
+        allowed=("sqlmodel.Session",),
+    ),
+    Rule(
+        # The job queue (casebook.jobs) claims a recording and attaches the finished draft to
+        # its case; what the case does next is casebook's. So transcription reads no case
+        # model, workflow, drafts or SLA, and runs no query of its own.
+        "transcription must not decide case workflow: casebook only through its job queue",
+        ("transcription",),
+        ("hotline", *CLI, "ivr_flows", "sqlmodel", "sqlalchemy", "casebook"),
+        allowed=(
+            "casebook.jobs",
+            "casebook.access",
+            "casebook.clock",
+            "casebook.db",
+            "casebook.settings",
+            "casebook.models.TranscriptionJob",
+        ),
+    ),
+    Rule(
+        # asterisk is both asterisk-ami and pyst2's asterisk.agi; AMI and AGI are plain TCP.
+        "casebook must not talk to Asterisk (and imports nothing else of ours)",
+        ("casebook",),
+        ("hotline", *CLI, "ivr_flows", "transcription", "recordings", "asterisk", "socket"),
+    ),
+    Rule(
+        "recordings must not transcribe",
+        ("recordings",),
+        ("hotline", *CLI, "ivr_flows", *SPEECH),
+    ),
+    Rule(
+        # "Hold business rules" is no import property: issue 15 item 4 moves the leaked ones
+        # (heartbeat staleness, status_of, ...) into their services; review keeps them out.
+        "cli.py must not hold business rules, open the database or read recordings; it calls "
+        "the application, never the adapter",
+        CLI_FILES,
+        ("sqlmodel", "sqlalchemy", "casebook.db", *SPEECH, *AUDIO, "hotline"),
+        allowed=("hotline.app",),
+    ),
+]
+
+# Imports that break a rule today, each with why and who removes it. An entry that no longer
+# matches an import fails too (test_allowance_is_still_needed), so the list only shrinks.
+# (file, dotted prefix of the import): reason
+ALLOWED: dict[tuple[str, str], str] = {
+    # Issue 16: the CLI becomes a client of the server's API; until then it opens the database
+    # itself (Context.db, `db upgrade`, SQLAlchemyError as "database unavailable").
+    ("cli.py", "sqlmodel"): "issue 16: Session/SQLModel for Context.run and --json rows",
+    ("cli.py", "sqlalchemy"): "issue 16: SQLAlchemyError caught at the top level",
+    ("cli.py", "casebook.db"): "issue 16: Database(...) and upgrade_schema in the CLI process",
+    # Issue 16: listen/export/verify/retention/QA run in the server; today the CLI process
+    # calls the recordings services, which read the files.
+    ("cli.py", "recordings"): "issue 16: recordings services called in the CLI process",
+    # Issue 16: `hotline transcribe FILE` and `hotline worker` decode audio in the CLI process.
+    ("cli.py", "transcription"): "issue 16: transcribe FILE and the worker run in-process",
 }
 
 
-def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
-    """(line, module) for every absolute import in ``tree``."""
+def under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def imported_names(tree: ast.AST, module: str = "") -> list[tuple[int, str]]:
+    """(line, dotted name) for every import in ``tree``, the module ``module``."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
-            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            # ``module`` is the importing module's dotted name: level 1 is its package.
+            base = module.split(".")[: -node.level] if node.level else []
+            source = ".".join([*base, *([node.module] if node.module else [])])
+            found.extend((node.lineno, f"{source}.{alias.name}") for alias in node.names)
     return found
 
 
-def forbidden_imports(package: str) -> list[str]:
-    banned = FORBIDDEN[package]
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def violations(rule: Rule, path: Path, source: str) -> list[str]:
+    where = path.relative_to(ROOT).as_posix()
+    allowed = tuple(prefix for file, prefix in ALLOWED if file == where)
     return [
-        f"{path.relative_to(ROOT)}:{line}: imports {module}"
-        for path in sorted((ROOT / package).rglob("*.py"))
-        for line, module in imported_modules(ast.parse(path.read_text(encoding="utf-8")))
-        if module.partition(".")[0] in banned
+        f"{where}:{line}: imports {name}"
+        for line, name in imported_names(ast.parse(source), module_of(path))
+        if rule.breaks(name) and not under(name, allowed)
     ]
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_package_does_not_import_upper_layers(package: str) -> None:
-    assert forbidden_imports(package) == []
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.paths[0])
+def test_design_rule_holds(rule: Rule) -> None:
+    files = list(rule.files())
+    assert files, f"no files for {rule.paths}"
+    found = [v for path in files for v in violations(rule, path, path.read_text(encoding="utf-8"))]
+    assert not found, "\n".join([rule.row, *found])
 
 
-def test_imports_are_read_at_any_depth() -> None:
+@pytest.mark.parametrize(("file", "prefix"), sorted(ALLOWED))
+def test_allowance_is_still_needed(file: str, prefix: str) -> None:
+    """An allowance whose import is gone must be deleted, so the list only shrinks."""
+    source = (ROOT / file).read_text(encoding="utf-8")
+    assert any(under(name, (prefix,)) for _, name in imported_names(ast.parse(source)))
+
+
+# One import each rule must refuse, written into a file the rule covers.
+REFUSED = {
+    "hotline": ("hotline/tracker.py", "from sqlmodel import select"),
+    "hotline/simulator": ("hotline/simulator/server.py", "from ivr_flows import AgiServer"),
+    "hotline/app": ("hotline/app/demo.py", "from cli_render import visual"),
+    "ivr_flows": ("ivr_flows/casebook_backend.py", "from sqlmodel import Session, select"),
+    "transcription": ("transcription/worker.py", "from casebook.models import Case"),
+    "casebook": ("casebook/calls.py", "from asterisk.ami import AMIClient"),
+    "recordings": ("recordings/ingest.py", "from transcription.pipeline import transcribe"),
+    "cli.py": ("cli_render.py", "from casebook.db import Database"),
+}
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.paths[0])
+def test_each_rule_refuses_a_forbidden_import(rule: Rule) -> None:
+    file, source = REFUSED[rule.paths[0]]
+    assert violations(rule, ROOT / file, source), rule.row
+
+
+def test_imports_are_read_at_any_depth_and_by_name() -> None:
     source = (
-        "import hotline.config\n"
+        "import hotline.app.config\n"
         "from cli import main\n"
         "from . import sibling\n"
+        "from ..settings import Section\n"
         "def f() -> None:\n"
-        "    from casebook.settings import Section\n"
+        "    from sqlmodel import Session, select\n"
     )
-    assert imported_modules(ast.parse(source)) == [
-        (1, "hotline.config"),
-        (2, "cli"),
-        (5, "casebook.settings"),
+    assert imported_names(ast.parse(source), "casebook.sub.module") == [
+        (1, "hotline.app.config"),
+        (2, "cli.main"),
+        (3, "casebook.sub.sibling"),
+        (4, "casebook.settings.Section"),
+        (6, "sqlmodel.Session"),
+        (6, "sqlmodel.select"),
     ]

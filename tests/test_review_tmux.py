@@ -20,7 +20,7 @@ from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Case, CaseStatus, RecordingKind
-from hotline.config import load_settings
+from hotline.app.config import load_settings
 from recordings.ingest import ingest_recording
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")

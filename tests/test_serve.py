@@ -38,8 +38,8 @@ from casebook.models import (
     Transcript,
     TranscriptionJob,
 )
-from hotline.config import load_settings
-from hotline.demo import demo_callers, demo_clips, write_demo_config
+from hotline.app.config import load_settings
+from hotline.app.demo import demo_callers, demo_clips, write_demo_config
 from hotline.simulator import PbxSimulator
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from hotline.terminal import cell, has_rtl, visual, visual_lines
+from cli_render import cell, has_rtl, visual, visual_lines
 
 SENTENCE = "انقطعت خدمة الإنترنت عندي منذ ثلاثة أيام ولم يتصل بي أحد"
 

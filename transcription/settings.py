@@ -57,7 +57,7 @@ class TranscriptionSettings(Section):
 
 
 class TranscriptionConfig(Protocol):
-    """What the transcription worker reads (hotline.config.Settings has it)."""
+    """What the transcription worker reads (hotline.app.config.Settings has it)."""
 
     @property
     def transcription(self) -> TranscriptionSettings: ...

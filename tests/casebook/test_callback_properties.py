@@ -18,7 +18,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Agent, Callback, CallbackReason, CallbackStatus
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)  # Sunday 10:00 in Tripoli
 DEPARTMENTS = ["customer-care", "billing", None]

@@ -24,7 +24,7 @@ from casebook.models import (
     CallbackStatus,
 )
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 TRIPOLI = ZoneInfo("Africa/Tripoli")
 SCHEDULER = Actor.system("scheduler")

@@ -10,7 +10,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.errors import AccessDenied
 from casebook.models import Call, Callback, CallbackReason
-from hotline.config import Settings
+from hotline.app.config import Settings
 from tests.conftest import Staff
 
 LISTENER = Actor.system("listener")

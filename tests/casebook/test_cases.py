@@ -19,7 +19,7 @@ from casebook.models import (
     ContactMethod,
     FollowUpResult,
 )
-from hotline.config import Settings
+from hotline.app.config import Settings
 from tests.conftest import Staff
 
 S = CaseStatus

@@ -12,7 +12,7 @@ from casebook.db import Database
 from casebook.models import AuditEvent, Case
 from casebook.reference import is_valid
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 PER_PROCESS = 60
 

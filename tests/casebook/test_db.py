@@ -20,7 +20,7 @@ from casebook.db import Database, schema_is_current
 from casebook.errors import DatabaseUnavailable
 from casebook.models import AuditEvent, Case
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 from tests.conftest import BACKENDS, pg_url_with_schema
 
 

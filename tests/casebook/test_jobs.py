@@ -12,7 +12,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Case, DraftState, JobStatus, RecordingKind, Transcript, TranscriptionJob
 from casebook.settings import DatabaseSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.ingest import ingest_recording
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from casebook.db import Database
 from casebook.models import AuditEvent, Call, Callback
 from casebook.phone import CallerNumber, dialable, normalise, same_number
 from casebook.settings import PhoneSettings
-from hotline.config import Settings
+from hotline.app.config import Settings
 
 LISTENER = Actor.system("listener")
 IVR = Actor.system("ivr")

@@ -10,7 +10,7 @@ from casebook.db import Database
 from casebook.errors import AccessDenied
 from casebook.models import ContactMethod, FollowUpResult
 from casebook.reports import build_report
-from hotline.config import Settings
+from hotline.app.config import Settings
 from tests.casebook.test_cases import NOW, open_case
 from tests.conftest import Staff
 

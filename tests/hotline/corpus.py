@@ -29,9 +29,9 @@ from sqlmodel import select
 from casebook.db import Database
 from casebook.models import Call, Callback, Case
 from hotline.ami_protocol import AmiMessage, ParseStats, iter_messages
-from hotline.config import Settings
-from hotline.dial import OriginateWatch
-from hotline.persist import CallStore
+from hotline.app.config import Settings
+from hotline.app.dial import OriginateWatch
+from hotline.app.persist import CallStore
 from hotline.tracker import CallTracker, TrackedCall, TrackerRules
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "ami"

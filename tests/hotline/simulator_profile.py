@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from hotline.ami_protocol import AmiMessage
 from hotline.ami_settings import AmiSettings
 
-# Every header hotline/tracker.py and hotline/dial.py read (ChanVariable*: the variables).
+# Every header hotline/tracker.py and hotline/app/dial.py read (ChanVariable*: the variables).
 READ_HEADERS = frozenset(
     {
         "Channel",

@@ -12,8 +12,8 @@ import pytest
 
 from hotline.ami import AmiClient
 from hotline.ami_protocol import AmiMessage
-from hotline.checks import check_ami
-from hotline.config import Settings
+from hotline.app.checks import check_ami
+from hotline.app.config import Settings
 from hotline.runners import build_client
 from ivr_flows.dialplan import render_manager
 from tests.hotline.conftest import (

@@ -29,9 +29,9 @@ from casebook.models import (
 )
 from hotline.ami import AmiClient
 from hotline.ami_protocol import AmiMessage, ParseStats, iter_messages
-from hotline.config import Settings, load_settings
-from hotline.dial import OriginateWatch, dial_callback
-from hotline.persist import reconcile_recordings
+from hotline.app.config import Settings, load_settings
+from hotline.app.dial import OriginateWatch, dial_callback
+from hotline.app.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator
 from tests.hotline.conftest import FIXTURES, RecordingHandler, fast_settings, running
 

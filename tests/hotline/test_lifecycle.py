@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.lifecycle import YOUNG_COLLECTION_THRESHOLD, settle_heap
+from hotline.app.lifecycle import YOUNG_COLLECTION_THRESHOLD, settle_heap
 
 
 class Node:
@@ -53,7 +53,7 @@ def test_garbage_made_before_settling_is_collected_not_frozen_for_good(collector
 # that was just started, or a test stopping a scheduler as soon as it worked.
 SIGTERM_DURING_START = """
 import os, signal, sys, threading
-from hotline.components import run_until_signal
+from hotline.app.components import run_until_signal
 from casebook.db import Database
 from casebook.settings import DatabaseSettings
 

@@ -25,9 +25,9 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Call, Callback, Recording, RecordingKind, TranscriptionJob
 from casebook.settings import PhoneSettings
-from hotline.components import Listener
-from hotline.config import Settings
-from hotline.persist import reconcile_recordings
+from hotline.app.components import Listener
+from hotline.app.config import Settings
+from hotline.app.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator, SimulatedCall
 from tests.hotline.conftest import FIXTURES, PATIENCE, ReplayServer, wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hotline.ami import AmiClient
-from hotline.config import Settings
+from hotline.app.config import Settings
 from hotline.runners import build_client
 from hotline.simulator import PbxSimulator, SimulatedCall
 from hotline.simulator.audio import tone

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from hotline.ami_protocol import AmiMessage
-from hotline.config import Settings
-from hotline.dial import OriginateWatch
+from hotline.app.config import Settings
+from hotline.app.dial import OriginateWatch
 from hotline.simulator import PbxSimulator, SimulatedCall
 from hotline.tracker import CallTracker, TrackerRules
 from ivr_flows.server import AgiServer

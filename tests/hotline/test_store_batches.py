@@ -21,9 +21,9 @@ from casebook import audit, cases
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, Callback, Recording, RecordingKind, TranscriptionJob
-from hotline import persist
-from hotline.config import Settings
-from hotline.persist import CallStore, store_calls
+from hotline.app import persist
+from hotline.app.config import Settings
+from hotline.app.persist import CallStore, store_calls
 from hotline.runners import replay
 from hotline.tracker import CallTracker, TrackedCall, TrackerRules
 from recordings.ingest import FileFacts, RecordingError, inspect_files

@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from casebook.db import Database
 from casebook.models import Case, Recording, RecordingKind
-from hotline.config import Settings
+from hotline.app.config import Settings
 from ivr_flows.backend import IvrBackend, RegisteredComplaint, StatusAnswer
 from ivr_flows.casebook_backend import CasebookBackend
 from ivr_flows.server import AgiServer

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from hotline.config import Settings
+from hotline.app.config import Settings
 from ivr_flows.dialplan import render_extensions
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from casebook.reference import reference_for_id
-from hotline.config import Settings
+from hotline.app.config import Settings
 from ivr_flows.arabic import date_sounds
 from ivr_flows.backend import RegisteredComplaint
 from ivr_flows.server import AgiServer

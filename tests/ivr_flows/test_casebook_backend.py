@@ -16,7 +16,7 @@ from casebook.models import (
     RecordingKind,
     TranscriptionJob,
 )
-from hotline.config import Settings
+from hotline.app.config import Settings
 from ivr_flows.casebook_backend import CasebookBackend
 from ivr_flows.server import AgiServer
 from tests.ivr_flows.fake_asterisk import Caller, place_call

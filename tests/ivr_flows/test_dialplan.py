@@ -10,7 +10,7 @@ from sqlmodel import Session
 from casebook import agents
 from casebook.db import Database
 from casebook.models import Agent
-from hotline.config import Settings
+from hotline.app.config import Settings
 from ivr_flows.dialplan import (
     render_asterisk_config,
     render_extensions,

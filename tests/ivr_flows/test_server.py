@@ -11,7 +11,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from hotline.config import Settings
+from hotline.app.config import Settings
 from ivr_flows.server import AgiServer
 from tests.ivr_flows.fake_asterisk import Caller, place_call
 from tests.ivr_flows.memory_backend import MemoryBackend

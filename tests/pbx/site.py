@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from hotline.ami_protocol import AmiMessage, ParseStats, decode, parse_block
-from hotline.config import Settings, load_settings
+from hotline.app.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO.parent / "shared" / "asterisk"

@@ -12,7 +12,7 @@ from casebook import cases
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, CaseStatus, Recording, RecordingKind
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.catalogue import owner_of
 from recordings.ingest import ingest_recording
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from casebook import agents
 from casebook.db import Database
 from casebook.models import Agent, QAReview
-from hotline.config import Settings, load_settings
+from hotline.app.config import Settings, load_settings
 from recordings.scorecard import score_recording
 from tests.recordings.helpers import recorded_call
 from tests.recordings.test_scorecard import all_scored

@@ -18,8 +18,8 @@ from casebook import cases
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Call, Recording, RecordingKind
-from hotline.config import Settings
-from hotline.persist import CallStore
+from hotline.app.config import Settings
+from hotline.app.persist import CallStore
 from recordings.ingest import (
     RecordingRefused,
     confined_path,

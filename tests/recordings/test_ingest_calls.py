@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from casebook.db import Database
 from casebook.models import Call, RecordingKind
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.ingest import IngestedRecording, store_call_recordings
 from tests.recordings.helpers import LISTENER, audit_events, recorded_call, write_wav
 

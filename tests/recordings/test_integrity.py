@@ -9,7 +9,7 @@ import pytest
 
 from casebook.db import Database
 from casebook.errors import AccessDenied
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.integrity import verify_recordings
 from tests.conftest import Staff
 from tests.recordings.helpers import audit_events, recorded_call, reference_of, write_wav

@@ -8,7 +8,7 @@ import pytest
 
 from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.listening import TamperedRecording, copy_for_playing, export_recording
 from recordings.player import find_player
 from tests.conftest import Staff

@@ -12,7 +12,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.errors import AccessDenied
 from casebook.models import CaseStatus, Recording
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.integrity import verify_recordings
 from recordings.retention import Expired, apply_retention
 from recordings.scorecard import score_recording

@@ -9,7 +9,7 @@ from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import RecordingKind
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.ingest import ingest_recording
 from recordings.sampling import Sample, draw_sample
 from tests.conftest import Staff

@@ -7,7 +7,7 @@ import pytest
 from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
 from casebook.models import QAReview
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.scorecard import parse_value, qa_report, score_recording
 from tests.conftest import Staff
 from tests.recordings.helpers import audit_events, recorded_call

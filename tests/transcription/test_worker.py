@@ -20,7 +20,7 @@ from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Case, DraftState, JobStatus, RecordingKind, Transcript, TranscriptionJob
-from hotline.config import Settings, load_settings
+from hotline.app.config import Settings, load_settings
 from recordings.ingest import ingest_recording
 from tests.transcription.conftest import ARABIC
 from tests.transcription.test_pipeline import scripted, segment

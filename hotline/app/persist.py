@@ -31,8 +31,8 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
 from casebook.models import Call, Callback, Recording, RecordingKind
-from hotline.config import Settings
-from hotline.dial import ingest_callback_recording
+from hotline.app.config import Settings
+from hotline.app.dial import ingest_callback_recording
 from hotline.tracker import TrackedCall
 from recordings.ingest import (
     FileFacts,

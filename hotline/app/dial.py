@@ -32,7 +32,7 @@ from casebook.errors import RuleViolation
 from casebook.models import Agent, AttemptResult, Callback, RecordingKind
 from hotline.ami import AmiClient, AmiError
 from hotline.ami_protocol import AmiMessage
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings.ingest import ingest_recording
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from casebook import callbacks
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
-from hotline.config import Settings
+from hotline.app.config import Settings
 from recordings import retention
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from casebook import operations
 from casebook.clock import utcnow
 from casebook.db import Database
 from hotline.ami import AmiLoginError
-from hotline.config import Settings
-from hotline.lifecycle import HEARTBEAT_SECONDS, settle_heap, stop_on_signals, wait_for_stop
-from hotline.persist import CallStore, reconcile_recordings
+from hotline.app.config import Settings
+from hotline.app.lifecycle import HEARTBEAT_SECONDS, settle_heap, stop_on_signals, wait_for_stop
+from hotline.app.persist import CallStore, reconcile_recordings
+from hotline.app.scheduler import build_scheduler
 from hotline.runners import build_client
-from hotline.scheduler import build_scheduler
 from ivr_flows import AgiServer, load_flow
 from ivr_flows.casebook_backend import CasebookBackend
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
 from hotline.ami import AmiError, AmiLoginError, AmiSession, client_tls
-from hotline.config import Settings
+from hotline.app.config import Settings
 from transcription.model import ModelError, resolve
 
 

@@ -27,8 +27,8 @@ from casebook import agents
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Call, Case, DraftState
-from hotline.components import Agi, Listener
-from hotline.config import Settings, load_settings
+from hotline.app.components import Agi, Listener
+from hotline.app.config import Settings, load_settings
 from hotline.simulator import PbxSimulator, SimulatedCall
 from transcription.worker import Transcriber, TranscriptionWorker
 

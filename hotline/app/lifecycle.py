@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from hotline.config import LoggingSettings
+from hotline.app.config import LoggingSettings
 
 log = logging.getLogger(__name__)
 
