@@ -18,7 +18,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from hotline.ami import AmiLoginError
 from hotline.config import Settings
-from hotline.lifecycle import HEARTBEAT_SECONDS, settle_heap, wait_for_stop_signal
+from hotline.lifecycle import settle_heap, wait_for_stop_signal
 from hotline.persist import CallStore, reconcile_recordings
 from hotline.runners import build_client
 from hotline.scheduler import build_scheduler
@@ -74,7 +74,7 @@ class Heartbeats:
     def __init__(self, db: Database, components: list[Component]) -> None:
         self.db = db
         self.components = components
-        self._timer = Every(HEARTBEAT_SECONDS, self.beat, "heartbeat")
+        self._timer = Every(operations.HEARTBEAT_SECONDS, self.beat, "heartbeat")
         self._last: list[dict[str, Any]] = []
 
     def beat(self) -> None:

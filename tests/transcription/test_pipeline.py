@@ -85,6 +85,14 @@ def test_result_carries_what_a_transcript_row_needs() -> None:
     assert [w.text for w in first.words] == ["الفاتورة", "مرتفعة"]
     assert [w.doubtful for w in first.words] == [False, True]
     assert first.doubtful is False
+    assert result.marked_words() == [("الفاتورة", False), ("مرتفعة", True), ("جدا", False)]
+
+
+def test_without_word_timings_the_text_is_unmarked() -> None:
+    plain = segment("الخط مقطوع", avg_logprob=-2.0)
+    plain.words = None  # what faster-whisper gives with word_timestamps off
+    result = transcribe(CLIP, model=scripted([plain]))
+    assert result.marked_words() == [("الخط", False), ("مقطوع", False)]
 
 
 def test_json_form() -> None:
