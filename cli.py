@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -49,7 +50,6 @@ from casebook.models import (
     ContactMethod,
     DraftState,
     FollowUp,
-    FollowUpResult,
     Priority,
     QAReview,
     TranscriptionJob,
@@ -62,7 +62,7 @@ from hotline.app.components import Agi, Component, Listener, Scheduler, run_unti
 from hotline.app.config import ConfigError, Settings, load_settings
 from hotline.app.demo import DemoError, run_demo
 from hotline.app.dial import DialError, dial_callback
-from hotline.app.lifecycle import HEARTBEAT_SECONDS, configure_logging
+from hotline.app.lifecycle import configure_logging
 from ivr_flows import (
     FlowError,
     SpeechError,
@@ -140,7 +140,13 @@ def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
 @dataclass
 class Context:
     settings: Settings
-    db: Database
+    migrate: bool = True
+
+    @cached_property
+    def db(self) -> Database:
+        # Opened on first use: commands that need only the settings (transcribe, prompts build)
+        # and the start-up checks of the long-running ones touch no database.
+        return Database(self.settings.database, migrate=self.migrate)
 
     @property
     def bidi(self) -> str:
@@ -168,8 +174,7 @@ def _global_options(config: ConfigOption = None) -> None:
 
 
 def context(*, migrate: bool = True) -> Context:
-    settings = load_settings(_state["config"])
-    return Context(settings, Database(settings.database, migrate=migrate))
+    return Context(load_settings(_state["config"]), migrate=migrate)
 
 
 def emit_json(data: Any) -> None:
@@ -494,14 +499,9 @@ def followup_log(
     ] = None,
 ) -> None:
     """Record a follow-up contact and its result."""
-    results = {
-        "satisfied": FollowUpResult.SATISFIED,
-        "not-satisfied": FollowUpResult.NOT_SATISFIED,
-        "partial": FollowUpResult.PARTIALLY_SATISFIED,
-        "no-answer": FollowUpResult.NO_ANSWER,
-    }
-    if result not in results:
-        fail(f"--result must be one of {', '.join(results)}, got {result!r}")
+    chosen = followup_service.RESULT_WORDS.get(result)
+    if chosen is None:
+        fail(f"--result must be one of {', '.join(followup_service.RESULT_WORDS)}, got {result!r}")
     ctx = context()
     followup = ctx.as_user(
         lambda session, actor: followup_service.log_followup(
@@ -510,7 +510,7 @@ def followup_log(
             actor,
             reference,
             method=method,
-            result=results[result],
+            result=chosen,
             effort_score=effort,
             notes=note,
             reroute_to=reroute,
@@ -567,25 +567,6 @@ def report(
 PRIORITIES = [p.value for p in Priority]
 
 
-def transcript_words(draft: Draft) -> list[tuple[str, bool]]:
-    """The draft as (word, doubtful) pairs: Whisper's own words when kept, else the text."""
-    transcript = draft.transcript
-    if transcript is not None and transcript.text == draft.case.draft_text:
-        words: list[tuple[str, bool]] = []
-        for segment in transcript.segments:
-            if segment.get("words"):
-                words += [
-                    (w["text"].strip(), bool(w["doubtful"]))
-                    for w in segment["words"]
-                    if w["text"].strip()
-                ]
-            else:
-                words += [(w, bool(segment.get("doubtful"))) for w in str(segment["text"]).split()]
-        if words:
-            return words
-    return [(word, False) for word in (draft.case.draft_text or "").split()]
-
-
 def show_reminder(ctx: Context) -> None:
     counts = ctx.as_user(
         lambda session, actor: callback_service.reminders(session, actor, utcnow())
@@ -617,7 +598,7 @@ def render_draft(ctx: Context, draft: Draft, text: str) -> None:
     if text != (case.draft_text or ""):
         lines = [Text(line) for line in terminal.visual_lines(text, width, ctx.bidi)]
     else:
-        lines = terminal.highlighted_lines(transcript_words(draft), width, ctx.bidi)
+        lines = terminal.highlighted_lines(draft.marked_words(), width, ctx.bidi)
     if not text.strip():
         notes = {
             DraftState.NO_SPEECH.value: "لم يُسمع كلام في التسجيل (no speech)",
@@ -846,8 +827,7 @@ def callbacks_next() -> None:
 def status(as_json: JsonOption = False) -> None:
     """Live calls, the transcription queue, callbacks due and the health of each component."""
     ctx = context()
-    stale = timedelta(seconds=HEARTBEAT_SECONDS * 3)
-    figures: SiteStatus = ctx.run(lambda session: site_status(session, utcnow(), stale))
+    figures: SiteStatus = ctx.run(lambda session: site_status(session, utcnow()))
     if as_json:
         emit_json(asdict(figures))
         return
@@ -902,17 +882,13 @@ def worker(
 @app.command("transcribe")
 def transcribe_file(path: Path, as_json: JsonOption = False) -> None:
     """Transcribe one audio file with the configured model (nothing is stored)."""
-    settings = load_settings(_state["config"])
-    result = transcribe(path, settings.transcription)
+    result = transcribe(path, context().settings.transcription)
     if as_json:
         emit_json(result.to_dict())
         return
     mode = "visual" if out.is_terminal else "logical"
     width = max(min(out.width, 100) - 2, 20)
-    words = [(w.text.strip(), w.doubtful) for s in result.segments for w in s.words] or [
-        (word, False) for word in result.text.split()
-    ]
-    for line in terminal.highlighted_lines(words, width, mode):
+    for line in terminal.highlighted_lines(result.marked_words(), width, mode):
         out.print(line, justify="right" if mode == "visual" else "left")
     if result.no_speech:
         out.print(terminal.visual("لا كلام في التسجيل (no speech)", mode))
@@ -941,15 +917,14 @@ def report_progress(worker: TranscriptionWorker, job: TranscriptionJob) -> None:
 def run_components(*names: str, concurrency: int = 1) -> None:
     """Check what the components need, start them; SIGTERM or SIGINT stops them, each finishing
     its work."""
-    settings = load_settings(_state["config"])
-    configure_logging(settings.logging)
-    checks = run_checks(settings, list(names))
+    ctx = context()
+    configure_logging(ctx.settings.logging)
+    checks = run_checks(ctx.settings, list(names))
     for check in checks:
         mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
         err.print(f"{mark} {check.name}: {check.message}")
     if not all(check.ok for check in checks):
         fail("start-up checks failed (see above)")
-    ctx = context()
     give_up = threading.Event()
     makers: dict[str, Callable[[], Component]] = {
         "listener": lambda: Listener(ctx.db, ctx.settings, give_up),
@@ -996,16 +971,15 @@ def calls_list(
         listed = calls_service.list_calls(session, actor, limit=limit)
         return [(call, calls_service.case_reference(session, call)) for call in listed]
 
-    def status_of(call: Call) -> str:
-        if call.ended_at is None:
-            return "live"
-        return "abandoned" if call.abandoned else "complete"
-
     rows = ctx.as_user(read)
     if as_json:
         emit_json(
             [
-                {**model_row(call, CALL_FIELDS), "status": status_of(call), "case": reference}
+                {
+                    **model_row(call, CALL_FIELDS),
+                    "status": calls_service.call_status(call.ended_at, call.abandoned),
+                    "case": reference,
+                }
                 for call, reference in rows
             ]
         )
@@ -1018,7 +992,7 @@ def calls_list(
             call.caller_number or "",
             local_time(call.started_at or call.ended_at, ctx.settings, short=True),
             duration,
-            status_of(call),
+            calls_service.call_status(call.ended_at, call.abandoned),
             reference or "",
             Path(call.recording_path).name if call.recording_path else "",
         )
@@ -1061,7 +1035,7 @@ def prompts_build(
     ] = None,
 ) -> None:
     """Render the IVR's Arabic prompts and digits to 8 kHz WAV (studio recordings are kept)."""
-    settings = load_settings(_state["config"])
+    settings = context().settings
     chosen = voice or settings.ivr.voice
     report = build_prompts(
         settings.ivr.sounds_dir,

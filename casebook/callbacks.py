@@ -257,6 +257,19 @@ def _lock_assignment(session: Session) -> None:
         session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_ASSIGNMENT_LOCK})"))  # type: ignore[call-overload]
 
 
+def agent_loads(session: Session) -> Counter[int | None]:
+    """Callbacks each agent holds now (assigned, not yet finished), by agent id."""
+    return Counter(
+        dict(
+            session.exec(
+                select(Callback.assigned_agent_id, func.count())
+                .where(Callback.status == CallbackStatus.ASSIGNED.value)
+                .group_by(col(Callback.assigned_agent_id))
+            ).all()
+        )
+    )
+
+
 def assign_due_callbacks(
     session: Session, settings: CasebookConfig, actor: Actor, now: datetime, *, batch: int = 5000
 ) -> AssignmentRun:
@@ -270,15 +283,7 @@ def assign_due_callbacks(
         for agent in session.exec(select(Agent).where(col(Agent.active)))
         if Role.AGENT.value in agent.roles and on_shift(agent, now, hours)
     ]
-    loads = Counter(
-        dict(
-            session.exec(
-                select(Callback.assigned_agent_id, func.count())
-                .where(Callback.status == CallbackStatus.ASSIGNED.value)
-                .group_by(col(Callback.assigned_agent_id))
-            ).all()
-        )
-    )
+    loads = agent_loads(session)
     desks = [_Desk(a, a.capacity or policy.agent_capacity, loads.get(a.id, 0)) for a in agents]
     due = session.exec(
         select(Callback)

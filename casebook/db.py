@@ -5,8 +5,6 @@ first use, and units of work that ride out a database that is locked or gone for
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +23,7 @@ from sqlmodel import Session
 from casebook import audit
 from casebook.errors import AccessDenied, DatabaseUnavailable
 from casebook.models import AuditEvent
+from casebook.retry import Backoff, retry_call
 from casebook.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -143,23 +142,27 @@ class Database:
     def retrying(self, operation: Callable[[], T]) -> T:
         """Run ``operation`` again while the database is locked or unreachable, up to the
         configured window; then fail with one clear ``DatabaseUnavailable``."""
-        deadline = time.monotonic() + self.settings.retry_seconds
-        delay = 0.05
-        while True:
-            try:
-                return operation()
-            except DBAPIError as exc:
-                if not _is_transient(exc):
-                    raise
-                if time.monotonic() + delay > deadline:
-                    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                    raise DatabaseUnavailable(
-                        f"database {self.safe_url} unavailable for "
-                        f"{self.settings.retry_seconds:g}s: {reason}"
-                    ) from exc
-                log.warning("database busy or unreachable, retrying: %s", exc.orig)
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 2.0)
+        backoff = Backoff(initial=0.05, cap=2.0, deadline=self.settings.retry_seconds)
+        try:
+            return retry_call(
+                operation,
+                backoff,
+                retryable=lambda exc: isinstance(exc, DBAPIError) and _is_transient(exc),
+                on_retry=lambda exc, delay: log.warning(
+                    "database busy or unreachable, retrying in %.2f s: %s",
+                    delay,
+                    getattr(exc, "orig", exc),
+                ),
+            )
+        except DBAPIError as exc:
+            if not _is_transient(exc):
+                raise
+            # Only a transient error past the deadline gets here.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseUnavailable(
+                f"database {self.safe_url} unavailable for "
+                f"{self.settings.retry_seconds:g}s: {reason}"
+            ) from exc
 
     def run(self, work: Callable[[Session], T]) -> T:
         """One transaction: commit when ``work`` returns, roll back when it raises; retried as

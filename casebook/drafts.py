@@ -22,6 +22,26 @@ class Draft:
     recording: Recording | None
     transcript: Transcript | None
 
+    def marked_words(self) -> list[tuple[str, bool]]:
+        """The draft as (word, doubtful) pairs. Whisper's doubt marks apply only while the draft
+        is still Whisper's text; once an agent edited it, its words carry no marks."""
+        transcript = self.transcript
+        if transcript is not None and transcript.text == self.case.draft_text:
+            words: list[tuple[str, bool]] = []
+            for segment in transcript.segments:
+                if segment.get("words"):
+                    words += [
+                        (w["text"].strip(), bool(w["doubtful"]))
+                        for w in segment["words"]
+                        if w["text"].strip()
+                    ]
+                else:  # no word timings: the segment's own doubt covers its words
+                    doubtful = bool(segment.get("doubtful"))
+                    words += [(w, doubtful) for w in str(segment["text"]).split()]
+            if words:
+                return words
+        return [(word, False) for word in (self.case.draft_text or "").split()]
+
 
 def draft_queue(session: Session, actor: Actor, *, limit: int = 50) -> list[Case]:
     """Drafts the actor may work, oldest first: untaken ones of their department (any, for roles

@@ -20,6 +20,14 @@ R = FollowUpResult
 
 _FOLLOWED_UP = {S.RESOLVED.value, S.FOLLOW_UP.value}
 
+# The words an agent types for each result (``hotline followup log --result``).
+RESULT_WORDS = {
+    "satisfied": R.SATISFIED,
+    "not-satisfied": R.NOT_SATISFIED,
+    "partial": R.PARTIALLY_SATISFIED,
+    "no-answer": R.NO_ANSWER,
+}
+
 
 def log_followup(
     session: Session,

@@ -26,6 +26,7 @@ from casebook.models import (
     TranscriptionJob,
     WithCase,
 )
+from casebook.retry import Backoff
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class QueuePolicy:
     lease_seconds: float = 600.0
     max_attempts: int = 3
     retry_delay_seconds: float = 30.0
+    retry_max_delay_seconds: float = 3600.0
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.retry_delay_seconds, self.retry_max_delay_seconds)
 
 
 def enqueue_transcriptions(
@@ -239,7 +245,8 @@ def fail_job(
     permanent: bool,
 ) -> TranscriptionJob | None:
     """A failed attempt: a permanent error (bad audio) ends the job; another is retried later,
-    with a growing delay, until the attempts run out."""
+    after the site's retry backoff (jittered, so jobs that failed together spread out), until
+    the attempts run out."""
     job = _held(session, job_id, worker)
     if job is None:
         return None
@@ -250,9 +257,7 @@ def fail_job(
         job.last_error = error
         job.lease_owner = None
         job.lease_expires_at = None
-        job.available_at = now + timedelta(
-            seconds=policy.retry_delay_seconds * 2 ** (job.attempts - 1)
-        )
+        job.available_at = now + timedelta(seconds=policy.backoff.delay(job.attempts - 1))
         session.add(job)
     session.flush()
     return job

@@ -13,6 +13,10 @@ from sqlmodel import Session, col, select
 from casebook.callbacks import OPEN_STATUSES
 from casebook.models import Callback, CallbackStatus, Heartbeat, JobStatus, TranscriptionJob
 
+# How often a running component reports; three missed reports mark it silent.
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 3)
+
 
 def beat(
     session: Session,
@@ -60,7 +64,9 @@ class SiteStatus:
     callbacks_written: int
 
 
-def site_status(session: Session, now: datetime, stale_after: timedelta) -> SiteStatus:
+def site_status(
+    session: Session, now: datetime, stale_after: timedelta = STALE_AFTER
+) -> SiteStatus:
     components = [
         ComponentHealth(
             row.component,

@@ -56,6 +56,7 @@ from typing import Protocol, Self
 
 from asterisk.ami import Action, AMIClient
 
+from casebook.retry import Backoff
 from hotline.ami_protocol import AmiFramer, AmiMessage, ParseStats
 from hotline.ami_settings import AmiSettings
 
@@ -608,12 +609,9 @@ class AmiClient:
                 stop.wait(delay)
 
     def backoff_delay(self, failures: int) -> float:
-        """Capped exponential backoff with "equal jitter": between half and all of the step."""
-        step = min(
-            self.settings.reconnect_max_delay,
-            self.settings.reconnect_initial_delay * 2.0 ** min(failures, 32),
-        )
-        return step / 2 + self._rng.uniform(0, step / 2)
+        """The site's one retry policy (casebook.retry) with the configured delays."""
+        backoff = Backoff(self.settings.reconnect_initial_delay, self.settings.reconnect_max_delay)
+        return backoff.delay(failures, self._rng)
 
     def _prepare(self, session: AmiSession) -> None:
         # Events stay off until every filter is in: the first filter makes Asterisk drop what

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from casebook.calls import call_status
 from hotline.ami_protocol import AmiMessage
 from hotline.ami_settings import AmiSettings
 
@@ -83,9 +84,7 @@ class TrackedCall:
 
     @property
     def status(self) -> str:
-        if self.ended_at is None:
-            return "live"
-        return "abandoned" if self.abandoned else "complete"
+        return call_status(self.ended_at, self.abandoned)
 
 
 class CallSink(Protocol):

@@ -243,3 +243,20 @@ def test_status_tells_a_clean_stop_from_a_silent_instance(site: Path, stop: sign
         assert "stopped at" in result.stdout and "silent" not in result.stdout
     else:
         assert "silent" in result.stdout and "stopped" not in result.stdout
+
+
+def test_context_reads_the_chosen_config_and_opens_the_database_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cli
+
+    config = tmp_path / "config.yaml"
+    config.write_text("database:\n  url: sqlite:///ctx.db\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(cli._state, "config", config)
+    ctx = cli.context()
+    assert ctx.settings.database.url.endswith("ctx.db")
+    assert not list(tmp_path.rglob("ctx.db"))  # transcribe and prompts build need no database
+    assert ctx.db is ctx.db
+    ctx.db.dispose()
+    assert list(tmp_path.rglob("ctx.db"))

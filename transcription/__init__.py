@@ -1,6 +1,6 @@
 """Arabic drafts from call recordings with the shipped Whisper model (no network, no DB).
 
-The edge, in faster-whisper's shape: ``transcribe(path, settings, **options)`` returns a
+The edge, in faster-whisper's shape: ``transcribe(path, settings, options=...)`` returns a
 ``TranscriptResult``; the job worker calls ``transcribe_recording(path, settings)``. Bad audio
 raises ``AudioError`` (that recording only), a missing or damaged model ``ModelError``.
 """

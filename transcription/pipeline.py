@@ -16,6 +16,7 @@ adopted (no gain or worse on the set): beam 3, repetition_penalty 1.1, BatchedIn
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +35,48 @@ from transcription.settings import TranscriptionSettings
 NO_REPEAT_NGRAM_SIZE = 3
 
 
-def whisper_options(settings: TranscriptionSettings) -> dict[str, Any]:
-    """faster-whisper ``transcribe()`` keyword arguments for these settings."""
-    return {
-        "language": settings.language,
-        "beam_size": settings.beam_size,
-        "temperature": 0.0,
-        "no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE,
-        # A loop in one 30 s window must not be fed as the prompt of the next.
-        "condition_on_previous_text": False,
-        "initial_prompt": settings.initial_prompt,
-        "hotwords": " ".join(settings.hot_words) or None,
-        "vad_filter": True,
-        "vad_parameters": {"threshold": settings.vad_threshold},
-        "word_timestamps": settings.word_timestamps,
-        "no_speech_threshold": settings.no_speech_threshold,
-        "log_prob_threshold": settings.log_prob_threshold,
-        "compression_ratio_threshold": settings.compression_ratio_threshold,
-    }
+@dataclass(frozen=True)
+class WhisperOptions:
+    """The faster-whisper ``transcribe()`` arguments the pipeline passes, typed. Our own rather
+    than faster-whisper's ``TranscriptionOptions``: that one has no language, VAD or single
+    temperature (they are separate ``transcribe()`` arguments) and makes all 26 of its fields
+    required. An experiment changes one field: ``replace(whisper_options(s), beam_size=1)``."""
+
+    language: str
+    beam_size: int
+    initial_prompt: str | None
+    hotwords: str | None
+    vad_threshold: float
+    word_timestamps: bool
+    no_speech_threshold: float | None
+    log_prob_threshold: float | None
+    compression_ratio_threshold: float | None
+    temperature: float = 0.0
+    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_SIZE
+    # A loop in one 30 s window must not be fed as the prompt of the next.
+    condition_on_previous_text: bool = False
+    vad_filter: bool = True
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``WhisperModel.transcribe``."""
+        kwargs = asdict(self)
+        kwargs["vad_parameters"] = {"threshold": kwargs.pop("vad_threshold")}
+        return kwargs
+
+
+def whisper_options(settings: TranscriptionSettings) -> WhisperOptions:
+    """The faster-whisper arguments for these settings."""
+    return WhisperOptions(
+        language=settings.language,
+        beam_size=settings.beam_size,
+        initial_prompt=settings.initial_prompt,
+        hotwords=" ".join(settings.hot_words) or None,
+        vad_threshold=settings.vad_threshold,
+        word_timestamps=settings.word_timestamps,
+        no_speech_threshold=settings.no_speech_threshold,
+        log_prob_threshold=settings.log_prob_threshold,
+        compression_ratio_threshold=settings.compression_ratio_threshold,
+    )
 
 
 def transcribe(
@@ -59,13 +84,14 @@ def transcribe(
     settings: TranscriptionSettings | None = None,
     *,
     model: LoadedModel | None = None,
-    **options: Any,
+    options: WhisperOptions | None = None,
 ) -> TranscriptResult:
     """Transcribe one recording with the tuned pipeline.
 
-    ``options`` override single faster-whisper arguments (e.g. ``beam_size=1``) for experiments;
-    the settings are what production uses. Raises ``AudioError`` for an unreadable recording and
-    ``ModelError`` when the model cannot be had.
+    ``options`` replace the faster-whisper arguments the settings give (``whisper_options``) for
+    experiments; the settings are what production uses (and the guards always follow them).
+    Raises ``AudioError`` for an unreadable recording and ``ModelError`` when the model cannot be
+    had.
     """
     settings = settings or TranscriptionSettings()
     started = time.perf_counter()
@@ -74,7 +100,7 @@ def transcribe(
     loaded = model or load(settings)
     ready = time.perf_counter()
     raw_segments, info = loaded.whisper.transcribe(
-        audio.samples, **(whisper_options(settings) | options)
+        audio.samples, **(options or whisper_options(settings)).as_kwargs()
     )
     segments, dropped = _guarded(list(raw_segments), settings)
     finished = time.perf_counter()

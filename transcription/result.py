@@ -77,6 +77,12 @@ class TranscriptResult:
         """The highest no-speech probability among the kept segments (None when none)."""
         return max((seg.no_speech_prob for seg in self.segments), default=None)
 
+    def marked_words(self) -> list[tuple[str, bool]]:
+        """The text as (word, doubtful) pairs: Whisper's words with their marks, or the plain
+        text unmarked when word timings are off."""
+        words = [(w.text.strip(), w.doubtful) for s in self.segments for w in s.words]
+        return words or [(word, False) for word in self.text.split()]
+
     def segment_dicts(self) -> list[dict[str, Any]]:
         """The segments as JSON-ready dicts (what a Transcript row's ``segments`` column holds)."""
         return [_rounded(asdict(segment)) for segment in self.segments]

@@ -18,7 +18,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from hotline.ami import AmiLoginError
 from hotline.app.config import Settings
-from hotline.app.lifecycle import HEARTBEAT_SECONDS, settle_heap, stop_on_signals, wait_for_stop
+from hotline.app.lifecycle import settle_heap, stop_on_signals, wait_for_stop
 from hotline.app.persist import CallStore, reconcile_recordings
 from hotline.app.scheduler import build_scheduler
 from hotline.runners import build_client
@@ -74,7 +74,7 @@ class Heartbeats:
     def __init__(self, db: Database, components: list[Component]) -> None:
         self.db = db
         self.components = components
-        self._timer = Every(HEARTBEAT_SECONDS, self.beat, "heartbeat")
+        self._timer = Every(operations.HEARTBEAT_SECONDS, self.beat, "heartbeat")
         self._last: list[dict[str, Any]] = []
 
     def beat(self) -> None:

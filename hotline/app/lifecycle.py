@@ -17,10 +17,6 @@ from hotline.app.config import LoggingSettings
 
 log = logging.getLogger(__name__)
 
-# How often a running component reports; three missed reports mark it silent in `hotline status`.
-HEARTBEAT_SECONDS = 5.0
-
-
 # Objects allocated (net) between two collections of the youngest generation (default 700). In
 # a burst of 200 calls the listener makes hundreds of thousands of short-lived objects (AMI
 # messages, rows); collecting every 700 of them took about 9% of its time, every 10,000 about

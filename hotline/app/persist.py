@@ -14,7 +14,6 @@ import logging
 import queue
 import re
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
 from casebook.models import Call, Callback, Recording, RecordingKind
+from casebook.retry import Backoff, retry_call
 from hotline.app.config import Settings
 from hotline.app.dial import ingest_callback_recording
 from hotline.tracker import TrackedCall
@@ -46,6 +46,9 @@ from recordings.ingest import (
 log = logging.getLogger(__name__)
 
 LISTENER = Actor.system("listener")
+# Each write already rides out a short outage inside Database.run; this is the wait between
+# those, for ever (deadline None), so a long outage delays calls but never drops one.
+_WRITE_BACKOFF = Backoff(initial=0.5, cap=30.0)
 # The dialplan names the whole-call recording after the call's Linkedid and the hotline
 # channel's Uniqueid (hotline-<linkedid>-<uniqueid>.wav; before, hotline-<uniqueid>.wav), and
 # a callback's after the callback and the recording channel (callback-<id>-<uniqueid>.wav).
@@ -316,24 +319,25 @@ class CallStore:
         known: Mapping[str, FileFacts | RecordingError],
         what: str,
     ) -> _Outcome:
-        delay = 0.5
-        while True:
-            try:
-                return self.db.run(
+        def note_retry(exc: Exception, delay: float) -> None:
+            self.stats.retries += 1
+            log.error("call %s not stored yet, retrying in %.0f s: %s", what, delay, exc)
+
+        try:
+            # The database comes back, or the operator sees this error at every retry.
+            return retry_call(
+                lambda: self.db.run(
                     lambda session: _write_reports(session, self.settings, reports, known)
-                )
-            except DatabaseUnavailable as exc:
-                # Keep it: the database comes back, or the operator sees this every time.
-                self.stats.retries += 1
-                log.error("call %s not stored yet, retrying in %.0f s: %s", what, delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            except Exception:
-                self.stats.errors += 1
-                # The facts stay in the log, so an operator can still recover the call.
-                log.exception("call %s could not be stored", what)
-                raise
+                ),
+                _WRITE_BACKOFF,
+                retryable=lambda exc: isinstance(exc, DatabaseUnavailable),
+                on_retry=note_retry,
+            )
+        except Exception:
+            self.stats.errors += 1
+            # The facts stay in the log, so an operator can still recover the call.
+            log.exception("call %s could not be stored", what)
+            raise
 
 
 def reconcile_recordings(

@@ -203,6 +203,9 @@ def test_capacity_is_never_exceeded(site: Database, settings: Settings) -> None:
     result = assign(site, settings, SUNDAY_10)
     assert sorted(result.values()) == ["a", "a", "b"]
     assert assign(site, settings, SUNDAY_10 + timedelta(minutes=5)) == {}
+    ids = site.run(lambda s: {a.username: a.id for a in s.exec(select(Agent))})
+    # What the next run counts (and bench/assign.py times): held callbacks per agent.
+    assert site.run(callbacks.agent_loads) == {ids["a"]: 2, ids["b"]: 1}
 
 
 def dial(db: Database, settings: Settings, callback_id: int, agent: str, action: str) -> None:

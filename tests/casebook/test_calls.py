@@ -151,3 +151,11 @@ def test_a_noted_call_that_vanished_during_a_gap_is_finished_once(
         "/rec/hotline-g.1.wav",
     )
     assert gone.hangup_cause_text == "ended while the listener was away"
+
+
+def test_a_call_is_live_until_it_ends_then_abandoned_or_complete() -> None:
+    ended = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    assert calls.call_status(None, False) == "live"
+    assert calls.call_status(None, True) == "live"
+    assert calls.call_status(ended, True) == "abandoned"
+    assert calls.call_status(ended, False) == "complete"

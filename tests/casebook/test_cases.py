@@ -313,3 +313,8 @@ def test_only_supervisors_and_admins_read_the_audit_log(db: Database, staff: Sta
         db.run(lambda s: audit.list_events(s, staff.actor("carer")))
     rows = db.run(lambda s: audit.list_events(s, staff.actor("supervisor")))
     assert any(e.action == "audit.list" and not e.allowed for e in rows)
+
+
+def test_every_follow_up_result_has_one_word_an_agent_types() -> None:
+    assert sorted(followups.RESULT_WORDS.values()) == sorted(FollowUpResult)
+    assert followups.RESULT_WORDS["partial"] == FollowUpResult.PARTIALLY_SATISFIED

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -85,6 +87,14 @@ def test_result_carries_what_a_transcript_row_needs() -> None:
     assert [w.text for w in first.words] == ["الفاتورة", "مرتفعة"]
     assert [w.doubtful for w in first.words] == [False, True]
     assert first.doubtful is False
+    assert result.marked_words() == [("الفاتورة", False), ("مرتفعة", True), ("جدا", False)]
+
+
+def test_without_word_timings_the_text_is_unmarked() -> None:
+    plain = segment("الخط مقطوع", avg_logprob=-2.0)
+    plain.words = None  # what faster-whisper gives with word_timestamps off
+    result = transcribe(CLIP, model=scripted([plain]))
+    assert result.marked_words() == [("الخط", False), ("مقطوع", False)]
 
 
 def test_json_form() -> None:
@@ -118,12 +128,36 @@ def test_tuned_options_reach_whisper() -> None:
     assert call["vad_parameters"] == {"threshold": 0.25}
     assert call["hotwords"] == "العنكبوت الليبي ADSL"
     assert call["initial_prompt"] == "شكوى"
-    assert whisper_options(TranscriptionSettings())["hotwords"] is None
+    assert whisper_options(TranscriptionSettings()).hotwords is None
+
+
+def test_typed_options_are_exactly_the_arguments_whisper_takes() -> None:
+    settings = TranscriptionSettings()
+    assert whisper_options(settings).as_kwargs() == {
+        "language": "ar",
+        "beam_size": settings.beam_size,
+        "temperature": 0.0,
+        "no_repeat_ngram_size": 3,
+        "condition_on_previous_text": False,
+        "initial_prompt": settings.initial_prompt,
+        "hotwords": None,
+        "vad_filter": True,
+        "vad_parameters": {"threshold": settings.vad_threshold},
+        "word_timestamps": settings.word_timestamps,
+        "no_speech_threshold": settings.no_speech_threshold,
+        "log_prob_threshold": settings.log_prob_threshold,
+        "compression_ratio_threshold": settings.compression_ratio_threshold,
+    }
+    from faster_whisper import WhisperModel
+
+    accepted = inspect.signature(WhisperModel.transcribe).parameters
+    assert set(whisper_options(settings).as_kwargs()) <= set(accepted)
 
 
 def test_options_override_settings() -> None:
     model = scripted([])
-    transcribe(CLIP, model=model, beam_size=1, language="en")
+    options = replace(whisper_options(TranscriptionSettings()), beam_size=1, language="en")
+    transcribe(CLIP, model=model, options=options)
     assert model.whisper.calls[0]["beam_size"] == 1
     assert model.whisper.calls[0]["language"] == "en"
 

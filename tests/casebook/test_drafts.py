@@ -1,0 +1,49 @@
+"""A draft's words with Whisper's doubt marks, and when those marks apply (casebook.drafts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from casebook.drafts import Draft
+from casebook.models import Case, Transcript
+
+WORDS = [
+    {"text": " شارع", "doubtful": False},
+    {"text": " مكسور", "doubtful": True},
+    {"text": " ", "doubtful": True},
+]
+
+
+def draft(draft_text: str, segments: list[dict[str, Any]], text: str) -> Draft:
+    transcript = Transcript(recording_id=1, model_name="m", text=text, segments=segments)
+    return Draft(Case(draft_text=draft_text), None, transcript)
+
+
+def test_whisper_words_keep_their_marks_while_the_draft_is_whisper_text() -> None:
+    segments = [{"text": "شارع مكسور", "doubtful": False, "words": WORDS}]
+    assert draft("شارع مكسور", segments, "شارع مكسور").marked_words() == [
+        ("شارع", False),
+        ("مكسور", True),
+    ]
+
+
+def test_without_word_timings_a_segment_marks_all_its_words() -> None:
+    segments = [
+        {"text": "الماء مقطوع", "doubtful": True},
+        {"text": "منذ يومين", "doubtful": False},
+    ]
+    text = "الماء مقطوع منذ يومين"
+    assert draft(text, segments, text).marked_words() == [
+        ("الماء", True),
+        ("مقطوع", True),
+        ("منذ", False),
+        ("يومين", False),
+    ]
+
+
+def test_an_edited_draft_carries_no_marks() -> None:
+    segments = [{"text": "شارع مكسور", "doubtful": True, "words": WORDS}]
+    edited = draft("شارع مكسور جدا", segments, "شارع مكسور")
+    assert edited.marked_words() == [("شارع", False), ("مكسور", False), ("جدا", False)]
+    untranscribed = Draft(Case(draft_text="نص"), None, None)
+    assert untranscribed.marked_words() == [("نص", False)]
