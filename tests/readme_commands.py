@@ -3,9 +3,10 @@
     python -m tests.readme_commands            print the block
     python -m tests.readme_commands --write    rewrite the block in README.md
 
-Each command is its help's first paragraph as a comment, then its usage: arguments, required
-options, then [optional] ones in the order `--help` shows them; `…` marks an option that may be
-repeated. Lines wrap at 100 columns. tests/test_readme_commands.py fails when README.md differs.
+The block opens with `hotline`'s own help and global options; then each command is its help's
+first paragraph as a comment, then its usage: arguments, required options, then [optional] ones
+in the order `--help` shows them; `…` marks an option that may be repeated. Lines wrap at 100
+columns. tests/test_readme_commands.py fails when README.md differs.
 """
 
 from __future__ import annotations
