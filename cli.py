@@ -124,6 +124,12 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (logical-order text).")]
 CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV (logical-order text).")]
+ReferenceArgument = Annotated[
+    str, typer.Argument(metavar="REF", help="The case's reference number (9 digits).")
+]
+RecordingArgument = Annotated[
+    int, typer.Argument(metavar="REC", help="The recording's id (as qa sample lists it).")
+]
 
 
 class ExitCode:
@@ -249,7 +255,9 @@ AGENT_FIELDS = (
 
 @agents_app.command("add")
 def agents_add(
-    username: str,
+    username: Annotated[
+        str, typer.Argument(metavar="USER", help="The agent's login name on this machine.")
+    ],
     name: Annotated[str, typer.Option("--name", help="Display name.")],
     role: Annotated[
         list[str], typer.Option("--role", help="agent, supervisor, qa or admin (repeat).")
@@ -265,10 +273,14 @@ def agents_add(
     ] = None,
     extension: Annotated[str | None, typer.Option(help="Phone extension for callbacks.")] = None,
     shift_day: Annotated[
-        list[str] | None, typer.Option("--shift-day", help="mon..sun (repeat).")
+        list[str] | None, typer.Option("--shift-day", metavar="DAY", help="mon..sun (repeat).")
     ] = None,
-    shift_start: Annotated[str | None, typer.Option(help="HH:MM")] = None,
-    shift_end: Annotated[str | None, typer.Option(help="HH:MM")] = None,
+    shift_start: Annotated[
+        str | None, typer.Option(metavar="HH:MM", help="Shift start (site time zone).")
+    ] = None,
+    shift_end: Annotated[
+        str | None, typer.Option(metavar="HH:MM", help="Shift end (site time zone).")
+    ] = None,
     capacity: Annotated[
         int | None, typer.Option(min=1, help="Open callbacks at once (default: config).")
     ] = None,
@@ -350,7 +362,7 @@ def status_label(status: str) -> str:
 def cases_list(
     status: Annotated[CaseStatus | None, typer.Option(help="Only cases in this state.")] = None,
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many cases.")] = 50,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
@@ -393,7 +405,7 @@ def cases_list(
 
 
 @cases_app.command("show")
-def cases_show(reference: str, as_json: JsonOption = False) -> None:
+def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> None:
     """One case with its follow-ups (the read is audited)."""
     ctx = context()
 
@@ -445,7 +457,8 @@ def cases_show(reference: str, as_json: JsonOption = False) -> None:
 
 @cases_app.command("resolve")
 def cases_resolve(
-    reference: str, summary: Annotated[str, typer.Option(help="What was done to fix it.")]
+    reference: ReferenceArgument,
+    summary: Annotated[str, typer.Option(help="What was done to fix it.")],
 ) -> None:
     """Record the resolution; a follow-up callback is requested."""
     ctx = context()
@@ -459,7 +472,7 @@ def cases_resolve(
 
 @cases_app.command("close")
 def cases_close(
-    reference: str,
+    reference: ReferenceArgument,
     reason: Annotated[
         str | None,
         typer.Option(help="Required to close without a satisfied follow-up (supervisors)."),
@@ -474,7 +487,9 @@ def cases_close(
 
 
 @cases_app.command("escalate")
-def cases_escalate(reference: str, reason: Annotated[str, typer.Option(help="Why.")]) -> None:
+def cases_escalate(
+    reference: ReferenceArgument, reason: Annotated[str, typer.Option(help="Why.")]
+) -> None:
     """Raise the case one management level."""
     ctx = context()
     case = ctx.as_user(
@@ -487,7 +502,7 @@ def cases_escalate(reference: str, reason: Annotated[str, typer.Option(help="Why
 
 @followup_app.command("log")
 def followup_log(
-    reference: str,
+    reference: ReferenceArgument,
     method: Annotated[ContactMethod, typer.Option(help="How the customer was reached.")],
     result: Annotated[str, typer.Option(help="satisfied, not-satisfied, partial or no-answer.")],
     effort: Annotated[
@@ -495,7 +510,7 @@ def followup_log(
     ] = None,
     note: Annotated[str | None, typer.Option(help="Notes.")] = None,
     reroute: Annotated[
-        str | None, typer.Option(help="Re-route the case to this department.")
+        str | None, typer.Option(metavar="DEPARTMENT", help="Re-route the case to this department.")
     ] = None,
 ) -> None:
     """Record a follow-up contact and its result."""
@@ -524,8 +539,10 @@ def followup_log(
 
 @app.command("report")
 def report(
-    since: Annotated[str | None, typer.Option(help="From this date (ISO).")] = None,
-    until: Annotated[str | None, typer.Option(help="Up to this date (ISO).")] = None,
+    since: Annotated[str | None, typer.Option(metavar="DATE", help="From this date (ISO).")] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Up to this date (ISO).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Volumes, CSAT (strict and lenient), CES and SLA met/missed."""
@@ -685,7 +702,7 @@ def review_one(ctx: Context, reference: str) -> bool:
 
 @app.command("review")
 def review() -> None:
-    """Your queue of drafts, oldest first: read, edit, confirm or reject each."""
+    """Your queue of drafts, oldest first: read, edit ($EDITOR), confirm or reject each."""
     ctx = context()
     show_reminder(ctx)
     skipped: set[str] = set()
@@ -725,7 +742,7 @@ def drafts_list(as_json: JsonOption = False) -> None:
 
 @drafts_app.command("confirm")
 def drafts_confirm(
-    reference: str,
+    reference: ReferenceArgument,
     category: Annotated[str, typer.Option(help="One of config sla.categories.")],
     text: Annotated[
         str | None, typer.Option(help="The confirmed text (default: the draft as is).")
@@ -759,7 +776,8 @@ def drafts_confirm(
 
 @drafts_app.command("reject")
 def drafts_reject(
-    reference: str, reason: Annotated[str, typer.Option(help="Why it is not a complaint.")]
+    reference: ReferenceArgument,
+    reason: Annotated[str, typer.Option(help="Why it is not a complaint.")],
 ) -> None:
     """Reject a draft that is not a complaint."""
     case = reject(context(), reference, reason)
@@ -866,8 +884,9 @@ def serve(
         int, typer.Option(min=1, max=16, help="Transcription jobs at once.")
     ] = 1,
 ) -> None:
-    """Run the AMI listener, the FastAGI server, the transcription worker and the scheduler in
-    one process until SIGTERM (each also runs alone: listen, agi, worker, scheduler)."""
+    """Listener + FastAGI + transcription worker + scheduler in one process, until SIGTERM.
+
+    Each also runs alone: listen, agi, worker, scheduler."""
     run_components("listener", "agi", "worker", "scheduler", concurrency=concurrency)
 
 
@@ -880,7 +899,10 @@ def worker(
 
 
 @app.command("transcribe")
-def transcribe_file(path: Path, as_json: JsonOption = False) -> None:
+def transcribe_file(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="The audio file to transcribe.")],
+    as_json: JsonOption = False,
+) -> None:
     """Transcribe one audio file with the configured model (nothing is stored)."""
     result = transcribe(path, context().settings.transcription)
     if as_json:
@@ -962,7 +984,8 @@ CALL_FIELDS = (
 
 @calls_app.command("list")
 def calls_list(
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50, as_json: JsonOption = False
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many calls.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """Recent calls to the hotline, newest first (supervisors, QA, admins; audited)."""
     ctx = context()
@@ -1000,7 +1023,11 @@ def calls_list(
 
 
 @callbacks_app.command("dial")
-def callbacks_dial(callback_id: int) -> None:
+def callbacks_dial(
+    callback_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The callback's id (as callbacks list shows it).")
+    ],
+) -> None:
     """Ring your phone, then the customer (AMI Originate); the result is stored."""
     ctx = context()
     actor = ctx.run(
@@ -1053,7 +1080,9 @@ def prompts_build(
 
 @asterisk_app.command("config")
 def asterisk_config() -> None:
-    """Print the extensions.conf contexts for 15654, the agent queue (queues.conf, members from
+    """Print this site's extensions.conf contexts, queues.conf queue and manager.conf user.
+
+    The extensions.conf contexts for 15654, the agent queue (queues.conf, members from
     ivr.queue_members and the agents table) and the manager.conf user the listener needs."""
     ctx = context()
     extensions = ctx.run(agent_service.queue_extensions)
@@ -1081,7 +1110,9 @@ def finding_rows(findings: Sequence[Finding]) -> list[dict[str, Any]]:
 
 @qa_app.command("verify")
 def qa_verify(
-    since: Annotated[str | None, typer.Option(help="Re-hash recordings since (ISO).")] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Re-hash recordings since (ISO).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-hash recordings: changed, missing and unexpected files (exit code 1 if any)."""
@@ -1180,10 +1211,14 @@ def ask_scores(ctx: Context) -> dict[str, float]:
 
 @qa_app.command("score")
 def qa_score(
-    recording: int,
+    recording: RecordingArgument,
     score: Annotated[
         list[str] | None,
-        typer.Option("--score", help="code=value for every criterion (scripts; repeat)."),
+        typer.Option(
+            "--score",
+            metavar="CODE=VALUE",
+            help="code=value for every criterion (scripts; repeat).",
+        ),
     ] = None,
     comment: Annotated[str | None, typer.Option(help="The reviewer's comment.")] = None,
 ) -> None:
@@ -1254,7 +1289,7 @@ def qa_report_command(
 
 @recordings_app.command("play")
 def recordings_play(
-    recording: int,
+    recording: RecordingArgument,
     reason: Annotated[str, typer.Option(help="Why you listen (kept in the audit log).")],
 ) -> None:
     """Listen to a recording (its SHA-256 is checked first; the access is audited)."""
@@ -1275,7 +1310,7 @@ def recordings_play(
 
 @recordings_app.command("export")
 def recordings_export(
-    recording: int,
+    recording: RecordingArgument,
     to: Annotated[Path, typer.Option("--to", help="File or folder to write the copy to.")],
     reason: Annotated[str, typer.Option(help="Why it leaves the system (audit log).")],
 ) -> None:
@@ -1346,11 +1381,12 @@ def audit_verify(as_json: JsonOption = False) -> None:
 
 @audit_app.command("list")
 def audit_list(
-    since: Annotated[str | None, typer.Option(help="From this date (ISO).")] = None,
+    since: Annotated[str | None, typer.Option(metavar="DATE", help="From this date (ISO).")] = None,
     object_type: Annotated[
-        str | None, typer.Option(help="case, recording, call, callback, agent, audit…")
+        str | None,
+        typer.Option(metavar="TYPE", help="case, recording, call, callback, agent, audit…"),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many entries.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """The audit log, newest first (supervisors and admins)."""
@@ -1387,8 +1423,10 @@ def demo(
         "var/demo"
     ),
 ) -> None:
-    """The whole path on this machine: simulated calls with Arabic speech through the real IVR,
-    AMI listener and Whisper, ending as drafts waiting for an agent."""
+    """The whole path on this machine, no Asterisk: simulated calls end as drafts to review.
+
+    Simulated calls with Arabic speech go through the real IVR, AMI listener and Whisper, and
+    end as drafts waiting for an agent."""
     result = run_demo(folder, calls, progress=lambda line: out.print(f"[dim]•[/] {line}"))
     mode = "visual" if out.is_terminal else "logical"
     width = max(out.width - 45, 20)
