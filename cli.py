@@ -35,6 +35,7 @@ from casebook import drafts as draft_service
 from casebook import followups as followup_service
 from casebook.access import Actor
 from casebook.audit import ChainReport
+from casebook.call_status import call_status
 from casebook.clock import utcnow
 from casebook.db import Database, upgrade_schema
 from casebook.drafts import Draft
@@ -1000,7 +1001,7 @@ def calls_list(
             [
                 {
                     **model_row(call, CALL_FIELDS),
-                    "status": calls_service.call_status(call.ended_at, call.abandoned),
+                    "status": call_status(call.ended_at, call.abandoned),
                     "case": reference,
                 }
                 for call, reference in rows
@@ -1015,7 +1016,7 @@ def calls_list(
             call.caller_number or "",
             local_time(call.started_at or call.ended_at, ctx.settings, short=True),
             duration,
-            calls_service.call_status(call.ended_at, call.abandoned),
+            call_status(call.ended_at, call.abandoned),
             reference or "",
             Path(call.recording_path).name if call.recording_path else "",
         )

@@ -429,14 +429,6 @@ def close_vanished_calls(
     return record_calls(session, settings, facts)
 
 
-def call_status(ended_at: datetime | None, abandoned: bool) -> str:
-    """A call's status, the one rule for the tracker's live calls and the stored ones: live
-    until it ends, then abandoned or complete."""
-    if ended_at is None:
-        return "live"
-    return "abandoned" if abandoned else "complete"
-
-
 def list_calls(session: Session, actor: Actor, *, limit: int = 50) -> list[Call]:
     """Recent calls, newest first; caller numbers are personal data, so staff who see all cases
     see all calls and the listing is audited."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from casebook.calls import call_status
+from casebook.call_status import call_status
 from hotline.ami_protocol import AmiMessage
 from hotline.ami_settings import AmiSettings
 

@@ -7,6 +7,7 @@ from sqlmodel import select
 
 from casebook import calls, cases
 from casebook.access import Actor
+from casebook.call_status import call_status
 from casebook.db import Database
 from casebook.errors import AccessDenied
 from casebook.models import Call, Callback, CallbackReason
@@ -155,7 +156,7 @@ def test_a_noted_call_that_vanished_during_a_gap_is_finished_once(
 
 def test_a_call_is_live_until_it_ends_then_abandoned_or_complete() -> None:
     ended = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-    assert calls.call_status(None, False) == "live"
-    assert calls.call_status(None, True) == "live"
-    assert calls.call_status(ended, True) == "abandoned"
-    assert calls.call_status(ended, False) == "complete"
+    assert call_status(None, False) == "live"
+    assert call_status(None, True) == "live"
+    assert call_status(ended, True) == "abandoned"
+    assert call_status(ended, False) == "complete"
