@@ -3,12 +3,14 @@ the agent who handled it. Shared by integrity checks, sampling, access, retentio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from casebook.batch import chunked
 from casebook.errors import NotFound
-from casebook.models import Call, Case, Recording
+from casebook.models import Call, Callback, Case, Recording, RecordingKind
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,29 @@ def get_recording(session: Session, recording_id: int) -> Recording:
     if recording is None:
         raise NotFound(f"no recording {recording_id}")
     return recording
+
+
+def cases_with_message(session: Session, case_ids: Sequence[int]) -> set[int]:
+    """Which of these cases already have the caller's own message recorded."""
+    found: set[int] = set()
+    for keys in chunked(case_ids):
+        query = select(Recording.case_id).where(
+            col(Recording.case_id).in_(keys), Recording.kind == RecordingKind.MESSAGE.value
+        )
+        found |= {case_id for case_id in session.exec(query) if case_id is not None}
+    return found
+
+
+def known_paths(session: Session) -> set[str]:
+    """Every recording path the database names: stored recordings, and what calls reported
+    (a file can be named by a call before, or without, being stored)."""
+    known = set(session.exec(select(Recording.path)).all())
+    known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
+    return known
+
+
+def callback_case(session: Session, callback_id: int) -> int | None:
+    """The case a callback's recording belongs to (None for an unknown callback or one that
+    was for an abandoned call, which has no case)."""
+    callback = session.get(Callback, callback_id)
+    return callback.case_id if callback is not None else None

@@ -77,6 +77,13 @@ RULES = [
     ),
     Rule("hotline/app (the application) must not import the CLI", ("hotline/app",), CLI),
     Rule(
+        "the listener's persistence stores through casebook and recordings services: no query "
+        "of its own",
+        ("hotline/app/persist.py",),
+        ("sqlmodel", "sqlalchemy"),
+        allowed=("sqlmodel.Session",),
+    ),
+    Rule(
         "ivr_flows must not reach into the database except through casebook services "
         "(a service takes a Session; the query is the service's)",
         ("ivr_flows",),
@@ -86,10 +93,11 @@ RULES = [
     Rule(
         # The job queue (casebook.jobs) claims a recording and attaches the finished draft to
         # its case; what the case does next is casebook's. So transcription reads no case
-        # model, workflow, drafts or SLA, and runs no query of its own.
+        # model, workflow, drafts or SLA, and runs no query of its own. It stands beside
+        # recordings, not on it (it reads the files a job names).
         "transcription must not decide case workflow: casebook only through its job queue",
         ("transcription",),
-        ("hotline", *CLI, "ivr_flows", "sqlmodel", "sqlalchemy", "casebook"),
+        ("hotline", *CLI, "ivr_flows", "recordings", "sqlmodel", "sqlalchemy", "casebook"),
         allowed=(
             "casebook.jobs",
             "casebook.access",
@@ -191,6 +199,7 @@ REFUSED = {
     "hotline": ("hotline/tracker.py", "from sqlmodel import select"),
     "hotline/simulator": ("hotline/simulator/server.py", "from ivr_flows import AgiServer"),
     "hotline/app": ("hotline/app/demo.py", "from cli_render import visual"),
+    "hotline/app/persist.py": ("hotline/app/persist.py", "from sqlmodel import select"),
     "ivr_flows": ("ivr_flows/casebook_backend.py", "from sqlmodel import Session, select"),
     "transcription": ("transcription/worker.py", "from casebook.models import Case"),
     "casebook": ("casebook/calls.py", "from asterisk.ami import AMIClient"),

@@ -24,7 +24,6 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import IO, Any
 
-from recordings.ingest import sha256_of
 from transcription.settings import TranscriptionSettings
 
 PYPI_MODEL = "whisper-base-pypi"
@@ -109,6 +108,12 @@ def assemble(cache_dir: Path, source: ModelSource | None = None) -> Path:
     return target
 
 
+def _sha256(path: Path) -> str:
+    # The standard library's streaming digest: transcription needs no recordings code for it.
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _bad_files(target: Path, expected: dict[str, str], model_size: int) -> list[str]:
     """Names of the files that are missing or differ from their pinned hash."""
     bad = []
@@ -118,7 +123,7 @@ def _bad_files(target: Path, expected: dict[str, str], model_size: int) -> list[
         if (
             not path.is_file()
             or (name == "model.bin" and path.stat().st_size != model_size)
-            or sha256_of(path) != sha
+            or _sha256(path) != sha
         ):
             bad.append(name)
     return bad
@@ -202,7 +207,7 @@ def _cached_sha256(path: Path) -> str:
     stat = path.stat()
     key = (path.resolve(), stat.st_size, stat.st_mtime)
     if key not in _sha_cache:
-        _sha_cache[key] = sha256_of(path)
+        _sha_cache[key] = _sha256(path)
     return _sha_cache[key]
 
 

@@ -21,19 +21,19 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from casebook import calls, jobs
 from casebook.access import Actor
-from casebook.batch import chunked
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
-from casebook.models import Call, Callback, Recording, RecordingKind
+from casebook.models import RecordingKind
 from casebook.retry import Backoff, retry_call
 from hotline.app.config import Settings
 from hotline.app.dial import ingest_callback_recording
 from hotline.tracker import TrackedCall
+from recordings import catalogue
 from recordings.ingest import (
     FileFacts,
     IngestedRecording,
@@ -122,20 +122,10 @@ def finish_recordings(
             transcribe.append(message)
         elif stored.case_id is not None and whole_call is not None:
             whole_calls.append((stored.case_id, whole_call))
-    with_message = _cases_with_message(session, [case_id for case_id, _ in whole_calls])
+    with_message = catalogue.cases_with_message(session, [case_id for case_id, _ in whole_calls])
     transcribe += [recording for case_id, recording in whole_calls if case_id not in with_message]
     jobs.enqueue_transcriptions(session, LISTENER, transcribe, utcnow())
     calls.audit_recorded(session, LISTENER, recorded)
-
-
-def _cases_with_message(session: Session, case_ids: Sequence[int]) -> set[int]:
-    found: set[int] = set()
-    for keys in chunked(case_ids):
-        query = select(Recording.case_id).where(
-            col(Recording.case_id).in_(keys), Recording.kind == RecordingKind.MESSAGE.value
-        )
-        found |= {case_id for case_id in session.exec(query) if case_id is not None}
-    return found
 
 
 def note_calls(session: Session, settings: Settings, noted: Sequence[TrackedCall]) -> None:
@@ -356,8 +346,7 @@ def reconcile_recordings(
     recovered = []
     for path, match, modified in orphans:
         if match["callback"] is not None:
-            callback = session.get(Callback, int(match["callback"]))
-            case_id = callback.case_id if callback is not None else None
+            case_id = catalogue.callback_case(session, int(match["callback"]))
             ingest_callback_recording(session, settings, LISTENER, str(path), case_id)
             log.warning("callback recording %s ingested after its call ended", path.name)
             continue
@@ -385,8 +374,7 @@ def _quiet_orphans(
     root = settings.recordings.root
     if not root.is_dir():
         return []
-    known = set(session.exec(select(Recording.path)).all())
-    known |= {path for path in session.exec(select(Call.recording_path)).all() if path}
+    known = catalogue.known_paths(session)
     orphans = []
     for path in sorted(root.iterdir()):
         match = RECORDING_NAME.match(path.name)
