@@ -178,7 +178,9 @@ def measure_hotline(server: StreamServer, traffic: Traffic, sink: CallSink) -> f
     return elapsed
 
 
-def measure_listener(server: StreamServer, traffic: Traffic, warm_up: Traffic) -> float:
+def measure_listener(
+    server: StreamServer, traffic: Traffic, warm_up: Traffic, recordings: Path
+) -> float:
     """Seconds for the whole listener (session, tracker, CallStore writing to a fresh SQLite
     file) until every event was read AND every call is stored in the database. The listener
     has been running: it stored the ``warm_up`` calls before (untimed), so its statements are
@@ -186,6 +188,8 @@ def measure_listener(server: StreamServer, traffic: Traffic, warm_up: Traffic) -
     folder = Path(tempfile.mkdtemp())
     settings = Settings()
     settings.database.url = f"sqlite:///{folder / 'bench.db'}"
+    # The simulator's recordings: outside recordings.root they would be refused, not ingested.
+    settings.recordings.root = recordings
     db = Database(settings.database)
     store = CallStore(db, settings)
     store.start()
@@ -257,7 +261,7 @@ def run(sink_factory: Callable[[], CallSink] = CountingSink) -> BenchResult:
         for _ in range(ROUNDS):
             bare.append(measure_bare(server))
             ours.append(measure_hotline(server, traffic, sink_factory()))
-            full.append(measure_listener(server, traffic, warm_up))
+            full.append(measure_listener(server, traffic, warm_up, recordings))
     finally:
         server.close()
         shutil.rmtree(recordings)

@@ -354,10 +354,12 @@ class CallTracker:
         if (
             call.case_reference is None
             or call.recording_path is None
-            or call.outcome is None
-            or message.name == "Hangup"  # the final values (choices made in a gap)
+            or message.name == "Hangup"  # the final values (outcome, choices made in a gap)
         ):
             # manager.conf channelvars: every channel event repeats the variables' values.
+            # While connected, VarSet tells every change of the outcome and the choices; a
+            # change made in a gap shows at the latest in the hotline channel's Hangup, so
+            # other events are not parsed for them (that doubled the tracker's time).
             self._note_variables(call, uniqueid, message.variables())
         if handler is not None:
             handler(call, uniqueid, message, at)
@@ -415,7 +417,7 @@ class CallTracker:
 
     def _note_variables(self, call: _Call, uniqueid: str | None, values: dict[str, str]) -> None:
         rules = self.rules
-        if any(len(value) > MAX_VALUE_CHARS for value in values.values()):
+        if max(map(len, values.values()), default=0) > MAX_VALUE_CHARS:
             self.stats.ignored_growth += 1
             values = {name: v for name, v in values.items() if len(v) <= MAX_VALUE_CHARS}
         outcome = values.get(rules.outcome_variable)

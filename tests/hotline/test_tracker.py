@@ -370,6 +370,22 @@ def test_the_simulators_agent_connect_has_the_real_ones_headers() -> None:
     assert simulated.get("DestLinkedid") == simulated.get("Linkedid") == "1.1"
 
 
+def test_an_outcome_set_while_the_listener_was_away_is_read_from_the_hangup() -> None:
+    # No VarSet of HOTLINE_OUTCOME reached us (a gap): the hotline channel's Hangup still
+    # carries the variable (manager.conf channelvars), and that is where it is read.
+    sink = CollectingSink()
+    tracker = CallTracker(sink, OUTCOME_RULES)
+    case = ("ChanVariable", "HOTLINE_CASE=")
+    for message in (
+        _event("Newexten", ("Exten", "15654"), case, ("ChanVariable", "HOTLINE_OUTCOME=")),
+        _event("Newexten", ("Exten", "s"), case, ("ChanVariable", "HOTLINE_OUTCOME=")),
+        _event("Hangup", ("Cause", "16"), case, ("ChanVariable", "HOTLINE_OUTCOME=status")),
+    ):
+        tracker.on_event(message, T0)
+    [call] = sink.calls
+    assert call.outcome == "status" and not call.abandoned
+
+
 def _channel_event(
     name: str, linkedid: str, uniqueid: str, *headers: tuple[str, str]
 ) -> AmiMessage:
