@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,9 @@ R = AttemptResult
 DIAL_STATUS = {"ANSWER": R.ANSWERED, "BUSY": R.BUSY, "NOANSWER": R.NO_ANSWER}
 # OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): why the first leg did not answer.
 AGENT_LEG = {"5": R.BUSY, "3": R.NO_ANSWER, "0": R.NO_ANSWER}
+# The dialler's session sees only OriginateResponse, DialEnd and Hangup: a callback has a dozen
+# before its OriginateResponse, other diallers' calls may add some.
+UNNAMED_EVENTS_KEPT = 1000
 
 
 class DialError(Exception):
@@ -68,6 +72,9 @@ class OriginateWatch:
         # That channel hung up (or never ran the callback context): the recording is closed.
         self._closed = threading.Event()
         self._early: list[AmiMessage] = []
+        # Its DialEnd can come before OriginateResponse names it (seen on Asterisk 22 when the
+        # customer answers at once): the call events until then, kept to be read once it does.
+        self._unnamed: deque[AmiMessage] = deque(maxlen=UNNAMED_EVENTS_KEPT)
 
     def follow(self, action_id: str) -> None:
         self.action_id = action_id
@@ -81,15 +88,22 @@ class OriginateWatch:
                 self._early.append(message)
             elif message.action_id == self.action_id:
                 self._on_response(message)
-        elif self._originated is not None and message.get("Uniqueid") == self._originated:
-            # Only this channel's own events: the agent's leg shares the Linkedid, and its
-            # DialEnd (the agent's phone answered, through [hotline-agents]) is no customer's.
-            if message.name == "DialEnd":
-                status = message.get("DialStatus") or ""
-                self._finish(DIAL_STATUS.get(status, R.FAILED), f"customer leg: {status}")
-            elif message.name == "Hangup":
-                self._finish(R.FAILED, "ended before the customer was dialled")
-                self._closed.set()
+        elif self._originated is None:
+            self._unnamed.append(message)
+        else:
+            self._on_call_event(message)
+
+    def _on_call_event(self, message: AmiMessage) -> None:
+        # Only the originated channel's own events: the agent's leg shares the Linkedid, and
+        # its DialEnd (the agent's phone answered, through [hotline-agents]) is no customer's.
+        if message.get("Uniqueid") != self._originated:
+            return
+        if message.name == "DialEnd":
+            status = message.get("DialStatus") or ""
+            self._finish(DIAL_STATUS.get(status, R.FAILED), f"customer leg: {status}")
+        elif message.name == "Hangup":
+            self._finish(R.FAILED, "ended before the customer was dialled")
+            self._closed.set()
 
     def on_channels(self, channels: Sequence[AmiMessage], received_at: datetime) -> None:
         del channels, received_at
@@ -101,6 +115,8 @@ class OriginateWatch:
             self._closed.set()  # nothing ran the callback context: nothing was recorded
             return
         self._originated = message.get("Uniqueid")
+        while self._unnamed:
+            self._on_call_event(self._unnamed.popleft())
 
     def _finish(self, result: AttemptResult, detail: str) -> None:
         if self.result is None:

@@ -247,3 +247,42 @@ def test_the_agents_own_dial_end_is_not_taken_for_the_customers() -> None:
     ):
         watch.on_event(message, utcnow())
     assert watch.result == AttemptResult.NO_ANSWER
+
+
+def test_the_customers_dial_end_before_the_originate_response_is_still_read() -> None:
+    # Asterisk 22: a customer who answers at once can end the originated channel's Dial before
+    # OriginateResponse names that channel (seen in the real-PBX suite's two diallers at once).
+    originated = "1800.1"
+    watch = OriginateWatch()
+    watch.follow("originate-ab12cd34-1")
+    for message in (
+        AmiMessage(
+            (
+                ("Event", "DialEnd"),
+                ("Channel", "Local/201@hotline-agents-00000001;1"),
+                ("Uniqueid", originated),
+                ("Linkedid", originated),
+                ("DialStatus", "ANSWER"),
+            )
+        ),
+        AmiMessage(
+            (
+                ("Event", "OriginateResponse"),
+                ("ActionID", "originate-ab12cd34-1"),
+                ("Response", "Success"),
+                ("Channel", "Local/201@hotline-agents-00000001;1"),
+                ("Uniqueid", originated),
+            )
+        ),
+        AmiMessage(
+            (
+                ("Event", "Hangup"),
+                ("Channel", "Local/201@hotline-agents-00000001;1"),
+                ("Uniqueid", originated),
+                ("Linkedid", originated),
+            )
+        ),
+    ):
+        watch.on_event(message, utcnow())
+    assert watch.result == AttemptResult.ANSWERED
+    assert watch.wait_closed(0)
