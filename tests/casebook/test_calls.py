@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from casebook import calls, cases
 from casebook.access import Actor
@@ -18,26 +18,40 @@ LISTENER = Actor.system("listener")
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
+def record(
+    s: Session,
+    settings: Settings,
+    linkedid: str,
+    number: str | None,
+    *,
+    reference: str | None = None,
+    ivr_choices: list[str] | None = None,
+    recording_path: str | None = None,
+) -> calls.StoredCall:
+    """A 30-second call to 15654 that ended normally, stored as the listener stores it."""
+    return calls.record_call(
+        s,
+        settings,
+        linkedid=linkedid,
+        uniqueid=linkedid,
+        caller_number=number,
+        did="15654",
+        started_at=START,
+        answered_at=START + timedelta(seconds=1),
+        ended_at=START + timedelta(seconds=31),
+        hangup_cause=16,
+        hangup_cause_text="Normal Clearing",
+        case_reference=reference,
+        ivr_choices=ivr_choices or [],
+        recording_path=recording_path,
+    )
+
+
 def store(
     db: Database, linkedid: str, number: str | None, reference: str | None = None
 ) -> calls.StoredCall:
     return db.run(
-        lambda s: calls.record_call(
-            s,
-            Settings(),
-            linkedid=linkedid,
-            uniqueid=linkedid,
-            caller_number=number,
-            did="15654",
-            started_at=START,
-            answered_at=START + timedelta(seconds=1),
-            ended_at=START + timedelta(seconds=31),
-            hangup_cause=16,
-            hangup_cause_text="Normal Clearing",
-            case_reference=reference,
-            ivr_choices=["1"],
-            recording_path=None,
-        )
+        lambda s: record(s, Settings(), linkedid, number, reference=reference, ivr_choices=["1"])
     )
 
 

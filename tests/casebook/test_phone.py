@@ -4,8 +4,6 @@ audited, never lost with its call or complaint, and never called back."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from pydantic import ValidationError
 from sqlmodel import Session, select
@@ -17,10 +15,10 @@ from casebook.models import AuditEvent, Call, Callback
 from casebook.phone import CallerNumber, dialable, normalise, same_number
 from casebook.settings import PhoneSettings
 from hotline.app.config import Settings
+from tests.casebook.test_calls import START, record
 
 LISTENER = Actor.system("listener")
 IVR = Actor.system("ivr")
-START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 PHONE = PhoneSettings()
 INJECTION = "0912&Local/900@premium"
 HUGE = "9" * 10240
@@ -92,22 +90,7 @@ def store(
     settings: Settings | None = None,
 ) -> calls.StoredCall:
     def work(s: Session) -> calls.StoredCall:
-        stored = calls.record_call(
-            s,
-            settings or Settings(),
-            linkedid=linkedid,
-            uniqueid=linkedid,
-            caller_number=number,
-            did="15654",
-            started_at=START,
-            answered_at=START + timedelta(seconds=1),
-            ended_at=START + timedelta(seconds=31),
-            hangup_cause=16,
-            hangup_cause_text="Normal Clearing",
-            case_reference=None,
-            ivr_choices=[],
-            recording_path=recording_path,
-        )
+        stored = record(s, settings or Settings(), linkedid, number, recording_path=recording_path)
         calls.audit_recorded(s, LISTENER, [(stored, [])])
         return stored
 

@@ -32,6 +32,16 @@ def write_wav(
     return path.read_bytes()
 
 
+def stored_call(db: Database, linkedid: str) -> Call:
+    def work(s: Session) -> Call:
+        call = Call(linkedid=linkedid, abandoned=True)
+        s.add(call)
+        s.flush()
+        return call
+
+    return db.run(work)
+
+
 def recorded_call(
     db: Database,
     settings: Settings,

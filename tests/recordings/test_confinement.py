@@ -33,7 +33,7 @@ from recordings.listening import TamperedRecording, copy_for_playing, export_rec
 from recordings.retention import Expired, apply_retention
 from tests.conftest import Staff
 from tests.hotline.test_store_batches import tracked
-from tests.recordings.helpers import LISTENER, NOW, audit_events, write_wav
+from tests.recordings.helpers import LISTENER, NOW, audit_events, stored_call, write_wav
 
 FORMS = ["dotdot", "relative-dotdot", "absolute", "symlink", "symlinked-folder", "nul", "long"]
 
@@ -95,16 +95,6 @@ def test_names_inside_the_root_are_accepted_and_spelled_plainly(settings: Settin
     linked = root.parent / "linked-root"
     linked.symlink_to(root, target_is_directory=True)
     assert confined_path(linked, f"{root}/c.wav") == str(root / "c.wav")
-
-
-def stored_call(db: Database, linkedid: str) -> Call:
-    def work(s: Session) -> Call:
-        call = Call(linkedid=linkedid, abandoned=True)
-        s.add(call)
-        s.flush()
-        return call
-
-    return db.run(work)
 
 
 def refused_as_given(db: Database, given: str) -> None:

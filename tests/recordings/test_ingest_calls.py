@@ -8,23 +8,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
 from casebook.db import Database
 from casebook.models import Call, RecordingKind
 from hotline.app.config import Settings
 from recordings.ingest import IngestedRecording, store_call_recordings
-from tests.recordings.helpers import LISTENER, audit_events, recorded_call, write_wav
-
-
-def stored_call(db: Database, linkedid: str) -> Call:
-    def work(s: Session) -> Call:
-        call = Call(linkedid=linkedid, abandoned=True)
-        s.add(call)
-        s.flush()
-        return call
-
-    return db.run(work)
+from tests.recordings.helpers import (
+    LISTENER,
+    audit_events,
+    recorded_call,
+    stored_call,
+    write_wav,
+)
 
 
 def test_an_ingested_call_recording_is_read_only_and_kept_for_the_retention_period(
