@@ -1,94 +1,52 @@
-"""`hotline`: the one door for people. Commands parse, call a service, render; no rules here."""
+"""`hotline`: the one door for people. People's commands are clients of the hotline server: they
+send what was typed to its API as the person signed in (`hotline login`) and render the answer;
+no rules, no config, no database here. Operator commands (serve, db upgrade, ...) run on the
+server host with the site's config.
+
+An agent runs these commands all day and each starts a fresh interpreter: this module imports
+only the standard library, typer and cli_client at the top. rich, the Arabic shaping and the
+whole application (hotline.app, hence the database and the speech model) are imported inside
+the functions that need them.
+"""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import getpass
+import functools
 import json
+import math
+import os
 import re
+import shlex
+import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime, time, timedelta
-from functools import cached_property
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime, time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel
 
+import cli_client as client
 import cli_render as terminal
-from casebook import agents as agent_service
-from casebook import audit as audit_service
-from casebook import callbacks as callback_service
-from casebook import calls as calls_service
-from casebook import cases as case_service
-from casebook import drafts as draft_service
-from casebook import followups as followup_service
-from casebook.access import Actor
-from casebook.audit import ChainReport
-from casebook.call_status import call_status
-from casebook.clock import utcnow
-from casebook.db import Database, upgrade_schema
-from casebook.drafts import Draft
-from casebook.errors import CasebookError, DatabaseUnavailable
-from casebook.models import (
-    Agent,
-    AttemptResult,
-    AuditEvent,
-    Call,
-    Callback,
-    Case,
-    CaseStatus,
-    ContactMethod,
-    DraftState,
-    FollowUp,
-    Priority,
-    QAReview,
-    TranscriptionJob,
-)
-from casebook.operations import SiteStatus, site_status
-from casebook.reports import Report, build_report
-from casebook.workflow import STATUS_LABELS_AR
-from hotline.app.checks import run_checks
-from hotline.app.components import Agi, Component, Listener, Scheduler, run_until_signal
-from hotline.app.config import ConfigError, Settings, load_settings
-from hotline.app.demo import DemoError, run_demo
-from hotline.app.dial import DialError, dial_callback
-from hotline.app.lifecycle import configure_logging
-from ivr_flows import (
-    FlowError,
-    SpeechError,
-    build_prompts,
-    load_flow,
-    render_asterisk_config,
-)
-from recordings.integrity import Finding, verify_recordings
-from recordings.listening import copy_for_playing, export_recording
-from recordings.player import INSTALL_HINT, find_player, play
-from recordings.retention import Expired, apply_retention
-from recordings.sampling import MAX_SEED, Sample, draw_sample
-from recordings.scorecard import QaReport, choices, parse_value, qa_report, score_recording
-from transcription import AudioError, ModelError, transcribe
-from transcription.worker import TranscriptionWorker
+from cli_client import ApiClient, ApiError, ClientError, NotSignedIn, quoted
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hotline.app.config import Settings
 
 app = typer.Typer(
     help="خط الشكاوى 15654 — the 15654 complaints hotline.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-agents_app = typer.Typer(help="Agents and their roles.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (operator, on the server host).", no_args_is_help=True)
+agents_app = typer.Typer(help="Agents, their roles and their passwords.", no_args_is_help=True)
 cases_app = typer.Typer(help="Complaint cases.", no_args_is_help=True)
 followup_app = typer.Typer(help="Follow-ups after resolution.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -103,8 +61,10 @@ app.add_typer(drafts_app, name="drafts")
 app.add_typer(callbacks_app, name="callbacks")
 calls_app = typer.Typer(help="Calls the AMI listener stored.", no_args_is_help=True)
 app.add_typer(calls_app, name="calls")
-prompts_app = typer.Typer(help="IVR prompt audio.", no_args_is_help=True)
-asterisk_app = typer.Typer(help="Asterisk configuration for this site.", no_args_is_help=True)
+prompts_app = typer.Typer(help="IVR prompt audio (operator).", no_args_is_help=True)
+asterisk_app = typer.Typer(
+    help="Asterisk configuration for this site (operator).", no_args_is_help=True
+)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(asterisk_app, name="asterisk")
 qa_app = typer.Typer(help="QA: integrity, samples, scorecards.", no_args_is_help=True)
@@ -114,13 +74,13 @@ app.add_typer(qa_app, name="qa")
 app.add_typer(recordings_app, name="recordings")
 app.add_typer(audit_app, name="audit")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="config.yaml to use (default ./config.yaml or $HOTLINE_CONFIG)."
+        "--config",
+        "-c",
+        help="config.yaml for operator commands (serve, db upgrade, ...; default ./config.yaml "
+        "or $HOTLINE_CONFIG). People's commands use the server they signed in to.",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (logical-order text).")]
@@ -131,6 +91,36 @@ ReferenceArgument = Annotated[
 RecordingArgument = Annotated[
     int, typer.Argument(metavar="REC", help="The recording's id (as qa sample lists it).")
 ]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password(s) from standard input, one a line, instead of a prompt.",
+    ),
+]
+
+
+# The words the server accepts, offered as choices; the server checks them again
+# (tests/test_cli.py holds them equal to casebook's).
+class CaseStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    FOLLOW_UP = "follow_up"
+    CLOSED = "closed"
+    ESCALATED = "escalated"
+    REJECTED = "rejected"
+
+
+class ContactMethod(StrEnum):
+    PHONE = "phone"
+    SMS = "sms"
+    LETTER = "letter"
+    VISIT = "visit"
+
+
+PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 class ExitCode:
@@ -139,38 +129,125 @@ class ExitCode:
     DATABASE = 3
 
 
-def fail(message: str, code: int = ExitCode.REFUSED) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+SESSION_ENDED = "your session has ended (expired, signed out or disabled): run hotline login"
+
+
+def fail(message: str, code: int = ExitCode.REFUSED, label: str = "error") -> NoReturn:
+    say_error(label, message)
     raise typer.Exit(code)
 
 
-@dataclass
-class Context:
-    settings: Settings
-    migrate: bool = True
+def say_error(label: str, message: str) -> None:
+    sys.stderr.write(f"{label}: {message}\n")
+    sys.stderr.flush()
 
-    @cached_property
-    def db(self) -> Database:
-        # Opened on first use: commands that need only the settings (transcribe, prompts build)
-        # and the start-up checks of the long-running ones touch no database.
-        return Database(self.settings.database, migrate=self.migrate)
 
-    @property
-    def bidi(self) -> str:
-        # Visual reordering is for people at a terminal; pipes and files keep logical order.
-        return self.settings.display.bidi if out.is_terminal else "logical"
+# --- the terminal (rich only once something is drawn) ---------------------------------------------
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        return self.db.run(work)
 
-    def as_user(self, work: Callable[[Session, Actor], T]) -> T:
-        """Run ``work`` as the agent mapped to the OS login name."""
-        username = getpass.getuser()
-        roles = self.settings.roles
-        return self.db.run(
-            lambda session: work(session, agent_service.resolve_actor(session, username, roles))
+@functools.cache
+def out() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@functools.cache
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def table(*headers: str, **options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(*headers, **options)
+
+
+def grid() -> Table:
+    from rich.table import Table
+
+    layout = Table.grid(padding=(0, 2))
+    layout.add_column(justify="right", style="bold")
+    layout.add_column()
+    return layout
+
+
+def bidi() -> str:
+    """Visual reordering is for people at a terminal; pipes and files keep logical order. A
+    terminal that applies bidi itself (mlterm, Konsole) wants logical: HOTLINE_DISPLAY__BIDI."""
+    if not sys.stdout.isatty():
+        return "logical"
+    return "logical" if os.environ.get("HOTLINE_DISPLAY__BIDI") == "logical" else "visual"
+
+
+def visual(text: str) -> str:
+    return terminal.visual(text, bidi())
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(
+        {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
+        for row in rows
+    )
+
+
+def local_time(value: str | None, *, short: bool = False) -> str:
+    """A time the server sent (ISO, already in the site's time zone), as people read it."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return moment.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M")
+
+
+def check_time(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        time.fromisoformat(value)
+    except ValueError:
+        fail(f"{what} must be HH:MM, got {value!r}")
+    return value
+
+
+def check_date(value: str | None, what: str) -> str | None:
+    """An ISO date or date-time, sent as typed (the server reads it in the site's zone)."""
+    if value is None:
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        fail(
+            f"{what} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00), got {value!r}"
         )
+    return value
 
+
+def period_hours(value: str, what: str) -> float:
+    """7d, 24h, 2w: a period ending now, in hours."""
+    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value.lower())
+    if match is None or int(match.group(1)) == 0:
+        fail(f"{what} must be a number of hours, days or weeks (24h, 7d, 2w), got {value!r}")
+    return float(int(match.group(1)) * {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)])
+
+
+# --- the server and the session -------------------------------------------------------------------
 
 _state: dict[str, Path | None] = {"config": None}
 
@@ -180,85 +257,193 @@ def _global_options(config: ConfigOption = None) -> None:
     _state["config"] = config
 
 
-def context(*, migrate: bool = True) -> Context:
-    return Context(load_settings(_state["config"]), migrate=migrate)
+def api() -> ApiClient:
+    """The server, as the person signed in; without a session, the one-line refusal."""
+    return ApiClient.signed_in(client.load_session())
 
 
-def emit_json(data: Any) -> None:
-    out.print_json(json.dumps(data, ensure_ascii=False, default=str), ensure_ascii=False)
+def read_stdin_line(what: str) -> str:
+    line = sys.stdin.readline()
+    if not line:
+        fail(f"--password-stdin: standard input ended before the {what}")
+    return line.rstrip("\r\n")
 
 
-def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+def ask_secret(question: str) -> str:
+    return str(typer.prompt(visual(question), hide_input=True))
 
 
-def model_row(model: SQLModel, fields: Sequence[str]) -> dict[str, Any]:
-    data = model.model_dump(mode="json")
-    return {name: data[name] for name in fields}
-
-
-def local_time(moment: datetime | None, settings: Settings, *, short: bool = False) -> str:
-    """A stored UTC time in the site's time zone."""
-    if moment is None:
-        return ""
-    return moment.astimezone(settings.business_hours.zone).strftime(
-        "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
+def ask_new_password(from_stdin: bool) -> str:
+    """A new password: typed twice at the prompt (asked again until both match), or two lines
+    of standard input that must match."""
+    if from_stdin:
+        first, second = read_stdin_line("new password"), read_stdin_line("new password again")
+        if first != second:
+            fail("the two new passwords differ")
+        return first
+    return str(
+        typer.prompt(
+            visual("كلمة المرور الجديدة (new password)"),
+            hide_input=True,
+            confirmation_prompt=visual("أعد كتابتها (repeat it)"),
+        )
     )
 
 
-def parse_time(value: str | None, what: str) -> time | None:
-    if value is None:
-        return None
-    try:
-        return time.fromisoformat(value)
-    except ValueError:
-        fail(f"{what} must be HH:MM, got {value!r}")
-
-
-def parse_date(value: str | None, what: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        fail(
-            f"{what} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00), got {value!r}"
+def hand_over(username: str, password: str) -> None:
+    say(f"one-time password for {username}: {password}")
+    say(
+        visual(
+            f"سلّمها إلى {username} شخصياً وعلى انفراد (hand it to {username} in person, privately; "
+            "never by e-mail or chat): it works once, at their first hotline login, where they "
+            "choose their own"
         )
+    )
 
 
-# --- db -------------------------------------------------------------------------------------
+@app.command("login")
+def login(
+    username: Annotated[
+        str | None,
+        typer.Argument(metavar="USER", help="Your user name (asked when left out)."),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            metavar="ADDRESS",
+            help="unix:/path/hotline.sock or https://host:port (default: your last server, "
+            "else $HOTLINE_SERVER, else unix:/run/hotline/hotline.sock).",
+        ),
+    ] = None,
+    cafile: Annotated[
+        Path | None,
+        typer.Option("--cafile", metavar="PEM", help="CA certificate(s) to trust for https."),
+    ] = None,
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """Sign in to the hotline server; your session is kept for your next commands."""
+    previous = client.load_session()
+    address = client.default_server(server, previous)
+    if cafile is not None:
+        trusted: str | None = str(cafile.resolve())
+    elif previous is not None and previous.server == address:
+        trusted = previous.cafile
+    else:
+        trusted = None
+    if username is None:
+        if password_stdin:
+            fail("with --password-stdin, give USER on the command line")
+        default = previous.username if previous is not None else None
+        username = str(typer.prompt(visual("اسم المستخدم (user)"), default=default)).strip()
+    password = (
+        read_stdin_line("password")
+        if password_stdin
+        else ask_secret(f"كلمة المرور لـ {username} (password)")
+    )
+    server_api = ApiClient(address, cafile=trusted)
+    body: dict[str, Any] = {"username": username, "password": password}
+    try:
+        issued = server_api.post("/sessions", body)
+    except ApiError as exc:
+        if exc.code != "password_change_required":
+            raise
+        say(
+            visual(
+                "كلمة مرور لمرة واحدة: اختر كلمة مرورك الآن "
+                "(a one-time password: choose your own now)"
+            )
+        )
+        body["new_password"] = ask_new_password(password_stdin)
+        issued = server_api.post("/sessions", body)
+    if previous is not None and previous.server == address:
+        # The session this one replaces ends now rather than at its expiry.
+        with suppress(ApiError, ClientError):
+            ApiClient(address, previous.token, cafile=trusted).delete("/sessions/current")
+    session = client.SignedIn(address, issued["token"], issued["username"], trusted)
+    client.save_session(session)
+    roles = ", ".join(issued.get("roles") or [])
+    say(
+        f"signed in as {issued['username']} ({roles}) at {address}; "
+        f"session until {local_time(issued.get('expires_at'))}"
+    )
+
+
+@app.command("logout")
+def logout() -> None:
+    """End your session (at the server, and on this machine)."""
+    session = client.load_session()
+    if session is None:
+        say("not signed in")
+        return
+    try:
+        ApiClient.signed_in(session).delete("/sessions/current")
+    except ApiError as exc:
+        if exc.code != "signin_required":  # already ended: nothing more to end
+            client.forget_session()
+            fail(f"{exc}; the session was forgotten here")
+    except ClientError as exc:
+        client.forget_session()
+        fail(f"{exc}; forgotten here, but the server keeps the session until it expires")
+    client.forget_session()
+    say(f"signed out ({session.username})")
+
+
+@app.command("whoami")
+def whoami(as_json: JsonOption = False) -> None:
+    """Who you are signed in as, your roles and when your session ends."""
+    session = client.load_session()
+    me = ApiClient.signed_in(session).get("/whoami")
+    if as_json:
+        emit_json(me)
+        return
+    assert session is not None
+    say(f"{me['username']} · {visual(me.get('display_name') or '')}")
+    say(f"roles: {', '.join(me.get('roles') or [])}")
+    if me.get("department"):
+        say(f"department: {me['department']}")
+    say(f"server: {session.server}")
+    say(f"session until {local_time(me.get('session_expires_at'))}")
+
+
+@app.command("password")
+def password(password_stdin: PasswordStdinOption = False) -> None:
+    """Change your own password (your current one, then the new one twice)."""
+    server_api = api()
+    if password_stdin:
+        current = read_stdin_line("current password")
+    else:
+        current = ask_secret("كلمة المرور الحالية (current password)")
+    new = ask_new_password(password_stdin)
+    server_api.post("/password", {"current_password": current, "new_password": new})
+    say("password changed")
+
+
+# --- operator commands: the application, imported when one of them runs ---------------------------
+
+
+def settings() -> Settings:
+    # Imported here, not at the top: people's commands must start fast, and they never need
+    # the site's config (nor the database and models the application brings).
+    from hotline.app.config import load_settings
+
+    return load_settings(_state["config"])
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the schema to the newest migration."""
-    ctx = context(migrate=False)
-    ctx.db.retrying(lambda: upgrade_schema(ctx.db.engine))
-    out.print(f"schema up to date: {ctx.db.safe_url}")
+    """Create or upgrade the schema to the newest migration (operator)."""
+    from hotline.app.operator import upgrade_database
+
+    say(f"schema up to date: {upgrade_database(settings())}")
 
 
-# --- agents ---------------------------------------------------------------------------------
-
-AGENT_FIELDS = (
-    "username",
-    "display_name",
-    "roles",
-    "department",
-    "languages",
-    "skills",
-    "extension",
-)
+# --- agents ---------------------------------------------------------------------------------------
 
 
 @agents_app.command("add")
 def agents_add(
-    username: Annotated[
-        str, typer.Argument(metavar="USER", help="The agent's login name on this machine.")
-    ],
+    username: Annotated[str, typer.Argument(metavar="USER", help="The agent's user name.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")],
     role: Annotated[
         list[str], typer.Option("--role", help="agent, supervisor, qa or admin (repeat).")
@@ -285,78 +470,115 @@ def agents_add(
     capacity: Annotated[
         int | None, typer.Option(min=1, help="Open callbacks at once (default: config).")
     ] = None,
+    bootstrap: Annotated[
+        bool,
+        typer.Option(
+            "--bootstrap",
+            help="The site's first admin, on the server host, as the account that runs the "
+            "server (no server needed; refused once the site has an admin).",
+        ),
+    ] = False,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
-    """Add an agent (admins only; the very first agent of a site must be an admin)."""
-    ctx = context()
-    start, end = parse_time(shift_start, "--shift-start"), parse_time(shift_end, "--shift-end")
-    agent = ctx.run(
-        lambda session: agent_service.add_agent(
-            session,
-            ctx.settings,
-            getpass.getuser(),
-            username=username,
-            display_name=name,
-            roles=role,
-            department=department,
-            languages=language or ["ar"],
-            skills=skill or [],
-            extension=extension,
-            shift_days=shift_day or [],
-            shift_start=start,
-            shift_end=end,
-            capacity=capacity,
-        )
+    """Add an agent (admins); they get a one-time password to hand over.
+
+    The site's very first admin is added with --bootstrap on the server host instead."""
+    if bootstrap:
+        bootstrap_admin(username, name, role, password_stdin)
+        return
+    body = {
+        "username": username,
+        "display_name": name,
+        "roles": role,
+        "department": department,
+        "languages": language or ["ar"],
+        "skills": skill or [],
+        "extension": extension,
+        "shift_days": shift_day or [],
+        "shift_start": check_time(shift_start, "--shift-start"),
+        "shift_end": check_time(shift_end, "--shift-end"),
+        "capacity": capacity,
+    }
+    added = api().post("/agents", {k: v for k, v in body.items() if v is not None})
+    agent = added["agent"]
+    say(f"added agent {agent['username']} ({', '.join(agent['roles'])})")
+    hand_over(agent["username"], added["one_time_password"])
+
+
+def bootstrap_admin(username: str, name: str, roles: list[str], password_stdin: bool) -> None:
+    """The first admin, written by the operator's process straight into the site's database."""
+    if roles != ["admin"]:
+        fail("--bootstrap adds the site's first admin: give --role admin (alone)")
+    from hotline.app.operator import bootstrap, site_folder
+
+    site = settings()
+    new_password = ask_new_password(password_stdin)
+    agent = bootstrap(
+        site, site_folder(site), username=username, display_name=name, password=new_password
     )
-    out.print(f"added agent {agent.username} ({', '.join(agent.roles)})")
+    say(f"added agent {agent.username} ({', '.join(agent.roles)}): sign in with hotline login")
+
+
+def agent_table(rows: list[dict[str, Any]]) -> Table:
+    listing = table("user", "name", "roles", "department", "languages", "ext", "state")
+    for agent in rows:
+        state = "disabled" if not agent.get("active", True) else ""
+        if agent.get("locked"):
+            state = ", ".join(filter(None, (state, "locked")))
+        listing.add_row(
+            agent["username"],
+            terminal.cell(agent.get("display_name"), 24, bidi()),
+            ", ".join(agent.get("roles") or []),
+            agent.get("department") or "",
+            ", ".join(agent.get("languages") or []),
+            agent.get("extension") or "",
+            state,
+        )
+    return listing
 
 
 @agents_app.command("list")
 def agents_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
     """List agents."""
-    ctx = context()
-    agents: list[Agent] = ctx.as_user(agent_service.list_agents)
-    rows = [model_row(agent, AGENT_FIELDS) for agent in agents]
+    rows: list[dict[str, Any]] = api().get("/agents")
     if as_json:
         emit_json(rows)
-        return
-    if as_csv:
-        emit_csv(
-            [{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows]
-        )
-        return
-    table = Table("user", "name", "roles", "department", "languages", "ext")
-    for agent in agents:
-        table.add_row(
-            agent.username,
-            terminal.cell(agent.display_name, 24, ctx.bidi),
-            ", ".join(agent.roles),
-            agent.department or "",
-            ", ".join(agent.languages),
-            agent.extension or "",
-        )
-    out.print(table)
+    elif as_csv:
+        emit_csv(rows)
+    else:
+        out().print(agent_table(rows))
 
 
-# --- cases ----------------------------------------------------------------------------------
-
-CASE_FIELDS = (
-    "reference",
-    "status",
-    "category",
-    "priority",
-    "department",
-    "caller_number",
-    "created_at",
-    "promised_by",
-    "escalation_level",
-    "draft_text",
-    "confirmed_text",
-)
+UserArgument = Annotated[str, typer.Argument(metavar="USER", help="The agent's user name.")]
 
 
-def status_label(status: str) -> str:
+@agents_app.command("disable")
+def agents_disable(username: UserArgument) -> None:
+    """Disable an agent: they cannot sign in, and every session of theirs ends (admins)."""
+    agent = api().post(f"/agents/{quoted(username)}/disable")["agent"]
+    say(f"agent {agent['username']} disabled; their sessions have ended")
+
+
+@agents_app.command("enable")
+def agents_enable(username: UserArgument) -> None:
+    """Enable a disabled agent again (admins)."""
+    agent = api().post(f"/agents/{quoted(username)}/enable")["agent"]
+    say(f"agent {agent['username']} enabled")
+
+
+@agents_app.command("reset-password")
+def agents_reset_password(username: UserArgument) -> None:
+    """A new one-time password for an agent, unlocking the account (admins)."""
+    reset = api().post(f"/agents/{quoted(username)}/password-reset")
+    hand_over(reset["agent"]["username"], reset["one_time_password"])
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+
+def status_label(case: dict[str, Any]) -> str:
     # No brackets: bidi mirrors them when an Arabic label precedes Latin text.
-    return f"{STATUS_LABELS_AR[CaseStatus(status)]} · {status}"
+    return f"{case.get('status_label_ar') or ''} · {case['status']}"
 
 
 @cases_app.command("list")
@@ -368,92 +590,79 @@ def cases_list(
     as_csv: CsvOption = False,
 ) -> None:
     """Cases you may see, newest first (every listing is audited)."""
-    ctx = context()
-    cases: list[Case] = ctx.as_user(
-        lambda session, actor: case_service.list_cases(
-            session, actor, status=status, department=department, limit=limit
-        )
-    )
-    rows = [model_row(case, CASE_FIELDS) for case in cases]
+    query = {"status": status.value if status else None, "department": department, "limit": limit}
+    cases: list[dict[str, Any]] = api().get("/cases", query)
     if as_json:
-        emit_json(rows)
+        emit_json(cases)
         return
     if as_csv:
-        emit_csv(rows)
+        emit_csv(cases)
         return
-    text_width = max(out.width - 68, 12)
-    table = Table(
-        *(
-            terminal.visual(h, ctx.bidi)
-            for h in ("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى")
-        )
+    if not cases:
+        say(visual("لا توجد شكاوى (no cases)"))
+        return
+    mode = bidi()
+    text_width = max(out().width - 68, 12)
+    listing = table(
+        *(visual(h) for h in ("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى"))
     )
-    for column in table.columns:
+    for column in listing.columns:
         column.no_wrap = True  # wrapping visual-order Arabic would scramble it
     for case in cases:
-        table.add_row(
-            case.reference or "",
-            terminal.visual(STATUS_LABELS_AR[CaseStatus(case.status)], ctx.bidi),
-            case.category or "",
-            case.caller_number or "",
-            local_time(case.created_at, ctx.settings, short=True),
-            terminal.cell(case.confirmed_text or case.draft_text, text_width, ctx.bidi),
+        listing.add_row(
+            case["reference"] or "",
+            terminal.visual(case.get("status_label_ar") or case["status"], mode),
+            case.get("category") or "",
+            case.get("caller_number") or "",
+            local_time(case.get("created_at"), short=True),
+            terminal.cell(case.get("confirmed_text") or case.get("draft_text"), text_width, mode),
         )
-    if not cases:
-        out.print(terminal.visual("لا توجد شكاوى (no cases)", ctx.bidi))
-        return
-    out.print(table)
+    out().print(listing)
 
 
 @cases_app.command("show")
 def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> None:
     """One case with its follow-ups (the read is audited)."""
-    ctx = context()
-
-    def read(session: Session, actor: Actor) -> tuple[Case, list[FollowUp]]:
-        case = case_service.get_case(session, actor, reference)
-        return case, case_service.case_followups(session, case)
-
-    case, followups = ctx.as_user(read)
+    case: dict[str, Any] = api().get(f"/cases/{quoted(reference)}")
     if as_json:
-        data = case.model_dump(mode="json")
-        data["followups"] = [f.model_dump(mode="json") for f in followups]
-        emit_json(data)
+        emit_json(case)
         return
-    width = max(min(out.width, 100) - 4, 20)
-    table = Table.grid(padding=(0, 2))
-    table.add_column(justify="right", style="bold")
-    table.add_column()
-    fields = [
-        ("رقم الشكوى", case.reference or ""),
-        ("الحالة", status_label(case.status)),
-        ("التصنيف", case.category or ""),
-        ("القسم", case.department or ""),
-        ("الأولوية", case.priority),
-        ("المتصل", case.caller_number or ""),
-        ("تاريخ التسجيل", local_time(case.created_at, ctx.settings)),
-        ("موعد الحل", local_time(case.promised_by, ctx.settings)),
-        ("مستوى التصعيد", str(case.escalation_level)),
-    ]
-    for label, value in fields:
-        table.add_row(terminal.visual(label, ctx.bidi), terminal.visual(value, ctx.bidi))
-    out.print(table)
-    for label, text in (("المسودة", case.draft_text), ("النص المؤكد", case.confirmed_text)):
+    mode = bidi()
+    width = max(min(out().width, 100) - 4, 20)
+    facts = grid()
+    for label, value in (
+        ("رقم الشكوى", case.get("reference") or ""),
+        ("الحالة", status_label(case)),
+        ("التصنيف", case.get("category") or ""),
+        ("القسم", case.get("department") or ""),
+        ("الأولوية", case.get("priority") or ""),
+        ("المتصل", case.get("caller_number") or ""),
+        ("تاريخ التسجيل", local_time(case.get("created_at"))),
+        ("موعد الحل", local_time(case.get("promised_by"))),
+        ("مستوى التصعيد", str(case.get("escalation_level", ""))),
+    ):
+        facts.add_row(terminal.visual(label, mode), terminal.visual(value, mode))
+    out().print(facts)
+    for label, text in (
+        ("المسودة", case.get("draft_text")),
+        ("النص المؤكد", case.get("confirmed_text")),
+    ):
         if text:
-            out.print(f"\n[bold]{terminal.visual(label, ctx.bidi)}[/]")
-            for line in terminal.visual_lines(text, width, ctx.bidi):
-                out.print(line, justify="right" if ctx.bidi == "visual" else "left")
+            out().print(f"\n[bold]{terminal.visual(label, mode)}[/]")
+            for line in terminal.visual_lines(text, width, mode):
+                out().print(line, justify="right" if mode == "visual" else "left")
+    followups = case.get("followups") or []
     if followups:
-        table = Table("date", "method", "result", "effort", "notes")
+        listing = table("date", "method", "result", "effort", "notes")
         for item in followups:
-            table.add_row(
-                local_time(item.at, ctx.settings),
-                item.method,
-                item.result,
-                "" if item.effort_score is None else str(item.effort_score),
-                terminal.cell(item.notes, 30, ctx.bidi),
+            listing.add_row(
+                local_time(item.get("at")),
+                item.get("method") or "",
+                item.get("result") or "",
+                "" if item.get("effort_score") is None else str(item["effort_score"]),
+                terminal.cell(item.get("notes"), 30, mode),
             )
-        out.print(table)
+        out().print(listing)
 
 
 @cases_app.command("resolve")
@@ -462,13 +671,8 @@ def cases_resolve(
     summary: Annotated[str, typer.Option(help="What was done to fix it.")],
 ) -> None:
     """Record the resolution; a follow-up callback is requested."""
-    ctx = context()
-    case = ctx.as_user(
-        lambda session, actor: case_service.resolve_case(
-            session, ctx.settings, actor, reference, summary=summary
-        )
-    )
-    out.print(f"case {case.reference}: {case.status}")
+    case = api().post(f"/cases/{quoted(reference)}/resolve", {"summary": summary})
+    say(f"case {case['reference']}: {case['status']}")
 
 
 @cases_app.command("close")
@@ -480,11 +684,9 @@ def cases_close(
     ] = None,
 ) -> None:
     """Close formally (after a satisfied follow-up)."""
-    ctx = context()
-    case = ctx.as_user(
-        lambda session, actor: case_service.close_case(session, actor, reference, reason=reason)
-    )
-    out.print(f"case {case.reference}: {case.status}")
+    body = {} if reason is None else {"reason": reason}
+    case = api().post(f"/cases/{quoted(reference)}/close", body)
+    say(f"case {case['reference']}: {case['status']}")
 
 
 @cases_app.command("escalate")
@@ -492,13 +694,8 @@ def cases_escalate(
     reference: ReferenceArgument, reason: Annotated[str, typer.Option(help="Why.")]
 ) -> None:
     """Raise the case one management level."""
-    ctx = context()
-    case = ctx.as_user(
-        lambda session, actor: case_service.escalate_case(
-            session, ctx.settings, actor, reference, reason=reason
-        )
-    )
-    out.print(f"case {case.reference}: {case.status}, level {case.escalation_level}")
+    case = api().post(f"/cases/{quoted(reference)}/escalate", {"reason": reason})
+    say(f"case {case['reference']}: {case['status']}, level {case['escalation_level']}")
 
 
 @followup_app.command("log")
@@ -515,27 +712,20 @@ def followup_log(
     ] = None,
 ) -> None:
     """Record a follow-up contact and its result."""
-    chosen = followup_service.RESULT_WORDS.get(result)
-    if chosen is None:
-        fail(f"--result must be one of {', '.join(followup_service.RESULT_WORDS)}, got {result!r}")
-    ctx = context()
-    followup = ctx.as_user(
-        lambda session, actor: followup_service.log_followup(
-            session,
-            ctx.settings,
-            actor,
-            reference,
-            method=method,
-            result=chosen,
-            effort_score=effort,
-            notes=note,
-            reroute_to=reroute,
-        )
+    body = {
+        "method": method.value,
+        "result": result,
+        "effort_score": effort,
+        "notes": note,
+        "reroute": reroute,
+    }
+    followup = api().post(
+        f"/cases/{quoted(reference)}/followups", {k: v for k, v in body.items() if v is not None}
     )
-    out.print(f"follow-up {followup.id} logged: {followup.result}")
+    say(f"follow-up {followup['id']} logged: {followup['result']}")
 
 
-# --- report ---------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------------
 
 
 @app.command("report")
@@ -547,198 +737,341 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Volumes, CSAT (strict and lenient), CES and SLA met/missed."""
-    ctx = context()
-    start, end = parse_date(since, "--since"), parse_date(until, "--until")
-    figures: Report = ctx.as_user(
-        lambda session, actor: build_report(
-            session, actor, ctx.settings.followup, since=start, until=end
-        )
-    )
+    query = {"since": check_date(since, "--since"), "until": check_date(until, "--until")}
+    figures: dict[str, Any] = api().get("/report", query)
     if as_json:
-        emit_json(figures.as_dict())
+        emit_json(figures)
         return
 
     def percent(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:.1f}%"
 
-    table = Table(show_header=False)
-    rows = [
-        ("الشكاوى (cases)", str(figures.cases_total)),
-        ("المكالمات (calls)", str(figures.calls_total)),
-        ("مكالمات متروكة (abandoned)", str(figures.calls_abandoned)),
-        ("متابعات مجابة (answered follow-ups)", str(figures.followups_answered)),
-        ("CSAT strict", percent(figures.csat_strict)),
-        ("CSAT lenient", percent(figures.csat_lenient)),
-        ("CES (easy)", percent(figures.ces)),
-        ("SLA met / missed", f"{figures.sla_met} / {figures.sla_missed}"),
-        ("overdue open cases", str(figures.sla_overdue_open)),
-    ]
-    for label, value in rows:
-        table.add_row(terminal.visual(label, ctx.bidi), value)
-    for status, count in sorted(figures.cases_by_status.items()):
-        table.add_row(terminal.visual(status_label(status), ctx.bidi), str(count))
-    out.print(table)
+    mode = bidi()
+    listing = table(show_header=False)
+    for label, value in (
+        ("الشكاوى (cases)", str(figures["cases_total"])),
+        ("المكالمات (calls)", str(figures["calls_total"])),
+        ("مكالمات متروكة (abandoned)", str(figures["calls_abandoned"])),
+        ("متابعات مجابة (answered follow-ups)", str(figures["followups_answered"])),
+        ("CSAT strict", percent(figures["csat_strict"])),
+        ("CSAT lenient", percent(figures["csat_lenient"])),
+        ("CES (easy)", percent(figures["ces"])),
+        ("SLA met / missed", f"{figures['sla_met']} / {figures['sla_missed']}"),
+        ("overdue open cases", str(figures["sla_overdue_open"])),
+    ):
+        listing.add_row(terminal.visual(label, mode), value)
+    labels = figures.get("cases_by_status_label_ar") or {}
+    for status, count in sorted(figures["cases_by_status"].items()):
+        line = f"{labels.get(status, '')} · {status}"
+        listing.add_row(terminal.visual(line, mode), str(count))
+    out().print(listing)
 
 
-# --- drafts and review (agents) -------------------------------------------------------------
-
-PRIORITIES = [p.value for p in Priority]
+# --- drafts and review (agents) -------------------------------------------------------------------
 
 
-def show_reminder(ctx: Context) -> None:
-    counts = ctx.as_user(
-        lambda session, actor: callback_service.reminders(session, actor, utcnow())
-    )
-    if counts.due or counts.overdue:
-        line = f"مكالمات المتابعة: {counts.due} مستحقة، {counts.overdue} متأخرة"
-        english = f"(callbacks due {counts.due}, overdue {counts.overdue})"
-        out.print(f"[bold magenta]{terminal.visual(line, ctx.bidi)}[/]  {english}")
+def show_reminder(server_api: ApiClient) -> None:
+    counts = server_api.get("/callbacks/reminders")
+    if counts["due"] or counts["overdue"]:
+        line = f"مكالمات المتابعة: {counts['due']} مستحقة، {counts['overdue']} متأخرة"
+        english = f"(callbacks due {counts['due']}, overdue {counts['overdue']})"
+        out().print(f"[bold magenta]{visual(line)}[/]  {english}")
 
 
-def render_draft(ctx: Context, draft: Draft, text: str) -> None:
-    case = draft.case
-    seconds = draft.recording.duration_seconds if draft.recording else None
-    facts = [
-        ("رقم الشكوى", case.reference or ""),
-        ("المتصل", case.caller_number or "—"),
-        ("الوقت", local_time(case.created_at, ctx.settings)),
+def render_draft(opened: dict[str, Any], text: str) -> None:
+    from rich.text import Text
+
+    case = opened["case"]
+    recording = opened.get("recording")
+    seconds = recording.get("duration_seconds") if recording else None
+    mode = bidi()
+    facts = grid()
+    for label, value in (
+        ("رقم الشكوى", case.get("reference") or ""),
+        ("المتصل", case.get("caller_number") or "—"),
+        ("الوقت", local_time(case.get("created_at"))),
         ("مدة التسجيل", "—" if seconds is None else f"{seconds:.0f} s"),
-        ("حالة المسودة", case.draft_state or "—"),
-    ]
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(justify="right", style="bold")
-    grid.add_column()
-    for label, value in facts:
-        grid.add_row(terminal.visual(label, ctx.bidi), value)
-    out.rule()
-    out.print(grid)
-    width = max(min(out.width, 100) - 2, 20)
-    if text != (case.draft_text or ""):
-        lines = [Text(line) for line in terminal.visual_lines(text, width, ctx.bidi)]
+        ("حالة المسودة", case.get("draft_state") or "—"),
+    ):
+        facts.add_row(terminal.visual(label, mode), value)
+    out().rule()
+    out().print(facts)
+    width = max(min(out().width, 100) - 2, 20)
+    if text != (case.get("draft_text") or ""):
+        lines = [Text(line) for line in terminal.visual_lines(text, width, mode)]
     else:
-        lines = terminal.highlighted_lines(draft.marked_words(), width, ctx.bidi)
+        marked = [(str(word), bool(doubtful)) for word, doubtful in opened["marked_words"]]
+        lines = terminal.highlighted_lines(marked, width, mode)
     if not text.strip():
         notes = {
-            DraftState.NO_SPEECH.value: "لم يُسمع كلام في التسجيل (no speech)",
-            DraftState.FAILED.value: "تعذر التفريغ: اكتب الشكوى من التسجيل (transcription failed)",
-            DraftState.TRANSCRIBING.value: "التفريغ جارٍ (still transcribing)",
+            "no_speech": "لم يُسمع كلام في التسجيل (no speech)",
+            "failed": "تعذر التفريغ: اكتب الشكوى من التسجيل (transcription failed)",
+            "transcribing": "التفريغ جارٍ (still transcribing)",
         }
-        lines = [
-            Text(
-                terminal.visual(notes.get(case.draft_state or "", "لا يوجد نص"), ctx.bidi),
-                style="italic",
-            )
-        ]
+        note = notes.get(case.get("draft_state") or "", "لا يوجد نص")
+        lines = [Text(terminal.visual(note, mode), style="italic")]
     for line in lines:
-        out.print(line, justify="right" if ctx.bidi == "visual" else "left")
+        out().print(line, justify="right" if mode == "visual" else "left")
 
 
-def choose(ctx: Context, title: str, options: list[str], default: str | None = None) -> str:
+def choose(title: str, options: list[str], default: str | None = None) -> str:
+    """One of ``options`` (by number or name); without options, what is typed (the server
+    checks it)."""
+    if not options:
+        return str(typer.prompt(visual(title), default=default or None)).strip()
     for number, option in enumerate(options, 1):
-        out.print(f"  {number}. {option}")
+        say(f"  {number}. {option}")
     while True:
-        answer = typer.prompt(
-            terminal.visual(title, ctx.bidi), default=default or "", show_default=bool(default)
-        )
+        answer = typer.prompt(visual(title), default=default or "", show_default=bool(default))
         picked = str(answer).strip()
         if picked in options:
             return picked
         if picked.isdigit() and 1 <= int(picked) <= len(options):
             return options[int(picked) - 1]
-        err.print(f"choose 1-{len(options)}")
+        sys.stderr.write(f"choose 1-{len(options)}\n")
 
 
-def confirm(ctx: Context, reference: str, text: str, category: str, department: str | None) -> Case:
-    return ctx.as_user(
-        lambda session, actor: case_service.confirm_draft(
-            session,
-            ctx.settings,
-            actor,
-            reference,
-            text=text,
-            category=category,
-            department=department,
+def edit_text(text: str) -> str:
+    """``text`` edited in $VISUAL or $EDITOR (a command line, maybe with options), as typed."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="hotline-edit-") as folder:
+        path = Path(folder) / "draft.txt"
+        path.write_text(text, encoding="utf-8")
+        status = subprocess.run(f"{editor} {shlex.quote(str(path))}", shell=True, check=False)
+        if status.returncode != 0:
+            sys.stderr.write(f"the editor stopped with exit code {status.returncode}: unchanged\n")
+            return text
+        return path.read_text(encoding="utf-8")
+
+
+class Unsent:
+    """Edited texts a confirm could not deliver, kept until a confirm succeeds:
+    $XDG_STATE_HOME/hotline/unsent/REF.txt, readable by their owner only."""
+
+    @staticmethod
+    def path(reference: str) -> Path:
+        return client.state_home() / "unsent" / f"{Path(reference).name}.txt"
+
+    @classmethod
+    def keep(cls, reference: str, text: str) -> Path:
+        path = cls.path(reference)
+        client.write_private(path, text)
+        return path
+
+    @classmethod
+    def find(cls, reference: str) -> tuple[str, datetime] | None:
+        path = cls.path(reference)
+        try:
+            return path.read_text(encoding="utf-8"), datetime.fromtimestamp(path.stat().st_mtime)
+        except FileNotFoundError:
+            return None
+
+    @classmethod
+    def drop(cls, reference: str) -> None:
+        cls.path(reference).unlink(missing_ok=True)
+
+
+class Playback:
+    """The draft's call, fetched through the server (audited, checked against its SHA-256) into
+    a private temporary folder and played in the background, so the agent can edit while
+    listening. The folder goes when the draft is left."""
+
+    def __init__(self, server_api: ApiClient, reference: str, recording_id: int) -> None:
+        self.server_api = server_api
+        self.reference = reference
+        self.recording_id = recording_id
+        self.folder: tempfile.TemporaryDirectory[str] | None = None
+        self.player: subprocess.Popen[bytes] | None = None
+
+    def play(self) -> None:
+        from cli_player import INSTALL_HINT, find_player
+
+        command = find_player()
+        if command is None:
+            sys.stderr.write(f"{INSTALL_HINT}\n")
+            return
+        self.stop()
+        if self.folder is None:
+            self.folder = tempfile.TemporaryDirectory(prefix="hotline-play-")
+        folder = Path(self.folder.name)
+        audio = next(folder.glob("*.wav"), None)
+        if audio is None:
+            query = {"purpose": "play", "reason": f"review draft {self.reference}"}
+            path = f"/recordings/{self.recording_id}/audio"
+            audio = self.server_api.download(path, query, folder).path
+        self.player = subprocess.Popen(
+            [*command, str(audio)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+        say(visual("يُشغَّل التسجيل (playing the call)"))
+
+    def stop(self) -> None:
+        if self.player is not None and self.player.poll() is None:
+            self.player.terminate()
+            self.player.wait()
+        self.player = None
+
+    def close(self) -> None:
+        self.stop()  # the call belongs to the draft being left
+        if self.folder is not None:
+            self.folder.cleanup()
+            self.folder = None
+
+
+@contextmanager
+def playback(server_api: ApiClient, opened: dict[str, Any]) -> Iterator[Playback | None]:
+    recording = opened.get("recording")
+    if recording is None:
+        yield None
+        return
+    player = Playback(server_api, opened["case"]["reference"], int(recording["id"]))
+    try:
+        yield player
+    finally:
+        player.close()
+
+
+def confirm_kept(
+    server_api: ApiClient, reference: str, text: str, edited: bool, body: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Confirm. A refusal of what was chosen (400: a category the site does not have, say) is
+    said and None returned, to choose again. Any other failure (the server unreachable, the
+    database down, the session ended, the draft taken meanwhile) first keeps an edited text
+    (Unsent), which is offered again when the draft is next opened, then is reported."""
+    try:
+        case: dict[str, Any] = server_api.post(f"/drafts/{quoted(reference)}/confirm", body)
+    except ApiError as exc:
+        if exc.status == 400:
+            say_error("refused", exc.message)
+            return None
+        if edited:
+            keep_unsent(reference, text)
+        raise
+    except ClientError:
+        if edited:
+            keep_unsent(reference, text)
+        raise
+    Unsent.drop(reference)
+    return case
+
+
+def keep_unsent(reference: str, text: str) -> None:
+    kept = Unsent.keep(reference, text)
+    message = (
+        f"حُفظ نصك المعدّل في {kept} ويُعرض عليك عند فتح المسودة مجدداً "
+        f"(your edited text is kept in {kept} and offered when you open this draft again)"
     )
+    sys.stderr.write(visual(message) + "\n")
 
 
-def reject(ctx: Context, reference: str, reason: str) -> Case:
-    return ctx.as_user(
-        lambda session, actor: case_service.reject_draft(session, actor, reference, reason=reason)
-    )
+def offer_unsent(reference: str, text: str) -> str:
+    found = Unsent.find(reference)
+    if found is None or found[0] == text:
+        return text
+    saved, when = found
+    stamp = when.strftime("%Y-%m-%d %H:%M")
+    question = f"تعديل لم يُرسل من {stamp}: استخدامه؟ (an unsent edit from {stamp}: use it?)"
+    return saved if typer.confirm(visual(question), default=True) else text
 
 
-def review_one(ctx: Context, reference: str) -> bool:
+def review_one(server_api: ApiClient, reference: str, choices: dict[str, list[str]]) -> bool:
     """One draft, until it is confirmed, rejected or skipped. False means: stop reviewing."""
-    draft: Draft = ctx.as_user(
-        lambda session, actor: draft_service.open_draft(session, actor, reference)
-    )
-    text = draft.case.draft_text or ""
-    while True:
-        render_draft(ctx, draft, text)
-        answer = typer.prompt("[a]ccept  [e]dit  [r]eject  [s]kip  [q]uit", default="a")
-        action = str(answer).strip().lower()[:1]
-        if action == "e":
-            text = (click.edit(text, require_save=False) or text).strip()
-        elif action == "a":
-            if not text.strip():
-                err.print(
-                    terminal.visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)", ctx.bidi)
+    opened: dict[str, Any] = server_api.get(f"/drafts/{quoted(reference)}")
+    draft_text = opened["case"].get("draft_text") or ""
+    text = offer_unsent(reference, draft_text)
+    with playback(server_api, opened) as player:
+        while True:
+            render_draft(opened, text)
+            keys = "[a]ccept  [e]dit  [p]lay  [r]eject  [s]kip  [q]uit"
+            if player is None:
+                keys = keys.replace("[p]lay  ", "")
+            action = str(typer.prompt(keys, default="a")).strip().lower()[:1]
+            if action == "e":
+                text = edit_text(text).strip() or text
+            elif action == "p":
+                if player is None:
+                    say(visual("لا يوجد تسجيل لهذه المسودة (no recording)"))
+                else:
+                    player.play()
+            elif action == "a":
+                if not text.strip():
+                    say(visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)"))
+                    continue
+                category = choose("التصنيف (category)", choices["categories"])
+                department = choose(
+                    "القسم (department)", choices["departments"], opened["case"].get("department")
                 )
-                continue
-            category = choose(ctx, "التصنيف (category)", sorted(ctx.settings.sla.categories))
-            departments = ctx.settings.cases.departments
-            department = choose(ctx, "القسم (department)", departments, draft.case.department)
-            case = confirm(ctx, reference, text, category, department)
-            promise = local_time(case.promised_by, ctx.settings)
-            out.print(f"[green]case {case.reference} open[/], promised by {promise}")
-            return True
-        elif action == "r":
-            reject(ctx, reference, str(typer.prompt(terminal.visual("السبب (reason)", ctx.bidi))))
-            out.print(f"case {reference} rejected")
-            return True
-        elif action in ("s", "q"):
-            return action == "s"
+                body = {"text": text, "category": category, "department": department}
+                case = confirm_kept(server_api, reference, text, text != draft_text, body)
+                if case is None:
+                    continue
+                promise = local_time(case.get("promised_by"))
+                out().print(f"[green]case {case['reference']} open[/], promised by {promise}")
+                return True
+            elif action == "r":
+                reason = str(typer.prompt(visual("السبب (reason)")))
+                server_api.post(f"/drafts/{quoted(reference)}/reject", {"reason": reason})
+                Unsent.drop(reference)
+                say(f"case {reference} rejected")
+                return True
+            elif action in ("s", "q"):
+                return action == "s"
+
+
+def site_choices(server_api: ApiClient) -> dict[str, list[str]]:
+    """The site's categories and departments to choose from, when the server lists them."""
+    try:
+        found = server_api.get("/site")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        found = {}
+    return {
+        "categories": [str(item) for item in found.get("categories") or []],
+        "departments": [str(item) for item in found.get("departments") or []],
+    }
 
 
 @app.command("review")
 def review() -> None:
-    """Your queue of drafts, oldest first: read, edit ($EDITOR), confirm or reject each."""
-    ctx = context()
-    show_reminder(ctx)
+    """Your queue of drafts, oldest first: read, listen, edit ($EDITOR), confirm or reject each."""
+    server_api = api()
+    show_reminder(server_api)
+    choices = site_choices(server_api)
     skipped: set[str] = set()
     while True:
-        queue: list[Case] = ctx.as_user(draft_service.draft_queue)
-        waiting = [case for case in queue if case.reference not in skipped]
+        queue: list[dict[str, Any]] = server_api.get("/drafts")
+        waiting = [case for case in queue if case["reference"] not in skipped]
         if not waiting:
-            out.print(terminal.visual("لا توجد مسودات بانتظارك (no drafts waiting)", ctx.bidi))
+            say(visual("لا توجد مسودات بانتظارك (no drafts waiting)"))
             return
-        out.print(terminal.visual(f"مسودات بانتظارك: {len(waiting)}", ctx.bidi))
-        reference = waiting[0].reference or ""
+        say(visual(f"مسودات بانتظارك: {len(waiting)}"))
+        reference = waiting[0]["reference"] or ""
         skipped.add(reference)
-        if not review_one(ctx, reference):
+        if not review_one(server_api, reference, choices):
             return
 
 
 @drafts_app.command("list")
 def drafts_list(as_json: JsonOption = False) -> None:
     """Drafts waiting for you, oldest first."""
-    ctx = context()
-    drafts: list[Case] = ctx.as_user(draft_service.draft_queue)
+    drafts: list[dict[str, Any]] = api().get("/drafts")
     if as_json:
-        emit_json([model_row(case, (*CASE_FIELDS, "draft_state")) for case in drafts])
+        emit_json(drafts)
         return
-    table = Table(*(terminal.visual(h, ctx.bidi) for h in ("المرجع", "المتصل", "الوقت", "المسودة")))
-    for column in table.columns:
+    listing = table(*(visual(h) for h in ("المرجع", "المتصل", "الوقت", "المسودة")))
+    for column in listing.columns:
         column.no_wrap = True
     for case in drafts:
-        table.add_row(
-            case.reference or "",
-            case.caller_number or "",
-            local_time(case.created_at, ctx.settings, short=True),
-            terminal.cell(case.draft_text, max(out.width - 45, 12), ctx.bidi),
+        listing.add_row(
+            case["reference"] or "",
+            case.get("caller_number") or "",
+            local_time(case.get("created_at"), short=True),
+            terminal.cell(case.get("draft_text"), max(out().width - 45, 12), bidi()),
         )
-    out.print(table)
+    out().print(listing)
 
 
 @drafts_app.command("confirm")
@@ -754,25 +1087,12 @@ def drafts_confirm(
     """Confirm a draft: it becomes an open complaint with its promised resolution date."""
     if priority not in PRIORITIES:
         fail(f"--priority must be one of {', '.join(PRIORITIES)}")
-    ctx = context()
-
-    def work(session: Session, actor: Actor) -> Case:
-        draft = draft_service.open_draft(session, actor, reference)
-        return case_service.confirm_draft(
-            session,
-            ctx.settings,
-            actor,
-            reference,
-            text=text if text is not None else draft.case.draft_text or "",
-            category=category,
-            department=department,
-            priority=Priority(priority),
-        )
-
-    case = ctx.as_user(work)
-    out.print(
-        f"case {case.reference}: open, promised by {local_time(case.promised_by, ctx.settings)}"
+    body = {"text": text, "category": category, "department": department, "priority": priority}
+    case = api().post(
+        f"/drafts/{quoted(reference)}/confirm", {k: v for k, v in body.items() if v is not None}
     )
+    Unsent.drop(reference)
+    say(f"case {case['reference']}: open, promised by {local_time(case.get('promised_by'))}")
 
 
 @drafts_app.command("reject")
@@ -781,23 +1101,11 @@ def drafts_reject(
     reason: Annotated[str, typer.Option(help="Why it is not a complaint.")],
 ) -> None:
     """Reject a draft that is not a complaint."""
-    case = reject(context(), reference, reason)
-    out.print(f"case {case.reference}: {case.status}")
+    case = api().post(f"/drafts/{quoted(reference)}/reject", {"reason": reason})
+    say(f"case {case['reference']}: {case['status']}")
 
 
-# --- callbacks ------------------------------------------------------------------------------
-
-CALLBACK_FIELDS = (
-    "id",
-    "reason",
-    "phone_number",
-    "status",
-    "due_from",
-    "overdue_at",
-    "attempts",
-    "last_result",
-    "department",
-)
+# --- callbacks ------------------------------------------------------------------------------------
 
 
 @callbacks_app.command("list")
@@ -806,77 +1114,142 @@ def callbacks_list(
     as_json: JsonOption = False,
 ) -> None:
     """Open callbacks (and those that need a written follow-up), due first."""
-    ctx = context()
-    rows: list[Callback] = ctx.as_user(
-        lambda session, actor: callback_service.list_callbacks(session, actor, mine=mine)
-    )
+    server_api = api()
+    rows: list[dict[str, Any]] = server_api.get("/callbacks", {"mine": mine})
     if as_json:
-        emit_json([model_row(callback, CALLBACK_FIELDS) for callback in rows])
+        emit_json(rows)
         return
-    show_reminder(ctx)
-    table = Table("id", "reason", "number", "status", "due", "attempts")
+    show_reminder(server_api)
+    listing = table("id", "reason", "number", "status", "due", "attempts", "case")
     for callback in rows:
-        table.add_row(
-            str(callback.id),
-            callback.reason,
-            callback.phone_number,
-            callback.status,
-            local_time(callback.due_from, ctx.settings, short=True),
-            str(callback.attempts),
+        listing.add_row(
+            str(callback["id"]),
+            callback.get("reason") or "",
+            callback.get("phone_number") or "",
+            callback.get("status") or "",
+            local_time(callback.get("due_from"), short=True),
+            str(callback.get("attempts", "")),
+            callback.get("case") or "",
         )
-    out.print(table)
+    out().print(listing)
 
 
 @callbacks_app.command("next")
 def callbacks_next() -> None:
     """The callback to make now."""
-    ctx = context()
-    callback = ctx.as_user(callback_service.next_callback)
+    callback = api().get("/callbacks/next")
     if callback is None:
-        out.print(
-            terminal.visual("لا توجد مكالمات متابعة لك الآن (no callbacks for you now)", ctx.bidi)
-        )
+        say(visual("لا توجد مكالمات متابعة لك الآن (no callbacks for you now)"))
         return
-    due = local_time(callback.due_from, ctx.settings)
-    out.print(f"callback {callback.id}: {callback.phone_number} ({callback.reason}), due {due}")
-    out.print(f"  dial it with: hotline callbacks dial {callback.id}")
+    due = local_time(callback.get("due_from"))
+    say(f"callback {callback['id']}: {callback['phone_number']} ({callback['reason']}), due {due}")
+    say(f"  dial it with: hotline callbacks dial {callback['id']}")
+
+
+@callbacks_app.command("dial")
+def callbacks_dial(
+    callback_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The callback's id (as callbacks list shows it).")
+    ],
+) -> None:
+    """Ring your phone, then the customer (AMI Originate); the result is stored."""
+    outcome = api().post(f"/callbacks/{callback_id}/dial", timeout=client.DIAL_TIMEOUT_SECONDS)
+    callback = outcome["callback"]
+    say(
+        f"callback {callback['id']}: {outcome['result']} ({outcome['detail']}); now "
+        f"{callback['status']}, attempt {callback['attempts']} of {outcome['max_attempts']}"
+    )
+    if outcome["result"] == "answered" and callback.get("case"):
+        say(
+            f"  log the follow-up: hotline followup log {callback['case']} --method phone "
+            "--result ..."
+        )
 
 
 @app.command("status")
 def status(as_json: JsonOption = False) -> None:
     """Live calls, the transcription queue, callbacks due and the health of each component."""
-    ctx = context()
-    figures: SiteStatus = ctx.run(lambda session: site_status(session, utcnow()))
+    figures: dict[str, Any] = api().get("/status")
     if as_json:
-        emit_json(asdict(figures))
+        emit_json(figures)
         return
-    table = Table("component", "instance", "seen", "health", "state")
-    for item in figures.components:
-        if item.stopped_at is not None:
-            health = f"stopped at {local_time(item.stopped_at, ctx.settings)}"
-        else:
-            health = "[green]ok[/]" if item.healthy else "[red]silent[/]"
-        state = ", ".join(f"{k}={v}" for k, v in item.state.items())
-        table.add_row(
-            item.component, item.instance, f"{item.seen_seconds_ago:.0f}s ago", health, state
-        )
-    if figures.components:
-        out.print(table)
+    components = figures.get("components") or []
+    if components:
+        listing = table("component", "instance", "seen", "health", "state")
+        for item in components:
+            if item.get("stopped_at") is not None:
+                health = f"stopped at {local_time(item['stopped_at'])}"
+            else:
+                health = "[green]ok[/]" if item.get("healthy") else "[red]silent[/]"
+            state = ", ".join(f"{k}={v}" for k, v in (item.get("state") or {}).items())
+            listing.add_row(
+                item["component"],
+                item["instance"],
+                f"{item['seen_seconds_ago']:.0f}s ago",
+                health,
+                state,
+            )
+        out().print(listing)
     else:
-        out.print("no component has reported yet (is `hotline serve` running?)")
-    oldest = figures.oldest_queued_seconds
-    out.print(
-        f"live calls {figures.live_calls} · transcription queue {figures.queue_depth} "
-        f"(running {figures.running_jobs}, failed {figures.failed_jobs}, oldest waiting "
-        f"{'—' if oldest is None else f'{oldest:.0f}s'}) · callbacks due {figures.callbacks_due}, "
-        f"overdue {figures.callbacks_overdue}, written follow-ups {figures.callbacks_written}"
+        say("no component has reported yet (is `hotline serve` running?)")
+    oldest = figures.get("oldest_queued_seconds")
+    say(
+        f"live calls {figures['live_calls']} · transcription queue {figures['queue_depth']} "
+        f"(running {figures['running_jobs']}, failed {figures['failed_jobs']}, oldest waiting "
+        f"{'—' if oldest is None else f'{oldest:.0f}s'}) · callbacks due "
+        f"{figures['callbacks_due']}, overdue {figures['callbacks_overdue']}, written "
+        f"follow-ups {figures['callbacks_written']}"
     )
 
 
-@app.command("scheduler")
-def scheduler() -> None:
-    """Run the periodic rules (callback assignment, overdue escalation) until SIGTERM."""
-    run_components("scheduler")
+@calls_app.command("list")
+def calls_list(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many calls.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent calls to the hotline, newest first (supervisors, QA, admins; audited)."""
+    rows: list[dict[str, Any]] = api().get("/calls", {"limit": limit})
+    if as_json:
+        emit_json(rows)
+        return
+    listing = table("linkedid", "caller", "started", "duration", "status", "case", "recording")
+    for call in rows:
+        seconds = call.get("duration_seconds")
+        listing.add_row(
+            call["linkedid"],
+            call.get("caller_number") or "",
+            local_time(call.get("started_at") or call.get("ended_at"), short=True),
+            "" if seconds is None else f"{seconds:.0f}s",
+            call.get("status") or "",
+            call.get("case") or "",
+            Path(call["recording_path"]).name if call.get("recording_path") else "",
+        )
+    out().print(listing)
+
+
+# --- operator: the long-running processes and the site's files ------------------------------------
+
+
+def run_components(*names: str, concurrency: int = 1) -> None:
+    """Start the components after their checks; SIGTERM or SIGINT stops them (operator)."""
+    from hotline.app.checks import Check
+    from hotline.app.lifecycle import configure_logging
+    from hotline.app.operator import run_components as run
+
+    site = settings()
+    configure_logging(site.logging)
+
+    def on_check(check: Check) -> None:
+        mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
+        err().print(f"{mark} {check.name}: {check.message}")
+
+    run(
+        site,
+        list(names),
+        concurrency=concurrency,
+        on_check=on_check,
+        on_job_done=lambda line: out().print(f"[green]✓[/] {line}"),
+    )
 
 
 @app.command("serve")
@@ -891,6 +1264,18 @@ def serve(
     run_components("listener", "agi", "worker", "scheduler", concurrency=concurrency)
 
 
+@app.command("listen")
+def listen() -> None:
+    """Run the AMI listener until SIGTERM or Ctrl-C: every hotline call stored once."""
+    run_components("listener")
+
+
+@app.command("agi")
+def agi() -> None:
+    """Run the FastAGI server for the Arabic IVR until SIGTERM or Ctrl-C."""
+    run_components("agi")
+
+
 @app.command("worker")
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=16, help="Jobs at once.")] = 1,
@@ -899,161 +1284,31 @@ def worker(
     run_components("worker", concurrency=concurrency)
 
 
+@app.command("scheduler")
+def scheduler() -> None:
+    """Run the periodic rules (callback assignment, overdue escalation) until SIGTERM."""
+    run_components("scheduler")
+
+
 @app.command("transcribe")
 def transcribe_file(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="The audio file to transcribe.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Transcribe one audio file with the configured model (nothing is stored)."""
-    result = transcribe(path, context().settings.transcription)
+    """Transcribe one audio file with the configured model (nothing is stored; operator)."""
+    from hotline.app.operator import transcribe_file as transcribe
+
+    result = transcribe(settings(), path)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result.data)
         return
-    mode = "visual" if out.is_terminal else "logical"
-    width = max(min(out.width, 100) - 2, 20)
-    for line in terminal.highlighted_lines(result.marked_words(), width, mode):
-        out.print(line, justify="right" if mode == "visual" else "left")
+    mode = bidi()
+    width = max(min(out().width, 100) - 2, 20)
+    for line in terminal.highlighted_lines(result.marked_words, width, mode):
+        out().print(line, justify="right" if mode == "visual" else "left")
     if result.no_speech:
-        out.print(terminal.visual("لا كلام في التسجيل (no speech)", mode))
-    facts = (
-        f"{result.language} · {result.duration:.1f} s of audio in "
-        f"{result.processing_seconds:.1f} s · {len(result.segments)} segments"
-    )
-    out.print(f"[dim]{facts} · {result.model_name}[/]")
-
-
-@app.command("listen")
-def listen() -> None:
-    """Run the AMI listener until SIGTERM or Ctrl-C: every hotline call stored once."""
-    run_components("listener")
-
-
-def report_progress(worker: TranscriptionWorker, job: TranscriptionJob) -> None:
-    """One line per finished job: the worker's progress display."""
-    stats = worker.stats
-    out.print(
-        f"[green]✓[/] recording {job.recording_id}: {stats.done} done, {stats.failed} failed, "
-        f"{stats.busy} in hand"
-    )
-
-
-def run_components(*names: str, concurrency: int = 1) -> None:
-    """Check what the components need, start them; SIGTERM or SIGINT stops them, each finishing
-    its work."""
-    ctx = context()
-    configure_logging(ctx.settings.logging)
-    checks = run_checks(ctx.settings, list(names))
-    for check in checks:
-        mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
-        err.print(f"{mark} {check.name}: {check.message}")
-    if not all(check.ok for check in checks):
-        fail("start-up checks failed (see above)")
-    give_up = threading.Event()
-    makers: dict[str, Callable[[], Component]] = {
-        "listener": lambda: Listener(ctx.db, ctx.settings, give_up),
-        "agi": lambda: Agi(ctx.db, ctx.settings),
-        "scheduler": lambda: Scheduler(ctx.db, ctx.settings),
-        "worker": lambda: TranscriptionWorker(
-            ctx.db, ctx.settings, concurrency=concurrency, on_done=report_progress
-        ),
-    }
-    components = [makers[name]() for name in names]
-    try:
-        run_until_signal(ctx.db, components, give_up)
-    except OSError as exc:
-        fail(f"cannot listen on {ctx.settings.agi.host}:{ctx.settings.agi.port}: {exc.strerror}")
-    for component in components:
-        if isinstance(component, Listener) and component.failure is not None:
-            fail(f"AMI at {ctx.settings.ami.host}:{ctx.settings.ami.port}: {component.failure}")
-        if isinstance(component, TranscriptionWorker) and component.fatal is not None:
-            fail(f"transcription: {component.fatal}")
-
-
-CALL_FIELDS = (
-    "linkedid",
-    "caller_number",
-    "started_at",
-    "ended_at",
-    "duration_seconds",
-    "abandoned",
-    "recording_path",
-    "recording_missing",
-    "hangup_cause_text",
-    "ivr_choices",
-)
-
-
-@calls_app.command("list")
-def calls_list(
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many calls.")] = 50,
-    as_json: JsonOption = False,
-) -> None:
-    """Recent calls to the hotline, newest first (supervisors, QA, admins; audited)."""
-    ctx = context()
-
-    def read(session: Session, actor: Actor) -> list[tuple[Call, str | None]]:
-        listed = calls_service.list_calls(session, actor, limit=limit)
-        return [(call, calls_service.case_reference(session, call)) for call in listed]
-
-    rows = ctx.as_user(read)
-    if as_json:
-        emit_json(
-            [
-                {
-                    **model_row(call, CALL_FIELDS),
-                    "status": call_status(call.ended_at, call.abandoned),
-                    "case": reference,
-                }
-                for call, reference in rows
-            ]
-        )
-        return
-    table = Table("linkedid", "caller", "started", "duration", "status", "case", "recording")
-    for call, reference in rows:
-        duration = "" if call.duration_seconds is None else f"{call.duration_seconds:.0f}s"
-        table.add_row(
-            call.linkedid,
-            call.caller_number or "",
-            local_time(call.started_at or call.ended_at, ctx.settings, short=True),
-            duration,
-            call_status(call.ended_at, call.abandoned),
-            reference or "",
-            Path(call.recording_path).name if call.recording_path else "",
-        )
-    out.print(table)
-
-
-@callbacks_app.command("dial")
-def callbacks_dial(
-    callback_id: Annotated[
-        int, typer.Argument(metavar="ID", help="The callback's id (as callbacks list shows it).")
-    ],
-) -> None:
-    """Ring your phone, then the customer (AMI Originate); the result is stored."""
-    ctx = context()
-    actor = ctx.run(
-        lambda session: agent_service.resolve_actor(session, getpass.getuser(), ctx.settings.roles)
-    )
-    try:
-        outcome = dial_callback(ctx.db, ctx.settings, actor, callback_id)
-    except DialError as exc:
-        fail(str(exc))
-    callback = outcome.callback
-    out.print(
-        f"callback {callback.id}: {outcome.result} ({outcome.detail}); now {callback.status}, "
-        f"attempt {callback.attempts} of {ctx.settings.callbacks.max_attempts}"
-    )
-    if outcome.result == AttemptResult.ANSWERED and callback.case_id is not None:
-        out.print("  log the follow-up: hotline followup log REF --method phone --result ...")
-
-
-# --- IVR ------------------------------------------------------------------------------------
-
-
-@app.command("agi")
-def agi() -> None:
-    """Run the FastAGI server for the Arabic IVR until SIGTERM or Ctrl-C."""
-    run_components("agi")
+        say(terminal.visual("لا كلام في التسجيل (no speech)", mode))
+    out().print(f"[dim]{result.facts}[/]")
 
 
 @prompts_app.command("build")
@@ -1063,19 +1318,14 @@ def prompts_build(
     ] = None,
 ) -> None:
     """Render the IVR's Arabic prompts and digits to 8 kHz WAV (studio recordings are kept)."""
-    settings = context().settings
-    chosen = voice or settings.ivr.voice
-    report = build_prompts(
-        settings.ivr.sounds_dir,
-        flow=load_flow(settings.ivr.flow_file),
-        language=settings.ivr.language,
-        voice=chosen,
-        progress=lambda name: err.print(f"[dim]rendered {name}[/]"),
+    from hotline.app.operator import build_site_prompts
+
+    folder, built = build_site_prompts(
+        settings(), voice, lambda name: err().print(f"[dim]rendered {name}[/]")
     )
-    out.print(
-        f"prompts in {settings.ivr.sounds_dir / settings.ivr.language} with {report.voice}: "
-        f"{len(report.rendered)} rendered, {len(report.cached)} unchanged, "
-        f"{len(report.studio)} studio recordings kept"
+    say(
+        f"prompts in {folder} with {built.voice}: {len(built.rendered)} rendered, "
+        f"{len(built.cached)} unchanged, {len(built.studio)} studio recordings kept"
     )
 
 
@@ -1085,28 +1335,12 @@ def asterisk_config() -> None:
 
     The extensions.conf contexts for 15654, the agent queue (queues.conf, members from
     ivr.queue_members and the agents table) and the manager.conf user the listener needs."""
-    ctx = context()
-    extensions = ctx.run(agent_service.queue_extensions)
-    try:
-        print(render_asterisk_config(ctx.settings, extensions))
-    except ValueError as exc:
-        fail(str(exc), ExitCode.CONFIG)
+    from hotline.app.operator import asterisk_config as render
+
+    print(render(settings()))
 
 
-# --- QA, recordings and the audit log (issue 7) ----------------------------------------------
-
-
-def parse_period(value: str, what: str) -> timedelta:
-    """7d, 24h, 2w: a period ending now."""
-    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value.lower())
-    if match is None:
-        fail(f"{what} must be a number of hours, days or weeks (24h, 7d, 2w), got {value!r}")
-    hours = {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)]
-    return timedelta(hours=int(match.group(1)) * hours)
-
-
-def finding_rows(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(finding) for finding in findings]
+# --- QA, recordings and the audit log -------------------------------------------------------------
 
 
 @qa_app.command("verify")
@@ -1117,35 +1351,25 @@ def qa_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Re-hash recordings: changed, missing and unexpected files (exit code 1 if any)."""
-    ctx = context()
-    start = parse_date(since, "--since")
-    actor: Actor = ctx.as_user(lambda _session, actor: actor)
-    result = verify_recordings(ctx.db, ctx.settings, actor, since=start)
-    problems = {
-        "changed": result.changed,
-        "missing": result.missing,
-        "unexpected": result.unexpected,
-    }
+    body = {} if since is None else {"since": check_date(since, "--since")}
+    result: dict[str, Any] = api().post("/qa/verify", body)
     if as_json:
-        emit_json(
-            {"checked": result.checked, "intact": result.intact}
-            | {kind: finding_rows(found) for kind, found in problems.items()}
-        )
+        emit_json(result)
     else:
-        out.print(f"recordings checked: {result.checked}")
+        say(f"recordings checked: {result['checked']}")
         labels = {"changed": "معدّل", "missing": "مفقود", "unexpected": "غير متوقع"}
-        table = Table(*(terminal.visual(h, ctx.bidi) for h in ("المشكلة", "التسجيل", "المرجع")))
-        table.add_column("path / note")
-        for kind, found in problems.items():
-            for item in found:
-                table.add_row(
-                    terminal.visual(f"{labels[kind]} · {kind}", ctx.bidi),
-                    "" if item.recording_id is None else str(item.recording_id),
-                    item.case_reference or "",
-                    f"{item.path} {item.note or ''}".strip(),
+        listing = table(*(visual(h) for h in ("المشكلة", "التسجيل", "المرجع")))
+        listing.add_column("path / note")
+        for kind, label in labels.items():
+            for item in result.get(kind) or []:
+                listing.add_row(
+                    visual(f"{label} · {kind}"),
+                    "" if item.get("recording_id") is None else str(item["recording_id"]),
+                    item.get("case_reference") or "",
+                    f"{item.get('path') or ''} {item.get('note') or ''}".strip(),
                 )
-        out.print(table if not result.intact else "[green]all recordings intact[/]")
-    if not result.intact:
+        out().print(listing if not result["intact"] else "[green]all recordings intact[/]")
+    if not result["intact"]:
         raise typer.Exit(ExitCode.REFUSED)
 
 
@@ -1153,61 +1377,56 @@ def qa_verify(
 def qa_sample(
     period: Annotated[str, typer.Option(help="Recordings of this last period: 24h, 7d, 2w.")],
     per_agent: Annotated[int, typer.Option(min=1, help="Recordings per agent.")],
-    seed: Annotated[
-        int | None, typer.Option(min=0, max=MAX_SEED, help="Repeat a draw with its seed.")
-    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Repeat a draw with its seed.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Draw recordings to review, per agent and per category, never one you already had."""
-    ctx = context()
-    until = utcnow()
-    since = until - parse_period(period, "--period")
-    sample: Sample = ctx.as_user(
-        lambda session, actor: draw_sample(
-            session, actor, since=since, until=until, per_agent=per_agent, seed=seed
-        )
+    body = {"period_hours": period_hours(period, "--period"), "per_agent": per_agent}
+    sample: dict[str, Any] = api().post(
+        "/qa/samples", body | ({} if seed is None else {"seed": seed})
     )
-    rows = [
-        {
-            "recording": item.recording.id,
-            "agent": item.agent,
-            "stratum": item.stratum,
-            "case": item.case_reference,
-            "recorded_at": item.recording.created_at.isoformat(),
-            "duration_seconds": item.recording.duration_seconds,
-        }
-        for item in sample.drawn
-    ]
     if as_json:
-        emit_json({"seed": sample.seed, "reviewer": sample.reviewer, "recordings": rows})
+        emit_json(sample)
         return
-    table = Table(
-        *(terminal.visual(h, ctx.bidi) for h in ("التسجيل", "الموظف", "الفئة", "المرجع", "التاريخ"))
-    )
-    for item in sample.drawn:
-        table.add_row(
-            str(item.recording.id),
-            item.agent,
-            item.stratum,
-            item.case_reference or "",
-            local_time(item.recording.created_at, ctx.settings, short=True),
+    listing = table(*(visual(h) for h in ("التسجيل", "الموظف", "الفئة", "المرجع", "التاريخ")))
+    for item in sample["recordings"]:
+        listing.add_row(
+            str(item["recording"]),
+            item.get("agent") or "",
+            item.get("stratum") or "",
+            item.get("case") or "",
+            local_time(item.get("recorded_at"), short=True),
         )
-    out.print(table)
-    out.print(f"{len(rows)} recordings for {sample.reviewer}; seed {sample.seed}")
+    out().print(listing)
+    say(f"{len(sample['recordings'])} recordings for {sample['reviewer']}; seed {sample['seed']}")
 
 
-def ask_scores(ctx: Context) -> dict[str, float]:
-    """The scorecard, one criterion at a time, asked again until the answer fits its scale."""
-    scores: dict[str, float] = {}
-    for criterion in ctx.settings.qa.criteria:
-        question = f"{criterion.label_ar} · {criterion.code} ({choices(criterion)})"
-        while criterion.code not in scores:
-            answer = str(typer.prompt(terminal.visual(question, ctx.bidi)))
-            try:
-                scores[criterion.code] = parse_value(criterion, answer)
-            except CasebookError as exc:
-                err.print(str(exc))
-    return scores
+def ask_answer(criterion: dict[str, Any]) -> str:
+    question = f"{criterion['label_ar']} · {criterion['code']} ({criterion['choices']})"
+    return str(typer.prompt(visual(question))).strip()
+
+
+def score_interactively(
+    server_api: ApiClient, recording: int, comment: str | None
+) -> dict[str, Any]:
+    """The scorecard, one criterion at a time; the server checks the answers, and one it
+    refuses (its message names the criterion) is asked again."""
+    criteria: list[dict[str, Any]] = server_api.get("/qa/criteria")
+    answers = {criterion["code"]: ask_answer(criterion) for criterion in criteria}
+    if comment is None:
+        comment = str(typer.prompt(visual("ملاحظات (comment)"), default="")) or None
+    by_code = {criterion["code"]: criterion for criterion in criteria}
+    while True:
+        body = {"recording": recording, "scores": answers, "comment": comment}
+        try:
+            scored: dict[str, Any] = server_api.post("/qa/scores", body)
+            return scored
+        except ApiError as exc:
+            code = exc.message.split(":", 1)[0].strip()
+            if exc.status != 400 or code not in by_code:
+                raise
+            sys.stderr.write(f"{exc.message}\n")
+            answers[code] = ask_answer(by_code[code])
 
 
 @qa_app.command("score")
@@ -1224,28 +1443,19 @@ def qa_score(
     comment: Annotated[str | None, typer.Option(help="The reviewer's comment.")] = None,
 ) -> None:
     """Score a recording on the QA scorecard: asked criterion by criterion, or with --score."""
-    ctx = context()
-    criteria = {criterion.code: criterion for criterion in ctx.settings.qa.criteria}
+    server_api = api()
     if score:
-        scores: dict[str, float] = {}
+        answers: dict[str, str] = {}
         for item in score:
-            code, _, answer = item.partition("=")
-            if code not in criteria:
-                fail(f"--score {item!r}: unknown criterion (choose from {', '.join(criteria)})")
-            try:
-                scores[code] = parse_value(criteria[code], answer)
-            except CasebookError as exc:
-                fail(str(exc))
+            code, equals, answer = item.partition("=")
+            if not equals:
+                fail(f"--score {item!r}: write CODE=VALUE")
+            answers[code.strip()] = answer
+        body = {"recording": recording, "scores": answers, "comment": comment}
+        scored = server_api.post("/qa/scores", body)
     else:
-        scores = ask_scores(ctx)
-        if comment is None:
-            comment = str(typer.prompt(terminal.visual("ملاحظات (comment)", ctx.bidi), default=""))
-    review: QAReview = ctx.as_user(
-        lambda session, actor: score_recording(
-            session, ctx.settings.qa, actor, recording, scores, comment or None
-        )
-    )
-    out.print(f"recording {recording} scored: {review.total or 0:.1f}%")
+        scored = score_interactively(server_api, recording, comment)
+    say(f"recording {recording} scored: {scored.get('total') or 0:.1f}%")
 
 
 @qa_app.command("report")
@@ -1256,36 +1466,30 @@ def qa_report_command(
     as_json: JsonOption = False,
 ) -> None:
     """Per-agent and per-criterion averages of the QA scores, with the weighted total."""
-    ctx = context()
-    until = utcnow()
-    since = None if period is None else until - parse_period(period, "--period")
-    figures: QaReport = ctx.as_user(
-        lambda session, actor: qa_report(session, ctx.settings.qa, actor, since=since, until=until)
-    )
+    query = {} if period is None else {"period_hours": period_hours(period, "--period")}
+    figures: dict[str, Any] = api().get("/qa/report", query)
     if as_json:
-        emit_json(figures.as_dict())
+        emit_json(figures)
         return
 
     def number(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}"
 
-    agents = Table(*(terminal.visual(h, ctx.bidi) for h in ("الموظف", "المراجعات", "المجموع %")))
-    for row in figures.per_agent:
-        agents.add_row(row.agent, str(row.reviews), number(row.total))
-    out.print(agents)
-    criteria = Table(
-        *(terminal.visual(h, ctx.bidi) for h in ("المعيار", "الوزن", "المقياس", "المتوسط", "%"))
-    )
-    for item in figures.per_criterion:
+    agents = table(*(visual(h) for h in ("الموظف", "المراجعات", "المجموع %")))
+    for row in figures["per_agent"]:
+        agents.add_row(row["agent"], str(row["reviews"]), number(row["total"]))
+    out().print(agents)
+    criteria = table(*(visual(h) for h in ("المعيار", "الوزن", "المقياس", "المتوسط", "%")))
+    for item in figures["per_criterion"]:
         criteria.add_row(
-            terminal.visual(f"{item.label_ar} · {item.code}", ctx.bidi),
-            f"{item.weight:g}",
-            item.scale,
-            number(item.mean),
-            number(item.percent),
+            visual(f"{item['label_ar']} · {item['code']}"),
+            f"{item['weight']:g}",
+            item["scale"],
+            number(item["mean"]),
+            number(item["percent"]),
         )
-    out.print(criteria)
-    out.print(f"reviews {figures.reviews}, weighted total {number(figures.total)}%")
+    out().print(criteria)
+    say(f"reviews {figures['reviews']}, weighted total {number(figures['total'])}%")
 
 
 @recordings_app.command("play")
@@ -1293,20 +1497,20 @@ def recordings_play(
     recording: RecordingArgument,
     reason: Annotated[str, typer.Option(help="Why you listen (kept in the audit log).")],
 ) -> None:
-    """Listen to a recording (its SHA-256 is checked first; the access is audited)."""
+    """Listen to a recording (sent by the server after its SHA-256 check; the access is
+    audited)."""
+    from cli_player import INSTALL_HINT, find_player, play
+
     player = find_player()
     if player is None:
         fail(INSTALL_HINT)
-    ctx = context()
+    server_api = api()
     with tempfile.TemporaryDirectory(prefix="hotline-play-") as folder:
-        copy: Path = ctx.as_user(
-            lambda session, actor: copy_for_playing(
-                session, actor, recording, reason, Path(folder), root=ctx.settings.recordings.root
-            )
-        )
-        status = play(player, copy)
-    if status != 0:
-        fail(f"the player {Path(player[0]).name} stopped with exit code {status}")
+        query = {"purpose": "play", "reason": reason}
+        copy = server_api.download(f"/recordings/{recording}/audio", query, Path(folder))
+        exit_status = play(player, copy.path)
+    if exit_status != 0:
+        fail(f"the player {Path(player[0]).name} stopped with exit code {exit_status}")
 
 
 @recordings_app.command("export")
@@ -1316,13 +1520,9 @@ def recordings_export(
     reason: Annotated[str, typer.Option(help="Why it leaves the system (audit log).")],
 ) -> None:
     """Export a verified copy of a recording (the access is audited)."""
-    ctx = context()
-    target: Path = ctx.as_user(
-        lambda session, actor: export_recording(
-            session, actor, recording, to, reason, root=ctx.settings.recordings.root
-        )
-    )
-    out.print(f"recording {recording} exported to {target}")
+    query = {"purpose": "export", "reason": reason}
+    copy = api().download(f"/recordings/{recording}/audio", query, to)
+    say(f"recording {recording} exported to {copy.path}")
 
 
 @recordings_app.command("retention")
@@ -1331,51 +1531,40 @@ def recordings_retention(
     as_json: JsonOption = False,
 ) -> None:
     """Delete recordings past retention that no open case or QA review holds (audited)."""
-    ctx = context()
-    expired: list[Expired] = ctx.as_user(
-        lambda session, actor: apply_retention(session, ctx.settings, actor, utcnow(), dry_run)
-    )
+    expired: list[dict[str, Any]] = api().post("/recordings/retention", {"dry_run": dry_run})
     if as_json:
-        emit_json([dataclasses.asdict(item) for item in expired])
+        emit_json(expired)
     elif not expired:
-        nothing = "لا توجد تسجيلات منتهية الاحتفاظ (nothing past retention)"
-        out.print(terminal.visual(nothing, ctx.bidi))
+        say(visual("لا توجد تسجيلات منتهية الاحتفاظ (nothing past retention)"))
     else:
-        table = Table("recording", "case", "due", "deleted", "path / error")
+        listing = table("recording", "case", "due", "deleted", "path / error")
         for item in expired:
-            table.add_row(
-                str(item.recording_id),
-                item.case_reference or "",
-                local_time(item.due, ctx.settings),
-                "yes" if item.deleted else "no",
-                item.error or item.path,
+            listing.add_row(
+                str(item["recording_id"]),
+                item.get("case_reference") or "",
+                local_time(item.get("due")),
+                "yes" if item.get("deleted") else "no",
+                item.get("error") or item.get("path") or "",
             )
-        out.print(table)
+        out().print(listing)
         verb = "would be deleted" if dry_run else "deleted"
-        out.print(f"{sum(1 for i in expired if i.deleted or dry_run)} recordings {verb}")
-    if any(item.error for item in expired):
+        count = sum(1 for item in expired if item.get("deleted") or dry_run)
+        say(f"{count} recordings {verb}")
+    if any(item.get("error") for item in expired):
         raise typer.Exit(ExitCode.REFUSED)
 
 
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOption = False) -> None:
     """Recompute the audit log's hash chain; exit code 1 at an edited or deleted entry."""
-    ctx = context()
-    chain: ChainReport = ctx.as_user(audit_service.verify_chain)
-    broken = chain.first_break
+    chain: dict[str, Any] = api().get("/audit/verify")
+    broken = chain.get("first_break")
     if as_json:
-        emit_json(
-            {
-                "entries": chain.entries,
-                "intact": chain.intact,
-                "head": chain.head,
-                "first_break": None if broken is None else dataclasses.asdict(broken),
-            }
-        )
+        emit_json(chain)
     elif broken is None:
-        out.print(f"[green]audit log intact[/]: {chain.entries} entries, head {chain.head}")
+        say(f"audit log intact: {chain['entries']} entries, head {chain['head']}")
     else:
-        out.print(f"[bold red]audit log broken[/]: {broken.message}")
+        say(f"audit log broken: {broken.get('message') or broken}")
     if broken is not None:
         raise typer.Exit(ExitCode.REFUSED)
 
@@ -1391,30 +1580,24 @@ def audit_list(
     as_json: JsonOption = False,
 ) -> None:
     """The audit log, newest first (supervisors and admins)."""
-    ctx = context()
-    start = parse_date(since, "--since")
-    events: list[AuditEvent] = ctx.as_user(
-        lambda session, actor: audit_service.list_events(
-            session, actor, since=start, object_type=object_type, limit=limit
-        )
-    )
-    fields = ("id", "at", "actor", "action", "object_type", "object_id", "allowed", "detail")
+    query = {"since": check_date(since, "--since"), "object_type": object_type, "limit": limit}
+    events: list[dict[str, Any]] = api().get("/audit", query)
     if as_json:
-        emit_json([model_row(event, fields) for event in events])
+        emit_json(events)
         return
-    table = Table("id", "at", "actor", "action", "object", "ok", "detail")
+    listing = table("id", "at", "actor", "action", "object", "ok", "detail")
     for event in events:
-        detail = json.dumps(event.detail, ensure_ascii=False)
-        table.add_row(
-            str(event.id),
-            local_time(event.at, ctx.settings, short=True),
-            event.actor,
-            event.action,
-            f"{event.object_type} {event.object_id or ''}".strip(),
-            "yes" if event.allowed else "[red]no[/]",
-            terminal.cell(detail, 30, ctx.bidi),
+        detail = json.dumps(event.get("detail"), ensure_ascii=False)
+        listing.add_row(
+            str(event["id"]),
+            local_time(event.get("at"), short=True),
+            event.get("actor") or "",
+            event.get("action") or "",
+            f"{event.get('object_type') or ''} {event.get('object_id') or ''}".strip(),
+            "yes" if event.get("allowed") else "[red]no[/]",
+            terminal.cell(detail, 30, bidi()),
         )
-    out.print(table)
+    out().print(listing)
 
 
 @app.command("demo")
@@ -1428,26 +1611,29 @@ def demo(
 
     Simulated calls with Arabic speech go through the real IVR, AMI listener and Whisper, and
     end as drafts waiting for an agent."""
-    result = run_demo(folder, calls, progress=lambda line: out.print(f"[dim]•[/] {line}"))
-    mode = "visual" if out.is_terminal else "logical"
-    width = max(out.width - 45, 20)
+    from hotline.app.demo import run_demo
+
+    result = run_demo(folder, calls, progress=lambda line: out().print(f"[dim]•[/] {line}"))
+    mode = bidi()
+    width = max(out().width - 45, 20)
     headers = ("المرجع", "المتصل", "الحالة", "المسودة")
-    table = Table(
-        *(terminal.visual(h, mode) for h in headers), title=terminal.visual("الشكاوى المسجلة", mode)
+    listing = table(
+        *(terminal.visual(h, mode) for h in headers),
+        title=terminal.visual("الشكاوى المسجلة", mode),
     )
-    for column in table.columns:
+    for column in listing.columns:
         column.no_wrap = True
     for case in result.cases:
-        table.add_row(
+        listing.add_row(
             case.reference,
             case.caller_number or "",
             case.draft_state,
             terminal.cell(case.draft_text, width, mode),
         )
-    out.print(table)
-    out.print(f"{len(result.cases)} calls from first ring to draft in {result.seconds:.0f} s")
+    out().print(listing)
+    out().print(f"{len(result.cases)} calls from first ring to draft in {result.seconds:.0f} s")
     config = result.config_path
-    out.print("\nnext, try:")
+    out().print("\nnext, try:")
     for command in (
         f"hotline -c {config} review",
         f"hotline -c {config} cases list",
@@ -1456,30 +1642,48 @@ def demo(
         f"hotline -c {config} status",
     ):
         if command:
-            out.print(f"  .venv/bin/{command}")
+            out().print(f"  .venv/bin/{command}")
+
+
+# --- the entry point ------------------------------------------------------------------------------
+
+
+def explain(exc: BaseException) -> tuple[str, str, int] | None:
+    """A known failure as (label, one line, exit code); None for a bug (its traceback shows)."""
+    if isinstance(exc, NotSignedIn):
+        return "error", str(exc), ExitCode.REFUSED
+    if isinstance(exc, ApiError):
+        if exc.code == "signin_required":
+            return "error", SESSION_ENDED, ExitCode.REFUSED
+        if exc.code == "database_unavailable":
+            return "error", exc.message, ExitCode.DATABASE
+        if exc.status == 429:
+            wait = math.ceil(exc.retry_after or 1)
+            return "refused", f"{exc.message} (try again in {wait} s)", ExitCode.REFUSED
+        return "refused", exc.message, ExitCode.REFUSED
+    if isinstance(exc, ClientError):
+        return "error", str(exc), ExitCode.REFUSED
+    if type(exc).__module__.split(".")[0] in ("builtins", "typer", "click", "cli_client"):
+        return None
+    # An operator command's failure (config, database, speech...): only then is the
+    # application loaded to read it.
+    from hotline.app.operator import known_failure
+
+    known = known_failure(exc)
+    return None if known is None else (known.label, known.message, known.exit_code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: a known failure is one clear line and an exit code, not a traceback."""
     try:
         app(args=list(argv) if argv is not None else None)
-    except ConfigError as exc:
-        err.print(f"[bold red]config error:[/] {exc}")
-        sys.exit(ExitCode.CONFIG)
-    except (FlowError, SpeechError, AudioError, ModelError, DemoError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(ExitCode.REFUSED)
-    except DatabaseUnavailable as exc:
-        err.print(f"[bold red]database unavailable:[/] {exc}")
-        sys.exit(ExitCode.DATABASE)
-    except CasebookError as exc:
-        err.print(f"[bold red]refused:[/] {exc}")
-        sys.exit(ExitCode.REFUSED)
-    except SQLAlchemyError as exc:
-        # A schema older than the code, a permission, a constraint: one line, not a traceback.
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        err.print(f"[bold red]database error:[/] {reason} (try: hotline db upgrade)")
-        sys.exit(ExitCode.DATABASE)
+    except Exception as exc:
+        known = explain(exc)
+        if known is None:
+            raise
+        label, message, code = known
+        say_error(label, message)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 letters, so text is shaped and reordered into visual order line by line, after wrapping in
 logical order (wrapping visual text would put a sentence's end on its first line).
 Machine output (--json, --csv) always keeps the logical order stored in the database.
+
+The shaping libraries and rich are imported where they are used: a command that prints JSON, or
+no Arabic, never loads them (people's commands must start fast).
 """
 
 from __future__ import annotations
@@ -9,10 +12,10 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import Counter
+from typing import TYPE_CHECKING
 
-import arabic_reshaper
-from bidi import get_display
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 # Arabic, Arabic Supplement, Extended-A and the presentation forms.
 _RTL = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
@@ -33,6 +36,9 @@ def visual(text: str, mode: str = "visual") -> str:
         return text
     # python-bidi lacks the paired-bracket rule, so "(no cases)" after Arabic would come out as
     # ")no cases(": isolating the bracketed Latin run (LRI ... PDI) keeps its brackets upright.
+    import arabic_reshaper
+    from bidi import get_display
+
     isolated = _LATIN_IN_BRACKETS.sub(lambda m: f"\u2066{m.group(0)}\u2069", text)
     return str(get_display(arabic_reshaper.reshape(isolated))).translate(_ISOLATES)
 
@@ -62,6 +68,7 @@ def highlighted_lines(
     """Lines of (word, doubtful) pairs, wrapped in logical order, drawn in visual order, with the
     doubtful words styled. Shaping never crosses a space, so a word looks the same drawn alone
     or inside its line: that is how a doubtful word is found again after reordering."""
+    from rich.text import Text
     lines: list[list[tuple[str, bool]]] = [[]]
     used = 0
     for word, doubtful in words:

@@ -10,7 +10,6 @@ from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
 from hotline.app.config import Settings
 from recordings.listening import TamperedRecording, copy_for_playing, export_recording
-from recordings.player import find_player
 from tests.conftest import Staff
 from tests.recordings.helpers import audit_events, recorded_call, reference_of
 
@@ -128,10 +127,3 @@ def test_a_reason_is_required(db: Database, settings: Settings, staff: Staff, fo
                 s, staff.actor("qa"), recording.id or 0, " ", folder, root=settings.recordings.root
             )
         )
-
-
-def test_a_player_is_found_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}" if name == "play" else None)
-    assert find_player() == ["/usr/bin/play", "-q"]
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    assert find_player() is None

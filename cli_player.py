@@ -1,4 +1,6 @@
-"""Play a WAV through whatever player the machine has."""
+"""Play a WAV through whatever player this machine has: the client's side of listening (the
+recording came from the server, checked against its SHA-256, into a private temporary folder).
+Nothing here reads the recordings folder; it imports nothing heavy."""
 
 from __future__ import annotations
 
