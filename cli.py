@@ -1501,10 +1501,10 @@ def recordings_play(
     audited)."""
     from cli_player import INSTALL_HINT, find_player, play
 
+    server_api = api()
     player = find_player()
     if player is None:
         fail(INSTALL_HINT)
-    server_api = api()
     with tempfile.TemporaryDirectory(prefix="hotline-play-") as folder:
         query = {"purpose": "play", "reason": reason}
         copy = server_api.download(f"/recordings/{recording}/audio", query, Path(folder))

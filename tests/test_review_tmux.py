@@ -1,48 +1,56 @@
-"""A person at a real terminal (tmux, 80 columns) confirms a draft through `hotline review`,
-editing it in $EDITOR first."""
+"""A person at a real terminal (tmux, 80 columns) works through `hotline review`, signed in to a
+running site (tests/site.py): edits a draft in $EDITOR and confirms it, plays the call while
+reviewing, and keeps an edited text when the confirm cannot reach the server."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import stat
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from casebook import agents, cases, jobs
+from casebook import cases, jobs
 from casebook.access import Actor
 from casebook.clock import utcnow
-from casebook.db import Database
-from casebook.models import Case, CaseStatus, RecordingKind
-from hotline.app.config import load_settings
+from casebook.models import CaseStatus, RecordingKind
 from recordings.ingest import ingest_recording
+from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.recordings.helpers import write_wav
+from tests.site import Person, Site, running_site
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
-HOTLINE = str(Path(sys.executable).with_name("hotline"))
 SAID = "انقطاع الإنترنت منذ ثلاثة أيام"
+EDITED = "انقطاع الهاتف منذ ثلاثة أيام"
 WORDS = [("انقطاع", False), ("الإنترنت", True), ("منذ", False), ("ثلاثة", False), ("أيام", True)]
+EDITOR = "sed -i s/الإنترنت/الهاتف/"
 
 
 class Terminal:
-    def __init__(self, session: str) -> None:
+    """A tmux session on a server of its own (-L), so no other tmux's environment leaks in."""
+
+    def __init__(self, server: str, session: str) -> None:
+        self.server = server
         self.session = session
 
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True
+        ).stdout
+
     def type(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+        self.tmux("send-keys", "-t", self.session, *keys)
 
     def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.session],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        # -J: a line the terminal wrapped comes back whole.
+        return self.tmux("capture-pane", "-p", "-J", "-t", self.session)
 
     def wait_for(self, text: str, safety_seconds: float = 60) -> str:
         deadline = time.monotonic() + safety_seconds
@@ -54,124 +62,109 @@ class Terminal:
         raise AssertionError(f"{text!r} never appeared on the screen:\n{self.screen()}")
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> tuple[Path, str]:
-    config = tmp_path / "config.yaml"
-    config.write_text("database:\n  url: sqlite:///hotline.db\n", encoding="utf-8")
-    settings = load_settings(config, environ={})
-    db = Database(settings.database)
-    for username, roles in (("root", ["admin"]), ("amal", ["agent"])):
-        add = partial(
-            agents.add_agent,
-            settings=settings,
-            acting_username="root",
-            username=username,
-            display_name=username,
-            roles=roles,
-            department="customer-care",
-        )
-        db.run(add)
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest) -> Iterator[Site]:
+    url = None
+    if request.param == "postgresql":
+        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    with running_site(url) as running:
+        running.add_agent("amal", ["agent"], "customer-care")
+        yield running
+
+
+def drafted(site: Site) -> tuple[str, Path]:
+    """A complaint from the IVR whose message Whisper drafted (two words in doubt): its
+    reference and its recording."""
     worker = Actor.system("worker")
-    message = tmp_path / "message.wav"
-    message.write_bytes(b"")
+    with site.database() as (db, settings):
+        message = settings.recordings.root / "message-1.wav"
+        write_wav(message, seconds=0.5)
 
-    def register(session: Session) -> str:
-        case = cases.register_complaint(
-            session, settings, Actor.system("ivr"), caller_number="0910000001", uniqueid="1.1"
-        )
-        recording = ingest_recording(
-            session,
-            worker,
-            str(message),
-            kind=RecordingKind.MESSAGE,
-            root=tmp_path,
-            case_id=case.id,
-        )
-        assert recording is not None
-        jobs.enqueue_transcription(session, worker, recording, utcnow())
-        return case.reference or ""
+        def register(session: Session) -> str:
+            case = cases.register_complaint(
+                session, settings, Actor.system("ivr"), caller_number="0910000001", uniqueid="1.1"
+            )
+            case.department = "customer-care"
+            recording = ingest_recording(
+                session,
+                worker,
+                str(message),
+                kind=RecordingKind.MESSAGE,
+                root=settings.recordings.root,
+                case_id=case.id,
+            )
+            assert recording is not None
+            jobs.enqueue_transcription(session, worker, recording, utcnow())
+            return case.reference or ""
 
-    reference = db.run(register)
-    policy = jobs.QueuePolicy()
-    job = db.run(lambda s: jobs.claim_next_job(s, "w", policy, utcnow()))
-    assert job is not None and job.id is not None
-    job_id = job.id
-    segments = [
-        {
-            "start": 0.0,
-            "end": 3.0,
-            "text": SAID,
-            "doubtful": False,
-            "words": [
-                {
-                    "text": f" {w}",
-                    "doubtful": d,
-                    "start": 0.0,
-                    "end": 1.0,
-                    "probability": 0.3 if d else 0.9,
-                }
-                for w, d in WORDS
-            ],
-        }
-    ]
-    data = jobs.TranscriptData(
-        text=SAID,
-        model_name="whisper-base",
-        model_sha256=None,
-        language="ar",
-        language_probability=1.0,
-        audio_seconds=3.0,
-        processing_seconds=1.0,
-        no_speech=False,
-        segments=segments,
-    )
-    db.run(lambda s: jobs.finish_job(s, worker, job_id, "w", data, utcnow()))
-    db.dispose()
-    return config, reference
+        reference = db.run(register)
+        job = db.run(lambda s: jobs.claim_next_job(s, "w", jobs.QueuePolicy(), utcnow()))
+        assert job is not None and job.id is not None
+        job_id = job.id
+        words = [
+            {
+                "text": f" {w}",
+                "doubtful": d,
+                "start": 0.0,
+                "end": 1.0,
+                "probability": 0.3 if d else 0.9,
+            }
+            for w, d in WORDS
+        ]
+        segments = [{"start": 0.0, "end": 3.0, "text": SAID, "doubtful": False, "words": words}]
+        data = jobs.TranscriptData(
+            text=SAID,
+            model_name="whisper-base",
+            model_sha256=None,
+            language="ar",
+            language_probability=1.0,
+            audio_seconds=3.0,
+            processing_seconds=1.0,
+            no_speech=False,
+            segments=segments,
+        )
+        db.run(lambda s: jobs.finish_job(s, worker, job_id, "w", data, utcnow()))
+    return reference, message
 
 
 @pytest.fixture
-def terminal(site: tuple[Path, str], tmp_path: Path) -> Iterator[Terminal]:
-    config, _ = site
-    session = f"review-{uuid.uuid4().hex[:8]}"
-    editor = "sed -i s/الإنترنت/الهاتف/"
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "80",
-            "-y",
-            "40",
-            "-e",
-            "USER=amal",
-            "-e",
-            "LOGNAME=amal",
-            "-e",
-            f"EDITOR={editor}",
-            "-e",
-            f"HOTLINE_CONFIG={config}",
-            "-e",
-            "LANG=C.UTF-8",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ],
-        check=True,
-        cwd=tmp_path,
+def amal(site: Site) -> Person:
+    return site.people["amal"]
+
+
+@pytest.fixture
+def terminal(amal: Person) -> Iterator[Terminal]:
+    """amal's terminal: her session, her editor, a player that copies what it plays."""
+    server = f"hl-{uuid.uuid4().hex[:8]}"
+    bin_dir = amal.home / "bin"
+    bin_dir.mkdir()
+    player = bin_dir / "aplay"
+    player.write_text(f'#!/bin/sh\nfor f; do :; done\ncp "$f" {amal.home}/heard.wav\n')
+    player.chmod(0o755)
+    (amal.home / "tmp").mkdir()
+    env = amal.env(
+        EDITOR=EDITOR,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        TMPDIR=str(amal.home / "tmp"),
+        LOGNAME="root",  # changes nothing: amal is who her session says
+        USER="root",
     )
-    yield Terminal(session)
-    subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    command = ["tmux", "-L", server, "new-session", "-d", "-s", "review", "-x", "80", "-y", "40"]
+    for name in ("HOME", "PATH", "PYTHONPATH", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "LANG"):
+        if name in env:
+            command += ["-e", f"{name}={env[name]}"]
+    command += ["-e", f"EDITOR={EDITOR}", "-e", f"TMPDIR={env['TMPDIR']}"]
+    command += ["-e", "LOGNAME=root", "-e", "USER=root", "bash", "--norc", "--noprofile"]
+    subprocess.run(command, check=True, cwd=amal.home, env=env)
+    yield Terminal(server, "review")
+    subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
 
 
 def test_an_agent_edits_and_confirms_a_draft_at_the_terminal(
-    terminal: Terminal, site: tuple[Path, str]
+    terminal: Terminal, site: Site
 ) -> None:
-    config, reference = site
-    terminal.type(f"{HOTLINE} review", "Enter")
+    reference, _ = drafted(site)
+    terminal.type("hotline review", "Enter")
     screen = terminal.wait_for("[a]ccept")
     assert reference in screen
     # Shown right to left: the first word of the draft is drawn at the right end of its line.
@@ -181,17 +174,73 @@ def test_an_agent_edits_and_confirms_a_draft_at_the_terminal(
     terminal.wait_for("ﻒﺗﺎﻬﻟﺍ")  # the edited word, shaped
     terminal.type("a", "Enter")
     terminal.wait_for("(category)")
-    terminal.type("2", "Enter")  # billing, network, ...: network
+    terminal.type("network", "Enter")
     terminal.wait_for("(department)")
     terminal.type("Enter")  # keep customer-care
     terminal.wait_for(f"case {reference} open")
     terminal.wait_for("no drafts waiting")
 
-    settings = load_settings(config, environ={})
-    db = Database(settings.database)
-    with db.session() as s:
-        case = s.exec(select(Case)).one()
+    case = site.stored_case(reference)
     assert (case.status, case.category) == (CaseStatus.OPEN, "network")
-    assert case.confirmed_text == "انقطاع الهاتف منذ ثلاثة أيام"
+    assert case.confirmed_text == EDITED
     assert case.draft_text == SAID
-    db.dispose()
+
+
+def test_the_play_key_streams_the_call_through_the_server_and_plays_it(
+    terminal: Terminal, site: Site, amal: Person
+) -> None:
+    reference, message = drafted(site)
+    terminal.type("hotline review; echo review-$((1 + 1))", "Enter")
+    terminal.wait_for("[p]lay")
+    terminal.type("p", "Enter")
+    terminal.wait_for("(playing the call)")
+    heard = amal.home / "heard.wav"
+    deadline = time.monotonic() + 30
+    while not heard.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert heard.read_bytes() == message.read_bytes()
+    terminal.type("q", "Enter")
+    terminal.wait_for("review-2")
+    # The private copy went with the draft; the listen is on record, with why.
+    assert list((amal.home / "tmp").iterdir()) == []
+    events = json.loads(
+        site.people["admin"].ok("audit", "list", "--object-type", "recording", "--json").stdout
+    )
+    plays = [(e["actor"], e["action"], e["detail"]["why"]) for e in events]
+    assert ("amal", "recording.play", f"review draft {reference}") in plays
+
+
+def test_an_edited_text_survives_a_failed_confirm_and_is_offered_again(
+    terminal: Terminal, site: Site, amal: Person
+) -> None:
+    reference, _ = drafted(site)
+    terminal.type("hotline review", "Enter")
+    terminal.wait_for("[a]ccept")
+    terminal.type("e", "Enter")
+    terminal.wait_for("ﻒﺗﺎﻬﻟﺍ")
+    terminal.type("a", "Enter")
+    terminal.wait_for("(category)")
+    site.stop()  # the server goes away while the agent chooses
+    terminal.type("network", "Enter")
+    terminal.wait_for("(department)")
+    terminal.type("Enter")
+    screen = terminal.wait_for("is not answering")
+    assert "your edited text is kept in" in screen
+    kept = amal.unsent_folder / f"{reference}.txt"
+    assert kept.read_text(encoding="utf-8") == EDITED
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+
+    site.start()
+    terminal.type("clear; hotline review", "Enter")
+    terminal.wait_for("(an unsent edit from")
+    terminal.type("Enter")  # yes, the default
+    screen = terminal.wait_for("[a]ccept")
+    assert "ﻒﺗﺎﻬﻟﺍ" in screen  # the kept text, not the draft
+    terminal.type("a", "Enter")
+    terminal.wait_for("(category)")
+    terminal.type("network", "Enter")
+    terminal.wait_for("(department)")
+    terminal.type("Enter")
+    terminal.wait_for(f"case {reference} open")
+    assert site.stored_case(reference).confirmed_text == EDITED
+    assert not kept.exists()

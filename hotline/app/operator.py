@@ -196,20 +196,25 @@ def run_components(
 
 def check_bootstrap_user(site_folder: Path, uid: int | None = None) -> str:
     """The OS user running this, when it owns ``site_folder`` (the folder of the server's socket,
-    created by the server's account); otherwise OperatorError. Checked by uid, which the
-    environment cannot change (LOGNAME and USER can); returns the account's name for the
-    audit log."""
+    which the server's account creates); otherwise OperatorError. Before the server's first
+    start the folder may not exist yet: then its nearest existing parent decides (the site
+    folder for the default var/hotline.sock; /run, hence root only, for /run/hotline). Checked
+    by uid, which the environment cannot change (LOGNAME and USER can); returns the account's
+    name for the audit log."""
     me = os.getuid() if uid is None else uid
+    folder = site_folder
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     try:
-        owner = site_folder.stat().st_uid
+        owner = folder.stat().st_uid
     except OSError as exc:
         raise OperatorError(
-            f"the site folder {site_folder} cannot be read ({exc.strerror}): run --bootstrap as "
+            f"the site folder {folder} cannot be read ({exc.strerror}): run --bootstrap as "
             "the account that runs the hotline server"
         ) from exc
     if owner != me:
         raise OperatorError(
-            f"--bootstrap is for the account that owns the site folder {site_folder} "
+            f"--bootstrap is for the account that owns the site folder {folder} "
             f"({account_name(owner)}), not {account_name(me)}: run it as that account "
             "(e.g. sudo -u hotline hotline agents add ... --bootstrap)"
         )

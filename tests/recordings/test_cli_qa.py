@@ -1,12 +1,11 @@
-"""The QA, recordings and audit commands, run as the installed `hotline` command."""
+"""The QA, recordings and audit commands, run as the installed `hotline` command by people
+signed in to a running site (tests/site.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,73 +13,56 @@ import pytest
 from sqlmodel import Session
 
 from casebook import agents
+from casebook.access import Actor
 from casebook.db import Database
-from casebook.models import Agent, QAReview
-from hotline.app.config import Settings, load_settings
+from casebook.models import QAReview, Recording
+from hotline.app.config import Settings
 from recordings.scorecard import score_recording
+from tests.conftest import BACKENDS, pg_url_with_schema
 from tests.recordings.helpers import recorded_call
 from tests.recordings.test_scorecard import all_scored
-
-HOTLINE = str(Path(sys.executable).with_name("hotline"))
-
-
-def hotline(
-    site: Path, *args: str, user: str = "root", stdin: str | None = None, path: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": path or os.environ["PATH"],
-        "LOGNAME": user,
-        "USER": user,
-        "HOTLINE_CONFIG": str(site / "config.yaml"),
-        "COLUMNS": "100",
-    }
-    return subprocess.run(
-        [HOTLINE, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
-    )
+from tests.site import Person, Site, running_site
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Path, Settings, Database]]:
-    """A site with an admin (root), a QA reviewer and an agent, and a database to seed."""
-    (tmp_path / "config.yaml").write_text(
-        "database:\n  url: sqlite:///hotline.db\n", encoding="utf-8"
-    )
-    settings = load_settings(tmp_path / "config.yaml")
-    db = Database(settings.database)
-    for username, role in (("root", "admin"), ("qa", "qa"), ("sara", "agent")):
-
-        def add(s: Session, username: str = username, role: str = role) -> Agent:
-            return agents.add_agent(
-                s, settings, "root", username=username, display_name=username, roles=[role]
-            )
-
-        db.run(add)
-    yield tmp_path, settings, db
-    db.dispose()
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest) -> Iterator[Site]:
+    """A site with an admin, a QA reviewer (qa) and an agent (sara), all signed in."""
+    url = None
+    if request.param == "postgresql":
+        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    with running_site(url) as running:
+        running.add_agent("qa", ["qa"])
+        running.add_agent("sara", ["agent"], "billing")
+        yield running
 
 
-def agent_id(db: Database, settings: Settings, username: str) -> int | None:
-    return db.run(lambda s: agents.resolve_actor(s, username, settings.roles)).agent_id
+def record(site: Site, name: str, agent: str | None = None) -> Recording:
+    """A call handled by ``agent``, its case and its recording, as the listener stores them."""
+    with site.database() as (db, settings):
+        agent_id = None if agent is None else actor_of(db, settings, agent).agent_id
+        return recorded_call(db, settings, name, agent_id=agent_id)
 
 
-def test_qa_report_json_prints_per_agent_and_per_criterion_figures(
-    site: tuple[Path, Settings, Database],
-) -> None:
-    folder, settings, db = site
-    sara = agent_id(db, settings, "sara")
-    qa = db.run(lambda s: agents.resolve_actor(s, "qa", settings.roles))
-    for name, value in (("c1", 2.0), ("c2", 1.0)):
-        rec = recorded_call(db, settings, name, agent_id=sara).id or 0
+def actor_of(db: Database, settings: Settings, username: str) -> Actor:
+    return db.run(lambda s: agents.resolve_actor(s, username, settings.roles))
 
-        def score(s: Session, rec: int = rec, value: float = value) -> QAReview:
-            return score_recording(s, settings.qa, qa, rec, all_scored(value))
 
-        db.run(score)
+def test_qa_report_json_prints_per_agent_and_per_criterion_figures(site: Site) -> None:
+    recordings = [
+        (record(site, name, agent="sara").id or 0, value)
+        for name, value in (("c1", 2.0), ("c2", 1.0))
+    ]
+    with site.database() as (db, settings):
+        qa = actor_of(db, settings, "qa")
+        for rec, value in recordings:
 
-    result = hotline(folder, "qa", "report", "--period", "7d", "--json")
+            def score(s: Session, rec: int = rec, value: float = value) -> QAReview:
+                return score_recording(s, settings.qa, qa, rec, all_scored(value))
 
-    assert result.returncode == 0, result.stderr
+            db.run(score)
+
+    result = site.people["qa"].ok("qa", "report", "--period", "7d", "--json")
+
     figures = json.loads(result.stdout)
     assert figures["reviews"] == 2
     (row,) = figures["per_agent"]
@@ -92,102 +74,106 @@ def test_qa_report_json_prints_per_agent_and_per_criterion_figures(
     assert len(criteria) == 10
     assert criteria["confidentiality"]["label_ar"] == "السرية وحماية البيانات"
     assert criteria["speed"]["percent"] == pytest.approx(75.0)
+    table = site.people["qa"].ok("qa", "report").stdout
+    assert "reviews 2" in table
 
 
-def test_audit_verify_exits_0_on_an_intact_log_and_1_on_an_edited_one(
-    site: tuple[Path, Settings, Database],
-) -> None:
-    folder, _settings, _db = site
-    intact = hotline(folder, "audit", "verify")
-    assert intact.returncode == 0, intact.stderr
+def test_audit_verify_exits_0_on_an_intact_log_and_1_on_an_edited_one(site: Site) -> None:
+    admin = site.people["admin"]
+    intact = admin.ok("audit", "verify")
     assert "audit log intact" in intact.stdout
-    with sqlite3.connect(folder / "hotline.db") as connection:
+    refused = site.people["sara"].run("audit", "verify")
+    assert refused.returncode == 1 and "sara may not read the audit log" in refused.stderr
+    if not site.database_url.startswith("sqlite"):
+        return  # editing the log past its trigger: shown on SQLite
+    with sqlite3.connect(site.folder / "hotline.db") as connection:
         connection.execute("DROP TRIGGER audit_event_no_update")
         connection.execute("UPDATE audit_event SET actor = 'nobody' WHERE id = 2")
-    broken = hotline(folder, "audit", "verify", "--json")
+    broken = admin.run("audit", "verify", "--json")
     assert broken.returncode == 1
     report = json.loads(broken.stdout)
     assert report["first_break"]["event_id"] == 2 and report["first_break"]["kind"] == "edited"
-    refused = hotline(folder, "audit", "verify", user="sara")
-    assert refused.returncode == 1 and "sara may not read the audit log" in refused.stderr
 
 
-def test_qa_score_walks_the_reviewer_through_the_scorecard(
-    site: tuple[Path, Settings, Database],
-) -> None:
-    folder, settings, db = site
-    rec = recorded_call(db, settings, "c1").id or 0
-    # Ten answers (one wrong, asked again), then the comment.
-    answers = ["2", "2", "3", "1", "2", "2", "2", "2", "نعم", "2", "1", "أحسنت"]
-    result = hotline(folder, "qa", "score", str(rec), user="qa", stdin="\n".join(answers) + "\n")
+def test_qa_score_walks_the_reviewer_through_the_scorecard(site: Site) -> None:
+    rec = record(site, "c1").id or 0
+    # Ten answers (the third off its scale), the comment; then the third is asked again.
+    answers = ["2", "2", "3", "2", "2", "2", "2", "نعم", "2", "1", "أحسنت", "1"]
+    result = site.people["qa"].run("qa", "score", str(rec), stdin="\n".join(answers) + "\n")
     assert result.returncode == 0, result.stderr
     assert "answer 0, 1 or 2, got '3'" in result.stderr
     assert "الاستماع الجيد والتعاطف" in result.stdout
-    with sqlite3.connect(folder / "hotline.db") as connection:
-        scores, comment = connection.execute("SELECT scores, comment FROM qa_review").fetchone()
-    assert json.loads(scores)["transparency"] == 1.0 and comment == "أحسنت"
+    with site.database() as (db, _settings), db.session() as s:
+        review = s.query(QAReview).one()
+    assert review.scores["transparency"] == 1.0 and review.comment == "أحسنت"
+    assert sorted(review.scores.values()).count(1.0) == 2  # the third, asked again
 
 
-def test_qa_verify_reports_a_changed_recording_with_its_case_and_exits_1(
-    site: tuple[Path, Settings, Database],
-) -> None:
-    folder, settings, db = site
-    recording = recorded_call(db, settings, "c1")
+def test_qa_score_with_options_names_a_bad_answer(site: Site) -> None:
+    rec = record(site, "c1").id or 0
+    refused = site.people["qa"].run("qa", "score", str(rec), "--score", "speed=9")
+    assert refused.returncode == 1 and "speed" in refused.stderr
+
+
+def test_qa_verify_reports_a_changed_recording_with_its_case_and_exits_1(site: Site) -> None:
+    recording = record(site, "c1")
     path = Path(recording.path)
     path.chmod(0o644)
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")
-    result = hotline(folder, "qa", "verify", "--json", user="qa")
+    result = site.people["qa"].run("qa", "verify", "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     (changed,) = report["changed"]
     assert changed["recording_id"] == recording.id and changed["case_reference"]
 
 
-def test_recordings_play_through_the_installed_player_and_the_listen_is_listed(
-    site: tuple[Path, Settings, Database], tmp_path: Path
-) -> None:
-    folder, settings, db = site
-    recording = recorded_call(db, settings, "c1")
-    bin_dir = tmp_path / "bin"
+def fake_player(person: Person) -> tuple[dict[str, str], Path]:
+    """An `aplay` first on PATH that copies what it is given: what the person heard."""
+    bin_dir = person.home / "bin"
     bin_dir.mkdir()
-    heard = tmp_path / "heard.wav"
+    heard = person.home / "heard.wav"
     player = bin_dir / "aplay"
     player.write_text(f'#!/bin/sh\nfor f; do :; done\ncp "$f" {heard}\n', encoding="utf-8")
     player.chmod(0o755)
-    path = f"{bin_dir}:{os.environ['PATH']}"  # found before any real player
-    result = hotline(
-        folder, "recordings", "play", str(recording.id), "--reason", "QA", user="qa", path=path
-    )
+    return person.env(PATH=f"{bin_dir}:{os.environ['PATH']}"), heard
+
+
+def test_recordings_play_streams_through_the_server_and_the_listen_is_listed(
+    site: Site,
+) -> None:
+    recording = record(site, "c1")
+    qa = site.people["qa"]
+    env, heard = fake_player(qa)
+    result = qa.run("recordings", "play", str(recording.id), "--reason", "QA", env=env)
     assert result.returncode == 0, result.stderr
     assert heard.read_bytes() == Path(recording.path).read_bytes()
-    listed = hotline(folder, "audit", "list", "--object-type", "recording", "--json")
+    listed = site.people["admin"].ok("audit", "list", "--object-type", "recording", "--json")
     actions = [(e["actor"], e["action"], e["detail"].get("why")) for e in json.loads(listed.stdout)]
     assert ("qa", "recording.play", "QA") in actions
 
 
-def test_recordings_export_and_retention_dry_run(
-    site: tuple[Path, Settings, Database], tmp_path: Path
-) -> None:
-    folder, settings, db = site
-    recording = recorded_call(db, settings, "c1")
-    target = tmp_path / "copy.wav"
-    exported = hotline(
-        folder, "recordings", "export", str(recording.id), "--to", str(target), "--reason", "court"
+def test_recordings_export_and_retention_dry_run(site: Site) -> None:
+    recording = record(site, "c1")
+    admin = site.people["admin"]
+    target = admin.home / "copy.wav"
+    exported = admin.ok(
+        "recordings", "export", str(recording.id), "--to", str(target), "--reason", "court"
     )
-    assert exported.returncode == 0, exported.stderr
+    assert f"exported to {target}" in exported.stdout
     assert target.read_bytes() == Path(recording.path).read_bytes()
-    refused = hotline(
-        folder,
-        "recordings",
-        "export",
-        str(recording.id),
-        "--to",
-        "x.wav",
-        "--reason",
-        "mine",
-        user="sara",
+    again = admin.run(
+        "recordings", "export", str(recording.id), "--to", str(target), "--reason", "court"
+    )
+    assert again.returncode == 1 and "exists: not overwritten" in again.stderr
+    into_folder = admin.ok(
+        "recordings", "export", str(recording.id), "--to", str(admin.home), "--reason", "court"
+    )
+    assert (admin.home / Path(recording.path).name).read_bytes() == target.read_bytes()
+    assert "exported to" in into_folder.stdout
+    refused = site.people["sara"].run(
+        "recordings", "export", str(recording.id), "--to", "x.wav", "--reason", "mine"
     )
     assert refused.returncode == 1 and "sara may not export" in refused.stderr
-    preview = hotline(folder, "recordings", "retention", "--dry-run", "--json")
-    assert preview.returncode == 0, preview.stderr
+    assert not (site.people["sara"].home / "x.wav").exists()
+    preview = admin.ok("recordings", "retention", "--dry-run", "--json")
     assert json.loads(preview.stdout) == []
