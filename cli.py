@@ -507,14 +507,19 @@ def agents_add(
 
 def bootstrap_admin(username: str, name: str, roles: list[str], password_stdin: bool) -> None:
     """The first admin, written by the operator's process straight into the site's database."""
-    if roles != ["admin"]:
-        fail("--bootstrap adds the site's first admin: give --role admin (alone)")
+    if "admin" not in roles:
+        fail("--bootstrap adds the site's first admin: give --role admin")
     from hotline.app.operator import bootstrap, site_folder
 
     site = settings()
     new_password = ask_new_password(password_stdin)
     agent = bootstrap(
-        site, site_folder(site), username=username, display_name=name, password=new_password
+        site,
+        site_folder(site),
+        username=username,
+        display_name=name,
+        password=new_password,
+        roles=tuple(roles),
     )
     say(f"added agent {agent.username} ({', '.join(agent.roles)}): sign in with hotline login")
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from casebook import agents as agent_service
+from casebook import signin
 from casebook.clock import utcnow
 from casebook.db import Database, upgrade_schema
 from casebook.errors import CasebookError, DatabaseUnavailable
@@ -79,7 +80,7 @@ def known_failure(exc: BaseException) -> Failure | None:
 
 def upgrade_database(settings: Settings) -> str:
     """Create or upgrade the schema; the database's address without its password."""
-    db = Database(settings.database, migrate=False)
+    db = Database(settings.database, migrate=False, create=True)
     try:
         db.retrying(lambda: upgrade_schema(db.engine))
         return db.safe_url
@@ -235,6 +236,7 @@ def bootstrap(
     username: str,
     display_name: str,
     password: str,
+    roles: tuple[str, ...] = ("admin",),
     uid: int | None = None,
 ) -> Agent:
     """The site's first admin, created on the server host without the server (the service
@@ -244,7 +246,7 @@ def bootstrap(
     db = Database(settings.database)
     try:
         return db.run(
-            lambda session: agent_service.bootstrap_admin(
+            lambda session: signin.bootstrap_admin(
                 session,
                 settings,
                 username=username,
@@ -252,6 +254,7 @@ def bootstrap(
                 password=password,
                 os_user=os_user,
                 now=utcnow(),
+                roles=roles,
             )
         )
     finally:
