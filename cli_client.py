@@ -57,17 +57,17 @@ class ServerUnreachable(ClientError):
     """No answer from the server's address (not running, no permission, TLS refused...)."""
 
 
-@dataclass(frozen=True)
 class ApiError(Exception):
     """The server's refusal: its status, its machine word and its one-line message."""
 
-    status: int
-    code: str
-    message: str
-    retry_after: float | None = None
-
-    def __str__(self) -> str:
-        return self.message
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
 
 
 # --- where things are kept ---------------------------------------------------------------------

@@ -147,8 +147,6 @@ class Site:
             "recordings": {"root": "recordings"},
             "transcription": {"cache_dir": "models"},
             "server": {"socket": str(self.socket), "socket_group": self.socket_group},
-            # No waiting between failed sign-ins unless a test asks for it.
-            "signin": {"slow_base_seconds": 0.0},
         }
         for name, values in sections.items():
             data.setdefault(name, {}).update(values)
@@ -276,13 +274,14 @@ class Site:
         return Person(self, username, home, uid)
 
     def login(self, username: str, password: str = PASSWORD, *, uid: int | None = None) -> Person:
-        """``username`` signed in with `hotline login` (their session file is theirs)."""
+        """``username`` signed in with `hotline login` at a terminal of their own (a new home, so
+        a session of its own; ``people`` keeps the first one made for each)."""
         person = self.person(username, uid=uid)
         result = person.run(
             "login", username, "--server", self.address, "--password-stdin", stdin=f"{password}\n"
         )
         assert result.returncode == 0, result.stderr
-        self.people[username] = person
+        self.people.setdefault(username, person)
         return person
 
     def add_agent(
@@ -309,7 +308,7 @@ class Site:
             stdin=f"{one_time}\n{password}\n{password}\n",
         )
         assert first.returncode == 0, first.stderr
-        self.people[username] = person
+        self.people.setdefault(username, person)
         return person
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from casebook.models import CaseStatus
 from tests.conftest import BACKENDS, pg_url_with_schema
 from tests.ivr_flows.fake_asterisk import Caller, place_call
 from tests.readme_commands import commands
@@ -447,7 +448,7 @@ def test_a_wrong_reference_is_a_clear_refusal(site: Site) -> None:
 
 
 def test_a_case_is_resolved_followed_up_and_closed_through_the_server(site: Site) -> None:
-    reference = site.case("billing")
+    reference = site.case("billing", status=CaseStatus.IN_PROGRESS)
     sara = site.people["sara"]
     assert (
         f"case {reference}: resolved"
