@@ -199,15 +199,20 @@ class Site:
     # --- the operator -------------------------------------------------------------------------
 
     def operator(
-        self, *args: str, stdin: str | None = None, prefix: Sequence[str] = ()
+        self,
+        *args: str,
+        stdin: str | None = None,
+        prefix: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """An operator command with the site's config, as this OS user (the service account)."""
+        """An operator command with the site's config, as this OS user (the service account)
+        unless ``prefix`` runs it as another."""
         return subprocess.run(
             [*prefix, HOTLINE, "-c", str(self.config), *args],
             input=stdin,
             capture_output=True,
             text=True,
-            env=clean_environment(),
+            env=clean_environment() if env is None else env,
             timeout=COMMAND_SECONDS,
             check=False,
             cwd=self.folder,

@@ -360,7 +360,8 @@ def test_a_bootstrap_by_another_os_user_is_refused_by_uid() -> None:
             *("agents", "add", "mallory", "--name", "M", "--role", "admin", "--bootstrap"),
             "--password-stdin",
             stdin=f"{PASSWORD}\n{PASSWORD}\n",
-            prefix=[*AS_NOBODY, "env", "LOGNAME=root", "USER=root", "HOME=/root"],
+            prefix=AS_NOBODY,
+            env=clean_environment(LOGNAME="root", USER="root", HOME="/root"),
         )
         assert as_root.returncode == 1 and "not nobody" in as_root.stderr
         with sqlite3.connect(site.folder / "hotline.db") as connection:
