@@ -69,6 +69,7 @@ def highlighted_lines(
     doubtful words styled. Shaping never crosses a space, so a word looks the same drawn alone
     or inside its line: that is how a doubtful word is found again after reordering."""
     from rich.text import Text
+
     lines: list[list[tuple[str, bool]]] = [[]]
     used = 0
     for word, doubtful in words:
