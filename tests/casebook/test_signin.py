@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlmodel import SQLModel, col, select
 
@@ -19,6 +20,7 @@ from casebook.access import Actor
 from casebook.db import Database, _alembic_config
 from casebook.errors import AccessDenied, CasebookError, RuleViolation
 from casebook.models import Agent, AuditEvent, Case, SigninFailure, SigninSession
+from casebook.settings import SigninSettings
 from casebook.signin import (
     AccountDisabled,
     AccountLocked,
@@ -651,3 +653,19 @@ def test_migration_0004_keeps_the_agents_who_then_need_a_reset_to_sign_in(
     with db.session() as s:
         assert s.exec(select(Case.assigned_agent_id)).one() == sara.id
     db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"lock_after_failures": 5}, "lock_after_failures must be greater than"),
+        ({"slow_after_failures": 0}, "greater than or equal to 1"),
+        ({"session_hours": 0}, "greater than 0"),
+        ({"idle_minutes": -1}, "greater than 0"),
+        ({"slow_base_seconds": 90}, "slow_cap_seconds must be at least slow_base_seconds"),
+        ({"min_password_length": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_signin_settings_refuse_what_makes_no_sense(values: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        SigninSettings(**values)
