@@ -26,7 +26,6 @@ from typing import Any, Literal
 import uvicorn
 
 from casebook.db import Database
-from hotline.app.api import build_api
 from hotline.app.config import Settings
 from hotline.app.server_settings import ServerSettings
 
@@ -226,6 +225,11 @@ class ApiServer:
     def socket_path(self) -> Path:
         return self.settings.server.socket
 
+    @property
+    def copies_folder(self) -> Path | None:
+        """The private folder recording copies pass through while being sent (while running)."""
+        return self._copies
+
     def start(self) -> None:
         server = self.settings.server
         tls = server_tls(server) if server.tls else None
@@ -234,6 +238,10 @@ class ApiServer:
         try:
             if server.tcp_host is not None:
                 listeners.append(tcp_listener(server.tcp_host, server.tcp_port))
+            # Here, not at the top: the start-up checks use this module's socket helpers and
+            # need no web framework.
+            from hotline.app.api import build_api
+
             self._copies = Path(tempfile.mkdtemp(prefix="hotline-audio-"))
             app = build_api(self.db, self.settings, copies=self._copies)
             for listener in listeners:
