@@ -5,8 +5,8 @@ who may do what.
 Every request but ``POST /v1/sessions`` carries ``Authorization: Bearer <token>``; the token
 becomes the Actor inside the same unit of work as the service call. Times go out in the site's
 time zone with its offset, and request times without an offset are read in it. Every error is
-``{"error": one line, "code": word}`` with the status the contract gives it
-(/work/notes/api-contract.md, mirrored in README's "HTTP API").
+``{"error": one line, "code": word}`` with the status the API contract gives it (issue 16),
+mapped once, by exception class, in ``add_error_handlers``.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:
 
 
 def agent_row(agent: Agent, zone: ZoneInfo) -> dict[str, Any]:
-    return pick(agent, AGENT_FIELDS, zone) | {"locked": signin.is_locked(agent)}
+    return pick(agent, AGENT_FIELDS, zone) | {"locked": agent.locked_at is not None}
 
 
 def callback_row(callback: Callback, reference: str | None, zone: ZoneInfo) -> dict[str, Any]:
