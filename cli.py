@@ -153,7 +153,7 @@ class Context:
     def db(self) -> Database:
         # Opened on first use: commands that need only the settings (transcribe, prompts build)
         # and the start-up checks of the long-running ones touch no database.
-        return Database(self.settings.database, migrate=self.migrate)
+        return Database(self.settings.database, migrate=self.migrate, create=not self.migrate)
 
     @property
     def bidi(self) -> str:
@@ -289,11 +289,11 @@ def agents_add(
     """Add an agent (admins only; the very first agent of a site must be an admin)."""
     ctx = context()
     start, end = parse_time(shift_start, "--shift-start"), parse_time(shift_end, "--shift-end")
-    agent = ctx.run(
-        lambda session: agent_service.add_agent(
+    added = ctx.as_user(
+        lambda session, actor: agent_service.add_agent(
             session,
             ctx.settings,
-            getpass.getuser(),
+            actor,
             username=username,
             display_name=name,
             roles=role,
@@ -307,7 +307,9 @@ def agents_add(
             capacity=capacity,
         )
     )
+    agent = added.agent
     out.print(f"added agent {agent.username} ({', '.join(agent.roles)})")
+    out.print(f"one-time password: {added.one_time_password}")
 
 
 @agents_app.command("list")

@@ -190,7 +190,7 @@ def measure_listener(
     settings.database.url = f"sqlite:///{folder / 'bench.db'}"
     # The simulator's recordings: outside recordings.root they would be refused, not ingested.
     settings.recordings.root = recordings
-    db = Database(settings.database)
+    db = Database(settings.database, create=True)
     store = CallStore(db, settings)
     store.start()
     measure_hotline(server, warm_up, store)

@@ -157,7 +157,7 @@ def main() -> None:
     url, schema = fresh_url(use_sqlite)
     settings = Settings()
     settings.callbacks.agent_capacity = 10 * args.callbacks
-    db = Database(DatabaseSettings(url=url, retry_seconds=60))
+    db = Database(DatabaseSettings(url=url, retry_seconds=60), create=True)
     fill(db, args.agents, args.callbacks, settings)
 
     base_rate = baseline(db, args.agents, args.batch)

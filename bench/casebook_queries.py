@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -25,7 +26,8 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from casebook import agents, cases
+from casebook import agents, cases, signin
+from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import CaseStatus
 from casebook.reference import reference_for_id
@@ -101,13 +103,20 @@ def main() -> None:
     else:
         url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     settings = Settings()
-    db = Database(DatabaseSettings(url=url))
+    db = Database(DatabaseSettings(url=url), create=True)
     started = time.perf_counter()
     fill(db, args.cases)
     filled = time.perf_counter() - started
     db.run(
-        lambda s: agents.add_agent(
-            s, settings, "boss", username="boss", display_name="Boss", roles=["admin", "supervisor"]
+        lambda s: signin.bootstrap_admin(
+            s,
+            settings,
+            username="boss",
+            display_name="Boss",
+            password=secrets.token_urlsafe(15),
+            os_user="bench",
+            now=utcnow(),
+            roles=("admin", "supervisor"),
         )
     )
     boss = db.run(lambda s: agents.resolve_actor(s, "boss", settings.roles))

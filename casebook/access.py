@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from casebook.errors import AccessDenied
-from casebook.models import Case
+from casebook.models import Agent, Case
 from casebook.settings import RolesSettings
 
 Permission = Literal[
@@ -49,6 +49,17 @@ class Actor:
             name for name, granted in table.model_dump().items() if roles & set(granted)
         )
         return cls(username, roles, allowed, agent_id, department)
+
+    @classmethod
+    def for_agent(cls, agent: Agent, table: RolesSettings) -> Actor:
+        """The one place an agent's row becomes an Actor (a session's, or resolve_actor's)."""
+        return cls.for_roles(
+            agent.username,
+            frozenset(agent.roles),
+            table,
+            agent_id=agent.id,
+            department=agent.department,
+        )
 
     @classmethod
     def system(cls, process: str) -> Actor:

@@ -1,17 +1,19 @@
-"""Agents and who is acting: an OS user name maps to an Agent row and its roles."""
+"""Agents: adding them (with a one-time password), disabling, enabling, resetting passwords,
+and the actor an agent's row gives. Signing in is casebook.signin's."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import time
+from dataclasses import dataclass
+from datetime import datetime, time
 
-from sqlalchemy import func
 from sqlmodel import Session, select
 
-from casebook import audit
+from casebook import audit, credentials
 from casebook.access import Actor
-from casebook.errors import CasebookError, UnknownUser
+from casebook.clock import ensure_aware, utcnow
+from casebook.errors import CasebookError, NotFound, RuleViolation, UnknownUser
 from casebook.models import Agent, Role
 from casebook.settings import WEEKDAYS, CasebookConfig, RolesSettings
 
@@ -19,19 +21,15 @@ _USERNAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,63}$")
 
 
 def resolve_actor(session: Session, username: str, roles_table: RolesSettings) -> Actor:
+    """The actor of an active agent by user name (a session's agent; system processes acting
+    for someone). Who is signed in is casebook.signin's: this trusts the name it is given."""
     agent = session.exec(select(Agent).where(Agent.username == username)).first()
     if agent is None or not agent.active:
         state = "is not active" if agent is not None else "is not a registered agent"
         raise UnknownUser(
             f"{username} {state}; an admin can add them with: hotline agents add {username} ..."
         )
-    return Actor.for_roles(
-        agent.username,
-        frozenset(agent.roles),
-        roles_table,
-        agent_id=agent.id,
-        department=agent.department,
-    )
+    return Actor.for_agent(agent, roles_table)
 
 
 def _clean_list(
@@ -48,10 +46,17 @@ def _clean_list(
     return cleaned
 
 
-def add_agent(
+@dataclass(frozen=True)
+class NewAgent:
+    agent: Agent
+    # Shown once to the admin, who hands it over; only its hash is stored. The agent must
+    # replace it at the first sign-in (casebook.signin), within signin.one_time_password_hours.
+    one_time_password: str
+
+
+def build_agent(
     session: Session,
     settings: CasebookConfig,
-    acting_username: str,
     *,
     username: str,
     display_name: str,
@@ -65,23 +70,11 @@ def add_agent(
     shift_end: time | None = None,
     capacity: int | None = None,
 ) -> Agent:
-    """Add an agent. Only an admin may, except for the very first agent (who must be an admin):
-    that is how a new site bootstraps."""
+    """A checked, unsaved agent without a password. Who may add one is the caller's rule:
+    ``add_agent`` (an admin) and ``casebook.signin.bootstrap_admin`` (the site's first)."""
     role_names = _clean_list(roles, "role", [role.value for role in Role])
     if not role_names:
         raise CasebookError("an agent needs at least one role")
-    existing = session.exec(select(func.count()).select_from(Agent)).one()
-    if existing == 0:
-        if Role.ADMIN.value not in role_names:
-            raise CasebookError("the first agent of a site must have the admin role")
-        actor_name = acting_username
-    else:
-        actor = resolve_actor(session, acting_username, settings.roles)
-        if not actor.can("manage_agents"):
-            raise audit.denial(
-                actor, "agent.add", "agent", username, f"{actor.username} may not add agents"
-            )
-        actor_name = actor.username
     if not _USERNAME.match(username):
         raise CasebookError(f"{username!r} is not a valid user name (lower-case login name)")
     if department is not None and department not in settings.cases.departments:
@@ -95,7 +88,7 @@ def add_agent(
         raise CasebookError("the shift must start before it ends")
     if capacity is not None and capacity < 1:
         raise CasebookError("capacity must be at least one callback")
-    agent = Agent(
+    return Agent(
         username=username,
         display_name=display_name.strip() or username,
         roles=role_names,
@@ -108,10 +101,141 @@ def add_agent(
         shift_end=shift_end,
         capacity=capacity,
     )
+
+
+def add_agent(
+    session: Session,
+    settings: CasebookConfig,
+    actor: Actor,
+    *,
+    username: str,
+    display_name: str,
+    roles: Iterable[str],
+    department: str | None = None,
+    languages: Iterable[str] = ("ar",),
+    skills: Iterable[str] = (),
+    extension: str | None = None,
+    shift_days: Iterable[str] = (),
+    shift_start: time | None = None,
+    shift_end: time | None = None,
+    capacity: int | None = None,
+    now: datetime | None = None,
+) -> NewAgent:
+    """Add an agent with a one-time password (admins: ``manage_agents``). A site's first
+    admin is made by ``casebook.signin.bootstrap_admin`` instead."""
+    _require_manager(actor, "agent.add", username, "add agents")
+    agent = build_agent(
+        session,
+        settings,
+        username=username,
+        display_name=display_name,
+        roles=roles,
+        department=department,
+        languages=languages,
+        skills=skills,
+        extension=extension,
+        shift_days=shift_days,
+        shift_start=shift_start,
+        shift_end=shift_end,
+        capacity=capacity,
+    )
+    one_time_password = _give_one_time_password(agent, ensure_aware(now or utcnow()))
     session.add(agent)
     session.flush()
-    audit.record(session, actor_name, "agent.add", "agent", username, {"roles": role_names})
+    audit.record(session, actor, "agent.add", "agent", username, {"roles": agent.roles})
+    return NewAgent(agent, one_time_password)
+
+
+def _require_manager(actor: Actor, action: str, username: str, what: str) -> None:
+    if not actor.can("manage_agents"):
+        raise audit.denial(actor, action, "agent", username, f"{actor.username} may not {what}")
+
+
+def _give_one_time_password(agent: Agent, now: datetime) -> str:
+    password = credentials.new_one_time_password()
+    agent.password_hash = credentials.hash_password(password)
+    agent.password_must_change = True
+    agent.password_set_at = now
+    return password
+
+
+def _managed_agent(session: Session, actor: Actor, action: str, username: str, what: str) -> Agent:
+    """The agent ``actor`` manages (``manage_agents``, else an audited denial), locked for
+    the change."""
+    _require_manager(actor, action, username, what)
+    agent = session.exec(select(Agent).where(Agent.username == username).with_for_update()).first()
+    if agent is None:
+        raise NotFound(f"no agent {username}")
     return agent
+
+
+def _is_usable_admin(agent: Agent) -> bool:
+    return (
+        agent.active
+        and agent.locked_at is None
+        and agent.password_hash is not None
+        and Role.ADMIN.value in agent.roles
+    )
+
+
+def usable_admins(session: Session) -> list[Agent]:
+    """The admins who can still sign in and manage the site: active, unlocked, with a
+    password. None left, and the site's service account may bootstrap one (casebook.signin)."""
+    active = session.exec(select(Agent).where(Agent.active).order_by(Agent.username))
+    return [agent for agent in active if _is_usable_admin(agent)]
+
+
+def disable_agent(session: Session, actor: Actor, username: str, *, now: datetime) -> Agent:
+    """Disable an agent: they can no longer sign in, and every session of theirs ends now."""
+    agent = _managed_agent(session, actor, "agent.disable", username, "disable agents")
+    if not agent.active:
+        raise CasebookError(f"agent {username} is already disabled")
+    if _is_usable_admin(agent) and [a.id for a in usable_admins(session)] == [agent.id]:
+        raise RuleViolation(
+            f"{username} is the site's last active admin: add or enable another admin first"
+        )
+    agent.active = False
+    assert agent.id is not None  # a loaded row
+    ended = credentials.end_sessions(session, agent.id, "disabled", ensure_aware(now))
+    session.add(agent)
+    audit.record(session, actor, "agent.disable", "agent", username, {"sessions_ended": ended})
+    return agent
+
+
+def enable_agent(session: Session, actor: Actor, username: str) -> Agent:
+    """Let a disabled agent sign in again (a locked account stays locked: that is a reset)."""
+    agent = _managed_agent(session, actor, "agent.enable", username, "enable agents")
+    if agent.active:
+        raise CasebookError(f"agent {username} is already active")
+    agent.active = True
+    session.add(agent)
+    audit.record(session, actor, "agent.enable", "agent", username)
+    return agent
+
+
+def reset_password(
+    session: Session, settings: CasebookConfig, actor: Actor, username: str, *, now: datetime
+) -> str:
+    """A new one-time password for ``username``: unlocks the account, ends their sessions
+    (whoever held the old password is out) and returns the password to hand over. How long it
+    stays valid is ``settings.signin.one_time_password_hours``, checked at sign-in."""
+    agent = _managed_agent(session, actor, "agent.password_reset", username, "reset passwords")
+    now = ensure_aware(now)
+    was_locked = agent.locked_at is not None
+    password = _give_one_time_password(agent, now)
+    agent.failed_signins = 0
+    agent.last_failed_signin_at = None
+    agent.locked_at = None
+    assert agent.id is not None  # a loaded row
+    ended = credentials.end_sessions(session, agent.id, "password_reset", now)
+    session.add(agent)
+    detail = {
+        "unlocked": was_locked,
+        "sessions_ended": ended,
+        "valid_hours": settings.signin.one_time_password_hours,
+    }
+    audit.record(session, actor, "agent.password_reset", "agent", username, detail)
+    return password
 
 
 def list_agents(session: Session, actor: Actor) -> list[Agent]:

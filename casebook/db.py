@@ -5,23 +5,26 @@ first use, and units of work that ride out a database that is locked or gone for
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 from casebook import audit
-from casebook.errors import AccessDenied, DatabaseUnavailable
+from casebook.errors import AccessDenied, CasebookError, DatabaseUnavailable
 from casebook.models import AuditEvent
 from casebook.retry import Backoff, retry_call
 from casebook.settings import DatabaseSettings
@@ -39,24 +42,55 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_db_engine(settings: DatabaseSettings) -> Engine:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (absolute), or None for PostgreSQL and in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database).absolute()
+
+
+def create_db_engine(settings: DatabaseSettings, *, create: bool = False) -> Engine:
     url = settings.url
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, settings.sqlite_busy_timeout_ms)
+        return _sqlite_engine(url, settings.sqlite_busy_timeout_ms, create=create)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # pre_ping replaces connections the server dropped (restart, failover) before they are used.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
-    path = url.removeprefix("sqlite:///")
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int, *, create: bool) -> Engine:
+    path = sqlite_file(url)
+    if path is None:
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+    else:
+        # mode=rw: a file that is not there is an error, never a new empty database. Only
+        # ``create`` makes one, once, here: a site whose file is deleted later must not come
+        # back empty.
+        file_uri = f"file:{quote(str(path))}"
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(f"{file_uri}?mode=rwc", uri=True).close()
+        uri = f"{file_uri}?mode=rw"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+        engine = create_engine(url, creator=connect)
 
     @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
+    def _configure(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy's "begin" below decide when transactions start (pysqlite would
         # otherwise open them lazily and deferred).
         dbapi_connection.isolation_level = None
@@ -66,6 +100,18 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+        if path is not None:
+            record.info["file_id"] = _file_id(path)
+
+    if path is not None:
+
+        @event.listens_for(engine, "checkout")
+        def _same_file(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+            # An open connection keeps a deleted or replaced file alive: it would read the old
+            # data, and writes fail as "readonly". The pool drops it and connects again, which
+            # fails while the file is missing (retried, see _is_transient).
+            if record.info.get("file_id") != _file_id(path):
+                raise DisconnectionError(f"database file {path} was deleted or replaced")
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
@@ -121,6 +167,11 @@ def _is_transient(exc: DBAPIError) -> bool:
         # PostgreSQL aborts one of two transactions waiting on each other (e.g. on the audit
         # chain's lock and a row lock); running it again is the documented remedy.
         "deadlock detected",
+        # The SQLite file is gone (deleted, or moved away while being replaced): a restored
+        # file is picked up by the next try; past the window the error names the file.
+        "unable to open database file",
+        # Written through a connection opened before the file was deleted or replaced.
+        "attempt to write a readonly database",
     )
     return any(phrase in message for phrase in transient)
 
@@ -128,9 +179,21 @@ def _is_transient(exc: DBAPIError) -> bool:
 class Database:
     """An engine with its session factory; ``run`` is the unit of work every service uses."""
 
-    def __init__(self, settings: DatabaseSettings, *, migrate: bool = True) -> None:
+    def __init__(
+        self, settings: DatabaseSettings, *, migrate: bool = True, create: bool = False
+    ) -> None:
+        """``create``: a SQLite file that does not exist is made (``hotline db upgrade``, the
+        demo, tests). Without it a missing file is an error: a site whose database is gone
+        must never carry on as a new empty site."""
         self.settings = settings
-        self.engine = create_db_engine(settings)
+        self.sqlite_file = sqlite_file(settings.url)
+        if self.sqlite_file is not None and not create and not self.sqlite_file.exists():
+            raise DatabaseUnavailable(
+                f"database file {self.sqlite_file} does not exist: "
+                "create it with hotline db upgrade"
+            )
+        self.safe_url = make_url(settings.url).render_as_string(hide_password=True)
+        self.engine = create_db_engine(settings, create=create)
         self._sessions = sessionmaker(self.engine, class_=Session, expire_on_commit=False)
         if migrate:
             self.retrying(self._ensure_schema)
@@ -158,6 +221,11 @@ class Database:
             if not _is_transient(exc):
                 raise
             # Only a transient error past the deadline gets here.
+            if self.sqlite_file is not None and not self.sqlite_file.exists():
+                raise DatabaseUnavailable(
+                    f"database file {self.sqlite_file} is missing (deleted or moved while in "
+                    "use): restore it from a backup"
+                ) from exc
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailable(
                 f"database {self.safe_url} unavailable for "
@@ -174,11 +242,18 @@ class Database:
 
         try:
             return self.retrying(attempt)
-        except AccessDenied as refusal:
-            event = refusal.audit_event
+        except CasebookError as refusal:
+            event = refusal.audit_event if isinstance(refusal, AccessDenied) else None
             if isinstance(event, AuditEvent):
                 self.retrying(lambda: self._append_audit(event))
+            record = refusal.survives_rollback
+            if record is not None:
+                self.retrying(lambda: self._in_own_transaction(record))
             raise
+
+    def _in_own_transaction(self, work: Callable[[Session], object]) -> None:
+        with self._sessions() as session, session.begin():
+            work(session)
 
     def _append_audit(self, event: AuditEvent) -> None:
         with self._sessions() as session, session.begin():
@@ -190,10 +265,6 @@ class Database:
         """A session for reads that need no retry (tests, interactive screens)."""
         with self._sessions() as session, session.begin():
             yield session
-
-    @property
-    def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 
 class CasebookError(Exception):
-    """Base class: a refused request with a message fit to show as is."""
+    """Base class: a refused request with a message fit to show as is.
+
+    ``survives_rollback``, when a service sets it, is work that must be written although the
+    unit of work that raised rolls back (a failed password's counter, the refusal's audit
+    entry): casebook.db runs it in a transaction of its own.
+    """
+
+    survives_rollback: Callable[[Session], object] | None = None
 
 
 class NotFound(CasebookError):

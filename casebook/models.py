@@ -124,6 +124,50 @@ class Agent(SQLModel, table=True):
     # The fair tie-break between equally loaded agents: who waited longest gets the next one.
     last_assigned_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # Sign-in (casebook.signin). An argon2id hash; None: no password yet (an agent from before
+    # sign-in existed), who can sign in only after an admin resets it.
+    password_hash: str | None = Field(default=None, max_length=255)
+    # A one-time password (a new agent's, or a reset): replaced at the first sign-in.
+    password_must_change: bool = False
+    password_set_at: datetime | None = None
+    # Failed sign-ins in a row (a success resets it): slows, then locks the account.
+    failed_signins: int = 0
+    last_failed_signin_at: datetime | None = None
+    # Set by too many failures; only an admin's password reset clears it.
+    locked_at: datetime | None = None
+
+
+class SigninSession(SQLModel, table=True):
+    """A signed-in person's session. The token itself is never stored, only its SHA-256."""
+
+    __tablename__ = "signin_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    # Absolute end, and the idle limit it was issued with (the idle end moves with last_seen_at).
+    expires_at: datetime
+    idle_minutes: float
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    ended_why: str | None = Field(default=None, max_length=32)  # logout, disabled, reset, ...
+    # Where it was signed in from (an IP address, or the local socket).
+    address: str | None = Field(default=None, max_length=128)
+
+
+class SigninFailure(SQLModel, table=True):
+    """A failed sign-in, kept for the per-address window (an attacker trying many user names)."""
+
+    __tablename__ = "signin_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # As typed, cut to the column: it may name no agent at all.
+    username: str = Field(max_length=64)
+    address: str = Field(max_length=128)
+    at: datetime = Field(default_factory=utcnow)
+
+    __table_args__ = (Index("ix_signin_failure_address_at", "address", "at"),)
 
 
 class Call(SQLModel, table=True):

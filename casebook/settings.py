@@ -1,5 +1,5 @@
 """The casebook's settings sections (config.yaml's database, phone, business_hours, sla, cases,
-followup, callbacks and roles) and the ``Section`` base every package's sections share.
+followup, callbacks, roles and signin) and the ``Section`` base every package's sections share.
 
 The loader in hotline/app/config.py assembles them; casebook services take one section, or any
 object that has the sections they read (``CasebookConfig``), never the application's settings.
@@ -173,6 +173,39 @@ class RolesSettings(Section):
     manage_recordings: list[str] = Field(default_factory=lambda: ["admin"])
 
 
+class SigninSettings(Section):
+    """Passwords, sessions and the brakes on guessing (casebook.signin)."""
+
+    min_password_length: int = Field(10, ge=1)
+    # Absolute lifetime of a session: past it the person signs in again, however busy.
+    session_hours: float = Field(10.0, gt=0)
+    # A session unused this long ends (a terminal left signed in at an empty desk).
+    idle_minutes: float = Field(120.0, gt=0)
+    # Consecutive failures of one account before each further try must wait...
+    slow_after_failures: int = Field(5, ge=1)
+    # ...this long after the first failure past them, doubling with each further one, up to the cap.
+    slow_base_seconds: float = Field(1.0, gt=0)
+    slow_cap_seconds: float = Field(60.0, gt=0)
+    # Consecutive failures that lock the account until an admin resets its password.
+    lock_after_failures: int = Field(20, ge=1)
+    # Failures from one address (any user names) within the window before it is refused.
+    address_failures: int = Field(50, ge=1)
+    address_window_minutes: float = Field(15.0, gt=0)
+    # A one-time password (a new agent's, or after a reset) not used within this is void.
+    one_time_password_hours: float = Field(72.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lock_after_slowing(self) -> SigninSettings:
+        if self.lock_after_failures <= self.slow_after_failures:
+            raise ValueError(
+                "lock_after_failures must be greater than slow_after_failures "
+                "(tries are slowed first, then the account is locked)"
+            )
+        if self.slow_cap_seconds < self.slow_base_seconds:
+            raise ValueError("slow_cap_seconds must be at least slow_base_seconds")
+        return self
+
+
 class CasebookConfig(Protocol):
     """The sections casebook services read (hotline.app.config.Settings has them all)."""
 
@@ -190,3 +223,5 @@ class CasebookConfig(Protocol):
     def callbacks(self) -> CallbackSettings: ...
     @property
     def roles(self) -> RolesSettings: ...
+    @property
+    def signin(self) -> SigninSettings: ...

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
-from casebook import agents
+from casebook import agents, credentials, signin
 from casebook.access import Actor
+from casebook.clock import utcnow
 from casebook.db import Database
 from hotline.app.config import Settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG", "")
+
+# Real argon2id with the smallest parameters: the library's defaults cost ~0.1 s a hash, and
+# every test site hashes one password per agent. Processes the tests start keep the defaults.
+credentials.hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]
 
 
@@ -67,7 +74,7 @@ def db(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Database]
     if request.param == "postgresql":
         schema = request.getfixturevalue("pg_schema")
         settings.database.url = pg_url_with_schema(schema)
-    database = Database(settings.database)
+    database = Database(settings.database, create=True)
     yield database
     database.dispose()
 
@@ -77,29 +84,70 @@ def system() -> Actor:
     return Actor.system("test")
 
 
+TEST_PASSWORD = "test-password-1"
+
+
+def bootstrap(
+    db: Database,
+    settings: Settings,
+    username: str = "admin",
+    roles: Sequence[str] = ("admin",),
+    password: str = TEST_PASSWORD,
+) -> Actor:
+    """A new site's first admin, made the one way there is (signin.bootstrap_admin)."""
+    db.run(
+        lambda session: signin.bootstrap_admin(
+            session,
+            settings,
+            username=username,
+            display_name=username.title(),
+            password=password,
+            os_user="test",
+            now=utcnow(),
+            roles=tuple(roles),
+        )
+    )
+    return db.run(lambda session: agents.resolve_actor(session, username, settings.roles))
+
+
+def add_agent(
+    db: Database,
+    settings: Settings,
+    username: str,
+    roles: Sequence[str] = ("agent",),
+    *,
+    by: str = "admin",
+    **fields: Any,
+) -> str:
+    """Add an agent as the admin ``by`` (agents.add_agent); returns the one-time password."""
+
+    def work(session: Session) -> str:
+        admin = agents.resolve_actor(session, by, settings.roles)
+        fields.setdefault("display_name", username.title())
+        added = agents.add_agent(session, settings, admin, username=username, roles=roles, **fields)
+        return added.one_time_password
+
+    return db.run(work)
+
+
 class Staff:
-    """Agents of a small site, created through the real service, as actors."""
+    """Agents of a small site, created through the real services, as actors: the admin by
+    bootstrap, the others added by that admin. ``passwords``: each one's (one-time but the
+    admin's)."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.add("admin", ["admin"], None)
+        bootstrap(db, settings)
+        self.passwords = {"admin": TEST_PASSWORD}
         self.add("supervisor", ["supervisor"], "customer-care")
         self.add("carer", ["agent"], "customer-care")
         self.add("biller", ["agent"], "billing")
         self.add("qa", ["qa"], None)
 
     def add(self, username: str, roles: list[str], department: str | None) -> None:
-        self.db.run(
-            lambda session: agents.add_agent(
-                session,
-                self.settings,
-                "admin",
-                username=username,
-                display_name=username.title(),
-                roles=roles,
-                department=department,
-            )
+        self.passwords[username] = add_agent(
+            self.db, self.settings, username, roles, department=department
         )
 
     def actor(self, username: str) -> Actor:

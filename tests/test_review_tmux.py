@@ -9,19 +9,19 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
-from casebook import agents, cases, jobs
+from casebook import cases, jobs
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Case, CaseStatus, RecordingKind
 from hotline.app.config import load_settings
 from recordings.ingest import ingest_recording
+from tests.conftest import add_agent, bootstrap
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
@@ -59,18 +59,9 @@ def site(tmp_path: Path) -> tuple[Path, str]:
     config = tmp_path / "config.yaml"
     config.write_text("database:\n  url: sqlite:///hotline.db\n", encoding="utf-8")
     settings = load_settings(config, environ={})
-    db = Database(settings.database)
-    for username, roles in (("root", ["admin"]), ("amal", ["agent"])):
-        add = partial(
-            agents.add_agent,
-            settings=settings,
-            acting_username="root",
-            username=username,
-            display_name=username,
-            roles=roles,
-            department="customer-care",
-        )
-        db.run(add)
+    db = Database(settings.database, create=True)
+    bootstrap(db, settings, "root")
+    add_agent(db, settings, "amal", by="root", department="customer-care")
     worker = Actor.system("worker")
     message = tmp_path / "message.wav"
     message.write_bytes(b"")

@@ -29,6 +29,7 @@ from casebook.settings import (
     PhoneSettings,
     RolesSettings,
     Section,
+    SigninSettings,
     SlaSettings,
 )
 from hotline.ami_settings import AmiSettings
@@ -73,6 +74,7 @@ class Settings(Section):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     roles: RolesSettings = Field(default_factory=RolesSettings)
+    signin: SigninSettings = Field(default_factory=SigninSettings)
     qa: QaSettings = Field(default_factory=QaSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

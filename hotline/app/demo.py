@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import yaml
 from sqlmodel import Session, col, select
 
-from casebook import agents
+from casebook import agents, signin
 from casebook.access import Actor
+from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Call, Case, DraftState
 from hotline.app.components import Agi, Listener
@@ -133,32 +134,48 @@ def demo_callers(count: int, clips: list[DemoClip]) -> list[tuple[SimulatedCall,
     return callers
 
 
-def add_demo_staff(db: Database, settings: Settings, progress: Callable[[str], None]) -> None:
-    """You as the site's admin and two agents, so `hotline review` works right after."""
+def add_demo_staff(db: Database, settings: Settings, progress: Callable[[str], None]) -> str | None:
+    """You as the site's admin (bootstrapped, as the site's first admin always is) and two
+    agents, so `hotline review` works right after. Returns your new password, or None when the
+    demo site already had its staff."""
     me = getpass.getuser()
     if db.run(lambda s: agents.list_agents(s, Actor.system("demo"))) != []:
-        return
+        return None
     progress(f"adding you ({me}) as the site's admin and two agents")
+    password = secrets.token_urlsafe(15)
     db.run(
-        lambda s: agents.add_agent(
-            s, settings, me, username=me, display_name=me, roles=["admin", "supervisor"]
+        lambda s: signin.bootstrap_admin(
+            s,
+            settings,
+            username=me,
+            display_name=me,
+            password=password,
+            os_user=me,
+            now=utcnow(),
+            roles=("admin", "supervisor"),
         )
     )
     for username, name, department in (
         ("amal", "أمل", "customer-care"),
         ("khaled", "خالد", "technical"),
     ):
-        db.run(
-            partial(
-                agents.add_agent,
-                settings=settings,
-                acting_username=me,
+
+        def add(
+            s: Session, username: str = username, name: str = name, department: str = department
+        ) -> None:
+            admin = agents.resolve_actor(s, me, settings.roles)
+            agents.add_agent(
+                s,
+                settings,
+                admin,
                 username=username,
                 display_name=name,
                 roles=["agent"],
                 department=department,
             )
-        )
+
+        db.run(add)
+    return password
 
 
 def run_demo(
@@ -177,7 +194,7 @@ def run_demo(
     clips = demo_clips()
     config_path = write_demo_config(folder)
     settings = load_settings(config_path, environ={})
-    db = Database(settings.database)
+    db = Database(settings.database, create=True)
     try:
         add_demo_staff(db, settings, progress)
         with _running_site(db, settings, transcriber) as (simulator, listener, worker):

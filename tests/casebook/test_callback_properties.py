@@ -52,7 +52,7 @@ def _callback(department: str | None, language: str, status: str, agent: int | N
 
 def test_assignment_respects_capacity_and_assigns_each_callback_once(tmp_path: Path) -> None:
     settings = Settings()
-    db = Database(DatabaseSettings(url=f"sqlite:///{tmp_path / 'p.db'}"))
+    db = Database(DatabaseSettings(url=f"sqlite:///{tmp_path / 'p.db'}"), create=True)
 
     @hypothesis_settings(
         max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +26,7 @@ from casebook.models import (
 )
 from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
+from tests import conftest
 
 TRIPOLI = ZoneInfo("Africa/Tripoli")
 SCHEDULER = Actor.system("scheduler")
@@ -43,34 +45,14 @@ def add_agent(
     settings: Settings,
     username: str,
     department: str = "customer-care",
-    **extra: object,
+    **extra: Any,
 ) -> None:
-    db.run(
-        lambda s: agents.add_agent(
-            s,
-            settings,
-            "admin",
-            username=username,
-            display_name=username,
-            roles=["agent"],
-            department=department,
-            **extra,  # type: ignore[arg-type]
-        )
-    )
+    conftest.add_agent(db, settings, username, ["agent"], department=department, **extra)
 
 
 @pytest.fixture
 def site(db: Database, settings: Settings) -> Database:
-    db.run(
-        lambda s: agents.add_agent(
-            s,
-            settings,
-            "admin",
-            username="admin",
-            display_name="Admin",
-            roles=["admin", "supervisor"],
-        )
-    )
+    conftest.bootstrap(db, settings, "admin", ["admin", "supervisor"])
     return db
 
 

@@ -37,9 +37,69 @@ def _sqlite_path(settings: Settings) -> str:
 
 
 def test_first_use_creates_the_schema(settings: Settings) -> None:
-    database = Database(settings.database)
+    database = Database(settings.database, create=True)
     assert schema_is_current(database.engine)
     assert Path(_sqlite_path(settings)).exists()
+
+
+def test_a_missing_sqlite_file_is_an_error_not_a_new_site(settings: Settings) -> None:
+    path = Path(_sqlite_path(settings))
+    with pytest.raises(DatabaseUnavailable) as missing:
+        Database(settings.database)
+    assert str(missing.value) == (
+        f"database file {path} does not exist: create it with hotline db upgrade"
+    )
+    assert not path.exists() and not path.parent.joinpath("hotline.db-wal").exists()
+
+
+def _delete_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def test_a_database_deleted_under_a_running_process_fails_clearly_and_stays_gone(
+    settings: Settings,
+) -> None:
+    settings.database.retry_seconds = 0.3
+    database = Database(settings.database, create=True)
+    _register(database, settings, "before")
+    path = Path(_sqlite_path(settings))
+    _delete_sqlite_files(path)
+    with pytest.raises(DatabaseUnavailable, match=f"database file {path} is missing"):
+        _register(database, settings, "after")
+    with pytest.raises(DatabaseUnavailable, match="is missing"):
+        database.run(lambda s: s.exec(select(Case)).all())
+    assert not path.exists()
+
+
+def test_a_database_file_restored_within_the_retry_window_is_used(settings: Settings) -> None:
+    settings.database.retry_seconds = 60
+    database = Database(settings.database, create=True)
+    _register(database, settings, "before")
+    path = Path(_sqlite_path(settings))
+    backup = path.with_name("backup.db")
+    with sqlite3.connect(path) as source, sqlite3.connect(backup) as copy:
+        source.backup(copy)
+    _delete_sqlite_files(path)
+    retried = _FirstRetry()
+    logging.getLogger("casebook.db").addHandler(retried)
+
+    def restore_after_a_retry() -> None:
+        retried.seen.wait(timeout=60)
+        backup.rename(path)
+
+    restorer = threading.Thread(target=restore_after_a_retry)
+    restorer.start()
+    try:
+        _register(database, settings, "after")
+    finally:
+        restorer.join()
+        logging.getLogger("casebook.db").removeHandler(retried)
+    with database.session() as s:
+        assert sorted(case.call_uniqueid or "" for case in s.exec(select(Case))) == [
+            "after",
+            "before",
+        ]
 
 
 class _FirstRetry(logging.Handler):
@@ -55,7 +115,7 @@ class _FirstRetry(logging.Handler):
 def test_a_briefly_locked_sqlite_database_is_waited_for(settings: Settings) -> None:
     settings.database.sqlite_busy_timeout_ms = 50  # so the retry loop, not SQLite, does the waiting
     settings.database.retry_seconds = 60
-    database = Database(settings.database)
+    database = Database(settings.database, create=True)
     locked = threading.Event()
     retried = _FirstRetry()
     logging.getLogger("casebook.db").addHandler(retried)
@@ -85,7 +145,7 @@ def test_a_briefly_locked_sqlite_database_is_waited_for(settings: Settings) -> N
 def test_a_database_locked_too_long_fails_clearly_and_writes_nothing(settings: Settings) -> None:
     settings.database.sqlite_busy_timeout_ms = 20
     settings.database.retry_seconds = 0.3
-    database = Database(settings.database)
+    database = Database(settings.database, create=True)
     blocker = sqlite3.connect(_sqlite_path(settings), isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
@@ -127,7 +187,7 @@ def test_postgresql_connections_killed_by_the_server_are_replaced(
 
 def _open(url: str, start: multiprocessing.synchronize.Event) -> None:
     start.wait(timeout=30)
-    Database(DatabaseSettings(url=url, retry_seconds=30)).dispose()
+    Database(DatabaseSettings(url=url, retry_seconds=30), create=True).dispose()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

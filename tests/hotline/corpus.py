@@ -198,7 +198,7 @@ def replay_store(
     of the stream, as after a restart)."""
     names = Names.of(scenario)
     settings.recordings.root = Path(scenario.meta["recordings_root"])
-    db = Database(settings.database)
+    db = Database(settings.database, create=True)
     try:
         db.run(lambda session: session.add_all(Case(**case) for case in scenario.meta["cases"]))
         rules = TrackerRules.from_settings(settings.ami)

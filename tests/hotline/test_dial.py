@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from hotline.app.config import Settings, load_settings
 from hotline.app.dial import OriginateWatch, dial_callback
 from hotline.app.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator
+from tests.conftest import add_agent, bootstrap
 from tests.hotline.conftest import FIXTURES, RecordingHandler, fast_settings, running
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
@@ -46,19 +46,9 @@ def site(tmp_path: Path) -> tuple[Path, Settings, Database]:
         encoding="utf-8",
     )
     settings = load_settings(config, environ={})
-    db = Database(settings.database)
-    for username, roles, extension in (("root", ["admin"], None), ("amal", ["agent"], "201")):
-        add = partial(
-            agents.add_agent,
-            settings=settings,
-            acting_username="root",
-            username=username,
-            display_name=username,
-            roles=roles,
-            department="customer-care",
-            extension=extension,
-        )
-        db.run(add)
+    db = Database(settings.database, create=True)
+    bootstrap(db, settings, "root")
+    add_agent(db, settings, "amal", by="root", department="customer-care", extension="201")
     return config, settings, db
 
 
@@ -147,18 +137,7 @@ def test_an_agent_without_an_extension_or_another_agents_callback_is_refused(
 ) -> None:
     _, settings, db = site
     callback_id = assigned_callback(db, settings, "0940000004")
-    db.run(
-        lambda s: agents.add_agent(
-            s,
-            settings,
-            "root",
-            username="omar",
-            display_name="omar",
-            roles=["agent"],
-            department="billing",
-            extension="202",
-        )
-    )
+    add_agent(db, settings, "omar", by="root", department="billing", extension="202")
     root = db.run(lambda s: agents.resolve_actor(s, "root", settings.roles))
     omar = db.run(lambda s: agents.resolve_actor(s, "omar", settings.roles))
     with PbxSimulator(seed=6) as sim:

@@ -68,7 +68,7 @@ class Component:
     def state(self):
         return {}
 
-db = Database(DatabaseSettings(url="sqlite:///" + sys.argv[1]))
+db = Database(DatabaseSettings(url="sqlite:///" + sys.argv[1]), create=True)
 run_until_signal(db, [Component("first"), Component("second")], threading.Event())
 print("clean exit", flush=True)
 """

@@ -219,7 +219,7 @@ def test_calls_wait_while_the_database_is_locked_and_are_stored_after(
 ) -> None:
     settings.database.retry_seconds = 0.2
     settings.database.sqlite_busy_timeout_ms = 20
-    db = Database(settings.database)
+    db = Database(settings.database, create=True)
     with PbxSimulator(seed=8, recordings_dir=tmp_path) as sim:
         loopback(settings, sim.port)
         listener = Listener(db, settings, threading.Event())

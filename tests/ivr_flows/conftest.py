@@ -95,7 +95,7 @@ def ivr_backend(
         ivr_settings.database.url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
     else:
         ivr_settings.database.url = f"sqlite:///{tmp_path / 'hotline.db'}"
-    database = Database(ivr_settings.database)
+    database = Database(ivr_settings.database, create=True)
     yield InspectableCasebook(database, ivr_settings)
     database.dispose()
 

@@ -15,9 +15,10 @@ from sqlmodel import Session
 
 from casebook import agents
 from casebook.db import Database
-from casebook.models import Agent, QAReview
+from casebook.models import QAReview
 from hotline.app.config import Settings, load_settings
 from recordings.scorecard import score_recording
+from tests.conftest import add_agent, bootstrap
 from tests.recordings.helpers import recorded_call
 from tests.recordings.test_scorecard import all_scored
 
@@ -47,15 +48,10 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, Settings, Database]]:
         "database:\n  url: sqlite:///hotline.db\n", encoding="utf-8"
     )
     settings = load_settings(tmp_path / "config.yaml")
-    db = Database(settings.database)
-    for username, role in (("root", "admin"), ("qa", "qa"), ("sara", "agent")):
-
-        def add(s: Session, username: str = username, role: str = role) -> Agent:
-            return agents.add_agent(
-                s, settings, "root", username=username, display_name=username, roles=[role]
-            )
-
-        db.run(add)
+    db = Database(settings.database, create=True)
+    bootstrap(db, settings, "root")
+    for username, role in (("qa", "qa"), ("sara", "agent")):
+        add_agent(db, settings, username, [role], by="root")
     yield tmp_path, settings, db
     db.dispose()
 

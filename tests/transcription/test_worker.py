@@ -119,7 +119,7 @@ def test_real_model_drafts_and_a_worker_killed_mid_job_is_taken_over(tmp_path: P
         encoding="utf-8",
     )
     settings = load_settings(config, environ={})
-    db = Database(settings.database)
+    db = Database(settings.database, create=True)
     clips = ["ar01", "ar05", "ar10", "silence"]
     for clip in clips:
         queue_message(db, settings, ARABIC / f"{clip}.wav", clip)
