@@ -493,9 +493,13 @@ def case_references(session: Session, listed: Sequence[Callback]) -> dict[int, s
     references: dict[int, str] = {}
     for keys in chunked(sorted(case_ids)):
         query = select(Case.id, Case.reference).where(col(Case.id).in_(keys))
-        references |= {case_id: ref for case_id, ref in session.exec(query) if ref is not None}
-    return {
-        callback.id: references[callback.case_id]
-        for callback in listed
-        if callback.id is not None and callback.case_id in references
-    }
+        references |= {
+            case_id: ref
+            for case_id, ref in session.exec(query)
+            if case_id is not None and ref is not None
+        }
+    by_callback: dict[int, str] = {}
+    for callback in listed:
+        if callback.id is not None and callback.case_id in references:
+            by_callback[callback.id] = references[callback.case_id]
+    return by_callback

@@ -396,14 +396,14 @@ def sign_out(caller: CallerDep) -> Response:
 @router.get("/whoami")
 def whoami(caller: CallerDep) -> JSONResponse:
     def work(session: Session, actor: Actor) -> dict[str, Any]:
-        me = signin.whoami(session, caller.token, actor)
+        me = agent_service.agent_named(session, actor, actor.username)
         return {
             "username": actor.username,
             "display_name": me.display_name,
             "roles": actor.roles,
             "department": actor.department,
             "permissions": actor.permissions,
-            "session_expires_at": me.expires_at,
+            "session_expires_at": signin.session_expires_at(session, caller.token, now=utcnow()),
         }
 
     return reply(plain(caller.run(work), caller.site.zone))
@@ -492,7 +492,7 @@ def reset_password(username: str, caller: CallerDep) -> JSONResponse:
         password = agent_service.reset_password(
             session, caller.site.settings, actor, username, now=utcnow()
         )
-        return agent_service.get_agent(session, username), password
+        return agent_service.agent_named(session, actor, username), password
 
     agent, password = caller.run(work)
     return reply({"agent": agent_row(agent, caller.site.zone), "one_time_password": password})

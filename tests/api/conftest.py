@@ -91,9 +91,7 @@ class ApiSite:
             body["extension"] = extension
         added = self.client("admin").post("/v1/agents", body)
         assert added.status == 201, added.body
-        first = self.sign_in(
-            username, added.json()["one_time_password"], new_password=PASSWORD
-        )
+        first = self.sign_in(username, added.json()["one_time_password"], new_password=PASSWORD)
         assert first.status == 201, first.body
         self.tokens[username] = first.json()["token"]
         return username
@@ -195,9 +193,7 @@ def api_site(request: pytest.FixtureRequest) -> Iterator[ApiSite]:
                 },
             )
             assert added.status == 201, added.body
-            first = site.sign_in(
-                username, added.json()["one_time_password"], new_password=PASSWORD
-            )
+            first = site.sign_in(username, added.json()["one_time_password"], new_password=PASSWORD)
             assert first.status == 201, first.body
             site.tokens[username] = first.json()["token"]
         yield site

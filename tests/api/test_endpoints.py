@@ -153,9 +153,7 @@ def test_a_draft_is_opened_and_confirmed_as_it_stands(api_site: ApiSite) -> None
     assert draft["marked_words"][0] == ["الفاتورة", False]
     # Taken: another agent of the department cannot confirm it meanwhile.
     other = api_site.add_agent(["agent"], "sales")
-    taken = api_site.client(other).post(
-        f"/v1/drafts/{reference}/confirm", {"category": "billing"}
-    )
+    taken = api_site.client(other).post(f"/v1/drafts/{reference}/confirm", {"category": "billing"})
     assert (taken.status, taken.error["code"]) == (400, "refused")
     confirmed = me.post(f"/v1/drafts/{reference}/confirm", {"category": "billing"})
     assert confirmed.status == 200

@@ -50,9 +50,10 @@ def test_play_and_export_stream_a_verified_copy(api_site: ApiSite) -> None:
         assert answer.headers["x-recording-sha256"] == hashlib.sha256(original).hexdigest()
         name = Path(recording.path).name
         assert answer.headers["content-disposition"] == f'attachment; filename="{name}"'
-    logged = [(e.action, e.actor, e.allowed, e.detail.get("why")) for e in entries(
-        api_site, recording.id or 0
-    )]
+    logged = [
+        (e.action, e.actor, e.allowed, e.detail.get("why"))
+        for e in entries(api_site, recording.id or 0)
+    ]
     assert ("recording.play", "qa", True, "مراجعة الجودة") in logged
     assert ("recording.export", "qa", True, "مراجعة الجودة") in logged
     assert copies_left(api_site) == []
@@ -72,11 +73,7 @@ def test_an_agent_of_another_department_can_neither_read_play_nor_export(
     for purpose in ("play", "export"):
         refused = biller.get(audio_path(recording.id or 0, purpose, "curious"))
         assert (refused.status, refused.error["code"]) == (403, "denied"), purpose
-    refusals = [
-        (e.action, e.actor)
-        for e in entries(api_site, recording.id or 0)
-        if not e.allowed
-    ]
+    refusals = [(e.action, e.actor) for e in entries(api_site, recording.id or 0) if not e.allowed]
     assert ("recording.play", "biller") in refusals
     assert ("recording.export", "biller") in refusals
     with api_site.db.session() as session:

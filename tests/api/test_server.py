@@ -230,7 +230,7 @@ def test_unreadable_tls_files_fail_the_check_and_the_start(
     settings.server.tls_key = short_folder / "missing-key.pem"
     check = check_tls(settings)
     assert not check.ok and "missing-cert.pem" in check.message
-    with pytest.raises(ApiStartError, match="cannot load server.tls_cert"):
+    with pytest.raises(ApiStartError, match=r"cannot load server\.tls_cert"):
         ApiServer(api_site.db, settings).start()
     assert not (short_folder / "hotline.sock").exists()
 

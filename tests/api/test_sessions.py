@@ -63,9 +63,7 @@ def test_an_expired_session_is_refused(api_site: ApiSite) -> None:
     digest = hashlib.sha256(token.encode()).hexdigest()
 
     def expire(session: Session) -> None:
-        row = session.exec(
-            select(SigninSession).where(SigninSession.token_sha256 == digest)
-        ).one()
+        row = session.exec(select(SigninSession).where(SigninSession.token_sha256 == digest)).one()
         row.expires_at = utcnow() - timedelta(seconds=1)
         session.add(row)
 
@@ -117,7 +115,8 @@ def test_twenty_wrong_passwords_lock_the_account(api_site: ApiSite) -> None:
     one_time = reset.json()["one_time_password"]
     must_change = api_site.sign_in(username, one_time)
     assert (must_change.status, must_change.error["code"]) == (403, "password_change_required")
-    assert api_site.sign_in(username, one_time, new_password="another long passphrase").status == 201
+    renewed = api_site.sign_in(username, one_time, new_password="another long passphrase")
+    assert renewed.status == 201
 
 
 def test_a_slowed_account_gets_429_with_retry_after(api_site: ApiSite) -> None:
@@ -149,9 +148,7 @@ def test_unknown_user_and_wrong_password_read_the_same(api_site: ApiSite) -> Non
 def test_changing_ones_password(api_site: ApiSite) -> None:
     username = api_site.add_agent(["agent"], "billing")
     me = api_site.client(username)
-    wrong = me.post(
-        "/v1/password", {"current_password": "not it at all", "new_password": "x" * 12}
-    )
+    wrong = me.post("/v1/password", {"current_password": "not it at all", "new_password": "x" * 12})
     assert wrong.status in (400, 401, 403) and wrong.error
     changed = me.post(
         "/v1/password", {"current_password": PASSWORD, "new_password": "a brand new passphrase"}
@@ -166,8 +163,9 @@ def test_sign_ins_over_the_socket_are_audited_from_unix(api_site: ApiSite) -> No
     api_site.sign_in(username, "wrong password!")
     with api_site.db.session() as session:
         refused = session.exec(
-            select(AuditEvent)
-            .where(AuditEvent.action == "session.refused", AuditEvent.object_id == username)
+            select(AuditEvent).where(
+                AuditEvent.action == "session.refused", AuditEvent.object_id == username
+            )
         ).all()
     assert refused and refused[-1].allowed is False
     assert "wrong password!" not in str(refused[-1].detail)
