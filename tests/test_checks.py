@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from casebook.db import Database
 from hotline.app.checks import check_ami, check_model, check_recordings, run_checks
-from hotline.app.config import Settings
+from hotline.app.config import Settings, load_settings
 from hotline.simulator import PbxSimulator
 from transcription.settings import TranscriptionSettings
 
@@ -79,6 +80,8 @@ def test_hotline_listen_refuses_to_start_with_every_problem_listed(tmp_path: Pat
         "  connect_timeout: 1\n",
         encoding="utf-8",
     )
+    # The site exists (`hotline db upgrade`): a missing database is a failed check of its own.
+    Database(load_settings(tmp_path / "config.yaml", environ={}).database, create=True).dispose()
     env = {**os.environ, "HOTLINE_CONFIG": str(tmp_path / "config.yaml")}
     result = subprocess.run(
         [HOTLINE, "listen"], env=env, capture_output=True, text=True, timeout=60, check=False

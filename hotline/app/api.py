@@ -14,19 +14,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, SQLModel
 from starlette.background import BackgroundTask
@@ -859,14 +861,25 @@ class RetentionBody(Body):
     dry_run: bool
 
 
+AUDIO_CHUNK = 1 << 16
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download named ``name`` (RFC 6266; RFC 5987 when not ASCII)."""
+    quoted = quote(name)
+    if quoted == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename*=utf-8''{quoted}"
+
+
 @router.get("/recordings/{recording_id}/audio", response_model=None)
 def recording_audio(
     recording_id: int,
     caller: CallerDep,
     purpose: Literal["play", "export"],
     reason: str,
-) -> FileResponse:
-    """A copy verified against its SHA-256 as it was written, sent, then deleted."""
+) -> StreamingResponse:
+    """A copy verified against its SHA-256 as it was written, streamed to the client."""
     site = caller.site
     # One private folder per request: a retried unit of work writes the same file again.
     folder = Path(tempfile.mkdtemp(prefix="copy-", dir=site.copies))
@@ -882,15 +895,25 @@ def recording_audio(
                 root=site.settings.recordings.root,
             )
         )
-    except BaseException:
+        audio = copy.path.open("rb")
+    finally:
+        # Open, the copy needs no name: nothing is left behind, even if the sending stops.
         shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(
-        copy.path,
+
+    def chunks() -> Iterator[bytes]:
+        with audio:
+            while chunk := audio.read(AUDIO_CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
         media_type="audio/wav",
-        filename=copy.path.name,
-        headers={"X-Recording-SHA256": copy.sha256},
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        headers={
+            "Content-Length": str(os.fstat(audio.fileno()).st_size),
+            "Content-Disposition": attachment(copy.path.name),
+            "X-Recording-SHA256": copy.sha256,
+        },
+        background=BackgroundTask(audio.close),
     )
 
 

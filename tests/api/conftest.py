@@ -145,8 +145,11 @@ def site_settings(folder: Path) -> Settings:
     settings.transcription.cache_dir = folder / "models"
     settings.server.socket = folder / "run" / "hotline.sock"
     settings.server.socket_group = socket_group().gr_name
-    # No waiting between failed sign-ins unless a test asks for it.
-    settings.signin.slow_base_seconds = 0.0
+    # Hardly any waiting between failed sign-ins (a test of the wait sets its own), and no
+    # limit per address: every test signs in from the same socket ("unix").
+    settings.signin.slow_base_seconds = 0.001
+    settings.signin.slow_cap_seconds = 0.001
+    settings.signin.address_failures = 100_000
     return settings
 
 

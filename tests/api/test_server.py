@@ -27,6 +27,7 @@ from casebook.models import AuditEvent
 from hotline.app.checks import check_database, check_socket, check_tls, run_checks
 from hotline.app.config import ConfigError, Settings, load_settings
 from hotline.app.http_server import ApiServer, ApiStartError
+from hotline.app.server_settings import ServerSettings
 from tests.api.conftest import PASSWORD, ApiSite, socket_group, unique
 from tests.api.unix_http import Client
 
@@ -125,7 +126,7 @@ def write_config(folder: Path, server_block: str) -> Path:
     ("block", "message"),
     [
         ("  tcp_host: 0.0.0.0\n", "tcp_host 0.0.0.0 is reachable from other machines"),
-        ("  tcp_host: hotline.example\n", "set tls_cert and tls_key (HTTPS), or allow_plain"),
+        ("  tcp_host: hotline.example\n", r"set tls_cert and tls_key \(HTTPS\), or allow_plain"),
         ("  tcp_host: '::'\n", "reachable from other machines"),
         ("  tls_cert: cert.pem\n", "tls_cert and tls_key go together"),
     ],
@@ -152,6 +153,15 @@ def test_clear_tcp_on_loopback_or_explicitly_allowed_loads(tmp_path: Path) -> No
     )
     assert https.server.tls_cert == tmp_path / "c.pem"  # relative to the config file
     assert https.server.socket == tmp_path / "var" / "hotline.sock"
+
+
+def with_tcp(server: ServerSettings, port: int, cert: Path, key: Path) -> ServerSettings:
+    """``server`` listening on loopback TCP too, with TLS (the section checks its keys
+    together, so it is made whole)."""
+    return ServerSettings.model_validate(
+        server.model_dump()
+        | {"tcp_host": "127.0.0.1", "tcp_port": port, "tls_cert": cert, "tls_key": key}
+    )
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -182,12 +192,12 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")
 def test_tcp_with_tls_serves_the_api(api_site: ApiSite, short_folder: Path) -> None:
     cert, key = self_signed(short_folder)
     settings = copy_of(api_site, short_folder / "hotline.sock")
     port = free_port()
-    settings.server.tcp_host, settings.server.tcp_port = "127.0.0.1", port
-    settings.server.tls_cert, settings.server.tls_key = cert, key
+    settings.server = with_tcp(settings.server, port, cert, key)
     assert check_tls(settings).ok and "HTTPS" in check_tls(settings).message
     server = ApiServer(api_site.db, settings)
     server.start()
@@ -201,7 +211,8 @@ def test_tcp_with_tls_serves_the_api(api_site: ApiSite, short_folder: Path) -> N
         assert signed.status == 201
         who = client.as_(signed.json()["token"]).get("/v1/whoami")
         assert who.status == 200 and who.json()["username"] == username
-        assert server.state()["tls"] is True and server.state()["requests"] >= 3
+        state = server.state()
+        assert (state["tcp"], state["tls"]) == (f"127.0.0.1:{port}", True)
 
         old = ssl.create_default_context(cafile=str(cert))
         old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
@@ -225,9 +236,8 @@ def test_unreadable_tls_files_fail_the_check_and_the_start(
     api_site: ApiSite, short_folder: Path
 ) -> None:
     settings = copy_of(api_site, short_folder / "hotline.sock")
-    settings.server.tcp_host, settings.server.tcp_port = "127.0.0.1", free_port()
-    settings.server.tls_cert = short_folder / "missing-cert.pem"
-    settings.server.tls_key = short_folder / "missing-key.pem"
+    missing = (short_folder / "missing-cert.pem", short_folder / "missing-key.pem")
+    settings.server = with_tcp(settings.server, free_port(), *missing)
     check = check_tls(settings)
     assert not check.ok and "missing-cert.pem" in check.message
     with pytest.raises(ApiStartError, match=r"cannot load server\.tls_cert"):

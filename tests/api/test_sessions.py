@@ -4,6 +4,7 @@ slowed and then locked out (issue 16's acceptance)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from sqlmodel import Session, select
 from casebook.clock import utcnow
 from casebook.models import AuditEvent, SigninSession
 from tests.api.conftest import PASSWORD, ApiSite, unique
+from tests.api.unix_http import Answer
 
 
 def signin_required(answer_status: int, error: dict[str, object]) -> bool:
@@ -97,13 +99,26 @@ def test_an_agent_may_not_manage_agents(api_site: ApiSite) -> None:
         assert (answer.status, answer.error["code"]) == (403, "denied"), action
 
 
+def wrong_passwords(api_site: ApiSite, username: str, count: int) -> list[Answer]:
+    """``count`` failed sign-ins: a try refused for waiting (429) is made again after its
+    Retry-After, since only a checked password counts as a failure."""
+    answers: list[Answer] = []
+    while len(answers) < count:
+        answer = api_site.sign_in(username, "wrong password!")
+        if answer.status == 429:
+            threading.Event().wait(answer.json()["retry_after"])
+            continue
+        answers.append(answer)
+    return answers
+
+
 def test_twenty_wrong_passwords_lock_the_account(api_site: ApiSite) -> None:
     username = api_site.add_agent(["agent"], "billing")
     limit = api_site.settings.signin.lock_after_failures
     assert limit == 20
-    answers = [api_site.sign_in(username, "wrong password!") for _ in range(limit)]
-    assert {a.error["code"] for a in answers[:-1]} <= {"wrong_credentials", "slowed"}
-    assert answers[0].status == 401
+    answers = wrong_passwords(api_site, username, limit)
+    assert {(a.status, a.error["code"]) for a in answers[:-1]} == {(401, "wrong_credentials")}
+    assert (answers[-1].status, answers[-1].error["code"]) == (423, "locked")
     locked = api_site.sign_in(username)  # even the right password, once locked
     assert (locked.status, locked.error["code"]) == (423, "locked")
     listed = {a["username"]: a for a in api_site.client("admin").get("/v1/agents").json()}
@@ -122,20 +137,18 @@ def test_twenty_wrong_passwords_lock_the_account(api_site: ApiSite) -> None:
 def test_a_slowed_account_gets_429_with_retry_after(api_site: ApiSite) -> None:
     username = api_site.add_agent(["agent"], "billing")
     signin_settings = api_site.settings.signin
-    signin_settings.slow_base_seconds = 30.0
+    # The cap first: each assignment is checked (the cap may not be below the base).
+    signin_settings.slow_cap_seconds, signin_settings.slow_base_seconds = 60.0, 30.0
     try:
-        answers = [
-            api_site.sign_in(username, "wrong password!")
-            for _ in range(signin_settings.slow_after_failures + 1)
-        ]
+        failed = wrong_passwords(api_site, username, signin_settings.slow_after_failures + 1)
+        slowed = api_site.sign_in(username)  # the right password, but too soon
     finally:
-        signin_settings.slow_base_seconds = 0.0
-    slowed = api_site.sign_in(username)
-    assert [a.status for a in answers[: signin_settings.slow_after_failures]] == [401] * 5
+        signin_settings.slow_base_seconds, signin_settings.slow_cap_seconds = 0.001, 0.001
+    assert {a.status for a in failed} == {401}
     assert slowed.status == 429
     body = slowed.json()
-    assert body["code"] == "slowed" and body["retry_after"] > 0
-    assert int(slowed.headers["Retry-After"]) >= 1
+    assert body["code"] == "slowed" and 0 < body["retry_after"] <= 30
+    assert 1 <= int(slowed.headers["retry-after"]) <= 30
 
 
 def test_unknown_user_and_wrong_password_read_the_same(api_site: ApiSite) -> None:
