@@ -32,7 +32,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, SQLModel
 from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from casebook import agents as agent_service
 from casebook import audit as audit_service
@@ -125,7 +127,9 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 def plain(value: Any, zone: ZoneInfo) -> Any:
     """``value`` as JSON-ready data: the one serialiser of the API. Times become ISO 8601 in
-    the site's zone with its offset (stored times are UTC; a naive one is taken as UTC)."""
+    the site's zone with its offset (stored times are UTC; a naive one is taken as UTC).
+    Table rows are not taken whole (an agent's row holds its password hash): ``pick`` names
+    the columns that go out."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, datetime):
@@ -139,8 +143,6 @@ def plain(value: Any, zone: ZoneInfo) -> Any:
         return plain(value.value, zone)
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, SQLModel):
-        return {name: plain(getattr(value, name), zone) for name in type(value).model_fields}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             field.name: plain(getattr(value, field.name), zone)
@@ -261,6 +263,8 @@ def error_reply(
     line = " ".join(message.split()) or code
     body: dict[str, Any] = {"error": line, "code": code}
     headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # what a 401 must say: how to authenticate
     if retry_after is not None:
         body["retry_after"] = retry_after
         headers["Retry-After"] = str(max(math.ceil(retry_after), 1))
@@ -302,6 +306,38 @@ def validation_line(exc: RequestValidationError) -> str:
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
+# Far above any request of the API (a draft's text, a scorecard), far below harm.
+MAX_BODY_BYTES = 1 << 20
+
+
+class BodyLimit:
+    """Refuses a body over ``limit`` bytes before it is read, and one of undeclared length
+    (chunked): no request, not even an unauthenticated sign-in, makes the server hold more."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            length = headers.get("content-length")
+            if length is None and "chunked" in headers.get("transfer-encoding", "").lower():
+                refusal = error_reply(
+                    411, "طلب غير صالح (bad request): send a Content-Length", "length_required"
+                )
+                await refusal(scope, receive, send)
+                return
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                refusal = error_reply(
+                    413,
+                    f"طلب كبير جدًا (request too large): at most {self.limit} bytes",
+                    "too_large",
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
 
 def add_error_handlers(app: FastAPI) -> None:
     async def on_casebook(_request: Request, exc: Exception) -> Response:
@@ -325,7 +361,9 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_reply(exc.status_code, str(exc.detail), code)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        # Which request; the traceback follows from uvicorn (Starlette raises it on after
+        # this answer is sent).
+        log.error("%s %s failed: %r", request.method, request.url.path, exc)
         return error_reply(500, "خطأ داخلي (internal error): see the server log", "internal")
 
     app.add_exception_handler(CasebookError, on_casebook)
@@ -978,6 +1016,7 @@ def build_api(db: Database, settings: Settings, *, copies: Path | None = None) -
         openapi_url=None,
     )
     app.state.site = Site(db, settings, folder)
+    app.add_middleware(BodyLimit)
     add_error_handlers(app)
     app.include_router(router)
     return app

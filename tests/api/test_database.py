@@ -68,3 +68,23 @@ def test_a_database_held_past_the_retry_window_is_503(api_site: ApiSite) -> None
         assert refused.error["code"] == "database_unavailable"
         assert "database" in refused.error["error"]
     assert api_site.client("biller").get("/v1/cases").status == 200
+
+
+def test_a_vanished_database_file_is_503_never_a_new_site(api_site: ApiSite) -> None:
+    url = api_site.settings.database.url
+    if not url.startswith("sqlite:///"):
+        pytest.skip("moves the SQLite file away")
+    path = Path(url.removeprefix("sqlite:///"))
+    away = path.with_name(path.name + ".away")
+    with retrying_for(api_site, 0.3):
+        path.rename(away)
+        try:
+            answer = api_site.client("biller").get("/v1/cases")
+            assert not path.exists()  # no new empty database in its place
+        finally:
+            away.rename(path)
+    assert answer.status == 503
+    assert answer.error["code"] == "database_unavailable"
+    assert str(path) in answer.error["error"]
+    # Put back, the same file serves again.
+    assert api_site.client("biller").get("/v1/cases").status == 200

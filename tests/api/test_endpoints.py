@@ -4,6 +4,7 @@ agents; and bad requests are one line."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from casebook.models import (
 )
 from hotline.simulator import PbxSimulator
 from tests.api.conftest import ApiSite, unique
+from tests.api.unix_http import UnixHTTPConnection
 from tests.recordings.helpers import recorded_call, reference_of
 
 CASE_KEYS = {
@@ -467,3 +469,23 @@ def test_a_draft_names_its_recorded_message(api_site: ApiSite) -> None:
         "id": recording.id,
         "duration_seconds": recording.duration_seconds,
     }
+
+
+def test_a_body_too_large_or_of_unknown_length_is_refused_unread(api_site: ApiSite) -> None:
+    big = b'{"username": "' + b"x" * (1 << 20) + b'", "password": "p"}'
+    too_large = api_site.anonymous.post("/v1/sessions", raw=big)
+    assert (too_large.status, too_large.error["code"]) == (413, "too_large")
+    connection = UnixHTTPConnection(api_site.settings.server.socket)
+    try:
+        connection.request(
+            "POST",
+            "/v1/sessions",
+            body=iter([b'{"username": "admin", ', b'"password": "x"}']),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        connection.close()
+    assert (status, body["code"]) == (411, "length_required")

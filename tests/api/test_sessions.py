@@ -57,6 +57,7 @@ def test_no_or_garbled_token_is_refused(api_site: ApiSite, authorization: str | 
     for path in ("/v1/whoami", "/v1/cases", "/v1/status"):
         answer = api_site.anonymous.get(path, headers=headers)
         assert signin_required(answer.status, answer.error), (path, answer.body)
+        assert answer.headers["www-authenticate"] == "Bearer"
 
 
 def test_an_expired_session_is_refused(api_site: ApiSite) -> None:
