@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from casebook.db import Database
-from hotline.app.checks import check_ami, check_model, check_recordings, run_checks
+from hotline.app.checks import (
+    check_ami,
+    check_database,
+    check_model,
+    check_recordings,
+    run_checks,
+)
 from hotline.app.config import Settings, load_settings
 from hotline.simulator import PbxSimulator
 from transcription.settings import TranscriptionSettings
@@ -67,6 +73,18 @@ def test_a_model_path_that_is_no_model(settings: Settings, tmp_path: Path) -> No
     assert not check.ok and "not a CTranslate2 Whisper model directory" in check.message
 
 
+def test_a_site_without_its_database_file_fails_the_check_and_gets_no_new_one(
+    settings: Settings,
+) -> None:
+    path = Path(settings.database.url.removeprefix("sqlite:///"))
+    check = check_database(settings)
+    assert not check.ok
+    assert check.message.startswith(
+        f"database file {path} does not exist: create it with hotline db upgrade"
+    )
+    assert not path.exists()
+
+
 def test_checks_run_once_each_and_the_database_first(settings: Settings) -> None:
     settings.ami.port = closed_port()
     settings.ami.connect_timeout = 1
@@ -80,9 +98,8 @@ def test_hotline_listen_refuses_to_start_with_every_problem_listed(tmp_path: Pat
         "  connect_timeout: 1\n",
         encoding="utf-8",
     )
-    # The site exists (`hotline db upgrade`): a missing database is a failed check of its own.
-    Database(load_settings(tmp_path / "config.yaml", environ={}).database, create=True).dispose()
     env = {**os.environ, "HOTLINE_CONFIG": str(tmp_path / "config.yaml")}
+    Database(load_settings(tmp_path / "config.yaml").database, create=True).dispose()
     result = subprocess.run(
         [HOTLINE, "listen"], env=env, capture_output=True, text=True, timeout=60, check=False
     )

@@ -3,6 +3,7 @@ locking, sessions, one-time passwords, the site's first admin. On SQLite and Pos
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -10,6 +11,7 @@ from typing import Any, Literal
 import pytest
 from alembic import command
 from argon2 import PasswordHasher
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlmodel import SQLModel, col, select
 
@@ -17,7 +19,8 @@ from casebook import agents, credentials, signin
 from casebook.access import Actor
 from casebook.db import Database, _alembic_config
 from casebook.errors import AccessDenied, CasebookError, RuleViolation
-from casebook.models import Agent, AuditEvent, SigninFailure, SigninSession
+from casebook.models import Agent, AuditEvent, Case, SigninFailure, SigninSession
+from casebook.settings import SigninSettings
 from casebook.signin import (
     AccountDisabled,
     AccountLocked,
@@ -225,6 +228,14 @@ def test_failures_from_one_address_refuse_it_whatever_the_user_name(site: Site) 
     with site.db.session() as s:
         kept = s.exec(select(SigninFailure.username).order_by(col(SigninFailure.id))).all()
     assert kept == ["guess0", "guess1", "guess2", "guess3"]
+
+
+def test_failures_at_the_same_moment_are_all_counted(site: Site) -> None:
+    site.settings.signin.slow_after_failures = 15  # none of them is slowed
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: site.sign_in("amal", "wrong-password"), range(12)))
+    assert {type(outcome) for outcome in outcomes} == {WrongCredentials}
+    assert site.agent("amal").failed_signins == 12
 
 
 def test_a_session_ends_at_its_absolute_end_however_busy(site: Site) -> None:
@@ -516,6 +527,18 @@ def test_changing_the_password_ends_the_other_sessions(site: Site) -> None:
     site.session_for("amal", "amal-newer-password")
 
 
+def test_a_new_password_given_at_sign_in_replaces_it_and_ends_the_other_sessions(
+    site: Site,
+) -> None:
+    other = site.session_for("amal", AMAL_PASSWORD)
+    issued = site.session_for("amal", AMAL_PASSWORD, new_password="amal-newer-password")
+    with pytest.raises(SessionInvalid):
+        site.actor(other.token)
+    assert site.actor(issued.token).username == "amal"
+    assert isinstance(site.sign_in("amal", AMAL_PASSWORD), WrongCredentials)
+    site.session_for("amal", "amal-newer-password")
+
+
 def test_a_wrong_current_password_is_refused_and_counted_like_a_sign_in(site: Site) -> None:
     issued = site.session_for("amal", AMAL_PASSWORD)
     amal = site.actor(issued.token)
@@ -581,6 +604,15 @@ def test_migration_0004_keeps_the_agents_who_then_need_a_reset_to_sign_in(
             ),
             {"true": True, "at": T0},
         )
+        # A row pointing at an agent: rebuilding the agent table (SQLite's batch copy) fails.
+        connection.execute(
+            text(
+                "INSERT INTO complaint_case (status, priority, escalation_level, "
+                "unsatisfied_rounds, created_at, updated_at, assigned_agent_id) "
+                "SELECT 'open', 'normal', 0, 0, :at, :at, id FROM agent WHERE username = 'sara'"
+            ),
+            {"at": T0},
+        )
     old.dispose()
     db = Database(settings.database)  # migrates to the newest
     site = Site(db, settings)
@@ -612,4 +644,28 @@ def test_migration_0004_keeps_the_agents_who_then_need_a_reset_to_sign_in(
         bootstrap_as("root")
     one_time = site.reset("sara")
     site.session_for("sara", one_time, new_password="sara-password-1")
+    # And back down and up again, the agents kept.
+    with db.engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), "0003")
+        command.upgrade(_alembic_config(connection), "head")
+    sara = site.agent("sara")
+    assert sara.password_hash is None
+    with db.session() as s:
+        assert s.exec(select(Case.assigned_agent_id)).one() == sara.id
     db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"lock_after_failures": 5}, "lock_after_failures must be greater than"),
+        ({"slow_after_failures": 0}, "greater than or equal to 1"),
+        ({"session_hours": 0}, "greater than 0"),
+        ({"idle_minutes": -1}, "greater than 0"),
+        ({"slow_base_seconds": 90}, "slow_cap_seconds must be at least slow_base_seconds"),
+        ({"min_password_length": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_signin_settings_refuse_what_makes_no_sense(values: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        SigninSettings(**values)

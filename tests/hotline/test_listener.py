@@ -26,7 +26,7 @@ from casebook.db import Database
 from casebook.models import Call, Callback, Recording, RecordingKind, TranscriptionJob
 from casebook.settings import PhoneSettings
 from hotline.app.components import Listener
-from hotline.app.config import Settings
+from hotline.app.config import Settings, load_settings
 from hotline.app.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator, SimulatedCall
 from tests.hotline.conftest import FIXTURES, PATIENCE, ReplayServer, wait_until
@@ -73,6 +73,8 @@ def count_calls(database: Path) -> int:
 def test_the_real_call_replayed_into_hotline_listen_is_one_call(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("database:\n  url: sqlite:///hotline.db\n", encoding="utf-8")
+    settings = load_settings(config, environ={})
+    Database(settings.database, create=True).dispose()  # `hotline db upgrade`'s part
     recording = (FIXTURES / "one-call.server.raw").read_bytes()
     with ReplayServer(recording, META["login_offset"], seed=3) as server:
         listener = subprocess.Popen(
@@ -84,18 +86,14 @@ def test_the_real_call_replayed_into_hotline_listen_is_one_call(tmp_path: Path) 
             listener.send_signal(signal.SIGTERM)
             _, log = listener.communicate(timeout=PATIENCE)
     assert listener.returncode == 0, log
-    env = {**os.environ, "USER": "root", "LOGNAME": "root", "HOTLINE_CONFIG": str(config)}
-    subprocess.run(
-        [HOTLINE, "agents", "add", "root", "--name", "root", "--role", "admin"], env=env, check=True
-    )
-    listed = subprocess.run(
-        [HOTLINE, "calls", "list", "--json"], env=env, capture_output=True, text=True, check=True
-    )
-    (call,) = json.loads(listed.stdout)
-    assert call["caller_number"] == "0510000001"
-    assert call["recording_path"] == "/var/spool/asterisk-test/recordings/hotline-1795370976.9.wav"
+    db = Database(settings.database)
+    with db.session() as s:
+        (call,) = s.exec(select(Call)).all()
+    db.dispose()
+    assert call.caller_number == "0510000001"
+    assert call.recording_path == "/var/spool/asterisk-test/recordings/hotline-1795370976.9.wav"
     # The file is on the PBX, not here: the call keeps the mark, never a silent skip.
-    assert call["recording_missing"] is True
+    assert call.recording_missing is True
 
 
 def callers(count: int) -> list[SimulatedCall]:

@@ -20,17 +20,17 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# SQLite adds these columns in place (ALTER TABLE ADD COLUMN): agent is never rebuilt, so the
-# foreign keys that point at it are untouched. The server defaults fill the existing rows.
+# SQLite adds these columns in place (ALTER TABLE ADD COLUMN): agent must never be rebuilt,
+# since dropping the old copy breaks the foreign keys that point at it (case, callback, ...).
+# So the server defaults are plain strings ("0" is false for PostgreSQL too): an SQL expression
+# such as sa.false() makes the batch mode copy the table.
 
 
 def upgrade() -> None:
     with op.batch_alter_table("agent", schema=None) as batch_op:
         batch_op.add_column(sa.Column("password_hash", sa.String(length=255), nullable=True))
         batch_op.add_column(
-            sa.Column(
-                "password_must_change", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("password_must_change", sa.Boolean(), nullable=False, server_default="0")
         )
         batch_op.add_column(sa.Column("password_set_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(
@@ -82,10 +82,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_signin_session_token_sha256"))
         batch_op.drop_index(batch_op.f("ix_signin_session_agent_id"))
     op.drop_table("signin_session")
+    columns = (
+        "locked_at",
+        "last_failed_signin_at",
+        "failed_signins",
+        "password_set_at",
+        "password_must_change",
+        "password_hash",
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        # In place (SQLite 3.35+): the batch mode's copy-and-drop of agent would break the
+        # foreign keys that point at it.
+        for column in columns:
+            op.execute(f"ALTER TABLE agent DROP COLUMN {column}")
+        return
     with op.batch_alter_table("agent", schema=None) as batch_op:
-        batch_op.drop_column("locked_at")
-        batch_op.drop_column("last_failed_signin_at")
-        batch_op.drop_column("failed_signins")
-        batch_op.drop_column("password_set_at")
-        batch_op.drop_column("password_must_change")
-        batch_op.drop_column("password_hash")
+        for column in columns:
+            batch_op.drop_column(column)
