@@ -250,3 +250,14 @@ def queue_extensions(session: Session) -> list[str]:
         select(Agent.extension).where(Agent.active, Agent.extension.is_not(None))  # type: ignore[union-attr]
     )
     return sorted({extension for extension in rows if extension})
+
+
+def agent_named(session: Session, actor: Actor, username: str) -> Agent:
+    """One agent's row (after a reset, for who-am-I): one's own, or anyone's for those who
+    manage agents."""
+    if username != actor.username:
+        _require_manager(actor, "agent.read", username, "read other agents")
+    agent = session.exec(select(Agent).where(Agent.username == username)).first()
+    if agent is None:
+        raise NotFound(f"no agent {username}")
+    return agent

@@ -484,3 +484,22 @@ def next_callback(session: Session, actor: Actor) -> Callback | None:
         )
         .order_by(col(Callback.due_from), col(Callback.id))
     ).first()
+
+
+def case_references(session: Session, listed: Sequence[Callback]) -> dict[int, str]:
+    """The reference of each listed callback's case, by callback id (callbacks for abandoned
+    calls have none); the listing was audited."""
+    case_ids = {callback.case_id for callback in listed if callback.case_id is not None}
+    references: dict[int, str] = {}
+    for keys in chunked(sorted(case_ids)):
+        query = select(Case.id, Case.reference).where(col(Case.id).in_(keys))
+        references |= {
+            case_id: ref
+            for case_id, ref in session.exec(query)
+            if case_id is not None and ref is not None
+        }
+    by_callback: dict[int, str] = {}
+    for callback in listed:
+        if callback.id is not None and callback.case_id in references:
+            by_callback[callback.id] = references[callback.case_id]
+    return by_callback

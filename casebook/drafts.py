@@ -11,9 +11,10 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.cases import load_for
+from casebook.cases import confirm_draft, load_for
 from casebook.errors import RuleViolation
-from casebook.models import Case, CaseStatus, Recording, RecordingKind, Transcript
+from casebook.models import Case, CaseStatus, Priority, Recording, RecordingKind, Transcript
+from casebook.settings import CasebookConfig
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,29 @@ def open_draft(session: Session, actor: Actor, reference: str) -> Draft:
         ).first()
     audit.record(session, actor, "case.read", "case", case.reference, {"as": "draft review"})
     return Draft(case, recording, transcript)
+
+
+def confirm_reviewed(
+    session: Session,
+    settings: CasebookConfig,
+    actor: Actor,
+    reference: str,
+    *,
+    text: str | None,
+    category: str,
+    department: str | None = None,
+    priority: Priority = Priority.NORMAL,
+) -> Case:
+    """Confirm a draft as its reviewer: it is taken first (refused while another agent reviews
+    it), and ``text`` None confirms the draft's own text as it stands."""
+    draft = open_draft(session, actor, reference)
+    return confirm_draft(
+        session,
+        settings,
+        actor,
+        reference,
+        text=(draft.case.draft_text or "") if text is None else text,
+        category=category,
+        department=department,
+        priority=priority,
+    )

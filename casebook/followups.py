@@ -29,6 +29,14 @@ RESULT_WORDS = {
 }
 
 
+def result_named(word: str) -> FollowUpResult:
+    """The result an agent typed (one of ``RESULT_WORDS``)."""
+    chosen = RESULT_WORDS.get(word)
+    if chosen is None:
+        raise RuleViolation(f"result must be one of {', '.join(RESULT_WORDS)}, got {word!r}")
+    return chosen
+
+
 def log_followup(
     session: Session,
     settings: CasebookConfig,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sqlmodel import Session
 
@@ -115,18 +117,48 @@ def _verified_copy(
     raise _refused(actor, recording, owner, action, problem, digest.hexdigest())
 
 
+@dataclass(frozen=True)
+class VerifiedCopy:
+    """A copy whose bytes hashed to the SHA-256 stored at ingest as they were written."""
+
+    path: Path
+    sha256: str
+
+
+def verified_copy(
+    session: Session,
+    actor: Actor,
+    recording_id: int,
+    reason: str,
+    folder: Path,
+    *,
+    purpose: Literal["play", "export"],
+    root: Path,
+) -> VerifiedCopy:
+    """A verified copy in ``folder`` (an empty private folder of the caller's, which deletes it
+    once the copy has been played or sent); audited as a listen or an export, with its reason.
+    A retried unit of work writes the same file again. ``root``: recordings.root, the only
+    place a recording is read from."""
+    action = PLAY if purpose == "play" else EXPORT
+    recording, owner = _authorise(session, actor, recording_id, action, reason)
+    source = _source(actor, recording, owner, action, root)
+    target = folder / Path(source).name
+    _verified_copy(actor, recording, owner, source, target, action)
+    assert recording.sha256 is not None  # _verified_copy refuses a recording without one
+    detail = {"why": reason, "case": owner.reference, "sha256": recording.sha256}
+    if action == EXPORT:
+        detail["to"] = "download"  # streamed to the person's own machine (the HTTP API)
+    audit.record(session, actor, action, "recording", recording_id, detail)
+    return VerifiedCopy(target, recording.sha256)
+
+
 def copy_for_playing(
     session: Session, actor: Actor, recording_id: int, reason: str, folder: Path, *, root: Path
 ) -> Path:
     """A verified copy in ``folder`` (a private temporary folder) for the player; audited.
     ``root``: recordings.root, the only place a recording is read from."""
-    recording, owner = _authorise(session, actor, recording_id, PLAY, reason)
-    source = _source(actor, recording, owner, PLAY, root)
-    target = folder / Path(source).name
-    _verified_copy(actor, recording, owner, source, target, PLAY)
-    detail = {"why": reason, "case": owner.reference, "sha256": recording.sha256}
-    audit.record(session, actor, PLAY, "recording", recording_id, detail)
-    return target
+    copy = verified_copy(session, actor, recording_id, reason, folder, purpose="play", root=root)
+    return copy.path
 
 
 def export_recording(

@@ -51,6 +51,19 @@ def parse_value(criterion: QaCriterion, answer: str) -> float:
     return value
 
 
+def parse_answers(qa: QaSettings, answers: Mapping[str, str]) -> dict[str, float]:
+    """A whole scorecard as typed (code -> "2", "yes", "نعم", ...); an unknown criterion or an
+    answer off its scale is refused, naming the criterion."""
+    criteria = {criterion.code: criterion for criterion in qa.criteria}
+    scores: dict[str, float] = {}
+    for code, answer in answers.items():
+        criterion = criteria.get(code)
+        if criterion is None:
+            raise CasebookError(f"{code}: unknown criterion (choose from {', '.join(criteria)})")
+        scores[code] = parse_value(criterion, answer)
+    return scores
+
+
 def weighted_total(criteria: list[QaCriterion], scores: Mapping[str, float]) -> float:
     """0-100: each criterion's share of its maximum, weighted."""
     weight = sum(c.weight for c in criteria)

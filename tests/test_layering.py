@@ -86,6 +86,14 @@ RULES = [
         allowed=("sqlmodel.Session",),
     ),
     Rule(
+        # Issue 16: the HTTP API parses, calls a service as the signed-in person and renders;
+        # the query, like the rule, is the service's. It is the CLI's server, never its client.
+        "the HTTP API runs no query of its own and does not import the CLI",
+        ("hotline/app/api.py",),
+        ("sqlmodel", "sqlalchemy", *CLI),
+        allowed=("sqlmodel.Session", "sqlmodel.SQLModel"),
+    ),
+    Rule(
         "ivr_flows must not reach into the database except through casebook services "
         "(a service takes a Session; the query is the service's)",
         ("ivr_flows",),
@@ -209,6 +217,7 @@ REFUSED = {
     "hotline/simulator": ("hotline/simulator/server.py", "from ivr_flows import AgiServer"),
     "hotline/app": ("hotline/app/demo.py", "from cli_render import visual"),
     "hotline/app/persist.py": ("hotline/app/persist.py", "from sqlmodel import select"),
+    "hotline/app/api.py": ("hotline/app/api.py", "from sqlmodel import select"),
     "ivr_flows": ("ivr_flows/casebook_backend.py", "from sqlmodel import Session, select"),
     "transcription": ("transcription/worker.py", "from casebook.models import Case"),
     "casebook": ("casebook/calls.py", "from asterisk.ami import AMIClient"),

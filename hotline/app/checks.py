@@ -4,14 +4,17 @@ what to do about it, before anything starts, instead of a traceback minutes late
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from casebook.db import Database
 from casebook.errors import DatabaseUnavailable
 from hotline.ami import AmiError, AmiLoginError, AmiSession, client_tls
 from hotline.app.config import Settings
+from hotline.app.http_server import ApiStartError, server_tls, socket_group_id, socket_state
 from transcription.model import ModelError, resolve
 
 
@@ -78,11 +81,67 @@ def check_model(settings: Settings) -> Check:
     return Check("model", True, f"{model.name} at {model.path}")
 
 
+# The longest path an AF_UNIX socket address holds on Linux (sun_path is 108 bytes with its NUL).
+SOCKET_PATH_MAX = 107
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_socket(settings: Settings) -> Check:
+    """The API's Unix socket can be made: its folder writable (or creatable), its group known,
+    no other server on it, a path short enough for a socket address."""
+    path = settings.server.socket
+    try:
+        group_id = socket_group_id(settings.server)
+        state = socket_state(path)
+    except ApiStartError as exc:
+        return Check("socket", False, str(exc))
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        return Check(
+            "socket", False, f"{path} is longer than a socket path may be; shorten server.socket"
+        )
+    if state == "live":
+        return Check("socket", False, f"another server is running on {path}")
+    if state == "not a socket":
+        return Check("socket", False, f"{path} exists and is not a socket; check server.socket")
+    folder = _nearest_existing(path.parent)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return Check(
+            "socket",
+            False,
+            f"{folder} is not writable by this account; fix server.socket or its permissions",
+        )
+    group = "" if group_id is None else f", group {settings.server.socket_group}"
+    stale = " (a stale socket there is replaced)" if state == "stale" else ""
+    return Check("socket", True, f"{path}, mode 0660{group}{stale}")
+
+
+def check_tls(settings: Settings) -> Check:
+    """What TCP listens with: HTTPS with a certificate and key that load, or plain HTTP where
+    the settings allow it (loopback, or allow_plain_http)."""
+    server = settings.server
+    if server.tcp_host is None:
+        return Check("tcp", True, "off (server.tcp_host is null): the Unix socket only")
+    address = f"{server.tcp_host}:{server.tcp_port}"
+    if not server.tls:
+        return Check("tcp", True, f"plain HTTP on {address} (no tls_cert/tls_key)")
+    try:
+        server_tls(server)
+    except ApiStartError as exc:
+        return Check("tcp", False, str(exc))
+    return Check("tcp", True, f"HTTPS on {address} (TLS 1.2+, {server.tls_cert})")
+
+
 CHECKS: dict[str, list[Callable[[Settings], Check]]] = {
     "listener": [check_ami, check_recordings],
     "agi": [check_recordings],
     "worker": [check_model],
     "scheduler": [],
+    "api": [check_socket, check_tls],
 }
 
 

@@ -1,6 +1,6 @@
 """The long-running parts of the hotline as components with one shape (start, stop, state), so
-`hotline listen|agi|worker|scheduler` run one each and `hotline serve` runs them together.
-Each reports a heartbeat with its state for `hotline status`."""
+`hotline listen|agi|worker|scheduler|api` run one each and `hotline serve` runs them together
+(``run_components``). Each reports a heartbeat with its state for `hotline status`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from sqlmodel import Session
@@ -16,14 +16,18 @@ from sqlmodel import Session
 from casebook import operations
 from casebook.clock import utcnow
 from casebook.db import Database
+from casebook.models import TranscriptionJob
 from hotline.ami import AmiLoginError
+from hotline.app.checks import Check, run_checks
 from hotline.app.config import Settings
+from hotline.app.http_server import ApiServer, ApiStartError
 from hotline.app.lifecycle import settle_heap, stop_on_signals, wait_for_stop
 from hotline.app.persist import CallStore, reconcile_recordings
 from hotline.app.scheduler import build_scheduler
 from hotline.runners import build_client
 from ivr_flows import AgiServer, load_flow
 from ivr_flows.casebook_backend import CasebookBackend
+from transcription.worker import TranscriptionWorker
 
 log = logging.getLogger(__name__)
 
@@ -215,3 +219,79 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
             for component in reversed(started):
                 component.stop()
     beats.stopped()
+
+
+# --- what `hotline serve` and the single-component commands run --------------------------------
+
+COMPONENT_NAMES = ("listener", "agi", "worker", "scheduler", "api")
+
+JobDone = Callable[[TranscriptionWorker, TranscriptionJob], None]
+
+
+class ServeError(Exception):
+    """A component could not start, or stopped for good (one line for the operator)."""
+
+
+def make_components(
+    names: Sequence[str],
+    db: Database,
+    settings: Settings,
+    give_up: threading.Event,
+    *,
+    concurrency: int = 1,
+    on_job_done: JobDone | None = None,
+) -> list[Component]:
+    """The named components (of ``COMPONENT_NAMES``), in that order, on one database."""
+    makers: dict[str, Callable[[], Component]] = {
+        "listener": lambda: Listener(db, settings, give_up),
+        "agi": lambda: Agi(db, settings),
+        "scheduler": lambda: Scheduler(db, settings),
+        "worker": lambda: TranscriptionWorker(
+            db, settings, concurrency=concurrency, on_done=on_job_done
+        ),
+        "api": lambda: ApiServer(db, settings),
+    }
+    unknown = [name for name in names if name not in makers]
+    if unknown:
+        raise ServeError(f"unknown component {', '.join(unknown)} (choose from {COMPONENT_NAMES})")
+    return [makers[name]() for name in names]
+
+
+def run_components(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    concurrency: int = 1,
+    on_check: Callable[[Check], None] | None = None,
+    on_job_done: JobDone | None = None,
+) -> None:
+    """Check what the components need (each check is handed to ``on_check``), start them, and
+    run until SIGTERM or SIGINT, which stops them, each finishing its work. A failed check, a
+    component that cannot start and one that gives up for good raise ``ServeError``."""
+    checks = run_checks(settings, list(names))
+    for check in checks:
+        if on_check is not None:
+            on_check(check)
+    if not all(check.ok for check in checks):
+        raise ServeError("start-up checks failed (see above)")
+    db = Database(settings.database)
+    give_up = threading.Event()
+    try:
+        components = make_components(
+            names, db, settings, give_up, concurrency=concurrency, on_job_done=on_job_done
+        )
+        try:
+            run_until_signal(db, components, give_up)
+        except ApiStartError as exc:
+            raise ServeError(str(exc)) from exc
+        except OSError as exc:
+            agi = settings.agi
+            raise ServeError(f"cannot listen on {agi.host}:{agi.port}: {exc.strerror}") from exc
+    finally:
+        db.dispose()
+    for component in components:
+        if isinstance(component, Listener) and component.failure is not None:
+            ami = settings.ami
+            raise ServeError(f"AMI at {ami.host}:{ami.port}: {component.failure}")
+        if isinstance(component, TranscriptionWorker) and component.fatal is not None:
+            raise ServeError(f"transcription: {component.fatal}")

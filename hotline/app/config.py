@@ -6,7 +6,8 @@ A typo or a wrong type is one line naming the key and the file: ``ConfigError``.
 
 Each section is defined by the package that reads it (casebook/settings.py,
 recordings/settings.py, transcription/settings.py, ivr_flows/settings.py, hotline/ami_settings.py);
-``Settings`` assembles them, and only the application's own sections (display, logging) are here.
+``Settings`` assembles them; the application's own sections are here (display, logging) and in
+hotline/app/server_settings.py (server).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from casebook.settings import (
     SlaSettings,
 )
 from hotline.ami_settings import AmiSettings
+from hotline.app.server_settings import ServerSettings
 from ivr_flows.settings import AgiSettings, IvrSettings
 from recordings.settings import QaSettings, RecordingsSettings, RetentionSettings
 from transcription.settings import TranscriptionSettings
@@ -76,6 +78,7 @@ class Settings(Section):
     qa: QaSettings = Field(default_factory=QaSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     # Where the settings came from, for messages; not an operator setting.
     source: str = Field("built-in defaults", exclude=True)
@@ -91,6 +94,10 @@ class Settings(Section):
             self.transcription.model_path = _under(base, self.transcription.model_path)
         if self.ami.tls_ca_file is not None:
             self.ami.tls_ca_file = _under(base, self.ami.tls_ca_file)
+        self.server.socket = _under(base, self.server.socket)
+        if self.server.tls_cert is not None and self.server.tls_key is not None:
+            self.server.tls_cert = _under(base, self.server.tls_cert)
+            self.server.tls_key = _under(base, self.server.tls_key)
         prefix = "sqlite:///"
         url = self.database.url
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
@@ -133,7 +140,12 @@ def _describe(error: ErrorDetails, origin: str) -> str:
     if kind == "extra_forbidden":
         return f"{origin}: unknown key '{key}' (check its spelling)"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{origin}: {key}: {message} (got {error.get('input')!r})"
+    given = error.get("input")
+    if isinstance(given, dict):
+        # A rule over several keys of a section: the message names them; the section's whole
+        # mapping would bury it.
+        return f"{origin}: {key}: {message}"
+    return f"{origin}: {key}: {message} (got {given!r})"
 
 
 def config_path(explicit: Path | None = None, environ: dict[str, str] | None = None) -> Path:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from casebook import cases, drafts
+from casebook.access import Actor
+from casebook.db import Database
 from casebook.drafts import Draft
+from casebook.errors import RuleViolation
 from casebook.models import Case, Transcript
+from hotline.app.config import Settings
+from tests.conftest import Staff
 
 WORDS = [
     {"text": " شارع", "doubtful": False},
@@ -47,3 +55,28 @@ def test_an_edited_draft_carries_no_marks() -> None:
     assert edited.marked_words() == [("شارع", False), ("مكسور", False), ("جدا", False)]
     untranscribed = Draft(Case(draft_text="نص"), None, None)
     assert untranscribed.marked_words() == [("نص", False)]
+
+
+def test_the_reviewer_confirms_the_draft_as_it_stands_and_nobody_else_meanwhile(
+    db: Database, settings: Settings, staff: Staff
+) -> None:
+    carer, supervisor = staff.actor("carer"), staff.actor("supervisor")
+    case = db.run(
+        lambda s: cases.register_complaint(
+            s, settings, Actor.system("test"), caller_number="0911111111", draft_text="الماء مقطوع"
+        )
+    )
+    reference = case.reference or ""
+    db.run(lambda s: drafts.open_draft(s, carer, reference))
+    with pytest.raises(RuleViolation, match="being reviewed by another agent"):
+        db.run(
+            lambda s: drafts.confirm_reviewed(
+                s, settings, supervisor, reference, text=None, category="service"
+            )
+        )
+    confirmed = db.run(
+        lambda s: drafts.confirm_reviewed(
+            s, settings, carer, reference, text=None, category="service"
+        )
+    )
+    assert (confirmed.status, confirmed.confirmed_text) == ("open", "الماء مقطوع")

@@ -9,7 +9,12 @@ import pytest
 from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
 from hotline.app.config import Settings
-from recordings.listening import TamperedRecording, copy_for_playing, export_recording
+from recordings.listening import (
+    TamperedRecording,
+    copy_for_playing,
+    export_recording,
+    verified_copy,
+)
 from tests.conftest import Staff
 from tests.recordings.helpers import audit_events, recorded_call, reference_of
 
@@ -125,5 +130,45 @@ def test_a_reason_is_required(db: Database, settings: Settings, staff: Staff, fo
         db.run(
             lambda s: copy_for_playing(
                 s, staff.actor("qa"), recording.id or 0, " ", folder, root=settings.recordings.root
+            )
+        )
+
+
+def test_a_verified_copy_for_the_server_to_send_is_audited_with_its_purpose(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    qa = staff.actor("qa")
+    recording = recorded_call(db, settings, "c1")
+    copy = db.run(
+        lambda s: verified_copy(
+            s,
+            qa,
+            recording.id or 0,
+            "complaint file",
+            folder,
+            purpose="export",
+            root=settings.recordings.root,
+        )
+    )
+    assert copy.path == folder / "c1.wav"
+    assert copy.path.read_bytes() == Path(recording.path).read_bytes()
+    assert copy.sha256 == recording.sha256
+    (event,) = audit_events(db, "recording.export")
+    assert (event.actor, event.detail["why"], event.detail["to"]) == (
+        "qa",
+        "complaint file",
+        "download",
+    )
+    carer = staff.actor("carer")
+    with pytest.raises(AccessDenied):
+        db.run(
+            lambda s: verified_copy(
+                s,
+                carer,
+                recording.id or 0,
+                "x",
+                folder,
+                purpose="play",
+                root=settings.recordings.root,
             )
         )

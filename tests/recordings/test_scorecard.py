@@ -8,7 +8,7 @@ from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
 from casebook.models import QAReview
 from hotline.app.config import Settings
-from recordings.scorecard import parse_value, qa_report, score_recording
+from recordings.scorecard import parse_answers, parse_value, qa_report, score_recording
 from tests.conftest import Staff
 from tests.recordings.helpers import audit_events, recorded_call
 
@@ -110,3 +110,12 @@ def test_the_report_averages_per_agent_and_per_criterion(
     assert criteria["listening_empathy"].weight == 1.5 and criteria["speed"].reviews == 3
     with pytest.raises(AccessDenied):
         db.run(lambda s: qa_report(s, settings.qa, staff.actor("carer")))
+
+
+def test_a_scorecard_as_typed_is_read_or_refused_naming_the_criterion(settings: Settings) -> None:
+    typed = dict.fromkeys(CODES, "٢") | {"confidentiality": "نعم"}
+    assert parse_answers(settings.qa, typed) == all_scored(2.0)
+    with pytest.raises(CasebookError, match=r"^speed: answer 0, 1 or 2, got '5'"):
+        parse_answers(settings.qa, typed | {"speed": "5"})
+    with pytest.raises(CasebookError, match=r"^charm: unknown criterion"):
+        parse_answers(settings.qa, {"charm": "2"})

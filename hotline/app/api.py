@@ -1,0 +1,1022 @@
+"""The HTTP API people's CLI talks to (issue 16): parse, call a service as the person signed
+in, render JSON. The rules stay in the services (casebook, recordings); nothing here decides
+who may do what.
+
+Every request but ``POST /v1/sessions`` carries ``Authorization: Bearer <token>``; the token
+becomes the Actor inside the same unit of work as the service call. Times go out in the site's
+time zone with its offset, and request times without an offset are read in it. Every error is
+``{"error": one line, "code": word}`` with the status the API contract gives it (issue 16),
+mapped once, by exception class, in ``add_error_handlers``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, SQLModel
+from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from casebook import agents as agent_service
+from casebook import audit as audit_service
+from casebook import callbacks as callback_service
+from casebook import calls as calls_service
+from casebook import cases as case_service
+from casebook import drafts as draft_service
+from casebook import followups as followup_service
+from casebook import signin
+from casebook.access import Actor
+from casebook.call_status import call_status
+from casebook.clock import utcnow
+from casebook.db import Database
+from casebook.errors import AccessDenied, CasebookError, DatabaseUnavailable, IllegalTransition
+from casebook.errors import NotFound as CaseNotFound
+from casebook.models import Agent, Callback, Case, CaseStatus, ContactMethod, Priority
+from casebook.operations import site_status
+from casebook.reports import build_report
+from casebook.signin import SigninRefused
+from casebook.workflow import STATUS_LABELS_AR
+from hotline.app.config import Settings
+from hotline.app.dial import DialError, dial_callback
+from recordings.integrity import verify_recordings
+from recordings.listening import TamperedRecording, verified_copy
+from recordings.retention import apply_retention
+from recordings.sampling import MAX_SEED, draw_sample
+from recordings.scorecard import choices, parse_answers, qa_report, score_recording
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# --- the site every request works on --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    db: Database
+    settings: Settings
+    # The server's private folder (0700) for verified recording copies while they are sent.
+    copies: Path
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.settings.business_hours.zone
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A request with its bearer token: the person is known inside the unit of work."""
+
+    site: Site
+    token: str
+
+    def run(self, work: Callable[[Session, Actor], T]) -> T:
+        """``work`` as the signed-in person, in one unit of work with the session check (an
+        ended session refuses before anything is read)."""
+        roles = self.site.settings.roles
+
+        def unit(session: Session) -> T:
+            actor = signin.actor_for_token(session, self.token, roles, now=utcnow())
+            return work(session, actor)
+
+        return self.site.db.run(unit)
+
+    def actor(self) -> Actor:
+        """The person alone, for services that run their own units of work."""
+        return self.run(lambda _session, actor: actor)
+
+
+async def current_site(request: Request) -> Site:
+    site: Site = request.app.state.site
+    return site
+
+
+async def current_caller(request: Request) -> Caller:
+    # No header, another scheme or an empty token: "" matches no session, so the sign-in
+    # service refuses it exactly like an unknown or ended one (401 signin_required).
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else ""
+    return Caller(request.app.state.site, bearer)
+
+
+SiteDep = Annotated[Site, Depends(current_site)]
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+# --- JSON out ---------------------------------------------------------------------------------
+
+
+def plain(value: Any, zone: ZoneInfo) -> Any:
+    """``value`` as JSON-ready data: the one serialiser of the API. Times become ISO 8601 in
+    the site's zone with its offset (stored times are UTC; a naive one is taken as UTC).
+    Table rows are not taken whole (an agent's row holds its password hash): ``pick`` names
+    the columns that go out."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo("UTC"))
+        return aware.astimezone(zone).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.isoformat(timespec="minutes")
+    if isinstance(value, Enum):
+        return plain(value.value, zone)
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: plain(getattr(value, field.name), zone)
+            for field in dataclasses.fields(value)
+        }
+    if isinstance(value, dict):
+        return {str(key): plain(item, zone) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return [plain(item, zone) for item in items]
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def pick(model: SQLModel, fields: tuple[str, ...], zone: ZoneInfo) -> dict[str, Any]:
+    return {name: plain(getattr(model, name), zone) for name in fields}
+
+
+def reply(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+CASE_FIELDS = (
+    "reference",
+    "status",
+    "category",
+    "priority",
+    "department",
+    "caller_number",
+    "created_at",
+    "promised_by",
+    "escalation_level",
+    "draft_text",
+    "draft_state",
+    "confirmed_text",
+)
+AGENT_FIELDS = (
+    "username",
+    "display_name",
+    "roles",
+    "department",
+    "languages",
+    "skills",
+    "extension",
+    "active",
+)
+CALLBACK_FIELDS = (
+    "id",
+    "reason",
+    "phone_number",
+    "status",
+    "due_from",
+    "overdue_at",
+    "attempts",
+    "last_result",
+    "department",
+)
+FOLLOWUP_FIELDS = ("at", "method", "result", "effort_score", "notes")
+CALL_FIELDS = (
+    "linkedid",
+    "caller_number",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "abandoned",
+    "recording_path",
+    "recording_missing",
+    "hangup_cause_text",
+    "ivr_choices",
+)
+AUDIT_FIELDS = ("id", "at", "actor", "action", "object_type", "object_id", "allowed", "detail")
+
+
+def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:
+    row = pick(case, CASE_FIELDS, zone)
+    label = {"status_label_ar": STATUS_LABELS_AR[CaseStatus(case.status)]}
+    return {"reference": row.pop("reference"), "status": row.pop("status")} | label | row
+
+
+def agent_row(agent: Agent, zone: ZoneInfo) -> dict[str, Any]:
+    return pick(agent, AGENT_FIELDS, zone) | {"locked": agent.locked_at is not None}
+
+
+def callback_row(callback: Callback, reference: str | None, zone: ZoneInfo) -> dict[str, Any]:
+    return pick(callback, CALLBACK_FIELDS, zone) | {"case": reference}
+
+
+# --- JSON in ----------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    """A request the API cannot read (a malformed date, say): 400, one line."""
+
+
+class Body(BaseModel):
+    # A misspelt key is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+def site_time(value: str | None, what: str, zone: ZoneInfo) -> datetime | None:
+    """An ISO date or date-time from a request; without an offset it is the site's time."""
+    if value is None or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadRequest(
+            f"{what} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00), got {value!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+# --- errors, mapped once ------------------------------------------------------------------------
+
+
+def error_reply(
+    status: int, message: str, code: str, retry_after: float | None = None
+) -> JSONResponse:
+    line = " ".join(message.split()) or code
+    body: dict[str, Any] = {"error": line, "code": code}
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # what a 401 must say: how to authenticate
+    if retry_after is not None:
+        body["retry_after"] = retry_after
+        headers["Retry-After"] = str(max(math.ceil(retry_after), 1))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def casebook_refusal(exc: CasebookError) -> JSONResponse:
+    """A service's refusal, with the contract's status (most specific class first)."""
+    if isinstance(exc, SigninRefused):
+        return error_reply(exc.http_status, str(exc), exc.code, exc.retry_after)
+    if isinstance(exc, DatabaseUnavailable):
+        return error_reply(
+            503, f"قاعدة البيانات غير متاحة (database unavailable): {exc}", "database_unavailable"
+        )
+    if isinstance(exc, TamperedRecording):
+        return error_reply(403, str(exc), "tampered")
+    if isinstance(exc, AccessDenied):
+        return error_reply(403, str(exc), "denied")
+    if isinstance(exc, CaseNotFound):
+        return error_reply(404, str(exc), "not_found")
+    if isinstance(exc, IllegalTransition):
+        return error_reply(409, str(exc), "conflict")
+    return error_reply(400, str(exc), "refused")
+
+
+def validation_line(exc: RequestValidationError) -> str:
+    """The first problem of a request FastAPI could not parse, as one line."""
+    errors = exc.errors()
+    if not errors:
+        return "طلب غير صالح (bad request)"
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "طلب غير صالح (bad request): the body is not valid JSON"
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"طلب غير صالح (bad request): {where or 'body'}: {message}{more}"
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+# Far above any request of the API (a draft's text, a scorecard), far below harm.
+MAX_BODY_BYTES = 1 << 20
+
+
+class BodyLimit:
+    """Refuses a body over ``limit`` bytes before it is read, and one of undeclared length
+    (chunked): no request, not even an unauthenticated sign-in, makes the server hold more."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            length = headers.get("content-length")
+            if length is None and "chunked" in headers.get("transfer-encoding", "").lower():
+                refusal = error_reply(
+                    411, "طلب غير صالح (bad request): send a Content-Length", "length_required"
+                )
+                await refusal(scope, receive, send)
+                return
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                refusal = error_reply(
+                    413,
+                    f"طلب كبير جدًا (request too large): at most {self.limit} bytes",
+                    "too_large",
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    async def on_casebook(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CasebookError)
+        return casebook_refusal(exc)
+
+    async def on_validation(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_reply(400, validation_line(exc), "invalid")
+
+    async def on_bad_request(_request: Request, exc: Exception) -> Response:
+        return error_reply(400, f"طلب غير صالح (bad request): {exc}", "invalid")
+
+    async def on_dial(_request: Request, exc: Exception) -> Response:
+        # The PBX could not be reached; nothing was dialled and the callback is as it was.
+        return error_reply(503, f"تعذر الاتصال (cannot dial): {exc}", "pbx_unavailable")
+
+    async def on_http(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_reply(exc.status_code, str(exc.detail), code)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Which request; the traceback follows from uvicorn (Starlette raises it on after
+        # this answer is sent).
+        log.error("%s %s failed: %r", request.method, request.url.path, exc)
+        return error_reply(500, "خطأ داخلي (internal error): see the server log", "internal")
+
+    app.add_exception_handler(CasebookError, on_casebook)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(BadRequest, on_bad_request)
+    app.add_exception_handler(DialError, on_dial)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1")
+
+
+def client_address(request: Request) -> str:
+    """Who is trying to sign in, for the per-address limit: the peer of a TCP connection,
+    "unix" for the socket (uvicorn gives no peer there). No forwarded header is believed."""
+    return request.client.host if request.client is not None else "unix"
+
+
+# sessions and the person --------------------------------------------------------------------
+
+
+class SignIn(Body):
+    username: str
+    password: str
+    new_password: str | None = None
+
+
+class PasswordChange(Body):
+    current_password: str
+    new_password: str
+
+
+@router.post("/sessions", status_code=201)
+def sign_in(body: SignIn, request: Request, site: SiteDep) -> JSONResponse:
+    address = client_address(request)
+    # The outcome is committed either way (failure counters, the audit entry); a refusal is
+    # raised only after.
+    outcome = site.db.run(
+        lambda session: signin.sign_in(
+            session,
+            site.settings.signin,
+            body.username,
+            body.password,
+            address=address,
+            now=utcnow(),
+            new_password=body.new_password,
+        )
+    )
+    if isinstance(outcome, SigninRefused):
+        raise outcome
+    issued = {
+        "token": outcome.token,
+        "username": outcome.username,
+        "display_name": outcome.display_name,
+        "roles": outcome.roles,
+        "expires_at": outcome.expires_at,
+    }
+    return reply(plain(issued, site.zone), 201)
+
+
+@router.delete("/sessions/current", status_code=204)
+def sign_out(caller: CallerDep) -> Response:
+    caller.site.db.run(lambda session: signin.end_session(session, caller.token, now=utcnow()))
+    return Response(status_code=204)
+
+
+@router.get("/whoami")
+def whoami(caller: CallerDep) -> JSONResponse:
+    def work(session: Session, actor: Actor) -> dict[str, Any]:
+        me = agent_service.agent_named(session, actor, actor.username)
+        return {
+            "username": actor.username,
+            "display_name": me.display_name,
+            "roles": actor.roles,
+            "department": actor.department,
+            "permissions": actor.permissions,
+            "session_expires_at": signin.session_expires_at(session, caller.token, now=utcnow()),
+        }
+
+    return reply(plain(caller.run(work), caller.site.zone))
+
+
+@router.post("/password", status_code=204)
+def change_password(body: PasswordChange, caller: CallerDep) -> Response:
+    caller.run(
+        lambda session, actor: signin.change_password(
+            session,
+            caller.site.settings.signin,
+            actor,
+            body.current_password,
+            body.new_password,
+            now=utcnow(),
+        )
+    )
+    return Response(status_code=204)
+
+
+# agents ---------------------------------------------------------------------------------------
+
+
+class NewAgentBody(Body):
+    username: str
+    display_name: str
+    roles: list[str]
+    department: str | None = None
+    languages: list[str] = Field(default_factory=lambda: ["ar"])
+    skills: list[str] = Field(default_factory=list)
+    extension: str | None = None
+    shift_days: list[str] = Field(default_factory=list)
+    shift_start: time | None = None  # "HH:MM", site time
+    shift_end: time | None = None
+    capacity: int | None = None
+
+
+@router.get("/agents")
+def list_agents(caller: CallerDep) -> JSONResponse:
+    agents = caller.run(agent_service.list_agents)
+    return reply([agent_row(agent, caller.site.zone) for agent in agents])
+
+
+@router.post("/agents", status_code=201)
+def add_agent(body: NewAgentBody, caller: CallerDep) -> JSONResponse:
+    added = caller.run(
+        lambda session, actor: agent_service.add_agent(
+            session,
+            caller.site.settings,
+            actor,
+            username=body.username,
+            display_name=body.display_name,
+            roles=body.roles,
+            department=body.department,
+            languages=body.languages,
+            skills=body.skills,
+            extension=body.extension,
+            shift_days=body.shift_days,
+            shift_start=body.shift_start,
+            shift_end=body.shift_end,
+            capacity=body.capacity,
+        )
+    )
+    zone = caller.site.zone
+    created = {"agent": agent_row(added.agent, zone), "one_time_password": added.one_time_password}
+    return reply(created, 201)
+
+
+@router.post("/agents/{username}/disable")
+def disable_agent(username: str, caller: CallerDep) -> JSONResponse:
+    agent = caller.run(
+        lambda session, actor: agent_service.disable_agent(session, actor, username, now=utcnow())
+    )
+    return reply({"agent": agent_row(agent, caller.site.zone)})
+
+
+@router.post("/agents/{username}/enable")
+def enable_agent(username: str, caller: CallerDep) -> JSONResponse:
+    agent = caller.run(lambda session, actor: agent_service.enable_agent(session, actor, username))
+    return reply({"agent": agent_row(agent, caller.site.zone)})
+
+
+@router.post("/agents/{username}/password-reset")
+def reset_password(username: str, caller: CallerDep) -> JSONResponse:
+    def work(session: Session, actor: Actor) -> tuple[Agent, str]:
+        password = agent_service.reset_password(
+            session, caller.site.settings, actor, username, now=utcnow()
+        )
+        return agent_service.agent_named(session, actor, username), password
+
+    agent, password = caller.run(work)
+    return reply({"agent": agent_row(agent, caller.site.zone), "one_time_password": password})
+
+
+# cases and follow-ups ---------------------------------------------------------------------------
+
+
+class Summary(Body):
+    summary: str
+
+
+class CloseBody(Body):
+    reason: str | None = None
+
+
+class Reason(Body):
+    reason: str
+
+
+class FollowUpBody(Body):
+    method: ContactMethod
+    result: str  # satisfied, not-satisfied, partial, no-answer (the words agents type)
+    effort_score: int | None = None
+    notes: str | None = None
+    reroute: str | None = None
+
+
+@router.get("/cases")
+def list_cases(
+    caller: CallerDep,
+    status: CaseStatus | None = None,
+    department: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+) -> JSONResponse:
+    cases = caller.run(
+        lambda session, actor: case_service.list_cases(
+            session, actor, status=status, department=department, limit=limit
+        )
+    )
+    return reply([case_row(case, caller.site.zone) for case in cases])
+
+
+@router.get("/cases/{reference}")
+def show_case(reference: str, caller: CallerDep) -> JSONResponse:
+    def read(session: Session, actor: Actor) -> dict[str, Any]:
+        case = case_service.get_case(session, actor, reference)
+        zone = caller.site.zone
+        followups = case_service.case_followups(session, case)
+        return case_row(case, zone) | {
+            "followups": [pick(item, FOLLOWUP_FIELDS, zone) for item in followups]
+        }
+
+    return reply(caller.run(read))
+
+
+@router.post("/cases/{reference}/resolve")
+def resolve_case(reference: str, body: Summary, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: case_service.resolve_case(
+            session, caller.site.settings, actor, reference, summary=body.summary
+        )
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+@router.post("/cases/{reference}/close")
+def close_case(reference: str, body: CloseBody, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: case_service.close_case(
+            session, actor, reference, reason=body.reason
+        )
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+@router.post("/cases/{reference}/escalate")
+def escalate_case(reference: str, body: Reason, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: case_service.escalate_case(
+            session, caller.site.settings, actor, reference, reason=body.reason
+        )
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+@router.post("/cases/{reference}/followups", status_code=201)
+def log_followup(reference: str, body: FollowUpBody, caller: CallerDep) -> JSONResponse:
+    followup = caller.run(
+        lambda session, actor: followup_service.log_followup(
+            session,
+            caller.site.settings,
+            actor,
+            reference,
+            method=body.method,
+            result=followup_service.result_named(body.result),
+            effort_score=body.effort_score,
+            notes=body.notes,
+            reroute_to=body.reroute,
+        )
+    )
+    return reply(pick(followup, ("id", *FOLLOWUP_FIELDS), caller.site.zone), 201)
+
+
+# drafts ---------------------------------------------------------------------------------------
+
+
+class ConfirmBody(Body):
+    text: str | None = None  # None: the draft as it stands
+    category: str
+    department: str | None = None
+    priority: Priority = Priority.NORMAL
+
+
+@router.get("/drafts")
+def draft_queue(caller: CallerDep) -> JSONResponse:
+    drafts = caller.run(draft_service.draft_queue)
+    return reply([case_row(case, caller.site.zone) for case in drafts])
+
+
+@router.get("/drafts/{reference}")
+def open_draft(reference: str, caller: CallerDep) -> JSONResponse:
+    draft = caller.run(lambda session, actor: draft_service.open_draft(session, actor, reference))
+    recording = draft.recording
+    return reply(
+        {
+            "case": case_row(draft.case, caller.site.zone),
+            "recording": None
+            if recording is None
+            else {"id": recording.id, "duration_seconds": recording.duration_seconds},
+            "marked_words": [[word, doubtful] for word, doubtful in draft.marked_words()],
+        }
+    )
+
+
+@router.post("/drafts/{reference}/confirm")
+def confirm_draft(reference: str, body: ConfirmBody, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: draft_service.confirm_reviewed(
+            session,
+            caller.site.settings,
+            actor,
+            reference,
+            text=body.text,
+            category=body.category,
+            department=body.department,
+            priority=body.priority,
+        )
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+@router.post("/drafts/{reference}/reject")
+def reject_draft(reference: str, body: Reason, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: case_service.reject_draft(
+            session, actor, reference, reason=body.reason
+        )
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+# callbacks ------------------------------------------------------------------------------------
+
+
+@router.get("/callbacks")
+def list_callbacks(caller: CallerDep, mine: bool = False) -> JSONResponse:
+    def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
+        listed = callback_service.list_callbacks(session, actor, mine=mine)
+        references = callback_service.case_references(session, listed)
+        zone = caller.site.zone
+        return [callback_row(item, references.get(item.id or 0), zone) for item in listed]
+
+    return reply(caller.run(read))
+
+
+@router.get("/callbacks/next")
+def next_callback(caller: CallerDep) -> JSONResponse:
+    def read(session: Session, actor: Actor) -> dict[str, Any] | None:
+        callback = callback_service.next_callback(session, actor)
+        if callback is None:
+            return None
+        references = callback_service.case_references(session, [callback])
+        return callback_row(callback, references.get(callback.id or 0), caller.site.zone)
+
+    return reply(caller.run(read))
+
+
+@router.get("/callbacks/reminders")
+def callback_reminders(caller: CallerDep) -> JSONResponse:
+    counts = caller.run(lambda session, actor: callback_service.reminders(session, actor, utcnow()))
+    return reply(plain(counts, caller.site.zone))
+
+
+@router.post("/callbacks/{callback_id}/dial")
+def dial(callback_id: int, caller: CallerDep) -> JSONResponse:
+    site = caller.site
+    outcome = dial_callback(site.db, site.settings, caller.actor(), callback_id)
+    references = site.db.run(
+        lambda session: callback_service.case_references(session, [outcome.callback])
+    )
+    return reply(
+        {
+            "result": plain(outcome.result, site.zone),
+            "detail": outcome.detail,
+            "callback": callback_row(outcome.callback, references.get(callback_id), site.zone),
+            "max_attempts": site.settings.callbacks.max_attempts,
+        }
+    )
+
+
+# figures --------------------------------------------------------------------------------------
+
+
+@router.get("/report")
+def report(caller: CallerDep, since: str | None = None, until: str | None = None) -> JSONResponse:
+    zone = caller.site.zone
+    start, end = site_time(since, "since", zone), site_time(until, "until", zone)
+    figures = caller.run(
+        lambda session, actor: build_report(
+            session, actor, caller.site.settings.followup, since=start, until=end
+        )
+    )
+    data = plain(figures.as_dict(), zone)
+    for key in ("since", "until"):  # the report keeps them as UTC text
+        if data[key] is not None:
+            data[key] = plain(datetime.fromisoformat(data[key]), zone)
+    labels = {status: STATUS_LABELS_AR[CaseStatus(status)] for status in figures.cases_by_status}
+    return reply(data | {"cases_by_status_label_ar": labels})
+
+
+@router.get("/calls")
+def list_calls(
+    caller: CallerDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 50
+) -> JSONResponse:
+    def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
+        listed = calls_service.list_calls(session, actor, limit=limit)
+        zone = caller.site.zone
+        return [
+            pick(call, CALL_FIELDS, zone)
+            | {
+                "status": call_status(call.ended_at, call.abandoned),
+                "case": calls_service.case_reference(session, call),
+            }
+            for call in listed
+        ]
+
+    return reply(caller.run(read))
+
+
+@router.get("/status")
+def status(caller: CallerDep) -> JSONResponse:
+    figures = caller.run(lambda session, _actor: site_status(session, utcnow()))
+    return reply(plain(figures, caller.site.zone))
+
+
+# QA -------------------------------------------------------------------------------------------
+
+
+class VerifyBody(Body):
+    since: str | None = None
+
+
+class SampleBody(Body):
+    period_hours: float = Field(gt=0)
+    per_agent: int = Field(ge=1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+
+class ScoreBody(Body):
+    recording: int
+    scores: dict[str, str]  # criterion code -> the answer as typed ("2", "yes", "نعم")
+    comment: str | None = None
+
+
+@router.get("/qa/criteria")
+def qa_criteria(caller: CallerDep) -> JSONResponse:
+    caller.actor()  # signed in: the scorecard is the site's, shown to its staff
+    return reply(
+        [
+            {
+                "code": criterion.code,
+                "label_ar": criterion.label_ar,
+                "weight": criterion.weight,
+                "scale": criterion.scale,
+                "choices": choices(criterion),
+            }
+            for criterion in caller.site.settings.qa.criteria
+        ]
+    )
+
+
+@router.post("/qa/verify")
+def qa_verify(body: VerifyBody, caller: CallerDep) -> JSONResponse:
+    site = caller.site
+    since = site_time(body.since, "since", site.zone)
+    result = verify_recordings(site.db, site.settings, caller.actor(), since=since)
+    findings = {
+        kind: plain(found, site.zone)
+        for kind, found in (
+            ("changed", result.changed),
+            ("missing", result.missing),
+            ("unexpected", result.unexpected),
+        )
+    }
+    return reply({"checked": result.checked, "intact": result.intact} | findings)
+
+
+@router.post("/qa/samples")
+def qa_sample(body: SampleBody, caller: CallerDep) -> JSONResponse:
+    until = utcnow()
+    since = until - timedelta(hours=body.period_hours)
+    sample = caller.run(
+        lambda session, actor: draw_sample(
+            session, actor, since=since, until=until, per_agent=body.per_agent, seed=body.seed
+        )
+    )
+    zone = caller.site.zone
+    drawn = [
+        {
+            "recording": item.recording.id,
+            "agent": item.agent,
+            "stratum": item.stratum,
+            "case": item.case_reference,
+            "recorded_at": plain(item.recording.created_at, zone),
+            "duration_seconds": item.recording.duration_seconds,
+        }
+        for item in sample.drawn
+    ]
+    return reply({"seed": sample.seed, "reviewer": sample.reviewer, "recordings": drawn})
+
+
+@router.post("/qa/scores", status_code=201)
+def qa_score(body: ScoreBody, caller: CallerDep) -> JSONResponse:
+    qa = caller.site.settings.qa
+    review = caller.run(
+        lambda session, actor: score_recording(
+            session, qa, actor, body.recording, parse_answers(qa, body.scores), body.comment
+        )
+    )
+    return reply({"recording": review.recording_id, "total": review.total}, 201)
+
+
+@router.get("/qa/report")
+def qa_report_figures(
+    caller: CallerDep, period_hours: Annotated[float | None, Query(gt=0)] = None
+) -> JSONResponse:
+    until = utcnow()
+    since = None if period_hours is None else until - timedelta(hours=period_hours)
+    figures = caller.run(
+        lambda session, actor: qa_report(
+            session, caller.site.settings.qa, actor, since=since, until=until
+        )
+    )
+    data = plain(figures.as_dict(), caller.site.zone)
+    data["since"], data["until"] = plain([figures.since, figures.until], caller.site.zone)
+    return reply(data)
+
+
+# recordings -----------------------------------------------------------------------------------
+
+
+class RetentionBody(Body):
+    dry_run: bool
+
+
+AUDIO_CHUNK = 1 << 16
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download named ``name`` (RFC 6266; RFC 5987 when not ASCII)."""
+    quoted = quote(name)
+    if quoted == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename*=utf-8''{quoted}"
+
+
+@router.get("/recordings/{recording_id}/audio", response_model=None)
+def recording_audio(
+    recording_id: int,
+    caller: CallerDep,
+    purpose: Literal["play", "export"],
+    reason: str,
+) -> StreamingResponse:
+    """A copy verified against its SHA-256 as it was written, streamed to the client."""
+    site = caller.site
+    # One private folder per request: a retried unit of work writes the same file again.
+    folder = Path(tempfile.mkdtemp(prefix="copy-", dir=site.copies))
+    try:
+        copy = caller.run(
+            lambda session, actor: verified_copy(
+                session,
+                actor,
+                recording_id,
+                reason,
+                folder,
+                purpose=purpose,
+                root=site.settings.recordings.root,
+            )
+        )
+        audio = copy.path.open("rb")
+    finally:
+        # Open, the copy needs no name: nothing is left behind, even if the sending stops.
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def chunks() -> Iterator[bytes]:
+        with audio:
+            while chunk := audio.read(AUDIO_CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type="audio/wav",
+        headers={
+            "Content-Length": str(os.fstat(audio.fileno()).st_size),
+            "Content-Disposition": attachment(copy.path.name),
+            "X-Recording-SHA256": copy.sha256,
+        },
+        background=BackgroundTask(audio.close),
+    )
+
+
+@router.post("/recordings/retention")
+def retention(body: RetentionBody, caller: CallerDep) -> JSONResponse:
+    expired = caller.run(
+        lambda session, actor: apply_retention(
+            session, caller.site.settings, actor, utcnow(), body.dry_run
+        )
+    )
+    return reply(plain(expired, caller.site.zone))
+
+
+# the audit log --------------------------------------------------------------------------------
+
+
+@router.get("/audit/verify")
+def audit_verify(caller: CallerDep) -> JSONResponse:
+    chain = caller.run(audit_service.verify_chain)
+    zone = caller.site.zone
+    return reply(
+        {
+            "entries": chain.entries,
+            "intact": chain.intact,
+            "head": chain.head,
+            "first_break": plain(chain.first_break, zone),
+        }
+    )
+
+
+@router.get("/audit")
+def audit_list(
+    caller: CallerDep,
+    since: str | None = None,
+    object_type: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> JSONResponse:
+    zone = caller.site.zone
+    start = site_time(since, "since", zone)
+    events = caller.run(
+        lambda session, actor: audit_service.list_events(
+            session, actor, since=start, object_type=object_type, limit=limit
+        )
+    )
+    return reply([pick(event, AUDIT_FIELDS, zone) for event in events])
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+def build_api(db: Database, settings: Settings, *, copies: Path | None = None) -> FastAPI:
+    """The API over ``db``. ``copies``: a private folder for recording copies being sent (one
+    is made under the system's temporary folder if not given; the server removes it on stop).
+    No documentation routes: nothing but ``POST /v1/sessions`` answers without a session."""
+    folder = copies if copies is not None else Path(tempfile.mkdtemp(prefix="hotline-audio-"))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    app = FastAPI(
+        title="15654 hotline",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.site = Site(db, settings, folder)
+    app.add_middleware(BodyLimit)
+    add_error_handlers(app)
+    app.include_router(router)
+    return app

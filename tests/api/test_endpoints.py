@@ -1,0 +1,491 @@
+"""Every endpoint of the contract answers as documented, thin over its service: cases,
+follow-ups, drafts, callbacks (dialled through the PBX simulator), figures, QA, the audit log,
+agents; and bad requests are one line."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session
+
+from casebook.clock import utcnow
+from casebook.models import (
+    Callback,
+    CallbackReason,
+    CallbackStatus,
+    CaseStatus,
+    RecordingKind,
+)
+from hotline.simulator import PbxSimulator
+from tests.api.conftest import ApiSite, unique
+from tests.api.unix_http import UnixHTTPConnection
+from tests.recordings.helpers import recorded_call, reference_of
+
+CASE_KEYS = {
+    "reference",
+    "status",
+    "status_label_ar",
+    "category",
+    "priority",
+    "department",
+    "caller_number",
+    "created_at",
+    "promised_by",
+    "escalation_level",
+    "draft_text",
+    "draft_state",
+    "confirmed_text",
+}
+CALLBACK_KEYS = {
+    "id",
+    "reason",
+    "phone_number",
+    "status",
+    "due_from",
+    "overdue_at",
+    "attempts",
+    "last_result",
+    "department",
+    "case",
+}
+
+
+def offset_of(api_site: ApiSite) -> str:
+    return utcnow().astimezone(api_site.settings.business_hours.zone).isoformat()[-6:]
+
+
+# --- cases and follow-ups ----------------------------------------------------------------------
+
+
+def test_cases_list_and_show_only_what_the_agent_may_see(api_site: ApiSite) -> None:
+    mine = api_site.case(department="billing")
+    theirs = api_site.case(department="customer-care")
+    listed = api_site.client("biller").get("/v1/cases?limit=500")
+    assert listed.status == 200
+    rows = listed.json()
+    references = {row["reference"] for row in rows}
+    assert mine in references and theirs not in references
+    assert all(set(row) == CASE_KEYS for row in rows)
+    row = next(row for row in rows if row["reference"] == mine)
+    assert row["status_label_ar"] == "مفتوحة"
+    assert row["created_at"].endswith(offset_of(api_site))
+
+    shown = api_site.client("biller").get(f"/v1/cases/{mine}")
+    assert shown.status == 200
+    assert set(shown.json()) == CASE_KEYS | {"followups"}
+    refused = api_site.client("biller").get(f"/v1/cases/{theirs}")
+    assert (refused.status, refused.error["code"]) == (403, "denied")
+    missing = api_site.client("biller").get("/v1/cases/999999999")
+    assert missing.status in (404,) and missing.error["code"] == "not_found"
+
+
+def test_cases_filtered_by_status_and_department(api_site: ApiSite) -> None:
+    escalated = api_site.case(department="technical", status=CaseStatus.ESCALATED)
+    answer = api_site.client("supervisor").get(
+        "/v1/cases?status=escalated&department=technical&limit=10"
+    )
+    assert answer.status == 200
+    assert [row["reference"] for row in answer.json()] == [escalated]
+    bad = api_site.client("supervisor").get("/v1/cases?status=sleeping")
+    assert (bad.status, bad.error["code"]) == (400, "invalid")
+    assert "status" in bad.error["error"]
+
+
+def test_a_case_is_resolved_followed_up_and_closed(api_site: ApiSite) -> None:
+    reference = api_site.case(department="billing", status=CaseStatus.IN_PROGRESS)
+    biller = api_site.client("biller")
+    resolved = biller.post(f"/v1/cases/{reference}/resolve", {"summary": "refunded"})
+    assert resolved.status == 200 and resolved.json()["status"] == "resolved"
+    logged = biller.post(
+        f"/v1/cases/{reference}/followups",
+        {"method": "phone", "result": "satisfied", "effort_score": 5, "notes": "شكراً"},
+    )
+    assert logged.status == 201
+    assert set(logged.json()) == {"id", "at", "method", "result", "effort_score", "notes"}
+    assert logged.json()["result"] == "satisfied"
+    closed = biller.post(f"/v1/cases/{reference}/close", {})
+    assert closed.status == 200 and closed.json()["status"] == "closed"
+    shown = biller.get(f"/v1/cases/{reference}").json()
+    assert [f["result"] for f in shown["followups"]] == ["satisfied"]
+    again = biller.post(f"/v1/cases/{reference}/close", {})
+    assert (again.status, again.error["code"]) == (409, "conflict")
+
+
+def test_a_wrong_follow_up_result_and_a_rule_refusal_are_400(api_site: ApiSite) -> None:
+    reference = api_site.case(department="billing", status=CaseStatus.RESOLVED)
+    biller = api_site.client("biller")
+    word = biller.post(f"/v1/cases/{reference}/followups", {"method": "phone", "result": "meh"})
+    assert (word.status, word.error["code"]) == (400, "refused")
+    assert "satisfied, not-satisfied, partial, no-answer" in word.error["error"]
+    method = biller.post(
+        f"/v1/cases/{reference}/followups", {"method": "pigeon", "result": "satisfied"}
+    )
+    assert (method.status, method.error["code"]) == (400, "invalid")
+    unsatisfied = api_site.case(department="billing", status=CaseStatus.RESOLVED)
+    close = biller.post(f"/v1/cases/{unsatisfied}/close", {})
+    assert (close.status, close.error["code"]) == (400, "refused")
+
+
+def test_escalation(api_site: ApiSite) -> None:
+    reference = api_site.case(department="billing")
+    answer = api_site.client("biller").post(
+        f"/v1/cases/{reference}/escalate", {"reason": "twice promised"}
+    )
+    assert answer.status == 200
+    assert (answer.json()["status"], answer.json()["escalation_level"]) == ("escalated", 1)
+
+
+# --- drafts -------------------------------------------------------------------------------------
+
+
+def test_a_draft_is_opened_and_confirmed_as_it_stands(api_site: ApiSite) -> None:
+    username = api_site.add_agent(["agent"], "sales")
+    reference = api_site.case(department="sales", status=CaseStatus.DRAFT)
+    me = api_site.client(username)
+    queue = me.get("/v1/drafts")
+    assert queue.status == 200
+    assert [row["reference"] for row in queue.json()] == [reference]
+    opened = me.get(f"/v1/drafts/{reference}")
+    assert opened.status == 200
+    draft = opened.json()
+    assert set(draft) == {"case", "recording", "marked_words"}
+    assert draft["recording"] is None
+    assert draft["marked_words"][0] == ["الفاتورة", False]
+    # Taken: another agent of the department cannot confirm it meanwhile.
+    other = api_site.add_agent(["agent"], "sales")
+    taken = api_site.client(other).post(f"/v1/drafts/{reference}/confirm", {"category": "billing"})
+    assert (taken.status, taken.error["code"]) == (400, "refused")
+    confirmed = me.post(f"/v1/drafts/{reference}/confirm", {"category": "billing"})
+    assert confirmed.status == 200
+    case = confirmed.json()
+    assert case["status"] == "open"
+    assert case["confirmed_text"] == "الفاتورة غير صحيحة هذا الشهر"
+
+
+def test_a_draft_confirmed_with_edited_text_or_rejected(api_site: ApiSite) -> None:
+    reference = api_site.case(department="billing", status=CaseStatus.DRAFT)
+    biller = api_site.client("biller")
+    confirmed = biller.post(
+        f"/v1/drafts/{reference}/confirm",
+        {"text": "نص معدّل", "category": "network", "department": "technical", "priority": "high"},
+    )
+    assert confirmed.status == 200
+    assert (confirmed.json()["confirmed_text"], confirmed.json()["priority"]) == (
+        "نص معدّل",
+        "high",
+    )
+    assert confirmed.json()["department"] == "technical"
+    rejected_one = api_site.case(department="billing", status=CaseStatus.DRAFT)
+    rejected = biller.post(f"/v1/drafts/{rejected_one}/reject", {"reason": "wrong number"})
+    assert rejected.status == 200 and rejected.json()["status"] == "rejected"
+    unknown_category = api_site.case(department="billing", status=CaseStatus.DRAFT)
+    refused = biller.post(f"/v1/drafts/{unknown_category}/confirm", {"category": "weather"})
+    assert (refused.status, refused.error["code"]) == (400, "refused")
+
+
+# --- callbacks ----------------------------------------------------------------------------------
+
+
+def assigned_callback(api_site: ApiSite, username: str, reference: str | None) -> int:
+    agent = api_site.agent(username)
+    case_id = api_site.stored_case(reference).id if reference is not None else None
+
+    def work(session: Session) -> int:
+        callback = Callback(
+            case_id=case_id,
+            phone_number="0920000002",
+            reason=CallbackReason.FOLLOW_UP.value,
+            department=agent.department,
+            due_from=utcnow() - timedelta(minutes=5),
+            overdue_at=utcnow() - timedelta(minutes=1),
+            status=CallbackStatus.ASSIGNED.value,
+            assigned_agent_id=agent.id,
+        )
+        session.add(callback)
+        session.flush()
+        assert callback.id is not None
+        return callback.id
+
+    return api_site.db.run(work)
+
+
+def test_callbacks_list_next_and_reminders(api_site: ApiSite) -> None:
+    username = api_site.add_agent(["agent"], "billing", extension="201")
+    reference = api_site.case(department="billing", status=CaseStatus.RESOLVED)
+    callback_id = assigned_callback(api_site, username, reference)
+    me = api_site.client(username)
+    listed = me.get("/v1/callbacks?mine=true")
+    assert listed.status == 200
+    (row,) = listed.json()
+    assert set(row) == CALLBACK_KEYS
+    assert (row["id"], row["case"], row["status"]) == (callback_id, reference, "assigned")
+    assert me.get("/v1/callbacks").json() == [row]  # an agent sees their own anyway
+    nxt = me.get("/v1/callbacks/next")
+    assert nxt.status == 200 and nxt.json() == row
+    assert me.get("/v1/callbacks/reminders").json() == {"due": 1, "overdue": 1}
+    nobody = api_site.add_agent(["agent"], "billing")
+    empty = api_site.client(nobody).get("/v1/callbacks/next")
+    assert empty.status == 200 and empty.json() is None
+
+
+def test_a_callback_is_dialled_through_the_pbx(api_site: ApiSite) -> None:
+    username = api_site.add_agent(["agent"], "billing", extension="201")
+    callback_id = assigned_callback(api_site, username, None)
+    me = api_site.client(username)
+    ami = api_site.settings.ami
+    original = ami.port
+    with PbxSimulator(seed=4, recordings_dir=api_site.settings.recordings.root) as sim:
+        ami.port = sim.port
+        try:
+            dialled = me.post(f"/v1/callbacks/{callback_id}/dial")
+        finally:
+            ami.port = original
+        (originate,) = sim.originated
+    assert dialled.status == 200, dialled.body
+    outcome = dialled.json()
+    assert (outcome["result"], outcome["detail"]) == ("answered", "customer leg: ANSWER")
+    assert outcome["callback"]["status"] == "done"
+    assert outcome["max_attempts"] == api_site.settings.callbacks.max_attempts
+    assert originate["Channel"] == "Local/201@hotline-agents"
+
+
+def test_dialling_without_a_reachable_pbx_is_503(api_site: ApiSite) -> None:
+    username = api_site.add_agent(["agent"], "billing", extension="202")
+    callback_id = assigned_callback(api_site, username, None)
+    ami = api_site.settings.ami
+    original = (ami.port, ami.connect_timeout)
+    ami.port, ami.connect_timeout = 1, 0.2  # nothing listens on port 1
+    try:
+        answer = api_site.client(username).post(f"/v1/callbacks/{callback_id}/dial")
+    finally:
+        ami.port, ami.connect_timeout = original
+    assert (answer.status, answer.error["code"]) == (503, "pbx_unavailable")
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def test_report_calls_and_status(api_site: ApiSite) -> None:
+    recorded_call(api_site.db, api_site.settings, unique("rep"))
+    supervisor = api_site.client("supervisor")
+    report = supervisor.get("/v1/report?since=2020-01-01&until=2099-01-01T00:00")
+    assert report.status == 200
+    figures = report.json()
+    assert figures["cases_total"] >= 1
+    assert figures["since"] == "2020-01-01T00:00:00+02:00"  # read in the site's zone (Tripoli)
+    assert figures["cases_by_status_label_ar"]["open"] == "مفتوحة"
+    bad = supervisor.get("/v1/report?since=yesterday")
+    assert (bad.status, bad.error["code"]) == (400, "invalid")
+    refused = api_site.client("carer").get("/v1/report")
+    assert (refused.status, refused.error["code"]) == (403, "denied")
+
+    calls = supervisor.get("/v1/calls?limit=5")
+    assert calls.status == 200
+    first = calls.json()[0]
+    assert {"linkedid", "status", "case", "recording_missing", "ivr_choices"} <= set(first)
+    assert api_site.client("carer").get("/v1/calls").status == 403
+
+    status = api_site.client("carer").get("/v1/status")
+    assert status.status == 200
+    assert {"components", "live_calls", "queue_depth", "callbacks_due"} <= set(status.json())
+
+
+# --- QA -----------------------------------------------------------------------------------------
+
+
+def test_qa_criteria_sample_score_report_and_verify(api_site: ApiSite) -> None:
+    recording = recorded_call(api_site.db, api_site.settings, unique("qa"))
+    qa = api_site.client("qa")
+    criteria = qa.get("/v1/qa/criteria")
+    assert criteria.status == 200
+    codes = [c["code"] for c in criteria.json()]
+    assert criteria.json()[0]["choices"] == "0, 1 or 2"
+    sample = qa.post("/v1/qa/samples", {"period_hours": 24, "per_agent": 50, "seed": 7})
+    assert sample.status == 200
+    assert sample.json()["seed"] == 7 and sample.json()["reviewer"] == "qa"
+    assert recording.id in {item["recording"] for item in sample.json()["recordings"]}
+
+    answers = dict.fromkeys(codes, "2") | {"confidentiality": "نعم"}
+    scored = qa.post(
+        "/v1/qa/scores", {"recording": recording.id, "scores": answers, "comment": "جيد"}
+    )
+    assert scored.status == 201
+    assert scored.json() == {"recording": recording.id, "total": 100.0}
+    bad = qa.post(
+        "/v1/qa/scores",
+        {"recording": recording.id, "scores": answers | {"speed": "7"}},
+    )
+    assert (bad.status, bad.error["code"]) == (400, "refused")
+    assert bad.error["error"].startswith("speed:")
+    unknown = qa.post("/v1/qa/scores", {"recording": recording.id, "scores": {"charm": "2"}})
+    assert unknown.status == 400 and "charm" in unknown.error["error"]
+
+    report = qa.get("/v1/qa/report?period_hours=24")
+    assert report.status == 200 and report.json()["reviews"] >= 1
+    assert report.json()["until"].endswith(offset_of(api_site))
+
+    verified = qa.post("/v1/qa/verify", {})
+    assert verified.status == 200
+    assert set(verified.json()) == {"checked", "intact", "changed", "missing", "unexpected"}
+    assert verified.json()["checked"] >= 1
+    assert api_site.client("carer").post("/v1/qa/verify", {}).status == 403
+
+
+# --- recordings retention, audit, agents ---------------------------------------------------------
+
+
+def test_retention_dry_run(api_site: ApiSite) -> None:
+    old = recorded_call(
+        api_site.db,
+        api_site.settings,
+        unique("old"),
+        status=CaseStatus.CLOSED,
+        created=utcnow() - timedelta(days=800),
+    )
+    answer = api_site.client("admin").post("/v1/recordings/retention", {"dry_run": True})
+    assert answer.status == 200
+    due = {item["recording_id"]: item for item in answer.json()}
+    assert old.id in due and due[old.id]["deleted"] is False
+    assert set(due[old.id]) == {"recording_id", "case_reference", "due", "deleted", "path", "error"}
+    refused = api_site.client("qa").post("/v1/recordings/retention", {"dry_run": True})
+    assert refused.status == 403
+
+
+def test_audit_log_list_and_verify(api_site: ApiSite) -> None:
+    supervisor = api_site.client("supervisor")
+    listed = supervisor.get("/v1/audit?object_type=case&limit=5")
+    assert listed.status == 200
+    rows = listed.json()
+    assert 0 < len(rows) <= 5
+    assert set(rows[0]) == {
+        "id",
+        "at",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "allowed",
+        "detail",
+    }
+    assert {row["object_type"] for row in rows} == {"case"}
+    since = supervisor.get("/v1/audit?since=2099-01-01")
+    assert since.status == 200 and since.json() == []
+    chain = supervisor.get("/v1/audit/verify")
+    assert chain.status == 200
+    assert chain.json()["intact"] is True and chain.json()["first_break"] is None
+    assert api_site.client("carer").get("/v1/audit").status == 403
+
+
+def test_agents_list_and_add_with_every_field(api_site: ApiSite) -> None:
+    username = unique("full")
+    added = api_site.client("admin").post(
+        "/v1/agents",
+        {
+            "username": username,
+            "display_name": "سالم",
+            "roles": ["agent"],
+            "department": "technical",
+            "languages": ["ar", "en"],
+            "skills": ["network"],
+            "extension": "305",
+            "shift_days": ["sun", "mon"],
+            "shift_start": "08:00",
+            "shift_end": "16:00",
+            "capacity": 4,
+        },
+    )
+    assert added.status == 201
+    assert set(added.json()) == {"agent", "one_time_password"}
+    listed = {a["username"]: a for a in api_site.client("admin").get("/v1/agents").json()}
+    assert listed[username] == {
+        "username": username,
+        "display_name": "سالم",
+        "roles": ["agent"],
+        "department": "technical",
+        "languages": ["ar", "en"],
+        "skills": ["network"],
+        "extension": "305",
+        "active": True,
+        "locked": False,
+    }
+    again = api_site.client("admin").post(
+        "/v1/agents", {"username": username, "display_name": "x", "roles": ["agent"]}
+    )
+    assert (again.status, again.error["code"]) == (400, "refused")
+    shift = api_site.client("admin").post(
+        "/v1/agents",
+        {"username": unique("s"), "display_name": "x", "roles": ["agent"], "shift_start": "8h"},
+    )
+    assert (shift.status, shift.error["code"]) == (400, "invalid")
+    assert "shift_start" in shift.error["error"]
+
+
+# --- requests the API cannot read ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"summary": 5}', "summary"),
+        (b"{}", "summary: Field required"),
+        (b'{"summary": "x", "extra": 1}', "extra"),
+        (b"", "Field required"),
+    ],
+    ids=["garbled", "wrong-type", "missing", "unknown-key", "empty"],
+)
+def test_a_bad_body_is_400_in_one_line(api_site: ApiSite, raw: bytes, where: str) -> None:
+    reference = api_site.case(department="billing", status=CaseStatus.IN_PROGRESS)
+    answer = api_site.client("biller").post(f"/v1/cases/{reference}/resolve", raw=raw)
+    assert answer.status == 400
+    assert answer.error["code"] == "invalid"
+    assert where in answer.error["error"]
+    assert api_site.stored_case(reference).status == "in_progress"  # nothing happened
+
+
+def test_unknown_routes_and_methods_and_no_docs(api_site: ApiSite) -> None:
+    client = api_site.client("admin")
+    for path in ("/v1/nothing", "/docs", "/redoc", "/openapi.json"):
+        answer = client.get(path)
+        assert (answer.status, answer.error["code"]) == (404, "not_found"), path
+    wrong = client.request("PUT", "/v1/cases")
+    assert (wrong.status, wrong.error["code"]) == (405, "method_not_allowed")
+
+
+def test_a_draft_names_its_recorded_message(api_site: ApiSite) -> None:
+    recording = recorded_call(
+        api_site.db,
+        api_site.settings,
+        unique("msg"),
+        status=CaseStatus.DRAFT,
+        kind=RecordingKind.MESSAGE,
+    )
+    reference = reference_of(api_site.db, recording)
+    opened = api_site.client("supervisor").get(f"/v1/drafts/{reference}")
+    assert opened.status == 200
+    assert opened.json()["recording"] == {
+        "id": recording.id,
+        "duration_seconds": recording.duration_seconds,
+    }
+
+
+def test_a_body_too_large_or_of_unknown_length_is_refused_unread(api_site: ApiSite) -> None:
+    big = b'{"username": "' + b"x" * (1 << 20) + b'", "password": "p"}'
+    too_large = api_site.anonymous.post("/v1/sessions", raw=big)
+    assert (too_large.status, too_large.error["code"]) == (413, "too_large")
+    connection = UnixHTTPConnection(api_site.settings.server.socket)
+    try:
+        connection.request(
+            "POST",
+            "/v1/sessions",
+            body=iter([b'{"username": "admin", ', b'"password": "x"}']),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        status, body = response.status, json.loads(response.read())
+    finally:
+        connection.close()
+    assert (status, body["code"]) == (411, "length_required")
