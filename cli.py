@@ -1239,8 +1239,8 @@ def calls_list(
 def run_components(*names: str, concurrency: int = 1) -> None:
     """Start the components after their checks; SIGTERM or SIGINT stops them (operator)."""
     from hotline.app.checks import Check
+    from hotline.app.components import run_components as run
     from hotline.app.lifecycle import configure_logging
-    from hotline.app.operator import run_components as run
 
     site = settings()
     configure_logging(site.logging)
@@ -1249,13 +1249,14 @@ def run_components(*names: str, concurrency: int = 1) -> None:
         mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
         err().print(f"{mark} {check.name}: {check.message}")
 
-    run(
-        site,
-        list(names),
-        concurrency=concurrency,
-        on_check=on_check,
-        on_job_done=lambda line: out().print(f"[green]✓[/] {line}"),
-    )
+    def on_job_done(worker: Any, job: Any) -> None:
+        stats = worker.stats
+        out().print(
+            f"[green]✓[/] recording {job.recording_id}: {stats.done} done, {stats.failed} "
+            f"failed, {stats.busy} in hand"
+        )
+
+    run(site, names, concurrency=concurrency, on_check=on_check, on_job_done=on_job_done)
 
 
 @app.command("serve")
@@ -1264,10 +1265,17 @@ def serve(
         int, typer.Option(min=1, max=16, help="Transcription jobs at once.")
     ] = 1,
 ) -> None:
-    """Listener + FastAGI + transcription worker + scheduler in one process, until SIGTERM.
+    """Listener + FastAGI + transcription worker + scheduler + the HTTP API in one process,
+    until SIGTERM.
 
-    Each also runs alone: listen, agi, worker, scheduler."""
-    run_components("listener", "agi", "worker", "scheduler", concurrency=concurrency)
+    Each also runs alone: listen, agi, worker, scheduler, api."""
+    run_components("listener", "agi", "worker", "scheduler", "api", concurrency=concurrency)
+
+
+@app.command("api")
+def api_server() -> None:
+    """Run the HTTP API people's commands use (server.socket, optional TCP) until SIGTERM."""
+    run_components("api")
 
 
 @app.command("listen")

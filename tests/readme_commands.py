@@ -28,13 +28,15 @@ INDENT = "    "
 WRITE_COMMAND = "python -m tests.readme_commands --write"
 
 # The layout only: which groups of commands share a paragraph of the block, in this order (people
-# who set a site up, agents at work, watching, QA, running it). Usage and help come from the CLI.
+# who set a site up, signing in, agents at work, watching, QA, running it). Usage and help come
+# from the CLI.
 SECTIONS: tuple[tuple[str, ...], ...] = (
     ("db", "agents"),
+    ("login", "logout", "whoami", "password"),
     ("review", "drafts", "cases", "followup", "callbacks", "report"),
     ("calls", "status", "transcribe"),
     ("qa", "recordings", "audit"),
-    ("serve", "listen", "agi", "worker", "scheduler", "prompts", "asterisk", "demo"),
+    ("serve", "api", "listen", "agi", "worker", "scheduler", "prompts", "asterisk", "demo"),
 )
 # The block: the first fenced block after this heading.
 BLOCK = re.compile(r"(^## Commands\n\n```\n)(.*?)(^```$)", re.DOTALL | re.MULTILINE)

@@ -281,9 +281,14 @@ def test_you_change_your_own_password(site: Site) -> None:
     changed = rami.run("password", "--password-stdin", stdin=f"{PASSWORD}\n{new}\n{new}\n")
     assert changed.returncode == 0, changed.stderr
     assert "password changed" in changed.stdout
-    assert site.login("rami", new)
-    wrong = rami.run("password", "--password-stdin", stdin=f"{PASSWORD}\n{new}\n{new}\n")
+    old = site.person("rami").run(
+        "login", "rami", "--server", site.address, "--password-stdin", stdin=f"{PASSWORD}\n"
+    )
+    assert old.returncode == 1
+    again = site.login("rami", new)
+    wrong = again.run("password", "--password-stdin", stdin=f"{PASSWORD}\n{new}\n{new}\n")
     assert wrong.returncode == 1 and wrong.stderr.startswith("refused: ")
+    assert "current password is wrong" in wrong.stderr
 
 
 def test_a_disabled_agents_session_ends_and_an_admin_can_enable_them(site: Site) -> None:

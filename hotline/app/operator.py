@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +23,13 @@ from casebook import signin
 from casebook.clock import utcnow
 from casebook.db import Database, upgrade_schema
 from casebook.errors import CasebookError, DatabaseUnavailable
-from casebook.models import Agent, TranscriptionJob
-from hotline.app.checks import Check, run_checks
-from hotline.app.components import Agi, Component, Listener, Scheduler, run_until_signal
+from casebook.models import Agent
+from hotline.app.components import ServeError
 from hotline.app.config import ConfigError, Settings
 from hotline.app.demo import DemoError
 from ivr_flows import FlowError, SpeechError, build_prompts, load_flow, render_asterisk_config
 from ivr_flows.prompts import PromptReport
 from transcription import AudioError, ModelError, transcribe
-from transcription.worker import TranscriptionWorker
 
 REFUSED = 1
 CONFIG = 2
@@ -62,6 +59,8 @@ def known_failure(exc: BaseException) -> Failure | None:
         return Failure("config error", str(exc), CONFIG)
     if isinstance(exc, OperatorError):
         return Failure("error", str(exc), exc.exit_code)
+    if isinstance(exc, ServeError):
+        return Failure("error", str(exc), REFUSED)
     if isinstance(exc, FlowError | SpeechError | AudioError | ModelError | DemoError):
         return Failure("error", str(exc), REFUSED)
     if isinstance(exc, DatabaseUnavailable):
@@ -134,62 +133,6 @@ def transcribe_file(settings: Settings, path: Path) -> Transcribed:
         f"{result.model_name}"
     )
     return Transcribed(result.to_dict(), result.marked_words(), result.no_speech, facts)
-
-
-# --- the long-running processes -------------------------------------------------------------------
-
-
-def run_components(
-    settings: Settings,
-    names: list[str],
-    *,
-    concurrency: int = 1,
-    on_check: Callable[[Check], None],
-    on_job_done: Callable[[str], None],
-) -> None:
-    """Check what the components need, start them; SIGTERM or SIGINT stops them, each finishing
-    its work. A failed check, a port taken, a refused AMI login or a fatal transcription error
-    is an OperatorError."""
-    checks = run_checks(settings, names)
-    for check in checks:
-        on_check(check)
-    if not all(check.ok for check in checks):
-        raise OperatorError("start-up checks failed (see above)")
-    db = Database(settings.database)
-    give_up = threading.Event()
-
-    def report_progress(worker: TranscriptionWorker, job: TranscriptionJob) -> None:
-        stats = worker.stats
-        on_job_done(
-            f"recording {job.recording_id}: {stats.done} done, {stats.failed} failed, "
-            f"{stats.busy} in hand"
-        )
-
-    makers: dict[str, Callable[[], Component]] = {
-        "listener": lambda: Listener(db, settings, give_up),
-        "agi": lambda: Agi(db, settings),
-        "scheduler": lambda: Scheduler(db, settings),
-        "worker": lambda: TranscriptionWorker(
-            db, settings, concurrency=concurrency, on_done=report_progress
-        ),
-    }
-    try:
-        components = [makers[name]() for name in names]
-        try:
-            run_until_signal(db, components, give_up)
-        except OSError as exc:
-            raise OperatorError(
-                f"cannot listen on {settings.agi.host}:{settings.agi.port}: {exc.strerror}"
-            ) from exc
-        for component in components:
-            if isinstance(component, Listener) and component.failure is not None:
-                raise OperatorError(
-                    f"AMI at {settings.ami.host}:{settings.ami.port}: {component.failure}"
-                )
-            if isinstance(component, TranscriptionWorker) and component.fatal is not None:
-                raise OperatorError(f"transcription: {component.fatal}")
-    finally:
-        db.dispose()
 
 
 # --- the first admin ------------------------------------------------------------------------------
