@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from casebook import agents
 from casebook.access import Actor
@@ -104,7 +104,7 @@ def test_qa_score_walks_the_reviewer_through_the_scorecard(site: Site) -> None:
     assert "answer 0, 1 or 2, got '3'" in result.stderr
     assert "الاستماع الجيد والتعاطف" in result.stdout
     with site.database() as (db, _settings), db.session() as s:
-        review = s.query(QAReview).one()
+        review = s.exec(select(QAReview)).one()
     # The third criterion (transparency) was asked again and took the second answer.
     assert review.scores["transparency"] == 1.0 and review.comment == "أحسنت"
     assert result.stdout.count("· transparency (0, 1 or 2)") == 2
