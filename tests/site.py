@@ -329,9 +329,13 @@ def running_site(
     *,
     socket_path: Path | None = None,
     socket_group: str | None = None,
+    sections: dict[str, dict[str, object]] | None = None,
 ) -> Iterator[Site]:
-    """A site with its schema, its first admin (signed in as ``admin``) and its server."""
+    """A site with its schema, its first admin (signed in as ``admin``) and its server;
+    ``sections``: config settings beside the harness's (e.g. ``{"ami": {"port": 5039}}``)."""
     site = Site.create(database_url, socket_path=socket_path, socket_group=socket_group)
+    if sections:
+        site.write_config(**sections)
     try:
         site.upgrade()
         site.bootstrap()

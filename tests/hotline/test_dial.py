@@ -4,9 +4,6 @@ agent's extension and then the customer, and the attempt's result is stored."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,8 +31,7 @@ from hotline.app.persist import reconcile_recordings
 from hotline.simulator import PbxSimulator
 from tests.conftest import add_agent, bootstrap
 from tests.hotline.conftest import FIXTURES, RecordingHandler, fast_settings, running
-
-HOTLINE = str(Path(sys.executable).with_name("hotline"))
+from tests.site import running_site
 
 
 @pytest.fixture
@@ -70,36 +66,29 @@ def assigned_callback(db: Database, settings: Settings, number: str) -> int:
     return db.run(work)
 
 
-def test_hotline_callbacks_dial_rings_the_agent_then_the_customer(
-    site: tuple[Path, Settings, Database], tmp_path: Path
-) -> None:
-    config, settings, db = site
-    callback_id = assigned_callback(db, settings, "0920000002")
-    with PbxSimulator(seed=4, recordings_dir=tmp_path) as sim:
-        env = {
-            **os.environ,
-            "HOTLINE_CONFIG": str(config),
-            "USER": "amal",
-            "LOGNAME": "amal",
-            "HOTLINE_AMI__PORT": str(sim.port),
-        }
-        result = subprocess.run(
-            [HOTLINE, "callbacks", "dial", str(callback_id)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+def test_hotline_callbacks_dial_rings_the_agent_then_the_customer(tmp_path: Path) -> None:
+    """As an agent signed in runs it: the server dials (it alone holds the AMI secret)."""
+    recordings = tmp_path / "recordings"
+    with (
+        PbxSimulator(seed=4, recordings_dir=recordings) as sim,
+        running_site(
+            sections={"ami": {"port": sim.port}, "recordings": {"root": str(recordings)}}
+        ) as hotline_site,
+    ):
+        amal = hotline_site.add_agent("amal", ["agent"], "customer-care", extension="201")
+        with hotline_site.database() as (db, settings):
+            callback_id = assigned_callback(db, settings, "0920000002")
+        result = amal.run("callbacks", "dial", str(callback_id))
         (originate,) = sim.originated
-    assert result.returncode == 0, result.stderr
-    assert originate["Channel"] == "Local/201@hotline-agents"
-    assert (originate["Context"], originate["Exten"]) == ("hotline-callback", "0920000002")
-    assert originate.get_all("Variable") == [f"HOTLINE_CALLBACK={callback_id}"]
-    assert "answered" in result.stdout
-    with db.session() as s:
-        callback = s.get(Callback, callback_id)
-        attempt = s.exec(select(CallbackAttempt)).one()
-        recording = s.exec(select(Recording)).one()
+        assert result.returncode == 0, result.stderr
+        assert originate["Channel"] == "Local/201@hotline-agents"
+        assert (originate["Context"], originate["Exten"]) == ("hotline-callback", "0920000002")
+        assert originate.get_all("Variable") == [f"HOTLINE_CALLBACK={callback_id}"]
+        assert "answered" in result.stdout
+        with hotline_site.database() as (db, _settings), db.session() as s:
+            callback = s.get(Callback, callback_id)
+            attempt = s.exec(select(CallbackAttempt)).one()
+            recording = s.exec(select(Recording)).one()
     assert callback is not None and callback.status == CallbackStatus.DONE
     assert attempt.result == "answered" and attempt.detail == "customer leg: ANSWER"
     assert recording.kind == RecordingKind.CALLBACK

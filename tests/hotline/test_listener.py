@@ -52,8 +52,6 @@ def stored_calls(db: Database) -> list[Call]:
 def env_for(config: Path, port: int) -> dict[str, str]:
     return {
         **os.environ,
-        "LOGNAME": "root",
-        "USER": "root",
         "HOTLINE_CONFIG": str(config),
         "HOTLINE_AMI__PORT": str(port),
         "HOTLINE_AMI__ACTION_TIMEOUT": "2",

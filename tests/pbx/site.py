@@ -26,8 +26,10 @@ from pathlib import Path
 
 import yaml
 
+from casebook.db import Database
 from hotline.ami_protocol import AmiMessage, ParseStats, decode, parse_block
 from hotline.app.config import Settings, load_settings
+from tests.conftest import add_agent
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO.parent / "shared" / "asterisk"
@@ -43,6 +45,7 @@ DRIVER_USER = "pbxdriver"
 # The site's agents (contexts.conf [pbx-agents]: 201 answers, 202 is busy, 203 never answers),
 # in the agents table before `hotline asterisk config` runs, which may make them queue members.
 AGENTS = {"pbxagent": "201", "pbxbusy": "202", "pbxaway": "203"}
+PASSWORD = "pbx suite passphrase"
 # Safety nets only: no test asserts how long anything took.
 PATIENCE = 60.0
 
@@ -87,9 +90,18 @@ def manager_user(manager: str) -> tuple[str, str]:
     return match[1].strip(), "".join(users)
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: str | None = None
+) -> str:
     done = subprocess.run(
-        args, capture_output=True, text=True, env=env, cwd=cwd, timeout=PATIENCE, check=False
+        args,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=PATIENCE,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
@@ -238,6 +250,8 @@ class Site:
         self.serve: subprocess.Popen[bytes] | None = None
         self.started_asterisk = False
         self.env = {**os.environ, "HOTLINE_CONFIG": str(self.config)}
+        self.one_time: dict[str, str] = {}
+        self.people: dict[str, dict[str, str]] = {}  # each agent's environment, with a session
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -273,16 +287,45 @@ class Site:
         shutil.copyfile(SPEECH, self.sounds / f"{SPEECH_SOUND}.wav")
         run(HOTLINE, "prompts", "build", env=self.env)
         self.start_serve()
+        self.sign_in_agents()
 
     def _add_agents(self) -> None:
-        as_admin = {**self.env, "USER": "root", "LOGNAME": "root"}
-        run(HOTLINE, "agents", "add", "root", "--name", "root", "--role", "admin", env=as_admin)
-        for username, extension in AGENTS.items():
+        """The schema, the first admin (--bootstrap, as the operator does it) and the agents,
+        added before Asterisk starts: `asterisk config` makes its queue from their extensions.
+        Each agent signs in once the server runs (sign_in_agents)."""
+        run(HOTLINE, "db", "upgrade", env=self.env)
+        password = f"{PASSWORD}\n{PASSWORD}\n"
+        run(
+            *(HOTLINE, "agents", "add", "root", "--name", "root", "--role", "admin"),
+            *("--bootstrap", "--password-stdin"),
+            env=self.env,
+            stdin=password,
+        )
+        settings = self.settings
+        db = Database(settings.database)
+        try:
+            for username, extension in AGENTS.items():
+                self.one_time[username] = add_agent(
+                    db, settings, username, by="root", extension=extension
+                )
+        finally:
+            db.dispose()
+
+    def sign_in_agents(self) -> None:
+        """Each agent's first `hotline login` (one-time password, then their own), each with a
+        session file of their own."""
+        for username, one_time in self.one_time.items():
+            home = self.root / "people" / username
+            home.mkdir(parents=True, exist_ok=True)
+            env = {**self.env, "XDG_CONFIG_HOME": str(home / "config")}
+            env.pop("HOTLINE_CONFIG")  # people's commands read no config
             run(
-                *(HOTLINE, "agents", "add", username, "--name", username, "--role", "agent"),
-                *("--extension", extension),
-                env=as_admin,
+                *(HOTLINE, "login", username, "--server", f"unix:{self.settings.server.socket}"),
+                "--password-stdin",
+                env=env,
+                stdin=f"{one_time}\n{PASSWORD}\n{PASSWORD}\n",
             )
+            self.people[username] = env
 
     def _write_config(self) -> None:
         config: dict[str, dict[str, object]] = {

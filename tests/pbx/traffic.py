@@ -144,8 +144,8 @@ class Traffic:
         threading.Thread(target=work, daemon=True).start()
 
     def dial(self, callback_id: int, dial: Dial) -> subprocess.CompletedProcess[str]:
-        """``hotline callbacks dial ID`` as that agent."""
-        env = {**self.site.env, "USER": dial.agent, "LOGNAME": dial.agent}
+        """``hotline callbacks dial ID`` as that agent, signed in."""
+        env = self.site.people[dial.agent]
         command = [HOTLINE, "callbacks", "dial", str(callback_id)]
         return subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=CALL_PATIENCE, check=False

@@ -123,7 +123,7 @@ def test_real_model_drafts_and_a_worker_killed_mid_job_is_taken_over(tmp_path: P
     clips = ["ar01", "ar05", "ar10", "silence"]
     for clip in clips:
         queue_message(db, settings, ARABIC / f"{clip}.wav", clip)
-    env = {**os.environ, "HOTLINE_CONFIG": str(config), "USER": "root", "LOGNAME": "root"}
+    env = {**os.environ, "HOTLINE_CONFIG": str(config)}
     first = subprocess.Popen(
         [HOTLINE, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
