@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from hotline.app.config import Settings
+    from hotline.app.demo import DemoResult
 
 app = typer.Typer(
     help="خط الشكاوى 15654 — the 15654 complaints hotline.",
@@ -1624,10 +1625,36 @@ def demo(
     """The whole path on this machine, no Asterisk: simulated calls end as drafts to review.
 
     Simulated calls with Arabic speech go through the real IVR, AMI listener and Whisper, and
-    end as drafts waiting for an agent."""
+    end as drafts waiting for an agent; then the demo signs you in as the demo site's admin and
+    serves it (its HTTP API) until Ctrl-C, so people's commands work on it meanwhile."""
     from hotline.app.demo import run_demo
 
-    result = run_demo(folder, calls, progress=lambda line: out().print(f"[dim]•[/] {line}"))
+    def ready(result: DemoResult) -> None:
+        show_demo_cases(result)
+        issued = ApiClient(result.server).post(
+            "/sessions", {"username": result.admin, "password": result.password}
+        )
+        client.save_session(client.SignedIn(result.server, issued["token"], result.admin))
+        say(f"\nsigned in as {result.admin} at {result.server} (your session for hotline)")
+        say(f"your demo password is in {result.config_path.parent / 'admin-password'}")
+        say("while this runs (Ctrl-C stops it), try in another terminal:")
+        reference = result.cases[0].reference if result.cases else None
+        for command in (
+            "review",
+            "cases list",
+            f"cases show {reference}" if reference else "",
+            "calls list",
+            "status",
+            "whoami",
+        ):
+            if command:
+                say(f"  .venv/bin/hotline {command}")
+
+    run_demo(folder, calls, progress=lambda line: out().print(f"[dim]•[/] {line}"), serve=ready)
+    say("demo stopped")
+
+
+def show_demo_cases(result: DemoResult) -> None:
     mode = bidi()
     width = max(out().width - 45, 20)
     headers = ("المرجع", "المتصل", "الحالة", "المسودة")
@@ -1646,17 +1673,6 @@ def demo(
         )
     out().print(listing)
     out().print(f"{len(result.cases)} calls from first ring to draft in {result.seconds:.0f} s")
-    config = result.config_path
-    out().print("\nnext, try:")
-    for command in (
-        f"hotline -c {config} review",
-        f"hotline -c {config} cases list",
-        f"hotline -c {config} cases show {result.cases[0].reference}" if result.cases else "",
-        f"hotline -c {config} calls list",
-        f"hotline -c {config} status",
-    ):
-        if command:
-            out().print(f"  .venv/bin/{command}")
 
 
 # --- the entry point ------------------------------------------------------------------------------

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import pwd
+import shutil
+import signal
+import stat
+import tempfile
 import time
 import wave
 from collections import Counter
@@ -16,6 +22,7 @@ from sqlmodel import select
 
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, Case, Recording, RecordingKind
+from cli_client import ApiClient
 from hotline.app import demo
 from hotline.app.config import load_settings
 from hotline.app.demo import DemoError, DemoResult, demo_clips, run_demo
@@ -109,6 +116,32 @@ def test_a_second_run_in_the_same_folder_adds_new_cases(tmp_path: Path) -> None:
 
     assert len(again.cases) == 2
     assert not {c.reference for c in first.cases} & {c.reference for c in again.cases}
+
+
+def test_the_demo_serves_its_site_to_its_admin_until_stopped() -> None:
+    """What `hotline demo` does once the drafts are ready: the admin (the OS account that ran
+    it) signs in over the demo's socket and sees the cases; SIGTERM ends the serving."""
+    folder = Path(tempfile.mkdtemp(prefix="hl-demo-", dir="/tmp"))  # a socket path is short
+    seen: list[str] = []
+
+    def serve(result: DemoResult) -> None:
+        assert result.admin == pwd.getpwuid(os.getuid()).pw_name
+        issued = ApiClient(result.server).post(
+            "/sessions", {"username": result.admin, "password": result.password}
+        )
+        cases = ApiClient(result.server, issued["token"]).get("/drafts")
+        seen.extend(case["reference"] for case in cases)
+        signal.raise_signal(signal.SIGTERM)
+
+    try:
+        result = run_demo(folder, 2, progress=lambda _: None, transcriber=scripted, serve=serve)
+        assert sorted(seen) == sorted(case.reference for case in result.cases)
+        kept = folder / "admin-password"
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        assert kept.read_text(encoding="utf-8").strip() == result.password
+        assert not (folder / "hotline.sock").exists()  # the server stopped with the demo
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_without_the_demo_recordings_the_demo_says_where_to_run_it(

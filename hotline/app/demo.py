@@ -3,14 +3,16 @@
 The PBX simulator places calls to 15654 carrying real Arabic speech (the project's demo clips)
 and hands each to the real FastAGI IVR, which registers the complaint in the casebook; the real
 AMI listener hears the calls over TCP and stores them; the real Whisper model drafts each
-complaint. Everything lives in one folder (a SQLite file, the recordings, a config.yaml), so
-the commands the demo suggests next work on what it left behind.
+complaint. Everything lives in one folder (a SQLite file, the recordings, a config.yaml), and
+the HTTP API serves it on a socket in that folder, so people's commands (`hotline review`, ...)
+work on it as the demo's admin (you), signed in, for as long as `hotline demo` keeps serving.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import secrets
 import socket
 import threading
@@ -30,6 +32,8 @@ from casebook.db import Database
 from casebook.models import Call, Case, DraftState
 from hotline.app.components import Agi, Listener
 from hotline.app.config import Settings, load_settings
+from hotline.app.http_server import ApiServer
+from hotline.app.lifecycle import stop_on_signals, wait_for_stop
 from hotline.simulator import PbxSimulator, SimulatedCall
 from transcription.worker import Transcriber, TranscriptionWorker
 
@@ -86,6 +90,12 @@ class DemoResult:
     config_path: Path
     cases: list[DemoCase]  # in the order the calls were placed
     seconds: float  # wall time from the first call placed to the last draft
+    server: str  # the demo's API address (unix:/.../hotline.sock)
+    admin: str  # the demo site's admin: the OS account that ran it
+    password: str  # the admin's password (kept in the demo folder, readable by its owner)
+
+
+PASSWORD_FILE = "admin-password"
 
 
 def write_demo_config(folder: Path) -> Path:
@@ -97,6 +107,7 @@ def write_demo_config(folder: Path) -> Path:
         "recordings": {"root": "recordings"},
         "ivr": {"sounds_dir": "sounds"},
         "transcription": {"cache_dir": "models"},
+        "server": {"socket": "hotline.sock"},
     }
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -134,15 +145,31 @@ def demo_callers(count: int, clips: list[DemoClip]) -> list[tuple[SimulatedCall,
     return callers
 
 
-def add_demo_staff(db: Database, settings: Settings, progress: Callable[[str], None]) -> str | None:
+def demo_admin() -> str:
+    """The OS account running the demo, by uid (the environment does not say who you are)."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def add_demo_staff(
+    db: Database, settings: Settings, folder: Path, progress: Callable[[str], None]
+) -> str:
     """You as the site's admin (bootstrapped, as the site's first admin always is) and two
-    agents, so `hotline review` works right after. Returns your new password, or None when the
-    demo site already had its staff."""
-    me = getpass.getuser()
+    agents, so `hotline review` works right after. Your password is made once and kept in the
+    demo folder (mode 0600), so a second run signs you in again; returns it."""
+    me = demo_admin()
+    kept = folder / PASSWORD_FILE
     if db.run(lambda s: agents.list_agents(s, Actor.system("demo"))) != []:
-        return None
+        try:
+            return kept.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise DemoError(
+                f"{folder} has a demo site whose admin password is not in {kept}: use a new --dir"
+            ) from None
     progress(f"adding you ({me}) as the site's admin and two agents")
     password = secrets.token_urlsafe(15)
+    descriptor = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(password + "\n")
     db.run(
         lambda s: signin.bootstrap_admin(
             s,
@@ -185,18 +212,21 @@ def run_demo(
     *,
     transcriber: Transcriber | None = None,
     timeout: float | None = None,
+    serve: Callable[[DemoResult], None] | None = None,
 ) -> DemoResult:
     """Place ``calls`` calls through the whole path; returns their cases once all are drafted.
 
     ``transcriber`` replaces Whisper (tests); ``timeout`` (seconds) bounds the wait for the
-    calls and drafts, by default generously for this machine.
+    calls and drafts, by default generously for this machine. ``serve``: called with the
+    result once every call is drafted, while the site (and its HTTP API) still runs; the demo
+    then keeps serving until SIGTERM or Ctrl-C.
     """
     clips = demo_clips()
     config_path = write_demo_config(folder)
     settings = load_settings(config_path, environ={})
     db = Database(settings.database, create=True)
     try:
-        add_demo_staff(db, settings, progress)
+        password = add_demo_staff(db, settings, folder, progress)
         with _running_site(db, settings, transcriber) as (simulator, listener, worker):
             callers = demo_callers(calls, clips)
             started = time.monotonic()
@@ -221,20 +251,35 @@ def run_demo(
                     )
                 time.sleep(POLL_SECONDS)
             seconds = time.monotonic() - started
-        said = {linkedid: clip.text for linkedid, (_, clip) in zip(linkedids, callers, strict=True)}
-        cases = db.run(lambda s: _demo_cases(s, said))
+            said = {
+                linkedid: clip.text for linkedid, (_, clip) in zip(linkedids, callers, strict=True)
+            }
+            result = DemoResult(
+                config_path,
+                db.run(lambda s: _demo_cases(s, said)),
+                seconds,
+                f"unix:{settings.server.socket}",
+                demo_admin(),
+                password,
+            )
+            progress(f"all {calls} calls stored and drafted in {seconds:.0f} s")
+            if serve is not None:
+                stop = threading.Event()
+                with stop_on_signals(stop) as received:
+                    serve(result)
+                    wait_for_stop(stop, received)
     finally:
         db.dispose()
-    progress(f"all {calls} calls stored and drafted in {seconds:.0f} s")
-    return DemoResult(config_path, cases, seconds)
+    return result
 
 
 @contextmanager
 def _running_site(
     db: Database, settings: Settings, transcriber: Transcriber | None
 ) -> Iterator[tuple[PbxSimulator, Listener, TranscriptionWorker]]:
-    """The FastAGI IVR, the PBX simulator, the AMI listener and a transcription worker, all on
-    loopback; stopped in reverse order, each finishing what it holds."""
+    """The FastAGI IVR, the PBX simulator, the AMI listener, a transcription worker and the HTTP
+    API (on the demo folder's socket), all local; stopped in reverse order, each finishing what
+    it holds."""
     with ExitStack() as stack:
         # A port of its own, so a `hotline serve` on this machine is left alone.
         settings.agi.port = _free_port(settings.agi.host)
@@ -259,6 +304,9 @@ def _running_site(
         )
         worker.start()
         stack.callback(worker.stop)
+        api = ApiServer(db, settings)
+        api.start()
+        stack.callback(api.stop)
         yield simulator, listener, worker
 
 
