@@ -736,3 +736,81 @@ def test_status_tells_a_clean_stop_from_a_silent_instance(
         assert "stopped at" in line and "silent" not in line
     else:
         assert "silent" in line and "stopped" not in line
+
+
+# --- over HTTPS, from another machine -------------------------------------------------------------
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)),
+            *("-out", str(cert), "-days", "1", "-subj", "/CN=hotline.test"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the test certificate")
+def test_a_person_signs_in_over_https_trusting_the_sites_ca(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    tls = {"tcp_host": "127.0.0.1", "tcp_port": port, "tls_cert": str(cert), "tls_key": str(key)}
+    with running_site(sections={"server": tls}) as site:
+        site.case("billing")
+        person = site.person("admin")
+        address = f"https://127.0.0.1:{port}"
+        login = ["login", "admin", "--server", address, "--password-stdin"]
+        untrusted = person.run(*login, stdin=f"{PASSWORD}\n")
+        assert untrusted.returncode == 1
+        assert "certificate is not trusted" in untrusted.stderr and "--cafile" in untrusted.stderr
+        trusted = person.run(*login, "--cafile", str(cert), stdin=f"{PASSWORD}\n")
+        assert trusted.returncode == 0, trusted.stderr
+        kept = json.loads(person.session_file.read_text(encoding="utf-8"))
+        assert (kept["server"], kept["cafile"]) == (address, str(cert))
+        listed = json.loads(person.ok("cases", "list", "--json").stdout)
+        assert [case["department"] for case in listed] == ["billing"]
+
+
+# --- parameters, checked without pydantic ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["cases", "list", "--limit", "abc"], "unable to parse string as an integer"),
+        (["cases", "list", "--limit", "0"], "Input should be greater than or equal to 1"),
+        (["cases", "list", "--limit", "10001"], "Input should be less than or equal to 10000"),
+        (["cases", "list", "--status", "nope"], "'nope' is not one of 'draft', 'open'"),
+        (["followup", "log", "100000017", "--method", "fax", "--result", "x"], "'fax' is not"),
+        (["qa", "score", "x"], "unable to parse string as an integer"),
+        (["cases", "lst"], "No such command"),
+    ],
+)
+def test_a_bad_parameter_is_refused_before_anything_else(args: list[str], said: str) -> None:
+    result = subprocess.run(
+        [HOTLINE, *args],
+        capture_output=True,
+        text=True,
+        env=clean_environment(COLUMNS="200"),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert said in result.stderr
+
+
+def test_only_the_command_asked_for_is_built_and_the_whole_tree_otherwise() -> None:
+    import cli
+
+    assert cli.only_what_is_asked(["-c", "x.yaml", "cases", "list"]) is not cli.app
+    pruned = cli.only_what_is_asked(["--config=x.yaml", "review"])
+    assert [command.name for command in pruned.registered_commands] == ["review"]
+    assert pruned.registered_groups == []
+    for whole in (["--help"], [], ["nosuch"], ["-c", "x.yaml"]):
+        assert cli.only_what_is_asked(whole) is cli.app
