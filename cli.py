@@ -821,21 +821,9 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
         out().print(line, justify="right" if mode == "visual" else "left")
 
 
-def choose(title: str, options: list[str], default: str | None = None) -> str:
-    """One of ``options`` (by number or name); without options, what is typed (the server
-    checks it)."""
-    if not options:
-        return str(typer.prompt(visual(title), default=default or None)).strip()
-    for number, option in enumerate(options, 1):
-        say(f"  {number}. {option}")
-    while True:
-        answer = typer.prompt(visual(title), default=default or "", show_default=bool(default))
-        picked = str(answer).strip()
-        if picked in options:
-            return picked
-        if picked.isdigit() and 1 <= int(picked) <= len(options):
-            return options[int(picked) - 1]
-        sys.stderr.write(f"choose 1-{len(options)}\n")
+def ask_word(title: str, default: str | None = None) -> str:
+    """A category or department, as typed; the server checks it (and names the choices)."""
+    return str(typer.prompt(visual(title), default=default or None)).strip()
 
 
 def edit_text(text: str) -> str:
@@ -983,7 +971,7 @@ def offer_unsent(reference: str, text: str) -> str:
     return saved if typer.confirm(visual(question), default=True) else text
 
 
-def review_one(server_api: ApiClient, reference: str, choices: dict[str, list[str]]) -> bool:
+def review_one(server_api: ApiClient, reference: str) -> bool:
     """One draft, until it is confirmed, rejected or skipped. False means: stop reviewing."""
     opened: dict[str, Any] = server_api.get(f"/drafts/{quoted(reference)}")
     draft_text = opened["case"].get("draft_text") or ""
@@ -1006,10 +994,8 @@ def review_one(server_api: ApiClient, reference: str, choices: dict[str, list[st
                 if not text.strip():
                     say(visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)"))
                     continue
-                category = choose("التصنيف (category)", choices["categories"])
-                department = choose(
-                    "القسم (department)", choices["departments"], opened["case"].get("department")
-                )
+                category = ask_word("التصنيف (category)")
+                department = ask_word("القسم (department)", opened["case"].get("department"))
                 body = {"text": text, "category": category, "department": department}
                 case = confirm_kept(server_api, reference, text, text != draft_text, body)
                 if case is None:
@@ -1027,26 +1013,11 @@ def review_one(server_api: ApiClient, reference: str, choices: dict[str, list[st
                 return action == "s"
 
 
-def site_choices(server_api: ApiClient) -> dict[str, list[str]]:
-    """The site's categories and departments to choose from, when the server lists them."""
-    try:
-        found = server_api.get("/site")
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        found = {}
-    return {
-        "categories": [str(item) for item in found.get("categories") or []],
-        "departments": [str(item) for item in found.get("departments") or []],
-    }
-
-
 @app.command("review")
 def review() -> None:
     """Your queue of drafts, oldest first: read, listen, edit ($EDITOR), confirm or reject each."""
     server_api = api()
     show_reminder(server_api)
-    choices = site_choices(server_api)
     skipped: set[str] = set()
     while True:
         queue: list[dict[str, Any]] = server_api.get("/drafts")
@@ -1057,7 +1028,7 @@ def review() -> None:
         say(visual(f"مسودات بانتظارك: {len(waiting)}"))
         reference = waiting[0]["reference"] or ""
         skipped.add(reference)
-        if not review_one(server_api, reference, choices):
+        if not review_one(server_api, reference):
             return
 
 
