@@ -11,12 +11,15 @@ mapped once, by exception class, in ``add_error_handlers``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -600,11 +603,11 @@ def resolve_case(reference: str, body: Summary, caller: CallerDep) -> JSONRespon
 
 
 @router.post("/cases/{reference}/close")
-def close_case(reference: str, body: CloseBody, caller: CallerDep) -> JSONResponse:
+def close_case(reference: str, caller: CallerDep, body: CloseBody | None = None) -> JSONResponse:
+    # Every key is optional: so is the body.
+    reason = body.reason if body is not None else None
     case = caller.run(
-        lambda session, actor: case_service.close_case(
-            session, actor, reference, reason=body.reason
-        )
+        lambda session, actor: case_service.close_case(session, actor, reference, reason=reason)
     )
     return reply(case_row(case, caller.site.zone))
 
@@ -727,21 +730,51 @@ def callback_reminders(caller: CallerDep) -> JSONResponse:
     return reply(plain(counts, caller.site.zone))
 
 
+async def in_own_thread(work: Callable[[], T], name: str) -> T:
+    """``work`` on a daemon thread of its own, awaited. For work that holds its thread for
+    minutes: in the shared pool (40 threads), a few dozen of them would stall every other
+    request; and the process may exit while one still runs."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[Any], None], value: Any) -> None:
+        def apply() -> None:
+            if not done.cancelled():  # the client went away
+                outcome(value)
+
+        with contextlib.suppress(RuntimeError):  # the server stopped meanwhile
+            loop.call_soon_threadsafe(apply)
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:
+            settle(done.set_exception, exc)
+        else:
+            settle(done.set_result, result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await done
+
+
 @router.post("/callbacks/{callback_id}/dial")
-def dial(callback_id: int, caller: CallerDep) -> JSONResponse:
+async def dial(callback_id: int, caller: CallerDep) -> JSONResponse:
+    """Blocks until the attempt ends (and the call with it, for its recording)."""
     site = caller.site
-    outcome = dial_callback(site.db, site.settings, caller.actor(), callback_id)
-    references = site.db.run(
-        lambda session: callback_service.case_references(session, [outcome.callback])
-    )
-    return reply(
-        {
+
+    def place() -> dict[str, Any]:
+        outcome = dial_callback(site.db, site.settings, caller.actor(), callback_id)
+        references = site.db.run(
+            lambda session: callback_service.case_references(session, [outcome.callback])
+        )
+        return {
             "result": plain(outcome.result, site.zone),
             "detail": outcome.detail,
             "callback": callback_row(outcome.callback, references.get(callback_id), site.zone),
             "max_attempts": site.settings.callbacks.max_attempts,
         }
-    )
+
+    return reply(await in_own_thread(place, f"dial-{callback_id}"))
 
 
 # figures --------------------------------------------------------------------------------------
@@ -826,9 +859,9 @@ def qa_criteria(caller: CallerDep) -> JSONResponse:
 
 
 @router.post("/qa/verify")
-def qa_verify(body: VerifyBody, caller: CallerDep) -> JSONResponse:
+def qa_verify(caller: CallerDep, body: VerifyBody | None = None) -> JSONResponse:
     site = caller.site
-    since = site_time(body.since, "since", site.zone)
+    since = site_time(body.since if body is not None else None, "since", site.zone)
     result = verify_recordings(site.db, site.settings, caller.actor(), since=since)
     findings = {
         kind: plain(found, site.zone)

@@ -193,11 +193,12 @@ class _Served:
 
     def start(self) -> None:
         self.thread.start()
-        started = threading.Event()
+        # uvicorn says nothing when it is up but sets ``started``: polled, briefly.
+        pause = threading.Event()
         for _ in range(int(START_SECONDS / 0.02)):
             if self.server.started or not self.thread.is_alive():
                 break
-            started.wait(0.02)
+            pause.wait(0.02)
         if not self.server.started:
             self.stop()
             raise ApiStartError("the HTTP API did not start (see the log above)")

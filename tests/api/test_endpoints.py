@@ -105,7 +105,7 @@ def test_a_case_is_resolved_followed_up_and_closed(api_site: ApiSite) -> None:
     assert logged.status == 201
     assert set(logged.json()) == {"id", "at", "method", "result", "effort_score", "notes"}
     assert logged.json()["result"] == "satisfied"
-    closed = biller.post(f"/v1/cases/{reference}/close", {})
+    closed = biller.post(f"/v1/cases/{reference}/close")  # no body: every key is optional
     assert closed.status == 200 and closed.json()["status"] == "closed"
     shown = biller.get(f"/v1/cases/{reference}").json()
     assert [f["result"] for f in shown["followups"]] == ["satisfied"]
@@ -326,11 +326,11 @@ def test_qa_criteria_sample_score_report_and_verify(api_site: ApiSite) -> None:
     assert report.status == 200 and report.json()["reviews"] >= 1
     assert report.json()["until"].endswith(offset_of(api_site))
 
-    verified = qa.post("/v1/qa/verify", {})
+    verified = qa.post("/v1/qa/verify", {"since": "2020-01-01"})
     assert verified.status == 200
     assert set(verified.json()) == {"checked", "intact", "changed", "missing", "unexpected"}
     assert verified.json()["checked"] >= 1
-    assert api_site.client("carer").post("/v1/qa/verify", {}).status == 403
+    assert api_site.client("carer").post("/v1/qa/verify").status == 403
 
 
 # --- recordings retention, audit, agents ---------------------------------------------------------
