@@ -1661,6 +1661,8 @@ def explain(exc: BaseException) -> tuple[str, str, int] | None:
         if exc.status == 429:
             wait = math.ceil(exc.retry_after or 1)
             return "refused", f"{exc.message} (try again in {wait} s)", ExitCode.REFUSED
+        if exc.status >= 500:  # the server failed (its log says why), nothing was refused
+            return "error", exc.message, ExitCode.REFUSED
         return "refused", exc.message, ExitCode.REFUSED
     if isinstance(exc, ClientError):
         return "error", str(exc), ExitCode.REFUSED
