@@ -814,3 +814,24 @@ def test_only_the_command_asked_for_is_built_and_the_whole_tree_otherwise() -> N
     assert pruned.registered_groups == []
     for whole in (["--help"], [], ["nosuch"], ["-c", "x.yaml"]):
         assert cli.only_what_is_asked(whole) is cli.app
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retry", "expected"),
+    [
+        (401, "signin_required", None, ("error", SESSION_ENDED.removeprefix("error: ")[:-1], 1)),
+        (401, "wrong_credentials", None, ("refused", "wrong", 1)),
+        (403, "denied", None, ("refused", "wrong", 1)),
+        (429, "slowed", 2.2, ("refused", "wrong (try again in 3 s)", 1)),
+        (503, "database_unavailable", None, ("error", "wrong", 3)),
+        (503, "pbx_unavailable", None, ("error", "wrong", 1)),
+        (500, "internal", None, ("error", "wrong", 1)),
+    ],
+)
+def test_each_answer_of_the_server_is_one_line_and_an_exit_code(
+    status: int, code: str, retry: float | None, expected: tuple[str, str, int]
+) -> None:
+    import cli
+    from cli_client import ApiError
+
+    assert cli.explain(ApiError(status, code, "wrong", retry)) == expected
