@@ -1,6 +1,7 @@
 """Operator commands: what the service account runs on the server host with the site's config
-(`hotline db upgrade`, `asterisk config`, `prompts build`, `transcribe FILE`, the long-running
-processes, and the first admin's `agents add --bootstrap`).
+(`hotline db upgrade`, `asterisk config`, `prompts build`, `transcribe FILE` and the first
+admin's `agents add --bootstrap`; the long-running processes are hotline.app.components'), and
+what their failures mean for the operator.
 
 These are the only commands that read config.yaml, open the database or the recordings; people's
 commands go through the server. The CLI imports this module inside the command's function, so a
