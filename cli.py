@@ -821,9 +821,17 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
         out().print(line, justify="right" if mode == "visual" else "left")
 
 
-def ask_word(title: str, default: str | None = None) -> str:
-    """A category or department, as typed; the server checks it (and names the choices)."""
-    return str(typer.prompt(visual(title), default=default or None)).strip()
+def choose(title: str, options: Sequence[str], default: str | None = None) -> str:
+    """One of ``options`` (the server's list), by number or by name, asked until it is one."""
+    for number, option in enumerate(options, 1):
+        say(f"  {number}. {option}")
+    while True:
+        picked = str(typer.prompt(visual(title), default=default or None)).strip()
+        if picked in options:
+            return picked
+        if picked.isdigit() and 1 <= int(picked) <= len(options):
+            return options[int(picked) - 1]
+        say_error("error", f"choose 1-{len(options)}")
 
 
 def edit_text(text: str) -> str:
@@ -994,8 +1002,11 @@ def review_one(server_api: ApiClient, reference: str) -> bool:
                 if not text.strip():
                     say(visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)"))
                     continue
-                category = ask_word("التصنيف (category)")
-                department = ask_word("القسم (department)", opened["case"].get("department"))
+                site = server_api.get("/site")
+                category = choose("التصنيف (category)", site["categories"])
+                department = choose(
+                    "القسم (department)", site["departments"], opened["case"].get("department")
+                )
                 body = {"text": text, "category": category, "department": department}
                 case = confirm_kept(server_api, reference, text, text != draft_text, body)
                 if case is None:

@@ -462,9 +462,26 @@ def change_password(body: PasswordChange, caller: CallerDep) -> Response:
             body.current_password,
             body.new_password,
             now=utcnow(),
+            # The person's other sessions end (whoever knew the old password is shut out);
+            # the one that changed it goes on.
+            keep_token=caller.token,
         )
     )
     return Response(status_code=204)
+
+
+@router.get("/site")
+def site_choices(caller: CallerDep) -> JSONResponse:
+    """What a person chooses from when confirming a draft: the site's categories and
+    departments. Signed-in people only."""
+    settings = caller.site.settings
+    caller.actor()
+    return reply(
+        {
+            "categories": sorted(settings.sla.categories),
+            "departments": list(settings.cases.departments),
+        }
+    )
 
 
 # agents ---------------------------------------------------------------------------------------

@@ -183,3 +183,30 @@ def test_sign_ins_over_the_socket_are_audited_from_unix(api_site: ApiSite) -> No
         ).all()
     assert refused and refused[-1].allowed is False
     assert "wrong password!" not in str(refused[-1].detail)
+
+
+def test_changing_ones_password_keeps_this_session_and_ends_the_others(api_site: ApiSite) -> None:
+    username = api_site.add_agent(["agent"], "billing")
+    here = api_site.client(username)
+    elsewhere = api_site.anonymous.as_(api_site.sign_in(username).json()["token"])
+    new = "another long passphrase"
+    wrong = here.post("/v1/password", {"current_password": "not it at all", "new_password": new})
+    assert (wrong.status, wrong.error["code"]) == (401, "wrong_credentials")
+    changed = here.post("/v1/password", {"current_password": PASSWORD, "new_password": new})
+    assert changed.status == 204, changed.body
+    assert here.get("/v1/whoami").status == 200
+    ended = elsewhere.get("/v1/whoami")
+    assert signin_required(ended.status, ended.error)
+    assert api_site.sign_in(username).status == 401
+    assert api_site.sign_in(username, new).status == 201
+
+
+def test_the_sites_choices_are_for_signed_in_people(api_site: ApiSite) -> None:
+    choices = api_site.client("carer").get("/v1/site")
+    assert choices.status == 200
+    assert choices.json() == {
+        "categories": sorted(api_site.settings.sla.categories),
+        "departments": list(api_site.settings.cases.departments),
+    }
+    refused = api_site.anonymous.get("/v1/site")
+    assert signin_required(refused.status, refused.error)
