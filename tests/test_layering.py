@@ -157,12 +157,6 @@ RULES = [
     ),
 ]
 
-# Imports that break a rule today, each with why and who removes it. An entry that no longer
-# matches an import fails too (test_allowance_is_still_needed), so the list only shrinks.
-# (file, dotted prefix of the import): reason
-ALLOWED: dict[tuple[str, str], str] = {}
-
-
 def under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
@@ -187,11 +181,10 @@ def module_of(path: Path) -> str:
 
 def violations(rule: Rule, path: Path, source: str) -> list[str]:
     where = path.relative_to(ROOT).as_posix()
-    allowed = tuple(prefix for file, prefix in ALLOWED if file == where)
     return [
         f"{where}:{line}: imports {name}"
         for line, name in imported_names(ast.parse(source), module_of(path))
-        if rule.breaks(name) and not under(name, allowed)
+        if rule.breaks(name)
     ]
 
 
@@ -201,13 +194,6 @@ def test_design_rule_holds(rule: Rule) -> None:
     assert files, f"no files for {rule.paths}"
     found = [v for path in files for v in violations(rule, path, path.read_text(encoding="utf-8"))]
     assert not found, "\n".join([rule.row, *found])
-
-
-@pytest.mark.parametrize(("file", "prefix"), sorted(ALLOWED))
-def test_allowance_is_still_needed(file: str, prefix: str) -> None:
-    """An allowance whose import is gone must be deleted, so the list only shrinks."""
-    source = (ROOT / file).read_text(encoding="utf-8")
-    assert any(under(name, (prefix,)) for _, name in imported_names(ast.parse(source)))
 
 
 # One import each rule must refuse, written into a file the rule covers.
