@@ -339,7 +339,7 @@ def test_the_server_never_migrates_it_says_to_run_db_upgrade(
 ) -> None:
     use_pg_schema(settings, pg_empty_schema)
     # A new site's schema, the runtime role not granted yet: it cannot even see the schema.
-    with pytest.raises(PrivilegesMissing, match="may not use schema .* run hotline db upgrade"):
+    with pytest.raises(PrivilegesMissing, match=r"may not use schema .* run hotline db upgrade"):
         Database(settings.database, create=True)
     # Granted first (`hotline db roles --apply` on the empty schema), then not migrated.
     owner = Database(owner_settings(settings.database), migrate=False)
