@@ -434,7 +434,8 @@ def settings() -> Settings:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the schema to the newest migration (operator)."""
+    """Create or upgrade the schema to the newest migration (operator; on PostgreSQL as the
+    owner, database.owner_url, which also grants the runtime role)."""
     from hotline.app.operator import upgrade_database
 
     for line in upgrade_database(settings()):
