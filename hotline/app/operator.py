@@ -137,6 +137,9 @@ def database_roles(settings: Settings, runtime_role: str | None, *, apply: bool)
         note = f"applied as the owner: {role} has its privileges; set its password with ALTER ROLE"
     else:
         note = f"to run it as the owner: hotline db roles --apply (runtime role {role})"
+    if settings.database.owner_url is None:
+        # A site with one role: the server still connects as the owner until the config says.
+        note += f"; then move database.url to database.owner_url and point database.url at {role}"
     return RolesSql(sql, apply, role, note)
 
 

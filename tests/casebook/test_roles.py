@@ -357,13 +357,23 @@ def test_the_server_never_migrates_it_says_to_run_db_upgrade(
 
 @pytest.mark.pg
 def test_the_start_up_check_names_a_server_connected_as_the_owner(
-    settings: Settings, pg_schema: str
+    settings: Settings, pg_schema: str, tmp_path: Path
 ) -> None:
     settings.database.url = pg_owner_url(pg_schema)  # a site with one role
     check = check_database(settings)
     assert check.ok
     assert f"connected as {PG_OWNER}, which owns the tables" in check.message
     assert "hotline db roles" in check.message
+    # What to do about it: the role is made, and the config then names both.
+    config = write_config(tmp_path, {"url": settings.database.url})
+    printed = operator(config, "db", "roles")
+    assert printed.returncode == 0, printed.stderr
+    assert 'CREATE ROLE "hotline_runtime" LOGIN' in printed.stdout
+    assert printed.stderr == (
+        "note: to run it as the owner: hotline db roles --apply (runtime role hotline_runtime); "
+        "then move database.url to database.owner_url and point database.url at "
+        "hotline_runtime\n"
+    )
 
 
 # --- `hotline db roles` on PostgreSQL -------------------------------------------------------------
