@@ -157,7 +157,6 @@ RULES = [
     ),
 ]
 
-
 def under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
