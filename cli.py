@@ -434,10 +434,41 @@ def settings() -> Settings:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the schema to the newest migration (operator)."""
+    """Create or upgrade the schema to the newest migration (operator; on PostgreSQL as the
+    owner, database.owner_url, which also grants the runtime role)."""
     from hotline.app.operator import upgrade_database
 
-    say(f"schema up to date: {upgrade_database(settings())}")
+    for line in upgrade_database(settings()):
+        say(line)
+
+
+@db_app.command("roles")
+def db_roles(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Run the SQL as the owner (database.owner_url).")
+    ] = False,
+    runtime_role: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime-role",
+            metavar="NAME",
+            help="The server's role (default: database.url's user, or hotline_runtime).",
+        ),
+    ] = None,
+) -> None:
+    """PostgreSQL: print (or apply) the SQL that makes the server's role least-privilege
+    (operator)."""
+    from hotline.app.operator import database_roles
+
+    result = database_roles(settings(), runtime_role, apply=apply)
+    if result.sql is None:  # SQLite
+        say(visual(result.note))
+        return
+    sys.stdout.write(result.sql)
+    if apply:
+        say(result.note)
+    else:  # the SQL alone on stdout, so it can go to psql as it is
+        say_error("note", result.note)
 
 
 # --- agents ---------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from casebook import callbacks
 from casebook.access import Actor
-from casebook.db import Database
+from casebook.db import Database, upgrade_database
 from casebook.models import Agent, AuditEvent, Callback, CallbackReason, CallbackStatus
 from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
@@ -157,6 +157,8 @@ def main() -> None:
     url, schema = fresh_url(use_sqlite)
     settings = Settings()
     settings.callbacks.agent_capacity = 10 * args.callbacks
+    # On PostgreSQL only the owner migrates (here one role, the superuser, is both).
+    upgrade_database(DatabaseSettings(url=url, retry_seconds=60))
     db = Database(DatabaseSettings(url=url, retry_seconds=60), create=True)
     fill(db, args.agents, args.callbacks, settings)
 

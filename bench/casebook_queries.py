@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from casebook import agents, cases, signin
 from casebook.clock import utcnow
-from casebook.db import Database
+from casebook.db import Database, upgrade_database
 from casebook.models import CaseStatus
 from casebook.reference import reference_for_id
 from casebook.settings import DatabaseSettings
@@ -103,6 +103,8 @@ def main() -> None:
     else:
         url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     settings = Settings()
+    # On PostgreSQL only the owner migrates (here one role, the superuser, is both).
+    upgrade_database(DatabaseSettings(url=url))
     db = Database(DatabaseSettings(url=url), create=True)
     started = time.perf_counter()
     fill(db, args.cases)

@@ -34,7 +34,7 @@ from casebook_queries import PG, fill  # the same 10,000 cases as the query benc
 
 from casebook import signin
 from casebook.clock import utcnow
-from casebook.db import Database
+from casebook.db import Database, upgrade_database
 from cli_client import ApiClient, load_session
 from hotline.app.config import load_settings
 
@@ -110,6 +110,8 @@ def main() -> None:
         url = "sqlite:///hotline.db"
     config = write_site(folder, url)
     settings = load_settings(config, environ={})
+    # On PostgreSQL only the owner migrates (here one role, the superuser, is both).
+    upgrade_database(settings.database)
     db = Database(settings.database, create=True)
     fill(db, args.cases)
     db.run(

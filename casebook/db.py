@@ -1,5 +1,10 @@
-"""The database: one engine factory for SQLite (a file) and PostgreSQL (by URL), migrations on
-first use, and units of work that ride out a database that is locked or gone for a moment.
+"""The database: one engine factory for SQLite (a file) and PostgreSQL (by URL), migrations, and
+units of work that ride out a database that is locked or gone for a moment.
+
+SQLite is one file: any process that opens it brings the schema up to date. PostgreSQL has two
+roles (casebook/roles.py): the owner migrates (``upgrade_database``, with
+``database.owner_url``), the runtime role every other process connects as never does: opened
+on a schema that is not current, the database says to run ``hotline db upgrade``.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -23,7 +29,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
-from casebook import audit
+from casebook import audit, roles
 from casebook.errors import AccessDenied, CasebookError, DatabaseUnavailable
 from casebook.models import AuditEvent
 from casebook.retry import Backoff, retry_call
@@ -129,21 +135,95 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return config
 
 
-def schema_is_current(engine: Engine) -> bool:
-    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+class NotServable(DatabaseUnavailable):
+    """The database answers but cannot be used as it is; the message says what to run."""
+
+
+class SchemaNotCurrent(NotServable):
+    """PostgreSQL: the schema is not at this code's revision, and only the owner migrates."""
+
+
+class PrivilegesMissing(NotServable):
+    """PostgreSQL: the connected role may not use the site's schema (never granted)."""
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory(str(MIGRATIONS_DIR))
+
+
+def code_revision() -> str:
+    """The newest migration this code has: the revision the schema must be at."""
+    head = _scripts().get_current_head()
+    assert head is not None, "casebook/migrations has no revisions"
+    return head
+
+
+def schema_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current == head
+        return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the schema to the newest migration; safe when several processes start at once."""
+def schema_is_current(engine: Engine) -> bool:
+    return schema_revision(engine) == code_revision()
+
+
+def upgrade_schema(engine: Engine, *, runtime_role: str | None = None) -> bool:
+    """Bring the schema to the newest migration; safe when several processes start at once.
+    On PostgreSQL, run as the owner: ``runtime_role`` (when given and it exists) then gets its
+    privileges on every table in the same transaction, a new table included. True when
+    ``runtime_role`` was granted."""
     with engine.begin() as connection:
-        if not is_sqlite(engine):
-            # Held to the end of the transaction; SQLite is already serialised by BEGIN IMMEDIATE.
-            lock = text("SELECT pg_advisory_xact_lock(:key)")
-            connection.execute(lock, {"key": _PG_MIGRATION_LOCK})
+        if is_sqlite(engine):
+            command.upgrade(_alembic_config(connection), "head")
+            return False
+        # Held to the end of the transaction; SQLite is already serialised by BEGIN IMMEDIATE.
+        lock = text("SELECT pg_advisory_xact_lock(:key)")
+        connection.execute(lock, {"key": _PG_MIGRATION_LOCK})
         command.upgrade(_alembic_config(connection), "head")
+        if runtime_role is None or not roles.role_exists(connection, runtime_role):
+            return False
+        roles.apply(connection, runtime_role)
+        return True
+
+
+def owner_settings(settings: DatabaseSettings) -> DatabaseSettings:
+    """What the owner connects with: ``database.owner_url`` when set (PostgreSQL), else the
+    one URL of a site with one role (and of every SQLite site)."""
+    if settings.owner_url is None:
+        return settings
+    return settings.model_copy(update={"url": settings.owner_url, "owner_url": None})
+
+
+def runtime_role(settings: DatabaseSettings) -> str | None:
+    """The role the server connects as, when the site has two (``database.owner_url`` set):
+    ``database.url``'s user. None for one role, for SQLite, and for a URL without a user."""
+    if settings.owner_url is None:
+        return None
+    runtime = make_url(settings.url).username
+    return runtime if runtime and runtime != make_url(settings.owner_url).username else None
+
+
+@dataclass(frozen=True)
+class Upgraded:
+    """What `hotline db upgrade` did."""
+
+    url: str  # where, without a password
+    revision: str
+    # The runtime role (database.url's user) and whether it got its privileges.
+    runtime_role: str | None
+    granted: bool
+
+
+def upgrade_database(settings: DatabaseSettings) -> Upgraded:
+    """Create (SQLite) or upgrade the schema as the owner, and on PostgreSQL grant the runtime
+    role what casebook/roles.py says in the same transaction."""
+    owner = Database(owner_settings(settings), migrate=False, create=True)
+    role = runtime_role(settings)
+    try:
+        granted = owner.retrying(lambda: upgrade_schema(owner.engine, runtime_role=role))
+        return Upgraded(owner.safe_url, code_revision(), role, granted)
+    finally:
+        owner.dispose()
 
 
 def _is_transient(exc: DBAPIError) -> bool:
@@ -199,8 +279,37 @@ class Database:
             self.retrying(self._ensure_schema)
 
     def _ensure_schema(self) -> None:
-        if not schema_is_current(self.engine):
+        current = schema_revision(self.engine)
+        if current == code_revision():
+            return
+        if is_sqlite(self.engine):
             upgrade_schema(self.engine)
+            return
+        if current is None:
+            # A schema the role may not use is not on its search_path: it looks empty.
+            with self.engine.connect() as connection:
+                unusable = roles.unusable_schemas(connection)
+            if unusable:
+                raise PrivilegesMissing(
+                    f"database {self.safe_url}: this role may not use schema {unusable[0]} "
+                    "(never granted): as the owner, run hotline db upgrade and "
+                    "hotline db roles --apply"
+                )
+        raise SchemaNotCurrent(self._not_current(current))
+
+    def _not_current(self, current: str | None) -> str:
+        upgrade = "run hotline db upgrade (it migrates as the owner, database.owner_url)"
+        if current is None:
+            return f"database {self.safe_url} has no hotline schema: {upgrade}"
+        if current not in {script.revision for script in _scripts().walk_revisions()}:
+            return (
+                f"database {self.safe_url} is at revision {current}, newer than this code "
+                f"({code_revision()}): update the hotline on this machine"
+            )
+        return (
+            f"database {self.safe_url} is at revision {current}, this code needs "
+            f"{code_revision()}: {upgrade}"
+        )
 
     def retrying(self, operation: Callable[[], T]) -> T:
         """Run ``operation`` again while the database is locked or unreachable, up to the
@@ -259,6 +368,12 @@ class Database:
         with self._sessions() as session, session.begin():
             # A fresh copy each attempt: a failed attempt leaves its object bound to a session.
             audit.append(session, AuditEvent.model_validate(event.model_dump()))
+
+    def connected_owner(self) -> str | None:
+        """PostgreSQL: the connected role when it has the owner's rights over the tables (a
+        site with one role), None for a runtime role."""
+        with self.engine.connect() as connection:
+            return roles.connected_role_owns_tables(connection)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,11 +26,38 @@ class Section(BaseModel):
 
 
 class DatabaseSettings(Section):
-    # SQLite file by default; a postgresql+psycopg:// URL for a multi-machine site.
+    # SQLite file by default; a postgresql+psycopg:// URL for a multi-machine site. On
+    # PostgreSQL this is the runtime role's, which every process but the migration uses.
     url: str = "sqlite:///var/hotline.db"
+    # PostgreSQL only: the owner role's URL (same database), which `hotline db upgrade` and
+    # `hotline db roles --apply` use; the server never needs it (casebook/roles.py).
+    owner_url: str | None = None
     # How long a locked or unreachable database is retried before the operation fails clearly.
     retry_seconds: float = Field(10.0, ge=0)
     sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+    @model_validator(mode="after")
+    def _owner_of_the_same_database(self) -> DatabaseSettings:
+        if self.owner_url is None:
+            return self
+        if not (_is_postgresql(self.owner_url) and _is_postgresql(self.url)):
+            raise ValueError(
+                "owner_url is for PostgreSQL (url and owner_url both postgresql://...); "
+                "SQLite has no roles"
+            )
+        if _database_of(self.owner_url) != _database_of(self.url):
+            raise ValueError("owner_url and url name different databases (host, port, name)")
+        return self
+
+
+def _is_postgresql(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgresql+"))
+
+
+def _database_of(url: str) -> tuple[str | None, int, str]:
+    # Host, port and database name: what must agree between the two roles' URLs.
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or 5432, parts.path.lstrip("/")
 
 
 class PhoneSettings(Section):

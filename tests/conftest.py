@@ -2,11 +2,15 @@
 
 Every test that takes ``db`` runs against SQLite (a file) and, when ``HOTLINE_TEST_PG`` names a
 PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test), against PostgreSQL too,
-each test in a schema of its own.
+each test in a schema of its own, as a real site runs: the schema is created, owned and
+migrated by an owner role, and ``db`` connects as a runtime role granted by casebook/roles.py
+(``hotline db upgrade`` grants it). Both are roles of this test session (see ``PG_OWNER``);
+``owner_db`` is the owner's connection, for tests that alter, migrate or tamper.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,13 +19,14 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlmodel import Session
 
 from casebook import agents, credentials, signin
 from casebook.access import Actor
 from casebook.clock import utcnow
-from casebook.db import Database
+from casebook.db import Database, owner_settings, upgrade_database
+from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG", "")
@@ -30,6 +35,14 @@ PG_URL = os.environ.get("HOTLINE_TEST_PG", "")
 # every test site hashes one password per agent. Processes the tests start keep the defaults.
 credentials.hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]
+
+# PostgreSQL roles are cluster-wide and other test runs may share the server: this session's
+# are unique, made on first use (trust authentication on 127.0.0.1: no passwords) and dropped at
+# the end. In the environment, so processes a test spawns name the same roles.
+_ROLES_ID = os.environ.setdefault("HOTLINE_TEST_PG_ROLES", uuid.uuid4().hex[:10])
+PG_OWNER = f"hl_owner_{_ROLES_ID}"
+PG_RUNTIME = f"hl_runtime_{_ROLES_ID}"
+_pg_roles_made: list[str] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,22 +54,118 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pg_url_as(role: str, schema: str | None = None) -> str:
+    """The test server's URL as ``role`` (no password), its search_path ``schema``."""
+    url = make_url(PG_URL).set(drivername="postgresql+psycopg", username=role)
+    if schema is not None:
+        url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
 def pg_url_with_schema(schema: str) -> str:
-    base = PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-    separator = "&" if "?" in base else "?"
-    return f"{base}{separator}options=-csearch_path%3D{schema}"
+    """What the server connects with: the runtime role, in ``schema``."""
+    return pg_url_as(PG_RUNTIME, schema)
+
+
+def pg_owner_url(schema: str) -> str:
+    """What `hotline db upgrade` connects with: the owner role, in ``schema``."""
+    return pg_url_as(PG_OWNER, schema)
+
+
+def pg_owner_url_for(runtime_url: str) -> str:
+    """The owner's URL for a runtime URL of these tests (same database and schema)."""
+    return make_url(runtime_url).set(username=PG_OWNER).render_as_string(hide_password=False)
+
+
+def pg_database_settings(schema: str) -> DatabaseSettings:
+    return DatabaseSettings(
+        url=pg_url_with_schema(schema), owner_url=pg_owner_url(schema), retry_seconds=2.0
+    )
+
+
+def pg_superuser() -> Engine:
+    """An engine on HOTLINE_TEST_PG as given (a superuser): roles and schemas are made with it."""
+    return create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def _make_pg_roles() -> None:
+    if _pg_roles_made:
+        return
+    admin = pg_superuser()
+    try:
+        with admin.begin() as connection:
+            # CREATEROLE: `hotline db roles --apply` may create the runtime role it names.
+            connection.execute(text(f'CREATE ROLE "{PG_OWNER}" LOGIN CREATEROLE'))
+            _pg_roles_made.append(PG_OWNER)
+            connection.execute(text(f'CREATE ROLE "{PG_RUNTIME}" LOGIN'))
+            _pg_roles_made.append(PG_RUNTIME)
+    finally:
+        admin.dispose()
+
+
+def drop_pg_roles(*names: str) -> None:
+    """Drop roles and whatever they own or were granted in the test database."""
+    admin = pg_superuser()
+    try:
+        with admin.begin() as connection:
+            for name in names:
+                exists = connection.execute(
+                    text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": name}
+                ).first()
+                if exists is not None:
+                    connection.execute(text(f'DROP OWNED BY "{name}" CASCADE'))
+                    connection.execute(text(f'DROP ROLE "{name}"'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pg_roles_dropped_at_the_end() -> Iterator[None]:
+    yield
+    if _pg_roles_made:
+        # The runtime role first: it holds privileges on the owner's objects.
+        drop_pg_roles(*reversed(_pg_roles_made))
+        _pg_roles_made.clear()
+
+
+@contextlib.contextmanager
+def new_pg_schema(*, migrated: bool = True) -> Iterator[str]:
+    """A schema of its own, made by a superuser for the owner role (as a DBA would); with
+    ``migrated``, brought to the newest migration by ``hotline db upgrade``'s own function,
+    which grants the runtime role its privileges. Dropped at the end."""
+    _make_pg_roles()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = pg_superuser()
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{PG_OWNER}"'))
+    try:
+        if migrated:
+            upgrade_database(pg_database_settings(schema))
+        yield schema
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    """A migrated schema, the runtime role granted."""
+    with new_pg_schema() as schema:
+        yield schema
+
+
+@pytest.fixture
+def pg_empty_schema() -> Iterator[str]:
+    """A schema owned by the owner role, with no tables: for tests of migrations."""
+    with new_pg_schema(migrated=False) as schema:
+        yield schema
+
+
+def use_pg_schema(settings: Settings, schema: str) -> None:
+    """Point ``settings`` at ``schema``: the runtime role's URL, and the owner's."""
+    settings.database.url = pg_url_with_schema(schema)
+    settings.database.owner_url = pg_owner_url(schema)
 
 
 @pytest.fixture
@@ -72,11 +181,30 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Database]:
     if request.param == "postgresql":
-        schema = request.getfixturevalue("pg_schema")
-        settings.database.url = pg_url_with_schema(schema)
+        use_pg_schema(settings, request.getfixturevalue("pg_schema"))
     database = Database(settings.database, create=True)
     yield database
     database.dispose()
+
+
+@contextlib.contextmanager
+def owner_connection(db: Database) -> Iterator[Connection]:
+    """One transaction on ``db``'s database as its owner (see ``owner_db``)."""
+    owner = Database(owner_settings(db.settings), migrate=False)
+    try:
+        with owner.engine.begin() as connection:
+            yield connection
+    finally:
+        owner.dispose()
+
+
+@pytest.fixture
+def owner_db(db: Database, settings: Settings) -> Iterator[Database]:
+    """``db``'s database opened as its owner: for what the runtime role may not do (drop a
+    trigger, alter a table, migrate). SQLite has no roles: the same file."""
+    owner = Database(owner_settings(settings.database), migrate=False)
+    yield owner
+    owner.dispose()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import Case, CaseStatus
 from hotline.app.config import Settings, load_settings
+from tests.conftest import pg_owner_url_for
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 PASSWORD = "a long enough passphrase"
@@ -142,8 +143,12 @@ class Site:
         return f"unix:{self.socket}"
 
     def write_config(self, **sections: dict[str, object]) -> None:
+        database: dict[str, object] = {"url": self.database_url, "retry_seconds": 2.0}
+        if not self.database_url.startswith("sqlite"):
+            # The server connects as the runtime role; `hotline db upgrade` as the owner.
+            database["owner_url"] = pg_owner_url_for(self.database_url)
         data: dict[str, dict[str, object]] = {
-            "database": {"url": self.database_url, "retry_seconds": 2.0},
+            "database": database,
             "recordings": {"root": "recordings"},
             "transcription": {"cache_dir": "models"},
             "server": {"socket": str(self.socket), "socket_group": self.socket_group},

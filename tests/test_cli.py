@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from casebook.models import CaseStatus
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
 from tests.ivr_flows.fake_asterisk import Caller, place_call
 from tests.readme_commands import commands
 from tests.site import (
@@ -62,20 +62,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def module_pg_schema() -> Iterator[str]:
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    from tests.conftest import PG_URL
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with new_pg_schema() as schema:
+        yield schema
 
 
 @pytest.fixture
@@ -199,6 +187,7 @@ OPERATOR_COMMANDS = {
     "login",
     "logout",
     "db upgrade",
+    "db roles",
     "serve",
     "api",
     "listen",

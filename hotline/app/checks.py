@@ -10,8 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from casebook.db import Database
+from sqlalchemy.exc import DBAPIError
+
+from casebook.db import Database, NotServable
 from casebook.errors import DatabaseUnavailable
+from casebook.roles import INSUFFICIENT_PRIVILEGE
 from hotline.ami import AmiError, AmiLoginError, AmiSession, client_tls
 from hotline.app.config import Settings
 from hotline.app.http_server import ApiStartError, server_tls, socket_group_id, socket_state
@@ -28,11 +31,33 @@ class Check:
 def check_database(settings: Settings) -> Check:
     try:
         db = Database(settings.database)
+    except NotServable as exc:  # the schema is behind, or the role was never granted
+        return Check("database", False, str(exc))
     except DatabaseUnavailable as exc:
         return Check("database", False, f"{exc}; check database.url and that the server runs")
-    url = db.safe_url
-    db.dispose()
-    return Check("database", True, f"{url}, schema up to date")
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        reason = str(exc.orig).strip().splitlines()[0]
+        return Check(
+            "database",
+            False,
+            f"{reason}: the runtime role lacks its privileges; as the owner, run "
+            "hotline db roles --apply",
+        )
+    try:
+        owner = None if db.sqlite_file is not None else db.retrying(db.connected_owner)
+    finally:
+        db.dispose()
+    if owner is not None:
+        # Allowed (a site with one role), but the server could then rewrite the audit log.
+        return Check(
+            "database",
+            True,
+            f"{db.safe_url}, schema up to date; connected as {owner}, which owns the tables: "
+            "give the server a runtime role (hotline db roles)",
+        )
+    return Check("database", True, f"{db.safe_url}, schema up to date")
 
 
 def check_recordings(settings: Settings) -> Check:

@@ -1,7 +1,7 @@
 """Operator commands: what the service account runs on the server host with the site's config
-(`hotline db upgrade`, `asterisk config`, `prompts build`, `transcribe FILE` and the first
-admin's `agents add --bootstrap`; the long-running processes are hotline.app.components'), and
-what their failures mean for the operator.
+(`hotline db upgrade`, `db roles`, `asterisk config`, `prompts build`, `transcribe FILE` and the
+first admin's `agents add --bootstrap`; the long-running processes are
+hotline.app.components'), and what their failures mean for the operator.
 
 These are the only commands that read config.yaml, open the database or the recordings; people's
 commands go through the server. The CLI imports this module inside the command's function, so a
@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from casebook import agents as agent_service
-from casebook import signin
+from casebook import db as db_service
+from casebook import roles, signin
 from casebook.clock import utcnow
-from casebook.db import Database, upgrade_schema
+from casebook.db import Database
 from casebook.errors import CasebookError, DatabaseUnavailable
 from casebook.models import Agent
+from casebook.roles import DEFAULT_RUNTIME_ROLE
 from hotline.app.components import ServeError
 from hotline.app.config import ConfigError, Settings
 from hotline.app.demo import DemoError
@@ -78,14 +81,71 @@ def known_failure(exc: BaseException) -> Failure | None:
 # --- the site's database and files ----------------------------------------------------------------
 
 
-def upgrade_database(settings: Settings) -> str:
-    """Create or upgrade the schema; the database's address without its password."""
-    db = Database(settings.database, migrate=False, create=True)
+def upgrade_database(settings: Settings) -> list[str]:
+    """Create or upgrade the schema as the owner; what was done, a line each."""
+    done = db_service.upgrade_database(settings.database)
+    lines = [f"schema up to date: {done.url} ({done.revision})"]
+    if done.granted:
+        lines.append(f"runtime role {done.runtime_role}: privileges granted (hotline db roles)")
+    elif done.runtime_role is not None:
+        lines.append(
+            f"runtime role {done.runtime_role} does not exist yet: create it with "
+            "hotline db roles --apply"
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class RolesSql:
+    """`hotline db roles`: the SQL, or why there is none (SQLite); whether it was run."""
+
+    sql: str | None
+    applied: bool
+    runtime_role: str | None
+    note: str
+
+
+SQLITE_HAS_NO_ROLES = (
+    "لا أدوار في SQLite، لا شيء لفعله: ملف واحد تحميه صلاحياته "
+    "(SQLite has no roles, nothing to do: one file, its permissions are the boundary; "
+    "keep it and its folder the hotline account's alone)"
+)
+
+
+def database_roles(settings: Settings, runtime_role: str | None, *, apply: bool) -> RolesSql:
+    """The SQL that gives the runtime role (``runtime_role``, else database.url's user when
+    database.owner_url is set, else hotline_runtime) its privileges, read from the database as
+    the owner; with ``apply``, run as the owner."""
+    if settings.database.url.startswith("sqlite"):
+        return RolesSql(None, False, None, SQLITE_HAS_NO_ROLES)
+    role = runtime_role or db_service.runtime_role(settings.database) or DEFAULT_RUNTIME_ROLE
+    owner = Database(db_service.owner_settings(settings.database), migrate=False)
     try:
-        db.retrying(lambda: upgrade_schema(db.engine))
-        return db.safe_url
+
+        def work(connection: Connection) -> str:
+            catalog = (
+                roles.apply(connection, role)
+                if apply
+                else roles.plan(connection, role, applying=False)
+            )
+            return roles.render(catalog, role)
+
+        sql = owner.retrying(lambda: _in_transaction(owner, work))
     finally:
-        db.dispose()
+        owner.dispose()
+    if apply:
+        note = f"applied as the owner: {role} has its privileges; set its password with ALTER ROLE"
+    else:
+        note = f"to run it as the owner: hotline db roles --apply (runtime role {role})"
+    if settings.database.owner_url is None:
+        # A site with one role: the server still connects as the owner until the config says.
+        note += f"; then move database.url to database.owner_url and point database.url at {role}"
+    return RolesSql(sql, apply, role, note)
+
+
+def _in_transaction(db: Database, work: Callable[[Connection], str]) -> str:
+    with db.engine.begin() as connection:
+        return work(connection)
 
 
 def asterisk_config(settings: Settings) -> str:

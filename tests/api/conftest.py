@@ -7,6 +7,7 @@ share the site, so each makes the cases and agents it changes.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import itertools
 import os
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import Session, select
 
 from casebook import cases, signin
@@ -29,7 +29,7 @@ from casebook.models import Agent, Case, CaseStatus
 from hotline.app.config import Settings
 from hotline.app.http_server import ApiServer
 from tests.api.unix_http import Answer, Client
-from tests.conftest import BACKENDS, PG_URL, pg_url_with_schema
+from tests.conftest import BACKENDS, new_pg_schema, use_pg_schema
 
 PASSWORD = "a long enough passphrase"
 SYSTEM = Actor.system("test")
@@ -158,14 +158,9 @@ def api_site(request: pytest.FixtureRequest) -> Iterator[ApiSite]:
     # A short folder: a Unix socket's path holds at most 107 bytes.
     folder = Path(tempfile.mkdtemp(prefix="hl-api-", dir="/tmp"))
     settings = site_settings(folder)
-    schema = None
-    admin_engine = None
+    schemas = contextlib.ExitStack()
     if request.param == "postgresql":
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin_engine = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-        with admin_engine.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        settings.database.url = pg_url_with_schema(schema)
+        use_pg_schema(settings, schemas.enter_context(new_pg_schema()))
     db = Database(settings.database, create=True)
     db.run(
         lambda session: signin.bootstrap_admin(
@@ -203,8 +198,5 @@ def api_site(request: pytest.FixtureRequest) -> Iterator[ApiSite]:
     finally:
         server.stop()
         db.dispose()
-        if admin_engine is not None:
-            with admin_engine.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin_engine.dispose()
+        schemas.close()
         shutil.rmtree(folder, ignore_errors=True)

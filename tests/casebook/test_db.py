@@ -16,12 +16,12 @@ from sqlmodel import SQLModel, select
 
 from casebook import cases
 from casebook.access import Actor
-from casebook.db import Database, schema_is_current
+from casebook.db import Database, schema_is_current, upgrade_database
 from casebook.errors import DatabaseUnavailable
 from casebook.models import AuditEvent, Case
 from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS, use_pg_schema
 
 
 def _register(db: Database, settings: Settings, uniqueid: str) -> Case:
@@ -170,7 +170,7 @@ def test_an_unreachable_database_fails_clearly(settings: Settings) -> None:
 def test_postgresql_connections_killed_by_the_server_are_replaced(
     settings: Settings, pg_schema: str
 ) -> None:
-    settings.database.url = pg_url_with_schema(pg_schema)
+    use_pg_schema(settings, pg_schema)
     db = Database(settings.database)
     _register(db, settings, "before")
     with db.engine.connect() as connection:
@@ -185,9 +185,13 @@ def test_postgresql_connections_killed_by_the_server_are_replaced(
         assert len(s.exec(select(Case)).all()) == 2
 
 
-def _open(url: str, start: multiprocessing.synchronize.Event) -> None:
+def _open(database: DatabaseSettings, start: multiprocessing.synchronize.Event) -> None:
     start.wait(timeout=30)
-    Database(DatabaseSettings(url=url, retry_seconds=30), create=True).dispose()
+    database.retry_seconds = 30
+    if database.owner_url is None:  # SQLite: any process that opens the file migrates
+        Database(database, create=True).dispose()
+    else:  # PostgreSQL: only the owner does (`hotline db upgrade`)
+        upgrade_database(database)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -195,10 +199,10 @@ def test_two_processes_starting_at_once_migrate_once(
     backend: str, settings: Settings, request: pytest.FixtureRequest
 ) -> None:
     if backend == "postgresql":
-        settings.database.url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+        use_pg_schema(settings, request.getfixturevalue("pg_empty_schema"))
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    workers = [context.Process(target=_open, args=(settings.database.url, start)) for _ in range(3)]
+    workers = [context.Process(target=_open, args=(settings.database, start)) for _ in range(3)]
     for worker in workers:
         worker.start()
     start.set()

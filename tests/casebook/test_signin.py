@@ -17,7 +17,7 @@ from sqlmodel import SQLModel, col, select
 
 from casebook import agents, credentials, signin
 from casebook.access import Actor
-from casebook.db import Database, _alembic_config
+from casebook.db import Database, _alembic_config, owner_settings, upgrade_database
 from casebook.errors import AccessDenied, CasebookError, RuleViolation
 from casebook.models import Agent, AuditEvent, Case, SigninFailure, SigninSession
 from casebook.settings import SigninSettings
@@ -33,7 +33,7 @@ from casebook.signin import (
     WrongCredentials,
 )
 from hotline.app.config import Settings
-from tests.conftest import BACKENDS, TEST_PASSWORD, add_agent, bootstrap, pg_url_with_schema
+from tests.conftest import BACKENDS, TEST_PASSWORD, add_agent, bootstrap, use_pg_schema
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ADDRESS = "10.0.0.7"
@@ -591,8 +591,8 @@ def test_migration_0004_keeps_the_agents_who_then_need_a_reset_to_sign_in(
     backend: str, settings: Settings, request: pytest.FixtureRequest
 ) -> None:
     if backend == "postgresql":
-        settings.database.url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
-    old = Database(settings.database, migrate=False, create=True)
+        use_pg_schema(settings, request.getfixturevalue("pg_empty_schema"))
+    old = Database(owner_settings(settings.database), migrate=False, create=True)
     with old.engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "0003")
         connection.execute(
@@ -614,7 +614,8 @@ def test_migration_0004_keeps_the_agents_who_then_need_a_reset_to_sign_in(
             {"at": T0},
         )
     old.dispose()
-    db = Database(settings.database)  # migrates to the newest
+    upgrade_database(settings.database)  # `hotline db upgrade`: the owner migrates
+    db = Database(settings.database)
     site = Site(db, settings)
     sara = site.agent("sara")
     assert (sara.display_name, sara.roles, sara.active) == ("Sara", ["agent"], True)
@@ -644,10 +645,12 @@ def test_migration_0004_keeps_the_agents_who_then_need_a_reset_to_sign_in(
         bootstrap_as("root")
     one_time = site.reset("sara")
     site.session_for("sara", one_time, new_password="sara-password-1")
-    # And back down and up again, the agents kept.
-    with db.engine.begin() as connection:
+    # And back down and up again (by the owner), the agents kept.
+    owner = Database(owner_settings(settings.database), migrate=False)
+    with owner.engine.begin() as connection:
         command.downgrade(_alembic_config(connection), "0003")
-        command.upgrade(_alembic_config(connection), "head")
+    owner.dispose()
+    upgrade_database(settings.database)
     sara = site.agent("sara")
     assert sara.password_hash is None
     with db.session() as s:

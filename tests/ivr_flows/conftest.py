@@ -21,7 +21,7 @@ from hotline.app.config import Settings
 from ivr_flows.backend import IvrBackend, RegisteredComplaint, StatusAnswer
 from ivr_flows.casebook_backend import CasebookBackend
 from ivr_flows.server import AgiServer
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS, use_pg_schema
 from tests.ivr_flows.memory_backend import MemoryBackend
 
 
@@ -92,7 +92,7 @@ def ivr_backend(
         yield MemoryBackend()
         return
     if request.param == "postgresql":
-        ivr_settings.database.url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+        use_pg_schema(ivr_settings, request.getfixturevalue("pg_schema"))
     else:
         ivr_settings.database.url = f"sqlite:///{tmp_path / 'hotline.db'}"
     database = Database(ivr_settings.database, create=True)

@@ -18,12 +18,12 @@ from casebook.db import Database, _alembic_config
 from casebook.errors import AccessDenied
 from casebook.models import AuditEvent
 from casebook.settings import DatabaseSettings
-from tests.conftest import Staff
+from tests.conftest import Staff, owner_connection
 
 
 def drop_append_only_rule(db: Database) -> None:
     """What someone with the database's owner rights can do: the chain must still tell."""
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:
         if db.engine.dialect.name == "sqlite":
             connection.execute(text("DROP TRIGGER audit_event_no_update"))
             connection.execute(text("DROP TRIGGER audit_event_no_delete"))
@@ -33,7 +33,7 @@ def drop_append_only_rule(db: Database) -> None:
 
 def tamper(db: Database, statement: str, **values: object) -> None:
     drop_append_only_rule(db)
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:
         connection.execute(text(statement), values)
 
 
@@ -143,7 +143,7 @@ def test_appends_from_two_processes_at_once_keep_one_chain(db: Database, staff: 
 def test_entries_written_before_the_chain_existed_are_chained_by_the_migration(
     db: Database,
 ) -> None:
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:
         command.downgrade(_alembic_config(connection), "0001")
         for n in range(3):
             connection.execute(
@@ -158,5 +158,5 @@ def test_entries_written_before_the_chain_existed_are_chained_by_the_migration(
         report = audit.check_chain(s.exec(select(AuditEvent).order_by(col(AuditEvent.id))))
     assert report.intact and report.entries == 3
     # The append-only rule survived the migration.
-    with pytest.raises(Exception, match="append-only"), db.engine.begin() as connection:
+    with pytest.raises(Exception, match="append-only"), owner_connection(db) as connection:
         connection.execute(text("UPDATE audit_event SET actor = 'x'"))
