@@ -166,6 +166,7 @@ RULES = [
     ),
 ]
 
+
 def under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
