@@ -31,8 +31,8 @@ def has_rtl(text: str) -> bool:
     return bool(_RTL.search(text))
 
 
-# A bracketed run with no Arabic in it, e.g. "(no cases)".
-_LATIN_IN_BRACKETS = re.compile(r"\([^()\u0600-\u06FF]*\)")
+# A bracketed run with no Arabic in it, e.g. "(no cases)"; or an escape inert() wrote.
+_LATIN_IN_BRACKETS = re.compile(r"\([^()\u0600-\u06FF]*\)|\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|n|r)")
 _ISOLATES = str.maketrans("", "", "\u2066\u2067\u2068\u2069")
 
 
@@ -44,6 +44,7 @@ def visual(text: str, mode: str = "visual") -> str:
         return text
     # python-bidi lacks the paired-bracket rule, so "(no cases)" after Arabic would come out as
     # ")no cases(": isolating the bracketed Latin run (LRI ... PDI) keeps its brackets upright.
+    # So for an escape (\u202e), whose backslash would otherwise move to its other side.
     import arabic_reshaper
     from bidi import get_display
 
