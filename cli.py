@@ -987,21 +987,32 @@ def playback(server_api: ApiClient, opened: dict[str, Any]) -> Iterator[Playback
         player.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """The server refused what was sent (the server's one line), to be said under the draft."""
+
+    message: str
+
+
+# What was sent is refused: a category the site does not have, a text over its limit (400), a
+# body over the server's (413).
+REFUSALS_OF_WHAT_WAS_SENT = (400, 413)
+
+
 def confirm_kept(
     server_api: ApiClient, reference: str, text: str, edited: bool, body: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Confirm. A refusal of what was chosen (400: a category the site does not have, say) is
-    said and None returned, to choose again. Any other failure (the server unreachable, the
-    database down, the session ended, the draft taken meanwhile) first keeps an edited text
-    (Unsent), which is offered again when the draft is next opened, then is reported."""
+) -> dict[str, Any] | Refused:
+    """Confirm. A refusal of what was sent is returned, to change it and confirm again. Any
+    failure first keeps an edited text (Unsent), offered again when the draft is next opened
+    (so quitting after a refusal loses nothing either); any other (the server unreachable, the
+    database down, the session ended, the draft taken meanwhile) is then reported."""
     try:
         case: dict[str, Any] = server_api.post(f"/drafts/{quoted(reference)}/confirm", body)
     except ApiError as exc:
-        if exc.status == 400:
-            say_error("refused", exc.message)
-            return None
         if edited:
             keep_unsent(reference, text)
+        if exc.status in REFUSALS_OF_WHAT_WAS_SENT:
+            return Refused(exc.message)
         raise
     except ClientError:
         if edited:
@@ -1035,9 +1046,13 @@ def review_one(server_api: ApiClient, reference: str) -> bool:
     opened: dict[str, Any] = server_api.get(f"/drafts/{quoted(reference)}")
     draft_text = opened["case"].get("draft_text") or ""
     text = offer_unsent(reference, draft_text)
+    refusal: Refused | None = None
     with playback(server_api, opened) as player:
         while True:
             render_draft(opened, text)
+            if refusal is not None:  # under the text, however long, where it is seen
+                say_error("refused", refusal.message)
+                refusal = None
             keys = "[a]ccept  [e]dit  [p]lay  [r]eject  [s]kip  [q]uit"
             if player is None:
                 keys = keys.replace("[p]lay  ", "")
@@ -1060,7 +1075,8 @@ def review_one(server_api: ApiClient, reference: str) -> bool:
                 )
                 body = {"text": text, "category": category, "department": department}
                 case = confirm_kept(server_api, reference, text, text != draft_text, body)
-                if case is None:
+                if isinstance(case, Refused):
+                    refusal = case
                     continue
                 promise = local_time(case.get("promised_by"))
                 opened_line = (f"case {case['reference']} open", "green")

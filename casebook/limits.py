@@ -108,10 +108,7 @@ def _checked_text(table: str, rule: TextLimit, value: str) -> str:
             value = cut(value, rule.max_chars)
         else:
             raise _refuse(
-                table,
-                rule.field,
-                f"has {len(value)} characters, at most {rule.max_chars} "
-                f"(too long: {len(value) - rule.max_chars} over)",
+                table, rule.field, f"has {len(value)} characters, at most {rule.max_chars}"
             )
     _check_storable(table, rule.field, value)
     return value
