@@ -7,6 +7,12 @@ An agent runs these commands all day and each starts a fresh interpreter: this m
 only the standard library, typer and cli_client at the top. rich, the Arabic shaping and the
 whole application (hotline.app, hence the database and the speech model) are imported inside
 the functions that need them.
+
+Everything the server sends is stored text someone else typed (a caller's name, a complaint, a
+reason): it reaches the terminal only through the edges below, each of which makes it inert
+(inert_text): ``say``/``say_error`` for plain lines, and the consoles of ``out``/``err``, which
+read no Rich markup or emoji codes and pass every string through the same helper. Our own
+styles are Text objects (``styled``), never markup in a string.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import json
 import math
 import os
 import re
@@ -34,10 +39,12 @@ import typer
 import cli_client as client
 import cli_render as terminal
 from cli_client import ApiClient, ApiError, ClientError, NotSignedIn, quoted
+from inert_text import inert, json_text
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from hotline.app.config import Settings
     from hotline.app.demo import DemoResult
@@ -140,7 +147,8 @@ def fail(message: str, code: int = ExitCode.REFUSED, label: str = "error") -> No
 
 
 def say_error(label: str, message: str) -> None:
-    sys.stderr.write(f"{label}: {message}\n")
+    # One line: a message may echo what someone typed (the server's refusals do).
+    sys.stderr.write(f"{label}: {inert(message)}\n")
     sys.stderr.flush()
 
 
@@ -148,29 +156,62 @@ def say_error(label: str, message: str) -> None:
 
 
 @functools.cache
-def out() -> Console:
+def _inert_console() -> type[Console]:
     from rich.console import Console
 
-    return Console(highlight=False)
+    class InertConsole(Console):
+        """A console that reads no markup or emoji codes and shows every string inert: every
+        string it draws, printed or in a table cell, is turned into text here."""
+
+        def render_str(self, text: str, **options: Any) -> Text:
+            options["markup"] = options["emoji"] = False
+            return super().render_str(inert(text, multiline=True), **options)
+
+    return InertConsole
+
+
+@functools.cache
+def out() -> Console:
+    return _inert_console()(highlight=False, markup=False, emoji=False)
 
 
 @functools.cache
 def err() -> Console:
-    from rich.console import Console
+    return _inert_console()(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Our own styling, as Rich text: ``styled(("ok", "green"), " listener")``; every part
+    inert (a part may hold a name from the server)."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        words, style = (part, "") if isinstance(part, str) else part
+        text.append(inert(words), style=style)
+    return text
+
+
+@functools.cache
+def _inert_table() -> type[Table]:
+    from rich.table import Table
+
+    class InertTable(Table):
+        """Each cell one line: a line break stored in a field is shown, not followed."""
+
+        def add_row(self, *renderables: Any, **options: Any) -> None:
+            cells = [inert(cell) if isinstance(cell, str) else cell for cell in renderables]
+            super().add_row(*cells, **options)
+
+    return InertTable
 
 
 def table(*headers: str, **options: Any) -> Table:
-    from rich.table import Table
-
-    return Table(*headers, **options)
+    return _inert_table()(*headers, **options)
 
 
 def grid() -> Table:
-    from rich.table import Table
-
-    layout = Table.grid(padding=(0, 2))
+    layout = _inert_table().grid(padding=(0, 2))
     layout.add_column(justify="right", style="bold")
     layout.add_column()
     return layout
@@ -189,22 +230,31 @@ def visual(text: str) -> str:
 
 
 def say(text: str = "") -> None:
-    print(text, flush=True)
+    # Our own line breaks stay; a value from the server in the line is shown in visual() or
+    # made inert here.
+    print(inert(text, multiline=True), flush=True)
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """The server's data as stored (parsed, every value is what the server sent), with what a
+    terminal would act on written as \\u escapes, so --json read on a terminal is inert too."""
+    sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
 def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
+    """CSV has no escapes: to a pipe or a file each value is as stored (the data), at a
+    terminal (a person reading) each is made inert."""
     if not rows:
         return
+    at_terminal = sys.stdout.isatty()
+
+    def value(item: Any) -> Any:
+        text = ",".join(map(str, item)) if isinstance(item, list) else item
+        return inert(text) if at_terminal and isinstance(text, str) else text
+
     writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
     writer.writeheader()
-    writer.writerows(
-        {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
-        for row in rows
-    )
+    writer.writerows({key: value(item) for key, item in row.items()} for row in rows)
 
 
 def local_time(value: str | None, *, short: bool = False) -> str:
@@ -403,7 +453,7 @@ def whoami(as_json: JsonOption = False) -> None:
     say(f"{me['username']} · {visual(me.get('display_name') or '')}")
     say(f"roles: {', '.join(me.get('roles') or [])}")
     if me.get("department"):
-        say(f"department: {me['department']}")
+        say(f"department: {visual(me['department'])}")
     say(f"server: {session.server}")
     say(f"session until {local_time(me.get('session_expires_at'))}")
 
@@ -686,7 +736,8 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         ("النص المؤكد", case.get("confirmed_text")),
     ):
         if text:
-            out().print(f"\n[bold]{terminal.visual(label, mode)}[/]")
+            out().print()
+            out().print(styled((terminal.visual(label, mode), "bold")))
             for line in terminal.visual_lines(text, width, mode):
                 out().print(line, justify="right" if mode == "visual" else "left")
     followups = case.get("followups") or []
@@ -813,7 +864,7 @@ def show_reminder(server_api: ApiClient) -> None:
     if counts["due"] or counts["overdue"]:
         line = f"مكالمات المتابعة: {counts['due']} مستحقة، {counts['overdue']} متأخرة"
         english = f"(callbacks due {counts['due']}, overdue {counts['overdue']})"
-        out().print(f"[bold magenta]{visual(line)}[/]  {english}")
+        out().print(styled((visual(line), "bold magenta"), f"  {english}"))
 
 
 def render_draft(opened: dict[str, Any], text: str) -> None:
@@ -855,7 +906,7 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
 def choose(title: str, options: Sequence[str], default: str | None = None) -> str:
     """One of ``options`` (the server's list), by number or by name, asked until it is one."""
     for number, option in enumerate(options, 1):
-        say(f"  {number}. {option}")
+        say(f"  {number}. {visual(option)}")
     while True:
         picked = str(typer.prompt(visual(title), default=default or None)).strip()
         if picked in options:
@@ -967,21 +1018,32 @@ def playback(server_api: ApiClient, opened: dict[str, Any]) -> Iterator[Playback
         player.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """The server refused what was sent (the server's one line), to be said under the draft."""
+
+    message: str
+
+
+# What was sent is refused: a category the site does not have, a text over its limit (400), a
+# body over the server's (413).
+REFUSALS_OF_WHAT_WAS_SENT = (400, 413)
+
+
 def confirm_kept(
     server_api: ApiClient, reference: str, text: str, edited: bool, body: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Confirm. A refusal of what was chosen (400: a category the site does not have, say) is
-    said and None returned, to choose again. Any other failure (the server unreachable, the
-    database down, the session ended, the draft taken meanwhile) first keeps an edited text
-    (Unsent), which is offered again when the draft is next opened, then is reported."""
+) -> dict[str, Any] | Refused:
+    """Confirm. A refusal of what was sent is returned, to change it and confirm again. Any
+    failure first keeps an edited text (Unsent), offered again when the draft is next opened
+    (so quitting after a refusal loses nothing either); any other (the server unreachable, the
+    database down, the session ended, the draft taken meanwhile) is then reported."""
     try:
         case: dict[str, Any] = server_api.post(f"/drafts/{quoted(reference)}/confirm", body)
     except ApiError as exc:
-        if exc.status == 400:
-            say_error("refused", exc.message)
-            return None
         if edited:
             keep_unsent(reference, text)
+        if exc.status in REFUSALS_OF_WHAT_WAS_SENT:
+            return Refused(exc.message)
         raise
     except ClientError:
         if edited:
@@ -1015,9 +1077,13 @@ def review_one(server_api: ApiClient, reference: str) -> bool:
     opened: dict[str, Any] = server_api.get(f"/drafts/{quoted(reference)}")
     draft_text = opened["case"].get("draft_text") or ""
     text = offer_unsent(reference, draft_text)
+    refusal: Refused | None = None
     with playback(server_api, opened) as player:
         while True:
             render_draft(opened, text)
+            if refusal is not None:  # under the text, however long, where it is seen
+                say_error("refused", refusal.message)
+                refusal = None
             keys = "[a]ccept  [e]dit  [p]lay  [r]eject  [s]kip  [q]uit"
             if player is None:
                 keys = keys.replace("[p]lay  ", "")
@@ -1040,10 +1106,12 @@ def review_one(server_api: ApiClient, reference: str) -> bool:
                 )
                 body = {"text": text, "category": category, "department": department}
                 case = confirm_kept(server_api, reference, text, text != draft_text, body)
-                if case is None:
+                if isinstance(case, Refused):
+                    refusal = case
                     continue
                 promise = local_time(case.get("promised_by"))
-                out().print(f"[green]case {case['reference']} open[/], promised by {promise}")
+                opened_line = (f"case {case['reference']} open", "green")
+                out().print(styled(opened_line, f", promised by {promise}"))
                 return True
             elif action == "r":
                 reason = str(typer.prompt(visual("السبب (reason)")))
@@ -1162,7 +1230,8 @@ def callbacks_next() -> None:
         say(visual("لا توجد مكالمات متابعة لك الآن (no callbacks for you now)"))
         return
     due = local_time(callback.get("due_from"))
-    say(f"callback {callback['id']}: {callback['phone_number']} ({callback['reason']}), due {due}")
+    number, reason = visual(callback["phone_number"] or ""), visual(callback["reason"] or "")
+    say(f"callback {callback['id']}: {number} ({reason}), due {due}")
     say(f"  dial it with: hotline callbacks dial {callback['id']}")
 
 
@@ -1176,7 +1245,7 @@ def callbacks_dial(
     outcome = api().post(f"/callbacks/{callback_id}/dial", timeout=client.DIAL_TIMEOUT_SECONDS)
     callback = outcome["callback"]
     say(
-        f"callback {callback['id']}: {outcome['result']} ({outcome['detail']}); now "
+        f"callback {callback['id']}: {outcome['result']} ({visual(outcome['detail'] or '')}); now "
         f"{callback['status']}, attempt {callback['attempts']} of {outcome['max_attempts']}"
     )
     if outcome["result"] == "answered" and callback.get("case"):
@@ -1198,9 +1267,9 @@ def status(as_json: JsonOption = False) -> None:
         listing = table("component", "instance", "seen", "health", "state")
         for item in components:
             if item.get("stopped_at") is not None:
-                health = f"stopped at {local_time(item['stopped_at'])}"
+                health = styled(f"stopped at {local_time(item['stopped_at'])}")
             else:
-                health = "[green]ok[/]" if item.get("healthy") else "[red]silent[/]"
+                health = styled(("ok", "green") if item.get("healthy") else ("silent", "red"))
             state = ", ".join(f"{k}={v}" for k, v in (item.get("state") or {}).items())
             listing.add_row(
                 item["component"],
@@ -1260,14 +1329,15 @@ def run_components(*names: str, concurrency: int = 1) -> None:
     configure_logging(site.logging)
 
     def on_check(check: Check) -> None:
-        mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
-        err().print(f"{mark} {check.name}: {check.message}")
+        mark = ("ok", "green") if check.ok else ("FAILED", "bold red")
+        err().print(styled(mark, f" {check.name}: {check.message}"))
 
     def on_job_done(worker: Any, job: Any) -> None:
         stats = worker.stats
         out().print(
-            f"[green]✓[/] recording {job.recording_id}: {stats.done} done, {stats.failed} "
-            f"failed, {stats.busy} in hand"
+            styled(("✓", "green")),
+            f"recording {job.recording_id}: {stats.done} done, {stats.failed} "
+            f"failed, {stats.busy} in hand",
         )
 
     run(site, names, concurrency=concurrency, on_check=on_check, on_job_done=on_job_done)
@@ -1336,7 +1406,7 @@ def transcribe_file(
         out().print(line, justify="right" if mode == "visual" else "left")
     if result.no_speech:
         say(terminal.visual("لا كلام في التسجيل (no speech)", mode))
-    out().print(f"[dim]{result.facts}[/]")
+    out().print(styled((str(result.facts), "dim")))
 
 
 @prompts_app.command("build")
@@ -1349,7 +1419,7 @@ def prompts_build(
     from hotline.app.operator import build_site_prompts
 
     folder, built = build_site_prompts(
-        settings(), voice, lambda name: err().print(f"[dim]rendered {name}[/]")
+        settings(), voice, lambda name: err().print(styled((f"rendered {name}", "dim")))
     )
     say(
         f"prompts in {folder} with {built.voice}: {len(built.rendered)} rendered, "
@@ -1396,7 +1466,7 @@ def qa_verify(
                     item.get("case_reference") or "",
                     f"{item.get('path') or ''} {item.get('note') or ''}".strip(),
                 )
-        out().print(listing if not result["intact"] else "[green]all recordings intact[/]")
+        out().print(listing if not result["intact"] else styled(("all recordings intact", "green")))
     if not result["intact"]:
         raise typer.Exit(ExitCode.REFUSED)
 
@@ -1453,7 +1523,7 @@ def score_interactively(
             code = exc.message.split(":", 1)[0].strip()
             if exc.status != 400 or code not in by_code:
                 raise
-            sys.stderr.write(f"{exc.message}\n")
+            sys.stderr.write(f"{inert(exc.message)}\n")
             answers[code] = ask_answer(by_code[code])
 
 
@@ -1615,14 +1685,14 @@ def audit_list(
         return
     listing = table("id", "at", "actor", "action", "object", "ok", "detail")
     for event in events:
-        detail = json.dumps(event.get("detail"), ensure_ascii=False)
+        detail = json_text(event.get("detail"))
         listing.add_row(
             str(event["id"]),
             local_time(event.get("at"), short=True),
             event.get("actor") or "",
             event.get("action") or "",
             f"{event.get('object_type') or ''} {event.get('object_id') or ''}".strip(),
-            "yes" if event.get("allowed") else "[red]no[/]",
+            "yes" if event.get("allowed") else styled(("no", "red")),
             terminal.cell(detail, 30, bidi()),
         )
     out().print(listing)
@@ -1663,7 +1733,12 @@ def demo(
             if command:
                 say(f"  .venv/bin/hotline {command}")
 
-    run_demo(folder, calls, progress=lambda line: out().print(f"[dim]•[/] {line}"), serve=ready)
+    run_demo(
+        folder,
+        calls,
+        progress=lambda line: out().print(styled(("•", "dim"), f" {line}")),
+        serve=ready,
+    )
     say("demo stopped")
 
 

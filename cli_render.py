@@ -3,6 +3,10 @@ letters, so text is shaped and reordered into visual order line by line, after w
 logical order (wrapping visual text would put a sentence's end on its first line).
 Machine output (--json, --csv) always keeps the logical order stored in the database.
 
+Every function here makes its text inert first (inert_text: no control, escape or bidi control
+character reaches the terminal, each is shown as a visible escape), so the reordering below
+works on text that cannot steer it, and stored text drawn through here is safe to show.
+
 The shaping libraries and rich are imported where they are used: a command that prints JSON, or
 no Arabic, never loads them (people's commands must start fast).
 """
@@ -13,6 +17,8 @@ import re
 import textwrap
 from collections import Counter
 from typing import TYPE_CHECKING
+
+from inert_text import inert
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -25,17 +31,20 @@ def has_rtl(text: str) -> bool:
     return bool(_RTL.search(text))
 
 
-# A bracketed run with no Arabic in it, e.g. "(no cases)".
-_LATIN_IN_BRACKETS = re.compile(r"\([^()\u0600-\u06FF]*\)")
+# A bracketed run with no Arabic in it, e.g. "(no cases)"; or an escape inert() wrote.
+_LATIN_IN_BRACKETS = re.compile(r"\([^()\u0600-\u06FF]*\)|\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|n|r)")
 _ISOLATES = str.maketrans("", "", "\u2066\u2067\u2068\u2069")
 
 
 def visual(text: str, mode: str = "visual") -> str:
-    """One line, in the order the terminal must draw it."""
+    """One line, in the order the terminal must draw it (inert: a line break in it is shown as
+    ``\\n``, a bidi control as its escape, so nothing in the text reorders the rest)."""
+    text = inert(text)
     if mode != "visual" or not has_rtl(text):
         return text
     # python-bidi lacks the paired-bracket rule, so "(no cases)" after Arabic would come out as
     # ")no cases(": isolating the bracketed Latin run (LRI ... PDI) keeps its brackets upright.
+    # So for an escape (\u202e), whose backslash would otherwise move to its other side.
     import arabic_reshaper
     from bidi import get_display
 
@@ -46,7 +55,7 @@ def visual(text: str, mode: str = "visual") -> str:
 def visual_lines(text: str, width: int, mode: str = "visual") -> list[str]:
     """Wrap in logical order to ``width`` columns, then turn each line into visual order."""
     lines: list[str] = []
-    for paragraph in text.splitlines() or [""]:
+    for paragraph in inert(text, multiline=True).splitlines() or [""]:
         wrapped = textwrap.wrap(paragraph, width=max(width, 10)) or [""]
         lines.extend(visual(line, mode) for line in wrapped)
     return lines
@@ -56,7 +65,7 @@ def cell(text: str | None, width: int, mode: str = "visual") -> str:
     """A table cell: cut in logical order (so an Arabic sentence keeps its beginning)."""
     if not text:
         return ""
-    flat = " ".join(text.split())
+    flat = " ".join(inert(text, multiline=True).split())
     if len(flat) > width:
         flat = flat[: max(width - 1, 1)] + "…"
     return visual(flat, mode)
@@ -72,7 +81,8 @@ def highlighted_lines(
 
     lines: list[list[tuple[str, bool]]] = [[]]
     used = 0
-    for word, doubtful in words:
+    for given, doubtful in words:
+        word = inert(given)
         if lines[-1] and used + 1 + len(word) > width:
             lines.append([])
             used = 0

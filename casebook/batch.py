@@ -15,6 +15,8 @@ from sqlalchemy import Column, ColumnElement, Connection, Dialect, Insert, Table
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session, SQLModel
 
+from casebook.limits import check_row
+
 T = TypeVar("T")
 
 # Keys per IN (...) query: well under SQLite's and PostgreSQL's limits on bound parameters.
@@ -54,9 +56,10 @@ def _field_defaults(model: type[SQLModel]) -> dict[str, Callable[[], Any]]:
 
 
 def with_defaults(model: type[SQLModel], row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` completed with the model's own field defaults, as constructing it would."""
+    """``row`` completed with the model's own field defaults, as constructing it would, and
+    checked against the model's limits as an ORM write is (casebook.limits)."""
     made = {name: make() for name, make in _field_defaults(model).items() if name not in row}
-    return made | row
+    return check_row(model, made | row)
 
 
 def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.batch import chunked, execute_many, ids_by, insert_rows, with_defaults
 from casebook.callbacks import request_abandoned_callbacks
+from casebook.limits import check_row
 from casebook.models import Call, Case
 from casebook.phone import normalise
 from casebook.reference import InvalidReference, normalise_reference
@@ -164,6 +165,8 @@ def note_calls(session: Session, notes: Sequence[CallNote], phone: PhoneSettings
         for name in _NOTED:
             row[name] = getattr(note, name) or row.get(name)
         row["caller_number"] = normalise(row["caller_number"], phone).number
+        # A path no column holds is left out (the call's finish audits it), not the note.
+        _keep_path(row)
     session.flush()  # what was added before goes in first
     statement = _note_statement(session.get_bind().dialect.name)
     execute_many(
@@ -203,8 +206,10 @@ def record_calls(
             continue
         noted = row["caller_number"] if row is not None else None
         caller = normalise(fact.caller_number or noted, settings.phone)
-        finishing[fact.linkedid] = values = _finished_row(fact, case, row, caller.number)
+        values = _finished_row(fact, case, row, caller.number)
         refused[fact.linkedid] = caller.audit_detail() | _keep_path(values)
+        # The rows of calls noted before are updated, not inserted: checked here as inserts are.
+        finishing[fact.linkedid] = check_row(Call, values)
         cases[fact.linkedid] = case
     new = [values for linkedid, values in finishing.items() if linkedid not in known]
     changed = [

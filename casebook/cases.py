@@ -21,8 +21,9 @@ from casebook.clock import ensure_aware, utcnow
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
 from casebook.phone import last_digits, normalise, same_number
+from casebook.phone_lookups import LOOKUP, lookups_in_window
 from casebook.reference import InvalidReference, normalise_reference, reference_for_id
-from casebook.settings import CasebookConfig, PhoneSettings
+from casebook.settings import CasebookConfig, PhoneSettings, StatusByPhoneSettings
 from casebook.sla import promised_by
 from casebook.workflow import check_move
 
@@ -154,6 +155,8 @@ class CallerStatus:
     identity_confirmed: bool
     status: str | None = None
     promised_by: datetime | None = None
+    # Refused unlooked: the number asked too often in the window (``limits``).
+    limited: bool = False
 
 
 def status_for_caller(
@@ -164,11 +167,29 @@ def status_for_caller(
     caller_number: str | None,
     last4: str | None,
     phone: PhoneSettings,
+    limits: StatusByPhoneSettings,
+    now: datetime | None = None,
 ) -> CallerStatus:
     """A caller asks about a case by its reference number. They hear its status only when they
     call from the case's number or key the last 4 digits of it; otherwise they learn nothing,
-    not even whether the case exists. Every lookup is audited. ``phone``: settings.phone."""
+    not even whether the case exists. A number that asked ``limits.per_number`` times in the
+    window is refused without a look (casebook.phone_lookups). Every lookup is audited, with
+    the caller's number. ``phone``: settings.phone; ``limits``: settings.status_by_phone."""
     caller = normalise(caller_number, phone)
+    asked = lookups_in_window(session, caller.number, limits, moment_or_now(now))
+    if asked >= limits.per_number:
+        why = f"{asked} lookups in {limits.window_minutes:g} minutes (at most {limits.per_number})"
+        audit.record(
+            session,
+            actor,
+            LOOKUP,
+            "case",
+            reference[:16],
+            {"caller": caller.number, "refused": why, "last4_keyed": bool(last4)}
+            | caller.audit_detail(),
+            allowed=False,
+        )
+        return CallerStatus(found=False, identity_confirmed=False, limited=True)
     try:
         case: Case | None = _find(session, reference)
     except NotFound:
@@ -177,7 +198,7 @@ def status_for_caller(
     audit.record(
         session,
         actor,
-        "case.status_lookup",
+        LOOKUP,
         "case",
         case.reference if case is not None else reference[:16],
         {"caller": caller.number, "found": case is not None, "last4_keyed": bool(last4)}

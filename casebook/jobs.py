@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from casebook import audit
 from casebook.access import Actor
 from casebook.batch import chunked
+from casebook.limits import fitted
 from casebook.models import (
     Case,
     DraftState,
@@ -250,6 +251,8 @@ def fail_job(
     job = _held(session, job_id, worker)
     if job is None:
         return None
+    # Cut to the column once, here: the audit entry of a failed job says it too.
+    error = fitted(TranscriptionJob, "last_error", error)
     if permanent or job.attempts >= policy.max_attempts:
         _give_up(session, job, error, now)
     else:

@@ -14,6 +14,22 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from casebook.clock import utcnow
+from casebook.limits import CUT, JSON_CHARS, JSON_TEXT, bounded_text
+
+# Issue 17: every text is bounded, checked before the database (casebook.limits), the same on
+# SQLite (which ignores VARCHAR lengths) and PostgreSQL. VARCHAR(n) fields keep their n; the
+# TEXT columns stay TEXT (no migration) with these limits, in characters:
+# A complaint: the longest message a flow may record (30 minutes) transcribes to ~30,000.
+COMPLAINT_TEXT = 50_000
+# A reason, a resolution summary, follow-up notes, a reviewer's comment; and each text in an
+# audit entry's detail (a reason is kept there, so is what the PBX gave that was refused).
+NOTE_TEXT = 4_000
+# A job's last error: ours, not typed, so cut rather than refused.
+ERROR_TEXT = 2_000
+# An audit entry's detail as JSON: a listing of 10,000 references is ~130,000.
+AUDIT_DETAIL_CHARS = 1_000_000
+# An agent's lists (languages, skills, shift days): short words, a few of them.
+AGENT_LIST = {JSON_TEXT: 64, JSON_CHARS: 2_000}
 
 
 class Role(StrEnum):
@@ -109,13 +125,21 @@ class Agent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, index=True)
     display_name: str = Field(max_length=200)
-    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    roles: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, info=AGENT_LIST)
+    )
     department: str | None = Field(default=None, max_length=64, index=True)
-    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    languages: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, info=AGENT_LIST)
+    )
+    skills: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, info=AGENT_LIST)
+    )
     extension: str | None = Field(default=None, max_length=32)
     # Empty shift days mean the site's business hours apply.
-    shift_days: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    shift_days: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, info=AGENT_LIST)
+    )
     shift_start: time | None = None
     shift_end: time | None = None
     active: bool = True
@@ -183,7 +207,10 @@ class Call(SQLModel, table=True):
     duration_seconds: float | None = None
     ivr_choices: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     hangup_cause: int | None = None
-    hangup_cause_text: str | None = Field(default=None, max_length=100)
+    # Asterisk's words: cut to the column, never losing the call.
+    hangup_cause_text: str | None = Field(
+        default=None, max_length=100, sa_column_kwargs={"info": {CUT: True}}
+    )
     # The MixMonitor file Asterisk announced (MIXMONITOR_FILENAME), ingested or not yet.
     recording_path: str | None = Field(default=None, max_length=1024)
     abandoned: bool = False
@@ -230,15 +257,16 @@ class Case(SQLModel, table=True):
     escalation_level: int = 0
     # "Not satisfied" answers since the last escalation; reaching the configured rounds escalates.
     unsatisfied_rounds: int = 0
-    draft_text: str | None = None
+    # Whisper's (or the IVR's) text, not typed: cut at the limit, the draft kept.
+    draft_text: str | None = bounded_text(COMPLAINT_TEXT, cut=True)
     draft_state: str | None = Field(default=None, max_length=16)
-    confirmed_text: str | None = None
+    confirmed_text: str | None = bounded_text(COMPLAINT_TEXT)
     confirmed_by_id: int | None = Field(default=None, foreign_key="agent.id")
     confirmed_at: datetime | None = None
-    resolution_summary: str | None = None
+    resolution_summary: str | None = bounded_text(NOTE_TEXT)
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
-    close_reason: str | None = None
+    close_reason: str | None = bounded_text(NOTE_TEXT)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -252,7 +280,7 @@ class Transcript(SQLModel, table=True):
     model_sha256: str | None = Field(default=None, max_length=64)
     language: str | None = Field(default=None, max_length=8)
     language_probability: float | None = None
-    text: str = ""
+    text: str = bounded_text(COMPLAINT_TEXT, cut=True, default="")
     segments: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
@@ -291,7 +319,7 @@ class TranscriptionJob(SQLModel, table=True):
     available_at: datetime = Field(default_factory=utcnow)
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = bounded_text(ERROR_TEXT, cut=True)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
 
@@ -307,7 +335,7 @@ class FollowUp(SQLModel, table=True):
     result: str = Field(max_length=24)
     # Customer effort: "how easy was it?" on the configured scale; None when not asked.
     effort_score: int | None = None
-    notes: str | None = None
+    notes: str | None = bounded_text(NOTE_TEXT)
     rerouted_to: str | None = Field(default=None, max_length=64)
 
 
@@ -351,7 +379,8 @@ class CallbackAttempt(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
     result: str | None = Field(default=None, max_length=16)
-    detail: str | None = Field(default=None, max_length=200)
+    # The PBX's words: cut to the column.
+    detail: str | None = Field(default=None, max_length=200, sa_column_kwargs={"info": {CUT: True}})
 
 
 class QAReview(SQLModel, table=True):
@@ -362,7 +391,7 @@ class QAReview(SQLModel, table=True):
     reviewer_id: int = Field(foreign_key="agent.id", index=True)
     scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     total: float | None = None
-    comment: str | None = None
+    comment: str | None = bounded_text(NOTE_TEXT)
     created_at: datetime = Field(default_factory=utcnow)
 
     __table_args__ = (UniqueConstraint("recording_id", "reviewer_id"),)
@@ -396,7 +425,12 @@ class AuditEvent(SQLModel, table=True):
     object_type: str = Field(max_length=32)
     object_id: str | None = Field(default=None, max_length=64)
     allowed: bool = True
-    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    detail: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(
+            JSON, nullable=False, info={JSON_TEXT: NOTE_TEXT, JSON_CHARS: AUDIT_DETAIL_CHARS}
+        ),
+    )
     # The hash chain (casebook.audit): unique, so two entries can never claim the same parent.
     prev_hash: str = Field(default="", max_length=64, unique=True, index=True)
     hash: str = Field(default="", max_length=64)

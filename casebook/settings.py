@@ -71,6 +71,19 @@ class PhoneSettings(Section):
     max_digits: int = Field(15, ge=3, le=31)
 
 
+class StatusByPhoneSettings(Section):
+    """Status by phone (the IVR's "ask about a complaint"): guessing references is slowed."""
+
+    # References looked up in one call that name no case of the caller's (no such case, or
+    # someone else's); then the caller is told politely and the call ends. A mistyped one
+    # (its check digit wrong) is asked again: it looks nothing up.
+    wrong_per_call: int = Field(3, ge=1, le=20)
+    # Lookups from one caller number (withheld numbers count as one) in the window, counted
+    # in the database, so every IVR process shares them; past it each is refused and audited.
+    per_number: int = Field(10, ge=1)
+    window_minutes: float = Field(60.0, gt=0)
+
+
 class BusinessHours(Section):
     timezone: str = "Africa/Tripoli"
     days: list[Weekday] = Field(default_factory=lambda: list(LIBYAN_WORKING_WEEK))

@@ -39,6 +39,8 @@ class StatusAnswer:
     identity_confirmed: bool
     status: str | None = None
     promised_by: datetime | None = None
+    # Not looked up: the caller's number asked too often (settings.status_by_phone).
+    limited: bool = False
 
 
 class IvrBackend(Protocol):

@@ -93,6 +93,7 @@ class CasebookBackend:
                 caller_number=caller_number,
                 last4=last4,
                 phone=self.settings.phone,
+                limits=self.settings.status_by_phone,
             )
         )
         return StatusAnswer(
@@ -100,4 +101,5 @@ class CasebookBackend:
             identity_confirmed=answer.identity_confirmed,
             status=answer.status,
             promised_by=answer.promised_by,
+            limited=answer.limited,
         )

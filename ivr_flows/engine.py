@@ -127,6 +127,8 @@ class Call:
     outcome: str | None = None
     # A key pressed to cut a prompt short: the answer to the menu that follows it.
     typeahead: str = ""
+    # References looked up in this call that named no case of the caller's (status by phone).
+    wrong_references: int = 0
 
 
 class BackendFailed(Exception):
@@ -137,12 +139,20 @@ class FlowRunner:
     """Walks one flow; one instance serves every call (it keeps no per-call state)."""
 
     def __init__(
-        self, flow: Flow, backend: IvrBackend, *, recordings_root: Path, zone: ZoneInfo
+        self,
+        flow: Flow,
+        backend: IvrBackend,
+        *,
+        recordings_root: Path,
+        zone: ZoneInfo,
+        wrong_per_call: int = 3,
     ) -> None:
+        """``wrong_per_call``: settings.status_by_phone.wrong_per_call."""
         self.flow = flow
         self.backend = backend
         self.recordings_root = recordings_root
         self.zone = zone
+        self.wrong_per_call = wrong_per_call
 
     def identify(self, agi: HotlineAGI) -> Call:
         uniqueid = agi.env.get("agi_uniqueid", "")
@@ -353,7 +363,14 @@ class FlowRunner:
             # Hung up already: the case exists, the listener links it by Uniqueid instead.
         return complaint
 
-    def _case_status(self, agi: HotlineAGI, call: Call, node: CaseStatusNode) -> str:
+    def _case_status(self, agi: HotlineAGI, call: Call, node: CaseStatusNode) -> str | None:
+        """References are asked ``tries`` times. A wrong one (looked up, naming no case of the
+        caller's) counts for the whole call, however the flow comes back here: at
+        ``wrong_per_call`` the caller is told and the call ends. The backend may refuse a
+        number that asked too often (``StatusAnswer.limited``): the same ending."""
+        if call.wrong_references >= self.wrong_per_call:
+            self._no_more_lookups(agi, call, node)
+            return None
         for _ in range(self.flow.tries(node)):
             keyed = self._ask_number(agi, node.prompt, node.timeout_seconds, REFERENCE_LENGTH)
             if not keyed:
@@ -362,21 +379,44 @@ class FlowRunner:
             try:
                 reference = normalise_reference(keyed)
             except InvalidReference:
+                # Mistyped (its check digit is wrong): nothing was looked up, nothing learnt.
                 self._play(agi, node.invalid_prompt)
                 continue
             answer = self._lookup(agi, call, node, reference, None)
-            if not (answer.found and answer.identity_confirmed):
+            if not (answer.found and answer.identity_confirmed) and not answer.limited:
                 # Asked whether or not the case exists, so the question tells a stranger nothing.
                 last4 = self._ask_number(agi, node.last4_prompt, node.timeout_seconds, 4)
                 if len(last4) == 4 and last4.isdigit():
                     answer = self._lookup(agi, call, node, reference, last4)
+            if answer.limited:
+                self._no_more_lookups(agi, call, node)
+                return None
             # A valid reference was looked up: the enquiry is answered, found or not.
             self._served(agi, call, "status")
             if answer.found and answer.identity_confirmed:
                 self._say_status(agi, node, answer)
                 return node.next
+            if self._wrong(call):
+                self._no_more_lookups(agi, call, node)
+                return None
             self._play(agi, node.not_found_prompt)
         return node.give_up
+
+    def _wrong(self, call: Call) -> bool:
+        """Count a wrong reference; whether the call has had its last."""
+        call.wrong_references += 1
+        return call.wrong_references >= self.wrong_per_call
+
+    def _no_more_lookups(self, agi: HotlineAGI, call: Call, node: CaseStatusNode) -> None:
+        """Told politely, and the call ends (nothing follows in the flow). Served: the enquiry
+        was answered, so the listener asks no callback to this number."""
+        log.warning(
+            "call %s: no more status lookups (%d wrong references)",
+            call.uniqueid,
+            call.wrong_references,
+        )
+        self._served(agi, call, "status")
+        self._play(agi, node.limit_prompt or node.not_found_prompt)
 
     def _lookup(
         self, agi: HotlineAGI, call: Call, node: CaseStatusNode, reference: str, last4: str | None

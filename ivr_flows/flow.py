@@ -99,6 +99,9 @@ class CaseStatusNode(_Model):
     invalid_prompt: str
     last4_prompt: str
     not_found_prompt: str
+    # Said when the caller keyed too many references that name no case of theirs (or their
+    # number asked too often); then the call ends. None: not_found_prompt is said instead.
+    limit_prompt: str | None = None
     promised_prompt: str
     error_prompt: str
     status_prompts: dict[str, str]

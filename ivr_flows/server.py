@@ -98,6 +98,7 @@ class AgiServer:
             backend,
             recordings_root=settings.recordings.root,
             zone=settings.business_hours.zone,
+            wrong_per_call=settings.status_by_phone.wrong_per_call,
         )
         self._port = settings.agi.port if port is None else port
         self._tcp: _TCPServer | None = None

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field, field_validator
 
-from casebook.settings import CasebookConfig, Section
+from casebook.settings import CasebookConfig, Section, StatusByPhoneSettings
 from recordings.settings import RecordingsConfig
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1")
@@ -88,3 +88,5 @@ class IvrConfig(CasebookConfig, RecordingsConfig, Protocol):
     def ivr(self) -> IvrSettings: ...
     @property
     def agi(self) -> AgiSettings: ...
+    @property
+    def status_by_phone(self) -> StatusByPhoneSettings: ...

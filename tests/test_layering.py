@@ -52,6 +52,8 @@ class Rule:
 
 
 ADAPTER_MAY_USE = ("casebook.settings", "casebook.retry", "casebook.call_status")
+# Everything of ours, and the third-party packages a stdlib-only module could be tempted by.
+OURS = ("hotline", *CLI, "casebook", "ivr_flows", "transcription", "recordings", "inert_text")
 
 RULES = [
     Rule(
@@ -155,6 +157,13 @@ RULES = [
         CLIENT_FILES,
         ("hotline", "cli", "pydantic", "typer"),
     ),
+    Rule(
+        # Issue 17: the one helper that makes stored text inert for a terminal, shared by the
+        # CLI (which must start fast and holds nothing of the server) and the server's API.
+        "inert_text is the standard library only: the CLI and the API both import it",
+        ("inert_text.py",),
+        (*OURS, *DATABASE, "rich", "pydantic", "typer", "fastapi", "starlette", "bidi"),
+    ),
 ]
 
 
@@ -211,7 +220,16 @@ REFUSED = {
     "recordings": ("recordings/ingest.py", "from transcription.pipeline import transcribe"),
     "cli.py": ("cli.py", "from casebook.models import Case"),
     "cli_render.py": ("cli_client.py", "from hotline.app.operator import bootstrap"),
+    "inert_text.py": ("inert_text.py", "from rich.markup import escape"),
 }
+
+
+def test_inert_text_imports_the_standard_library_only() -> None:
+    import sys
+
+    source = (ROOT / "inert_text.py").read_text(encoding="utf-8")
+    names = {name.split(".")[0] for _, name in imported_names(ast.parse(source), "inert_text")}
+    assert names - {"__future__"} <= set(sys.stdlib_module_names), names
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.paths[0])

@@ -60,6 +60,7 @@ from casebook.signin import SigninRefused
 from casebook.workflow import STATUS_LABELS_AR
 from hotline.app.config import Settings
 from hotline.app.dial import DialError, dial_callback
+from inert_text import inert, json_text
 from recordings.integrity import verify_recordings
 from recordings.listening import TamperedRecording, verified_copy
 from recordings.retention import apply_retention
@@ -163,8 +164,19 @@ def pick(model: SQLModel, fields: tuple[str, ...], zone: ZoneInfo) -> dict[str, 
     return {name: plain(getattr(model, name), zone) for name in fields}
 
 
+class InertJSONResponse(JSONResponse):
+    """JSON as Starlette writes it, but with every character a terminal would act on (ESC and
+    the other controls, C1, the bidi controls) written as a \\u escape: the values are the
+    data as stored (a client parses them back unchanged; making them inert is the job of
+    whatever shows them, the CLI's edge), and the body itself is inert wherever it is printed
+    (curl, a log)."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(content, compact=True, allow_nan=False).encode("utf-8")
+
+
 def reply(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return InertJSONResponse(data, status_code=status)
 
 
 CASE_FIELDS = (
@@ -263,7 +275,9 @@ def site_time(value: str | None, what: str, zone: ZoneInfo) -> datetime | None:
 def error_reply(
     status: int, message: str, code: str, retry_after: float | None = None
 ) -> JSONResponse:
-    line = " ".join(message.split()) or code
+    # One line, inert: a refusal may echo what was typed or stored (a name, a reason), and
+    # this line is what a client prints as it is.
+    line = " ".join(inert(message, multiline=True).split()) or code
     body: dict[str, Any] = {"error": line, "code": code}
     headers: dict[str, str] = {}
     if status == 401:
@@ -271,7 +285,7 @@ def error_reply(
     if retry_after is not None:
         body["retry_after"] = retry_after
         headers["Retry-After"] = str(max(math.ceil(retry_after), 1))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return InertJSONResponse(body, status_code=status, headers=headers)
 
 
 def casebook_refusal(exc: CasebookError) -> JSONResponse:

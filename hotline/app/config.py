@@ -31,6 +31,7 @@ from casebook.settings import (
     Section,
     SigninSettings,
     SlaSettings,
+    StatusByPhoneSettings,
 )
 from hotline.ami_settings import AmiSettings
 from hotline.app.server_settings import ServerSettings
@@ -66,6 +67,7 @@ class Settings(Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     recordings: RecordingsSettings = Field(default_factory=RecordingsSettings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
+    status_by_phone: StatusByPhoneSettings = Field(default_factory=StatusByPhoneSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     sla: SlaSettings = Field(default_factory=SlaSettings)

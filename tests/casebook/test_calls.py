@@ -121,6 +121,7 @@ def test_status_by_phone_only_for_the_callers_own_case(db: Database, settings: S
                 caller_number=number,
                 last4=last4,
                 phone=settings.phone,
+                limits=settings.status_by_phone,
             )
         )
 

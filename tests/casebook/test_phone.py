@@ -13,7 +13,7 @@ from casebook.access import Actor
 from casebook.db import Database
 from casebook.models import AuditEvent, Call, Callback
 from casebook.phone import CallerNumber, dialable, normalise, same_number
-from casebook.settings import PhoneSettings
+from casebook.settings import PhoneSettings, StatusByPhoneSettings
 from hotline.app.config import Settings
 from tests.casebook.test_calls import START, record
 
@@ -194,7 +194,13 @@ def test_the_status_by_phone_compares_normalised_numbers(db: Database, settings:
     def ask(caller: str) -> cases.CallerStatus:
         return db.run(
             lambda s: cases.status_for_caller(
-                s, IVR, reference=reference, caller_number=caller, last4=None, phone=PHONE
+                s,
+                IVR,
+                reference=reference,
+                caller_number=caller,
+                last4=None,
+                phone=PHONE,
+                limits=StatusByPhoneSettings(),
             )
         )
 

@@ -155,9 +155,15 @@ def old_row(db: Database, settings: Settings, tmp_path: Path, form: str) -> tupl
     )
 
     def work(s: Session) -> Recording:
-        s.add(recording)
-        s.flush()
-        return recording
+        # By hand, as such rows were written: the ORM's checks (casebook.limits) now refuse
+        # a NUL in a path on SQLite too.
+        values = recording.model_dump(exclude={"id"})
+        table = Recording.__table__  # type: ignore[attr-defined]
+        inserted = s.connection().execute(table.insert().values(**values))
+        assert inserted.inserted_primary_key is not None
+        stored = s.get(Recording, inserted.inserted_primary_key[0])
+        assert stored is not None
+        return stored
 
     return db.run(work), bad.target
 
