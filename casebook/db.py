@@ -198,6 +198,11 @@ class Database:
         if migrate:
             self.retrying(self._ensure_schema)
 
+    def sign_audit_checkpoints(self, signer: audit.CheckpointSigner) -> None:
+        """This process holds the site's audit key (the server): every session it opens from
+        now on signs a checkpoint every ``signer.every`` audit entries (casebook.audit)."""
+        self._sessions.configure(info={audit.SIGNER: signer})
+
     def _ensure_schema(self) -> None:
         if not schema_is_current(self.engine):
             upgrade_schema(self.engine)

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlmodel import Session
 
-from casebook import agents, credentials, signin
+from casebook import agents, credentials, signin, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
@@ -59,6 +59,14 @@ def pg_schema() -> Iterator[str]:
     admin.dispose()
 
 
+def with_site_keys(settings: Settings, folder: Path) -> Settings:
+    """``settings`` with the secrets folder ``folder/secrets`` and the site's keys in it, as
+    `hotline db upgrade` makes them (services that number cases read the reference key)."""
+    settings.secrets.folder = folder / "secrets"
+    site_secrets.create_site_keys(settings.secrets)
+    return settings
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings()
@@ -66,7 +74,7 @@ def settings(tmp_path: Path) -> Settings:
     settings.database.retry_seconds = 2.0
     settings.recordings.root = tmp_path / "recordings"
     settings.transcription.cache_dir = tmp_path / "models"
-    return settings
+    return with_site_keys(settings, tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,7 +1,7 @@
 """Operator commands: what the service account runs on the server host with the site's config
-(`hotline db upgrade`, `asterisk config`, `prompts build`, `transcribe FILE` and the first
-admin's `agents add --bootstrap`; the long-running processes are hotline.app.components'), and
-what their failures mean for the operator.
+(`hotline db upgrade` with the site's keys, `asterisk config`, `prompts build`, `transcribe FILE`
+and the first admin's `agents add --bootstrap`; the long-running processes are
+hotline.app.components'), and what their failures mean for the operator.
 
 These are the only commands that read config.yaml, open the database or the recordings; people's
 commands go through the server. The CLI imports this module inside the command's function, so a
@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from casebook import agents as agent_service
-from casebook import signin
+from casebook import signin, site_secrets
 from casebook.clock import utcnow
 from casebook.db import Database, upgrade_schema
 from casebook.errors import CasebookError, DatabaseUnavailable
@@ -86,6 +86,14 @@ def upgrade_database(settings: Settings) -> str:
         return db.safe_url
     finally:
         db.dispose()
+
+
+def create_site_keys(settings: Settings) -> Path:
+    """The server's keys (audit checkpoints, references) in the secrets folder, made where
+    missing and checked where present; the folder. Only here: a process that merely runs never
+    makes a key (a lost key must be noticed, not replaced)."""
+    site_secrets.create_site_keys(settings.secrets)
+    return settings.secrets.folder
 
 
 def asterisk_config(settings: Settings) -> str:
