@@ -332,7 +332,6 @@ def _require_audit_reader(actor: Actor, action: str) -> None:
 
 INTERVAL = "interval"  # after audit.checkpoint_every entries
 SHUTDOWN = "shutdown"  # at a clean stop of a server process: the log ended there then
-_REASONS = {INTERVAL: "every audit.checkpoint_every entries", SHUTDOWN: "clean stop"}
 # Domain separation: what this key signs is a checkpoint of this format, nothing else.
 _MAC_CONTEXT = b"15654 hotline audit checkpoint v1\n"
 CHECKPOINT_FILE_NAME = "audit-checkpoints.jsonl"
@@ -397,8 +396,8 @@ class Checkpoint:
 
     def describe(self) -> str:
         at = ensure_aware(self.at).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        why = _REASONS.get(self.reason, self.reason)
-        return f"checkpoint {self.number} (up to entry {self.entry_seq}, {why}, {at})"
+        stop = " at a clean stop" if self.reason == SHUTDOWN else ""
+        return f"checkpoint {self.number} (up to entry {self.entry_seq}, signed {at}{stop})"
 
 
 def _mac(key: bytes, checkpoint: Checkpoint) -> str:

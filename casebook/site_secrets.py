@@ -76,13 +76,14 @@ def load_key(settings: SecretsSettings, name: str, *, create: bool = False) -> b
                 f"{stat.S_IMODE(status.st_mode):04o}): refused; chmod 600 it and, since others "
                 "could read it, replace the site's keys"
             )
+        size = status.st_size
         data = os.read(descriptor, KEY_BYTES + 1)
     finally:
         os.close(descriptor)
     if len(data) != KEY_BYTES:
         raise SiteSecretError(
-            f"the site key {path} has {len(data)}{'+' if len(data) > KEY_BYTES else ''} bytes, "
-            f"not {KEY_BYTES}: refused (damaged or not a key of this hotline)"
+            f"the site key {path} has {max(size, len(data))} bytes, not {KEY_BYTES}: refused "
+            "(damaged or not a key of this hotline)"
         )
     return data
 

@@ -157,6 +157,7 @@ RULES = [
     ),
 ]
 
+
 def under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 

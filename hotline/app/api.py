@@ -1027,9 +1027,7 @@ def retention(body: RetentionBody, caller: CallerDep) -> JSONResponse:
 @router.get("/audit/verify")
 def audit_verify(caller: CallerDep) -> JSONResponse:
     settings = caller.site.settings
-    chain = caller.run(
-        lambda session, actor: audit_service.verify_chain(session, actor, settings)
-    )
+    chain = caller.run(lambda session, actor: audit_service.verify_chain(session, actor, settings))
     zone = caller.site.zone
     last = chain.last_checkpoint
     return reply(
