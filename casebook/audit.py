@@ -723,7 +723,8 @@ def _checkpoints_against_entries(
         return AuditProblem(
             "rewritten",
             f"{first.describe()} no longer matches the log (entry {first.entry_seq} {what}): "
-            f"{_entries_text(matched_seq + 1, first.entry_seq)} were edited, deleted or "
+            f"{_entries_text(matched_seq + 1, first.entry_seq)} "
+            f"{'was' if matched_seq + 1 == first.entry_seq else 'were'} edited, deleted or "
             f"re-hashed after it was signed{also}",
             matched_seq + 1,
             first.entry_seq,
