@@ -216,7 +216,17 @@ CALL_FIELDS = (
     "hangup_cause_text",
     "ivr_choices",
 )
-AUDIT_FIELDS = ("id", "at", "actor", "action", "object_type", "object_id", "allowed", "detail")
+AUDIT_FIELDS = (
+    "id",
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "allowed",
+    "detail",
+)
 
 
 def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:

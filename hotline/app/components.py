@@ -16,6 +16,7 @@ from sqlmodel import Session
 from casebook import audit, operations
 from casebook.clock import utcnow
 from casebook.db import Database
+from casebook.errors import CasebookError
 from casebook.models import TranscriptionJob
 from casebook.site_secrets import SiteSecretError
 from hotline.ami import AmiLoginError
@@ -273,6 +274,16 @@ def sign_audit_checkpoints(db: Database, settings: Settings) -> audit.Checkpoint
     return signer
 
 
+def sign_the_stop(db: Database, signer: audit.CheckpointSigner) -> None:
+    """A clean stop: the log ends here for now, signed (verify finds an entry deleted from the
+    end behind the server's back). A database gone at that moment does not turn the stop into
+    a failure: the entries since the last checkpoint stay unsigned until the next one."""
+    try:
+        db.run(lambda session: audit.write_checkpoint(session, signer, audit.SHUTDOWN))
+    except CasebookError as exc:
+        log.error("the audit log could not be signed at this stop: %s", exc)
+
+
 def run_components(
     settings: Settings,
     names: Sequence[str],
@@ -299,9 +310,7 @@ def run_components(
         )
         try:
             run_until_signal(db, components, give_up)
-            # A clean stop: the log ends here for now, signed (verify finds an entry deleted
-            # from the end behind the server's back).
-            db.run(lambda session: audit.write_checkpoint(session, signer, audit.SHUTDOWN))
+            sign_the_stop(db, signer)
         except ApiStartError as exc:
             raise ServeError(str(exc)) from exc
         except OSError as exc:

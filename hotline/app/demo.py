@@ -25,12 +25,12 @@ from pathlib import Path
 import yaml
 from sqlmodel import Session, col, select
 
-from casebook import agents, audit, signin, site_secrets
+from casebook import agents, signin, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Call, Case, DraftState
-from hotline.app.components import Agi, Listener, sign_audit_checkpoints
+from hotline.app.components import Agi, Listener, sign_audit_checkpoints, sign_the_stop
 from hotline.app.config import Settings, load_settings
 from hotline.app.http_server import ApiServer
 from hotline.app.lifecycle import stop_on_signals, wait_for_stop
@@ -273,7 +273,7 @@ def run_demo(
                 with stop_on_signals(stop) as received:
                     serve(result)
                     wait_for_stop(stop, received)
-        db.run(lambda session: audit.write_checkpoint(session, signer, audit.SHUTDOWN))
+        sign_the_stop(db, signer)
     finally:
         db.dispose()
     return result
