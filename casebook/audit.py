@@ -618,7 +618,8 @@ class _LogWalk:
         self.head, self.head_seq = GENESIS, 0
         self.first_break: ChainBreak | None = None
         self.problems: list[AuditProblem] = []
-        self._edited: list[AuditEvent] = []  # a run of consecutive edited entries
+        # A run of consecutive edited entries: the first one's (seq, id) and the last seq.
+        self._edited: tuple[int, int, int] | None = None
 
     def feed(self, event: AuditEvent) -> None:
         assert event.id is not None  # loaded rows
@@ -626,12 +627,17 @@ class _LogWalk:
         expected = self.head_seq + 1
         gap = event.seq > expected
         if gap:
-            where = "the log starts" if expected == 1 else f"after entry {expected - 1}"
+            are = "is" if event.seq - 1 == expected else "are"
+            where = (
+                f"the log starts at entry {event.seq}"
+                if expected == 1
+                else f"entry {expected - 1} is followed by entry {event.seq}"
+            )
             self.problems.append(
                 AuditProblem(
                     "missing",
-                    f"audit {_entries_text(expected, event.seq - 1)} missing ({where} the next "
-                    f"is entry {event.seq}): deleted",
+                    f"audit {_entries_text(expected, event.seq - 1)} {are} missing ({where}): "
+                    "deleted",
                     expected,
                     event.seq - 1,
                 )
@@ -656,7 +662,8 @@ class _LogWalk:
                 self.problems.append(AuditProblem("unlinked", message, event.seq, event.seq))
         if entry_hash(event.prev_hash, event) != event.hash:
             self._break(event, "edited", f"audit entry {event.seq} was edited after it was written")
-            self._edited.append(event)
+            first_seq, first_id, _last = self._edited or (event.seq, event.id, event.seq)
+            self._edited = (first_seq, first_id, event.seq)
         else:
             self._end_edited_run()
         for checkpoint in self.by_seq.get(event.seq, ()):
@@ -669,15 +676,15 @@ class _LogWalk:
             self.first_break = ChainBreak(event.id, event.seq, kind, message)
 
     def _end_edited_run(self) -> None:
-        if not self._edited:
+        if self._edited is None:
             return
-        first, last = self._edited[0], self._edited[-1]
-        if first is last:
-            message = f"audit entry {first.seq} (id {first.id}) was edited after it was written"
+        first_seq, first_id, last_seq = self._edited
+        if first_seq == last_seq:
+            message = f"audit entry {first_seq} (id {first_id}) was edited after it was written"
         else:
-            message = f"audit entries {first.seq}..{last.seq} were edited after they were written"
-        self.problems.append(AuditProblem("edited", message, first.seq, last.seq))
-        self._edited = []
+            message = f"audit entries {first_seq}..{last_seq} were edited after they were written"
+        self.problems.append(AuditProblem("edited", message, first_seq, last_seq))
+        self._edited = None
 
     def finish(self) -> None:
         self._end_edited_run()

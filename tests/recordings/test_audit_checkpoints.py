@@ -220,7 +220,9 @@ def test_the_rewrite_without_renumbering_also_shows_the_deleted_entrys_number(
     assert "missing" in kinds and "rewritten" in kinds
     (missing,) = [p for p in report.problems if p.kind == "missing"]
     assert (missing.first_seq, missing.last_seq) == (head - 4, head - 4)
-    assert f"audit entry {head - 4} missing" in missing.message
+    assert f"audit entry {head - 4} is missing (entry {head - 5} is followed by entry " in (
+        missing.message
+    )
 
 
 def test_a_deleted_last_entry_after_a_clean_stop_is_found(
@@ -389,3 +391,28 @@ def test_a_chain_from_before_checkpoints_gets_its_first_at_the_servers_next_appe
     (first,) = checkpoints(db)
     assert first.number == 1 and first.entry_seq == entries(db)[-1].seq  # all up to it
     assert verify(db, staff).intact
+
+
+def test_entries_edited_in_place_are_one_line_per_run_with_their_range(
+    db: Database, staff: Staff, signer: audit.CheckpointSigner
+) -> None:
+    write_entries(db, 2 * EVERY)
+    head = entries(db)[-1].seq
+    with triggers_lifted(db, "audit_event"), db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_event SET actor = 'nobody' WHERE seq BETWEEN :a AND :b"),
+            {"a": head - 6, "b": head - 4},
+        )
+        connection.execute(
+            text("UPDATE audit_event SET allowed = :no WHERE seq = :s"),
+            {"no": False, "s": head - 1},
+        )
+    report = verify(db, staff)
+    assert [(p.kind, p.first_seq, p.last_seq) for p in report.problems] == [
+        ("edited", head - 6, head - 4),
+        ("edited", head - 1, head - 1),
+    ]
+    assert problems(report)[0] == (
+        f"audit entries {head - 6}..{head - 4} were edited after they were written"
+    )
+    assert report.first_break is not None and report.first_break.seq == head - 6
