@@ -23,7 +23,8 @@ removed without trace; at most ``checkpoint_every - 1`` of them.
 Why HMAC-SHA256 and not Ed25519: one party signs and verifies (the server, which holds the key;
 nobody else checks checkpoints without it), so a public key buys nothing, and the standard
 library has ``hmac`` while Ed25519 would need the ``cryptography`` package, which this project
-does not ship.
+does not ship. No syslog copy: verify must read the witness back, and a file it can read is one
+it can compare; a site that runs a log host can ship the file's lines there as well.
 
 Existing chains (a site upgraded to migration 0005) have no checkpoint: the server signs the
 first one at its next append, covering every entry before it; until then verify says so.
