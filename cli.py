@@ -484,12 +484,15 @@ def settings() -> Settings:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or upgrade the schema to the newest migration (operator; on PostgreSQL as the
-    owner, database.owner_url, which also grants the runtime role)."""
-    from hotline.app.operator import upgrade_database
+    """Create or upgrade the schema to the newest migration and make the site's keys where
+    missing (operator; on PostgreSQL as the owner, database.owner_url, which also grants the
+    runtime role)."""
+    from hotline.app.operator import create_site_keys, upgrade_database
 
-    for line in upgrade_database(settings()):
+    site = settings()
+    for line in upgrade_database(site):
         say(line)
+    say(f"site keys in place: {create_site_keys(site)}")
 
 
 @db_app.command("roles")
@@ -1654,17 +1657,37 @@ def recordings_retention(
 
 @audit_app.command("verify")
 def audit_verify(as_json: JsonOption = False) -> None:
-    """Recompute the audit log's hash chain; exit code 1 at an edited or deleted entry."""
+    """Check the audit log against the server's signed checkpoints; exit code 1 if anything
+    was edited, deleted or re-hashed (one line each, with the entries affected)."""
     chain: dict[str, Any] = api().get("/audit/verify")
-    broken = chain.get("first_break")
+    problems: list[dict[str, Any]] = chain.get("problems") or []
     if as_json:
         emit_json(chain)
-    elif broken is None:
-        say(f"audit log intact: {chain['entries']} entries, head {chain['head']}")
+    elif chain.get("intact"):
+        say(visual(f"سجل التدقيق سليم (audit log intact): {audit_summary(chain)}"))
     else:
-        say(f"audit log broken: {broken.get('message') or broken}")
-    if broken is not None:
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        say(visual(f"سجل التدقيق معطوب (audit log broken): {count}"))
+        for problem in problems:
+            say(f"  - {problem['message']}")
+    if not chain.get("intact"):
         raise typer.Exit(ExitCode.REFUSED)
+
+
+def audit_summary(chain: dict[str, Any]) -> str:
+    """Entries, head, and what the signed checkpoints cover, for an intact log."""
+    entries = f"{chain['entries']} entries, head {chain['head'][:16]}…"
+    last = chain.get("last_checkpoint")
+    if last is None:
+        return f"{entries}; no signed checkpoint yet (the server signs one at its next entry)"
+    why = "clean stop" if last["reason"] == "shutdown" else "interval"
+    signed = (
+        f"{chain['checkpoints']} signed checkpoints, the last (#{last['number']}, {why}, "
+        f"{local_time(last['at'])}) up to entry {last['entry_seq']}"
+    )
+    unsigned = chain.get("unsigned") or 0
+    tail = f"; {unsigned} entries since, signed at the next checkpoint" if unsigned else ""
+    return f"{entries}; {signed}{tail}"
 
 
 @audit_app.command("list")

@@ -41,6 +41,8 @@ LIST_SQL = (
     "SELECT * FROM complaint_case WHERE status = 'open' ORDER BY created_at DESC, id DESC LIMIT 50"
 )
 LOOKUP_SQL = "SELECT * FROM complaint_case WHERE reference = :reference"
+# The bench site's reference key (a real site's is in its secrets folder).
+REFERENCE_KEY = secrets.token_bytes(32)
 
 
 def fill(db: Database, count: int) -> None:
@@ -52,7 +54,7 @@ def fill(db: Database, count: int) -> None:
             rows = [
                 {
                     "id": n,
-                    "reference": reference_for_id(n),
+                    "reference": reference_for_id(n, REFERENCE_KEY),
                     "caller": f"09{rng.randrange(10**8):08d}",
                     "status": "open" if n % 5 == 0 else rng.choice(STATUSES),
                     "department": "customer-care",
@@ -123,7 +125,10 @@ def main() -> None:
     )
     boss = db.run(lambda s: agents.resolve_actor(s, "boss", settings.roles))
     rng = random.Random(7)
-    references = [reference_for_id(rng.randrange(1, args.cases + 1)) for _ in range(args.repeat)]
+    references = [
+        reference_for_id(rng.randrange(1, args.cases + 1), REFERENCE_KEY)
+        for _ in range(args.repeat)
+    ]
     picks = iter(references * 2)
 
     def service_list() -> object:

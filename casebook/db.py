@@ -278,6 +278,11 @@ class Database:
         if migrate:
             self.retrying(self._ensure_schema)
 
+    def sign_audit_checkpoints(self, signer: audit.CheckpointSigner) -> None:
+        """This process holds the site's audit key (the server): every session it opens from
+        now on signs a checkpoint every ``signer.every`` audit entries (casebook.audit)."""
+        self._sessions.configure(info={audit.SIGNER: signer})
+
     def _ensure_schema(self) -> None:
         current = schema_revision(self.engine)
         if current == code_revision():

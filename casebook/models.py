@@ -434,5 +434,29 @@ class AuditEvent(SQLModel, table=True):
     # The hash chain (casebook.audit): unique, so two entries can never claim the same parent.
     prev_hash: str = Field(default="", max_length=64, unique=True, index=True)
     hash: str = Field(default="", max_length=64)
+    # 1, 2, 3... with no gap, assigned under the chain's lock (casebook.audit): ids come from a
+    # sequence that skips on rollback, so only this shows that an entry is gone.
+    seq: int = Field(default=0, unique=True, index=True)
 
     __table_args__ = (Index("ix_audit_object", "object_type", "object_id"),)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """The server's signed statement that the audit log reached entry ``entry_seq`` with hash
+    ``entry_hash`` (casebook.audit). Checkpoints chain to each other (``prev_mac``) and are also
+    appended to a file outside the database; append-only like the log."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # 1, 2, 3... with no gap, assigned under the audit chain's lock.
+    number: int = Field(unique=True, index=True)
+    at: datetime
+    entry_seq: int
+    entry_hash: str = Field(max_length=64)
+    # The mac of checkpoint number - 1 (GENESIS for the first).
+    prev_mac: str = Field(max_length=64)
+    # "interval" (every audit.checkpoint_every entries) or "shutdown" (a clean stop: the log
+    # ended at entry_seq then).
+    reason: str = Field(max_length=16)
+    mac: str = Field(max_length=64)

@@ -1,5 +1,6 @@
 """The casebook's settings sections (config.yaml's database, phone, business_hours, sla, cases,
-followup, callbacks, roles and signin) and the ``Section`` base every package's sections share.
+followup, callbacks, roles, signin, secrets and audit) and the ``Section`` base every package's
+sections share.
 
 The loader in hotline/app/config.py assembles them; casebook services take one section, or any
 object that has the sections they read (``CasebookConfig``), never the application's settings.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
+from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -247,6 +249,24 @@ class SigninSettings(Section):
         return self
 
 
+class SecretsSettings(Section):
+    """The site's secrets folder (casebook.site_secrets): the server's keys, outside the
+    database, readable by the server's account only. A site on several machines gives each the
+    same folder (copied, mode 0700, as the server's account)."""
+
+    folder: Path = Path("var/secrets")
+
+
+class AuditSettings(Section):
+    """Signed audit checkpoints (casebook.audit)."""
+
+    # The server signs a checkpoint after this many entries (and at every clean stop).
+    checkpoint_every: int = Field(100, ge=1)
+    # Each checkpoint is also appended here, outside the database, as one JSON line; None:
+    # audit-checkpoints.jsonl in the secrets folder. Several machines must share one file.
+    checkpoint_file: Path | None = None
+
+
 class CasebookConfig(Protocol):
     """The sections casebook services read (hotline.app.config.Settings has them all)."""
 
@@ -266,3 +286,7 @@ class CasebookConfig(Protocol):
     def roles(self) -> RolesSettings: ...
     @property
     def signin(self) -> SigninSettings: ...
+    @property
+    def secrets(self) -> SecretsSettings: ...
+    @property
+    def audit(self) -> AuditSettings: ...

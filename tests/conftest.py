@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlmodel import Session
 
-from casebook import agents, credentials, signin
+from casebook import agents, credentials, signin, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database, owner_settings, upgrade_database
@@ -168,6 +168,14 @@ def use_pg_schema(settings: Settings, schema: str) -> None:
     settings.database.owner_url = pg_owner_url(schema)
 
 
+def with_site_keys(settings: Settings, folder: Path) -> Settings:
+    """``settings`` with the secrets folder ``folder/secrets`` and the site's keys in it, as
+    `hotline db upgrade` makes them (services that number cases read the reference key)."""
+    settings.secrets.folder = folder / "secrets"
+    site_secrets.create_site_keys(settings.secrets)
+    return settings
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings()
@@ -175,7 +183,7 @@ def settings(tmp_path: Path) -> Settings:
     settings.database.retry_seconds = 2.0
     settings.recordings.root = tmp_path / "recordings"
     settings.transcription.cache_dir = tmp_path / "models"
-    return settings
+    return with_site_keys(settings, tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)

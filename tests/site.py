@@ -1,11 +1,11 @@
 """A hotline site run the way an operator runs one, for tests of the `hotline` command.
 
-A folder with a config.yaml (SQLite in the folder, or a PostgreSQL schema), `hotline db upgrade`,
-the first admin from `hotline agents add ... --bootstrap` (as this OS user, who owns the
-folder), and `hotline api` as a subprocess on the site's Unix socket. People sign in with
-`hotline login` and run commands as themselves: each has their own XDG_CONFIG_HOME and
-XDG_STATE_HOME, so each has their own session file, and nothing about who they are comes from
-the environment the test gives them.
+A folder with a config.yaml (SQLite in the folder, or a PostgreSQL schema), `hotline db upgrade`
+(the schema, and the site's keys in var/secrets, which only the server reads), the first admin
+from `hotline agents add ... --bootstrap` (as this OS user, who owns the folder), and `hotline
+api` as a subprocess on the site's Unix socket. People sign in with `hotline login` and run
+commands as themselves: each has their own XDG_CONFIG_HOME and XDG_STATE_HOME, so each has their
+own session file, and nothing about who they are comes from the environment the test gives them.
 
 The folders are short and under /tmp: a Unix socket's path holds at most 107 bytes.
 """

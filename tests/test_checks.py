@@ -89,7 +89,7 @@ def test_checks_run_once_each_and_the_database_first(settings: Settings) -> None
     settings.ami.port = closed_port()
     settings.ami.connect_timeout = 1
     names = [check.name for check in run_checks(settings, ["listener", "agi", "scheduler"])]
-    assert names == ["database", "ami", "recordings"]
+    assert names == ["database", "secrets", "ami", "recordings"]
 
 
 def test_hotline_listen_refuses_to_start_with_every_problem_listed(tmp_path: Path) -> None:

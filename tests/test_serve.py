@@ -26,6 +26,7 @@ from typing import IO
 import pytest
 from sqlmodel import select
 
+from casebook import site_secrets
 from casebook.db import Database
 from casebook.models import (
     AuditEvent,
@@ -122,6 +123,7 @@ def test_serve_with_50_calls_a_sigterm_and_a_restart_gives_50_cases_and_50_trans
 ) -> None:
     config = write_demo_config(tmp_path)  # SQLite, recordings, sounds and models in tmp_path
     settings = load_settings(config, environ={})
+    site_secrets.create_site_keys(settings.secrets)  # as `hotline db upgrade` makes them
     database = tmp_path / "hotline.db"
     agi_port = free_port()
     callers = demo_callers(CALLS, demo_clips())

@@ -57,6 +57,7 @@ from casebook.models import Agent, Callback, Case, CaseStatus, ContactMethod, Pr
 from casebook.operations import site_status
 from casebook.reports import build_report
 from casebook.signin import SigninRefused
+from casebook.site_secrets import SiteSecretError
 from casebook.workflow import STATUS_LABELS_AR
 from hotline.app.config import Settings
 from hotline.app.dial import DialError, dial_callback
@@ -227,7 +228,17 @@ CALL_FIELDS = (
     "hangup_cause_text",
     "ivr_choices",
 )
-AUDIT_FIELDS = ("id", "at", "actor", "action", "object_type", "object_id", "allowed", "detail")
+AUDIT_FIELDS = (
+    "id",
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "allowed",
+    "detail",
+)
 
 
 def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:
@@ -295,6 +306,11 @@ def casebook_refusal(exc: CasebookError) -> JSONResponse:
     if isinstance(exc, DatabaseUnavailable):
         return error_reply(
             503, f"قاعدة البيانات غير متاحة (database unavailable): {exc}", "database_unavailable"
+        )
+    if isinstance(exc, SiteSecretError):
+        # The server's own keys (its setup, not the request): the operator must act.
+        return error_reply(
+            503, f"مفاتيح الموقع غير متاحة (site keys unavailable): {exc}", "site_secrets"
         )
     if isinstance(exc, TamperedRecording):
         return error_reply(403, str(exc), "tampered")
@@ -1034,14 +1050,31 @@ def retention(body: RetentionBody, caller: CallerDep) -> JSONResponse:
 
 @router.get("/audit/verify")
 def audit_verify(caller: CallerDep) -> JSONResponse:
-    chain = caller.run(audit_service.verify_chain)
+    settings = caller.site.settings
+    chain = caller.run(lambda session, actor: audit_service.verify_chain(session, actor, settings))
     zone = caller.site.zone
+    last = chain.last_checkpoint
     return reply(
         {
             "entries": chain.entries,
             "intact": chain.intact,
             "head": chain.head,
+            "head_seq": chain.head_seq,
             "first_break": plain(chain.first_break, zone),
+            "problems": plain(chain.problems, zone),
+            "checkpoints": chain.checkpoints,
+            "last_checkpoint": None
+            if last is None
+            else plain(
+                {
+                    "number": last.number,
+                    "at": last.at,
+                    "entry_seq": last.entry_seq,
+                    "reason": last.reason,
+                },
+                zone,
+            ),
+            "unsigned": chain.unsigned,
         }
     )
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from casebook import site_secrets
+from casebook.audit import checkpoint_file
 from casebook.db import Database, NotServable
 from casebook.errors import DatabaseUnavailable
 from casebook.roles import INSUFFICIENT_PRIVILEGE
@@ -58,6 +60,28 @@ def check_database(settings: Settings) -> Check:
             "give the server a runtime role (hotline db roles)",
         )
     return Check("database", True, f"{db.safe_url}, schema up to date")
+
+
+def check_secrets(settings: Settings) -> Check:
+    """Every process of the server signs audit checkpoints and may number cases: the site's
+    keys must be there, safe, and the checkpoint file writable."""
+    try:
+        for name in site_secrets.SITE_KEYS:
+            site_secrets.load_key(settings.secrets, name)
+    except site_secrets.SiteSecretError as exc:
+        return Check("secrets", False, str(exc))
+    path = checkpoint_file(settings)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(descriptor)
+    except OSError as exc:
+        return Check(
+            "secrets",
+            False,
+            f"the audit checkpoint file {path} is not writable ({exc.strerror}); fix "
+            "audit.checkpoint_file or its folder's permissions",
+        )
+    return Check("secrets", True, f"{settings.secrets.folder}: site keys in place")
 
 
 def check_recordings(settings: Settings) -> Check:
@@ -171,8 +195,9 @@ CHECKS: dict[str, list[Callable[[Settings], Check]]] = {
 
 
 def run_checks(settings: Settings, components: list[str]) -> list[Check]:
-    """The database first (everything needs it), then what each component needs, once each."""
-    wanted: list[Callable[[Settings], Check]] = [check_database]
+    """The database and the site's keys first (everything needs them), then what each component
+    needs, once each."""
+    wanted: list[Callable[[Settings], Check]] = [check_database, check_secrets]
     for name in components:
         wanted += [check for check in CHECKS[name] if check not in wanted]
     return [check(settings) for check in wanted]

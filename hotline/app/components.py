@@ -13,10 +13,12 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from casebook import operations
+from casebook import audit, operations
 from casebook.clock import utcnow
 from casebook.db import Database
+from casebook.errors import CasebookError
 from casebook.models import TranscriptionJob
+from casebook.site_secrets import SiteSecretError
 from hotline.ami import AmiLoginError
 from hotline.app.checks import Check, run_checks
 from hotline.app.config import Settings
@@ -257,6 +259,31 @@ def make_components(
     return [makers[name]() for name in names]
 
 
+def sign_audit_checkpoints(db: Database, settings: Settings) -> audit.CheckpointSigner:
+    """The server holds the site's audit key: its appends sign checkpoints from now on, and
+    checkpoints committed but never written to the file (a stop between the two) are written
+    now. A missing or unsafe key stops the start with its one line."""
+    try:
+        signer = audit.CheckpointSigner.for_site(settings)
+    except SiteSecretError as exc:
+        raise ServeError(str(exc)) from exc
+    db.sign_audit_checkpoints(signer)
+    written = db.run(lambda session: audit.catch_up_checkpoint_file(session, signer))
+    if written:
+        log.warning("wrote %d audit checkpoint(s) missing from %s", written, signer.file)
+    return signer
+
+
+def sign_the_stop(db: Database, signer: audit.CheckpointSigner) -> None:
+    """A clean stop: the log ends here for now, signed (verify finds an entry deleted from the
+    end behind the server's back). A database gone at that moment does not turn the stop into
+    a failure: the entries since the last checkpoint stay unsigned until the next one."""
+    try:
+        db.run(lambda session: audit.write_checkpoint(session, signer, audit.SHUTDOWN))
+    except CasebookError as exc:
+        log.error("the audit log could not be signed at this stop: %s", exc)
+
+
 def run_components(
     settings: Settings,
     names: Sequence[str],
@@ -277,11 +304,13 @@ def run_components(
     db = Database(settings.database)
     give_up = threading.Event()
     try:
+        signer = sign_audit_checkpoints(db, settings)
         components = make_components(
             names, db, settings, give_up, concurrency=concurrency, on_job_done=on_job_done
         )
         try:
             run_until_signal(db, components, give_up)
+            sign_the_stop(db, signer)
         except ApiStartError as exc:
             raise ServeError(str(exc)) from exc
         except OSError as exc:

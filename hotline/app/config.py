@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from casebook.settings import (
+    AuditSettings,
     BusinessHours,
     CallbackSettings,
     CasesSettings,
@@ -28,6 +29,7 @@ from casebook.settings import (
     FollowUpSettings,
     PhoneSettings,
     RolesSettings,
+    SecretsSettings,
     Section,
     SigninSettings,
     SlaSettings,
@@ -77,6 +79,8 @@ class Settings(Section):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     roles: RolesSettings = Field(default_factory=RolesSettings)
     signin: SigninSettings = Field(default_factory=SigninSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     qa: QaSettings = Field(default_factory=QaSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
@@ -88,6 +92,9 @@ class Settings(Section):
     def resolve_paths(self, base: Path) -> None:
         """Make relative paths relative to the config file's folder, not the shell's."""
         self.recordings.root = _under(base, self.recordings.root)
+        self.secrets.folder = _under(base, self.secrets.folder)
+        if self.audit.checkpoint_file is not None:
+            self.audit.checkpoint_file = _under(base, self.audit.checkpoint_file)
         self.transcription.cache_dir = _under(base, self.transcription.cache_dir)
         self.ivr.sounds_dir = _under(base, self.ivr.sounds_dir)
         if self.ivr.flow_file is not None:

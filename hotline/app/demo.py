@@ -25,12 +25,12 @@ from pathlib import Path
 import yaml
 from sqlmodel import Session, col, select
 
-from casebook import agents, signin
+from casebook import agents, signin, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import Call, Case, DraftState
-from hotline.app.components import Agi, Listener
+from hotline.app.components import Agi, Listener, sign_audit_checkpoints, sign_the_stop
 from hotline.app.config import Settings, load_settings
 from hotline.app.http_server import ApiServer
 from hotline.app.lifecycle import stop_on_signals, wait_for_stop
@@ -108,6 +108,7 @@ def write_demo_config(folder: Path) -> Path:
         "ivr": {"sounds_dir": "sounds"},
         "transcription": {"cache_dir": "models"},
         "server": {"socket": "hotline.sock"},
+        "secrets": {"folder": "secrets"},
     }
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -226,6 +227,10 @@ def run_demo(
     settings = load_settings(config_path, environ={})
     db = Database(settings.database, create=True)
     try:
+        # The demo is its own operator (it made the database too): the site's keys, then the
+        # server's signing of audit checkpoints.
+        site_secrets.create_site_keys(settings.secrets)
+        signer = sign_audit_checkpoints(db, settings)
         password = add_demo_staff(db, settings, folder, progress)
         with _running_site(db, settings, transcriber) as (simulator, listener, worker):
             callers = demo_callers(calls, clips)
@@ -268,6 +273,7 @@ def run_demo(
                 with stop_on_signals(stop) as received:
                     serve(result)
                     wait_for_stop(stop, received)
+        sign_the_stop(db, signer)
     finally:
         db.dispose()
     return result

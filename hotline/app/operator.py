@@ -1,6 +1,6 @@
 """Operator commands: what the service account runs on the server host with the site's config
-(`hotline db upgrade`, `db roles`, `asterisk config`, `prompts build`, `transcribe FILE` and the
-first admin's `agents add --bootstrap`; the long-running processes are
+(`hotline db upgrade` with the site's keys, `db roles`, `asterisk config`, `prompts build`,
+`transcribe FILE` and the first admin's `agents add --bootstrap`; the long-running processes are
 hotline.app.components'), and what their failures mean for the operator.
 
 These are the only commands that read config.yaml, open the database or the recordings; people's
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from casebook import agents as agent_service
 from casebook import db as db_service
-from casebook import roles, signin
+from casebook import roles, signin, site_secrets
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.errors import CasebookError, DatabaseUnavailable
@@ -146,6 +146,14 @@ def database_roles(settings: Settings, runtime_role: str | None, *, apply: bool)
 def _in_transaction(db: Database, work: Callable[[Connection], str]) -> str:
     with db.engine.begin() as connection:
         return work(connection)
+
+
+def create_site_keys(settings: Settings) -> Path:
+    """The server's keys (audit checkpoints, references) in the secrets folder, made where
+    missing and checked where present; the folder. Only here: a process that merely runs never
+    makes a key (a lost key must be noticed, not replaced)."""
+    site_secrets.create_site_keys(settings.secrets)
+    return settings.secrets.folder
 
 
 def asterisk_config(settings: Settings) -> str:

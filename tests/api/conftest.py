@@ -29,7 +29,12 @@ from casebook.models import Agent, Case, CaseStatus
 from hotline.app.config import Settings
 from hotline.app.http_server import ApiServer
 from tests.api.unix_http import Answer, Client
-from tests.conftest import BACKENDS, new_pg_schema, use_pg_schema
+from tests.conftest import (
+    BACKENDS,
+    new_pg_schema,
+    use_pg_schema,
+    with_site_keys,
+)
 
 PASSWORD = "a long enough passphrase"
 SYSTEM = Actor.system("test")
@@ -150,7 +155,7 @@ def site_settings(folder: Path) -> Settings:
     settings.signin.slow_base_seconds = 0.001
     settings.signin.slow_cap_seconds = 0.001
     settings.signin.address_failures = 100_000
-    return settings
+    return with_site_keys(settings, folder)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

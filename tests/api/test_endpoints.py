@@ -361,6 +361,7 @@ def test_audit_log_list_and_verify(api_site: ApiSite) -> None:
     assert 0 < len(rows) <= 5
     assert set(rows[0]) == {
         "id",
+        "seq",
         "at",
         "actor",
         "action",
@@ -375,6 +376,7 @@ def test_audit_log_list_and_verify(api_site: ApiSite) -> None:
     chain = supervisor.get("/v1/audit/verify")
     assert chain.status == 200
     assert chain.json()["intact"] is True and chain.json()["first_break"] is None
+    assert chain.json()["problems"] == [] and chain.json()["head_seq"] == chain.json()["entries"]
     assert api_site.client("carer").get("/v1/audit").status == 403
 
 

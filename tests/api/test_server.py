@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from casebook import signin
+from casebook import signin, site_secrets
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import AuditEvent
@@ -253,7 +253,7 @@ def test_the_api_checks_need_a_database_that_exists(short_folder: Path) -> None:
     settings.database.url = f"sqlite:///{short_folder / 'missing.db'}"
     settings.server.socket = short_folder / "run" / "hotline.sock"
     names = [check.name for check in run_checks(settings, ["api"])]
-    assert names == ["database", "socket", "tcp"]
+    assert names == ["database", "secrets", "socket", "tcp"]
     database = check_database(settings)
     assert not database.ok and "does not exist" in database.message
     assert not (short_folder / "missing.db").exists()  # never a new empty site
@@ -291,6 +291,7 @@ def test_run_components_serves_the_api_until_sigterm(short_folder: Path) -> None
     )
     settings = load_settings(config, environ={})
     db = Database(settings.database, create=True)
+    site_secrets.create_site_keys(settings.secrets)  # `hotline db upgrade`'s other part
     db.run(
         lambda session: signin.bootstrap_admin(
             session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -17,9 +18,12 @@ from hotline.app.config import Settings
 PER_PROCESS = 60
 
 
-def _register_many(url: str, process: int, start: multiprocessing.synchronize.Event) -> None:
+def _register_many(
+    url: str, secrets: Path, process: int, start: multiprocessing.synchronize.Event
+) -> None:
     settings = Settings()
     settings.database = DatabaseSettings(url=url, retry_seconds=30)
+    settings.secrets.folder = secrets  # the site's reference key: both number with it
     database = Database(settings.database)
     start.wait(timeout=30)
     ivr = Actor.system(f"ivr{process}")
@@ -34,11 +38,15 @@ def _register_many(url: str, process: int, start: multiprocessing.synchronize.Ev
     database.dispose()
 
 
-def test_references_from_two_processes_at_once_never_collide(db: Database) -> None:
+def test_references_from_two_processes_at_once_never_collide(
+    db: Database, settings: Settings
+) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Event()
+    secrets = settings.secrets.folder
     workers = [
-        context.Process(target=_register_many, args=(db.settings.url, p, start)) for p in (1, 2)
+        context.Process(target=_register_many, args=(db.settings.url, secrets, p, start))
+        for p in (1, 2)
     ]
     for worker in workers:
         worker.start()

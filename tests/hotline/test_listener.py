@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import func, select
 
 from casebook import calls as calls_service
-from casebook import cases
+from casebook import cases, site_secrets
 from casebook.access import Actor
 from casebook.calls import CallNote, StoredCall
 from casebook.clock import utcnow
@@ -72,7 +72,8 @@ def test_the_real_call_replayed_into_hotline_listen_is_one_call(tmp_path: Path) 
     config = tmp_path / "config.yaml"
     config.write_text("database:\n  url: sqlite:///hotline.db\n", encoding="utf-8")
     settings = load_settings(config, environ={})
-    Database(settings.database, create=True).dispose()  # `hotline db upgrade`'s part
+    Database(settings.database, create=True).dispose()  # `hotline db upgrade`'s part...
+    site_secrets.create_site_keys(settings.secrets)  # ...both of them
     recording = (FIXTURES / "one-call.server.raw").read_bytes()
     with ReplayServer(recording, META["login_offset"], seed=3) as server:
         listener = subprocess.Popen(
@@ -152,6 +153,7 @@ def test_a_listener_killed_mid_call_and_restarted_stores_each_call_once(tmp_path
         f"database:\n  url: sqlite:///hotline.db\nrecordings:\n  root: {tmp_path}\n",
         encoding="utf-8",
     )
+    site_secrets.create_site_keys(load_settings(config, environ={}).secrets)  # db upgrade's
     database = tmp_path / "hotline.db"
     with PbxSimulator(seed=5, recordings_dir=tmp_path, event_interval=0.002) as sim:
         env = env_for(config, sim.port)

@@ -21,7 +21,7 @@ from hotline.app.config import Settings
 from ivr_flows.backend import IvrBackend, RegisteredComplaint, StatusAnswer
 from ivr_flows.casebook_backend import CasebookBackend
 from ivr_flows.server import AgiServer
-from tests.conftest import BACKENDS, use_pg_schema
+from tests.conftest import BACKENDS, use_pg_schema, with_site_keys
 from tests.ivr_flows.memory_backend import MemoryBackend
 
 
@@ -46,7 +46,7 @@ def ivr_settings(tmp_path: Path) -> Settings:
     settings.ivr.sounds_dir = tmp_path / "sounds"
     settings.agi.host = "127.0.0.1"
     settings.agi.command_timeout = 10.0  # a safety net: healthy calls never wait for it
-    return settings
+    return with_site_keys(settings, tmp_path)
 
 
 @dataclass

@@ -10,6 +10,8 @@ from casebook.reference import reference_for_id
 from ivr_flows.backend import RegisteredComplaint, StatusAnswer
 
 PROMISE = timedelta(days=3)
+# The memory site's reference key (a real site's is random, in its secrets folder).
+REFERENCE_KEY = bytes(range(32))
 
 
 @dataclass
@@ -49,7 +51,7 @@ class MemoryBackend:
                     existing.reference, existing.promised_by, existing.category, created=False
                 )
             case = MemoryCase(
-                reference=reference_for_id(len(self.cases) + 1),
+                reference=reference_for_id(len(self.cases) + 1, REFERENCE_KEY),
                 uniqueid=uniqueid,
                 linkedid=linkedid,
                 caller_number=caller_number,

@@ -216,7 +216,11 @@ def test_status_from_another_number_hears_nothing_about_the_case(
     agi_server: AgiServer, ivr_backend: InspectableBackend
 ) -> None:
     reference = registered(agi_server, ivr_backend, "0912345678")
-    other_valid = next(r for i in range(1, 50) if (r := reference_for_id(i)) != reference)
+    # A valid reference of another site's numbering: not a case here.
+    other_site = b"another site's reference key 32b"
+    other_valid = next(
+        r for i in range(1, 50) if (r := reference_for_id(i, other_site)) != reference
+    )
 
     existing = call(agi_server, Caller(callerid="0925550000", keys=["2", reference, ""] * 3))
     missing = call(agi_server, Caller(callerid="0925550000", keys=["2", other_valid, ""] * 3))

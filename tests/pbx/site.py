@@ -290,9 +290,10 @@ class Site:
         self.sign_in_agents()
 
     def _add_agents(self) -> None:
-        """The schema, the first admin (--bootstrap, as the operator does it) and the agents,
-        added before Asterisk starts: `asterisk config` makes its queue from their extensions.
-        Each agent signs in once the server runs (sign_in_agents)."""
+        """The schema and the site's keys (db upgrade), the first admin (--bootstrap, as the
+        operator does it) and the agents, added before Asterisk starts: `asterisk config` makes
+        its queue from their extensions. Each agent signs in once the server runs
+        (sign_in_agents)."""
         run(HOTLINE, "db", "upgrade", env=self.env)
         password = f"{PASSWORD}\n{PASSWORD}\n"
         run(

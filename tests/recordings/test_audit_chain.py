@@ -49,7 +49,7 @@ def write_entries(db: Database, count: int, actor: str = "system:test") -> list[
 
 
 def verify(db: Database, staff: Staff) -> audit.ChainReport:
-    return db.run(lambda s: audit.verify_chain(s, staff.actor("admin")))
+    return db.run(lambda s: audit.verify_chain(s, staff.actor("admin"), staff.settings))
 
 
 def test_an_untouched_log_verifies_and_each_entry_links_to_the_one_before(
@@ -107,7 +107,7 @@ def test_a_deleted_entry_is_reported_at_the_entry_after_it(db: Database, staff: 
 def test_a_refusal_is_chained_like_any_entry(db: Database, staff: Staff) -> None:
     carer = staff.actor("carer")
     with pytest.raises(AccessDenied):
-        db.run(lambda s: audit.verify_chain(s, carer))
+        db.run(lambda s: audit.verify_chain(s, carer, staff.settings))
     with db.session() as s:
         last = s.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc())).first()
     assert last is not None and (last.action, last.allowed) == ("audit.verify", False)

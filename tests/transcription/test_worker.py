@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from casebook import cases, jobs
+from casebook import cases, jobs, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
@@ -120,6 +120,7 @@ def test_real_model_drafts_and_a_worker_killed_mid_job_is_taken_over(tmp_path: P
     )
     settings = load_settings(config, environ={})
     db = Database(settings.database, create=True)
+    site_secrets.create_site_keys(settings.secrets)  # as `hotline db upgrade` makes them
     clips = ["ar01", "ar05", "ar10", "silence"]
     for clip in clips:
         queue_message(db, settings, ARABIC / f"{clip}.wav", clip)
