@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from sqlmodel import Session, col, select
@@ -25,6 +26,7 @@ from casebook.models import (
     CallbackReason,
     CallbackStatus,
     Case,
+    CaseStatus,
     ContactMethod,
     FollowUp,
     FollowUpResult,
@@ -32,7 +34,9 @@ from casebook.models import (
 from casebook.reference import is_valid
 from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
+from recordings.retention import Expired, apply_retention
 from tests.conftest import Staff
+from tests.recordings.helpers import NOW, audit_events, recorded_call
 
 PER_PROCESS = 60
 
@@ -93,6 +97,7 @@ def test_references_from_two_processes_at_once_never_collide(db: Database) -> No
 
 ROUNDS = 20
 DIALLER = Actor.system("dialler")
+SCHEDULER = Actor.system("scheduler")
 BARRIER_SECONDS = 30.0
 
 Change = Callable[[Session, int | None], object]
@@ -641,3 +646,31 @@ def test_two_admins_disabling_each_other_leave_the_site_an_admin(
         gone = "admin2" if left == ["admin"] else "admin"
         keeper = staff.actor(left[0])
         db.run(lambda s, k=keeper, g=gone: agents.enable_agent(s, k, g))  # type: ignore[misc]
+
+
+def retention_run(db: Database, settings: Settings) -> Callable[[threading.Barrier], object]:
+    def run(barrier: threading.Barrier) -> object:
+        barrier.wait()
+        return db.run(lambda s: apply_retention(s, settings, SCHEDULER, NOW, False))
+
+    return run
+
+
+def test_two_retention_runs_at_once_delete_and_audit_each_recording_once(
+    db: Database, settings: Settings
+) -> None:
+    """Retention reports deletions: the second run is not refused, it passes over what the
+    first holds or finds it deleted."""
+    old = NOW - timedelta(days=400)
+    recorded = [
+        recorded_call(db, settings, f"old{n}", status=CaseStatus.CLOSED, created=old)
+        for n in range(4)
+    ]
+    outcomes = _in_threads([retention_run(db, settings), retention_run(db, settings)])
+    assert not any(isinstance(o, BaseException) for o in outcomes), outcomes
+    runs = [cast(list[Expired], outcome) for outcome in outcomes]
+    deleted = [item.recording_id for run in runs for item in run if item.deleted]
+    ids = sorted(r.id or 0 for r in recorded)
+    assert sorted(deleted) == ids  # each by one run
+    deletions = [int(e.object_id or 0) for e in audit_events(db, "recording.delete")]
+    assert sorted(deletions) == ids
