@@ -13,7 +13,7 @@ from typing import cast
 import pytest
 from sqlmodel import Session, col, select
 
-from casebook import agents, callbacks, cases, drafts, followups
+from casebook import agents, callbacks, cases, drafts, followups, jobs
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database, is_sqlite
@@ -30,11 +30,15 @@ from casebook.models import (
     ContactMethod,
     FollowUp,
     FollowUpResult,
+    JobStatus,
+    Transcript,
+    TranscriptionJob,
 )
 from casebook.reference import is_valid
 from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
 from recordings.retention import Expired, apply_retention
+from tests.casebook import test_jobs
 from tests.conftest import Staff
 from tests.recordings.helpers import NOW, audit_events, recorded_call
 
@@ -98,6 +102,7 @@ def test_references_from_two_processes_at_once_never_collide(db: Database) -> No
 ROUNDS = 20
 DIALLER = Actor.system("dialler")
 SCHEDULER = Actor.system("scheduler")
+WORKER = Actor.system("worker")
 BARRIER_SECONDS = 30.0
 
 Change = Callable[[Session, int | None], object]
@@ -674,3 +679,41 @@ def test_two_retention_runs_at_once_delete_and_audit_each_recording_once(
     assert sorted(deleted) == ids  # each by one run
     deletions = [int(e.object_id or 0) for e in audit_events(db, "recording.delete")]
     assert sorted(deletions) == ids
+
+
+def test_a_late_finish_and_a_takeover_of_one_job_never_both_hold_it(
+    db: Database, settings: Settings
+) -> None:
+    """A worker finishing a job whose lease ran out, while another worker takes it over: either
+    the finish is stored and nobody takes the job, or the other worker has it and the finish
+    stores nothing."""
+    policy = jobs.QueuePolicy(lease_seconds=60)
+    later = NOW + timedelta(seconds=120)  # the first lease has run out
+    for n in range(10):
+        (job_id,) = test_jobs.queue_recordings(db, settings, 1, first=n)
+        leased = db.run(lambda s: jobs.claim_next_job(s, "late", policy, NOW))
+        assert leased is not None and leased.id == job_id
+
+        def finish(barrier: threading.Barrier, job_id: int = job_id) -> object:
+            barrier.wait()
+            data = test_jobs.transcript()
+            return db.run(lambda s: jobs.finish_job(s, WORKER, job_id, "late", data, later))
+
+        def take_over(barrier: threading.Barrier) -> object:
+            barrier.wait()
+            return db.run(lambda s: jobs.claim_next_job(s, "next", policy, later))
+
+        finished, taken = _in_threads([finish, take_over])
+        assert not isinstance(finished, BaseException) and not isinstance(taken, BaseException)
+        with db.session() as s:
+            job = s.get(TranscriptionJob, job_id)
+            assert job is not None
+            stored = s.exec(
+                select(Transcript).where(Transcript.recording_id == job.recording_id)
+            ).all()
+        if finished is not None:
+            assert taken is None
+            assert (job.status, len(stored)) == (JobStatus.DONE.value, 1)
+        else:
+            assert taken is not None and taken.id == job_id  # type: ignore[attr-defined]
+            assert (job.status, job.lease_owner, stored) == (JobStatus.RUNNING.value, "next", [])
