@@ -11,12 +11,15 @@ from datetime import timedelta
 from typing import cast
 
 import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlmodel import Session, col, select
 
 from casebook import agents, callbacks, cases, drafts, followups, jobs
 from casebook.access import Actor
 from casebook.clock import utcnow
-from casebook.db import Database, is_sqlite
+from casebook.db import MIGRATIONS_DIR, Database, _alembic_config, is_sqlite
 from casebook.errors import Conflict, RuleViolation
 from casebook.models import (
     AttemptResult,
@@ -717,3 +720,41 @@ def test_a_late_finish_and_a_takeover_of_one_job_never_both_hold_it(
         else:
             assert taken is not None and taken.id == job_id  # type: ignore[attr-defined]
             assert (job.status, job.lease_owner, stored) == (JobStatus.RUNNING.value, "next", [])
+
+
+def test_the_version_migration_keeps_the_rows_and_starts_them_at_1(
+    db: Database, settings: Settings, crew: Staff
+) -> None:
+    """Down below 0006 and up again, with a case, its call and its callback stored: the rows
+    stay (SQLite adds the column in place, so the foreign keys to them still hold), start at
+    version 1 and take changes as before."""
+    reference = resolved_case(db, settings, crew, 0)
+    below = ScriptDirectory(str(MIGRATIONS_DIR)).get_revision("0006").down_revision
+    assert isinstance(below, str)
+    with db.engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), below)
+    with db.engine.begin() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("complaint_case")}
+        assert "version" not in columns
+        command.upgrade(_alembic_config(connection), "head")
+    db.engine.dispose()  # connections that cached the old table shapes
+    with db.engine.begin() as connection:
+        versions = connection.execute(
+            text("SELECT version FROM complaint_case UNION ALL SELECT version FROM callback")
+        ).scalars()
+        assert list(versions) == [1, 1]
+        if is_sqlite(db.engine):
+            assert list(connection.execute(text("PRAGMA foreign_key_check"))) == []
+    carer = crew.actor("carer")
+    db.run(
+        lambda s: followups.log_followup(
+            s,
+            settings,
+            carer,
+            reference,
+            method=ContactMethod.PHONE,
+            result=FollowUpResult.SATISFIED,
+            seen_version=1,
+        )
+    )
+    assert stored_case(db, reference).version == 2
