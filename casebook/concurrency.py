@@ -21,9 +21,11 @@ How, and why this way:
   disagrees with the row. ``claim`` also marks the row changed, so every change counts the
   version on, even one that leaves the columns as they were (a callback dialled by the agent who
   already held it).
-- **Lock order.** A service claims its row before it appends to the audit log (the chain's lock,
-  casebook.audit): row, then chain, always in that order, so two changes of one row never
-  deadlock on PostgreSQL.
+- **Lock order.** A person's change claims its row before it appends to the audit log (the
+  chain's lock, casebook.audit): row, then chain, so two people's changes of one row never
+  deadlock on PostgreSQL. A batch that locks rows after appending (the listener queueing
+  transcriptions) may meet one the other way round; PostgreSQL breaks that deadlock and the
+  unit of work runs again (``Database.run``), deciding anew.
 - **Reports of what already happened are not refused** (a call attempt's result, a transcript,
   the scheduler's assignments and overdue marks, retention's deletions, a transcription job's
   lease): they read their rows ``FOR UPDATE`` (``locked``), wait for whoever holds them and

@@ -119,7 +119,9 @@ def confirm_reviewed(
     """Confirm a draft as its reviewer: it is taken first (refused while another agent reviews
     it), and ``text`` None confirms the draft's own text as it stands. ``seen_version``: the
     version of the case the reviewer was shown, if any."""
-    draft = open_draft(session, actor, reference, seen_version=seen_version)
+    # Claimed before opening appends to the audit log: the row's lock comes before the chain's.
+    claim(session, load_for(session, actor, reference, "draft.open"), seen_version)
+    draft = open_draft(session, actor, reference)
     return confirm_draft(
         session,
         settings,
