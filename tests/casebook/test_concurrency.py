@@ -42,7 +42,7 @@ from casebook.settings import DatabaseSettings
 from hotline.app.config import Settings
 from recordings.retention import Expired, apply_retention
 from tests.casebook import test_jobs
-from tests.conftest import Staff
+from tests.conftest import Staff, owner_connection
 from tests.recordings.helpers import NOW, audit_events, recorded_call
 
 PER_PROCESS = 60
@@ -731,9 +731,9 @@ def test_the_version_migration_keeps_the_rows_and_starts_them_at_1(
     reference = resolved_case(db, settings, crew, 0)
     below = ScriptDirectory(str(MIGRATIONS_DIR)).get_revision("0006").down_revision
     assert isinstance(below, str)
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:  # the owner migrates (PostgreSQL's roles)
         command.downgrade(_alembic_config(connection), below)
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:
         columns = {c["name"] for c in inspect(connection).get_columns("complaint_case")}
         assert "version" not in columns
         command.upgrade(_alembic_config(connection), "head")
