@@ -1,5 +1,11 @@
 """Agents: adding them (with a one-time password), disabling, enabling, resetting passwords,
-and the actor an agent's row gives. Signing in is casebook.signin's."""
+and the actor an agent's row gives. Signing in is casebook.signin's.
+
+Concurrency (casebook.concurrency): every change reads the agent ``FOR UPDATE`` before deciding
+(SQLite's BEGIN IMMEDIATE locks the whole database anyway), so of two admins changing one agent
+at once the second waits and decides on what the first wrote; disabling also locks every active
+agent first, so two admins cannot each disable the other and leave the site without one.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from casebook import audit, credentials
 from casebook.access import Actor
 from casebook.clock import ensure_aware, utcnow
+from casebook.concurrency import CHANGES, last_change
 from casebook.errors import CasebookError, NotFound, RuleViolation, UnknownUser
 from casebook.models import Agent, Role
 from casebook.settings import WEEKDAYS, CasebookConfig, RolesSettings
@@ -185,11 +192,24 @@ def usable_admins(session: Session) -> list[Agent]:
     return [agent for agent in active if _is_usable_admin(agent)]
 
 
+def _by_whom(session: Session, username: str) -> str:
+    """Who made the agent's last change and when (UTC), for a refusal: " (disabled by x at ...)"."""
+    change = last_change(session, "agent", username)
+    if change is None:
+        return ""
+    return f" ({CHANGES[change.action]} by {change.actor} at {change.at:%Y-%m-%d %H:%M} UTC)"
+
+
 def disable_agent(session: Session, actor: Actor, username: str, *, now: datetime) -> Agent:
     """Disable an agent: they can no longer sign in, and every session of theirs ends now."""
+    _require_manager(actor, "agent.disable", username, "disable agents")
+    # Every active agent, in one order, before the one disabled: the last-admin rule below reads
+    # them all, and two admins disabling each other must not both find the other still there.
+    everyone = select(Agent.id).where(col(Agent.active)).order_by(col(Agent.id))
+    session.exec(everyone.with_for_update()).all()
     agent = _managed_agent(session, actor, "agent.disable", username, "disable agents")
     if not agent.active:
-        raise CasebookError(f"agent {username} is already disabled")
+        raise CasebookError(f"agent {username} is already disabled{_by_whom(session, username)}")
     if _is_usable_admin(agent) and [a.id for a in usable_admins(session)] == [agent.id]:
         raise RuleViolation(
             f"{username} is the site's last active admin: add or enable another admin first"
@@ -206,7 +226,7 @@ def enable_agent(session: Session, actor: Actor, username: str) -> Agent:
     """Let a disabled agent sign in again (a locked account stays locked: that is a reset)."""
     agent = _managed_agent(session, actor, "agent.enable", username, "enable agents")
     if agent.active:
-        raise CasebookError(f"agent {username} is already active")
+        raise CasebookError(f"agent {username} is already active{_by_whom(session, username)}")
     agent.active = True
     session.add(agent)
     audit.record(session, actor, "agent.enable", "agent", username)

@@ -2,6 +2,12 @@
 abandoned call); the scheduler assigns due callbacks to eligible agents; an agent places the
 call and its result decides what happens next. The rules live here, the scheduler only runs
 ``assign_due_callbacks`` on a timer.
+
+Concurrency (casebook.concurrency): dialling is a person's change and claims the callback, so
+of two people dialling one callback at once one call is placed and the other is refused. An
+attempt's result, the assignments and the overdue marks report what happened and are never
+refused: they lock their rows and apply to the latest state; an assignment run passes over
+callbacks someone holds at that moment (SKIP LOCKED) and takes them on its next run.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.batch import chunked, ids_by, insert_rows
 from casebook.clock import utcnow
+from casebook.concurrency import claim, locked
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import (
     Agent,
@@ -290,6 +297,7 @@ def assign_due_callbacks(
         .where(Callback.status == CallbackStatus.PENDING.value, col(Callback.due_from) <= now)
         .order_by(col(Callback.due_from), col(Callback.id))
         .limit(batch)
+        .with_for_update(skip_locked=True)
     ).all()
     owner_delay = timedelta(minutes=policy.owner_preference_minutes)
     for callback in due:
@@ -319,11 +327,14 @@ def assign_due_callbacks(
 
 def _escalate_overdue(session: Session, actor: Actor, now: datetime) -> list[int]:
     overdue = session.exec(
-        select(Callback).where(
+        select(Callback)
+        .where(
             col(Callback.status).in_(OPEN_STATUSES),
             col(Callback.overdue_at) < now,
             col(Callback.escalated_at).is_(None),
         )
+        .order_by(col(Callback.id))
+        .with_for_update(skip_locked=True)
     ).all()
     for callback in overdue:
         callback.escalated_at = now
@@ -353,9 +364,18 @@ def _held_by(session: Session, actor: Actor, callback_id: int, action: str) -> C
 
 
 def start_attempt(
-    session: Session, actor: Actor, callback_id: int, action_id: str, now: datetime
+    session: Session,
+    actor: Actor,
+    callback_id: int,
+    action_id: str,
+    now: datetime,
+    *,
+    seen_version: int | None = None,
 ) -> tuple[Callback, CallbackAttempt]:
+    """Dial a callback: claimed, so two people dialling it at once place one call.
+    ``seen_version``: the version of the callback the person was shown, if any."""
     callback = _held_by(session, actor, callback_id, "callback.dial")
+    claim(session, callback, seen_version)
     if callback.status != CallbackStatus.ASSIGNED.value:
         raise RuleViolation(
             f"callback {callback_id} is {callback.status}: only an assigned one is dialled"
@@ -388,12 +408,16 @@ def record_attempt_result(
     """What came of a dialled callback. Answered: done (the agent logs the follow-up). Otherwise
     retried after the configured delay, up to the attempts allowed; then a letter or SMS is due
     and a supervisor sees it. A second report for the same attempt changes nothing."""
+    # Locked: of two reports of one attempt, the second waits and finds it reported.
     attempt = session.exec(
-        select(CallbackAttempt).where(CallbackAttempt.action_id == action_id)
+        select(CallbackAttempt)
+        .where(CallbackAttempt.action_id == action_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).first()
     if attempt is None:
         raise NotFound(f"no callback attempt with ActionID {action_id}")
-    callback = session.get(Callback, attempt.callback_id)
+    callback = locked(session, Callback, attempt.callback_id)
     assert callback is not None  # foreign key
     if attempt.result is not None:
         return callback

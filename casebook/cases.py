@@ -2,6 +2,9 @@
 
 Every function takes a session and plain values, enforces its rule with a clear error, writes
 what it did to the audit log and leaves committing to the unit of work (``Database.run``).
+Every change claims its case first (casebook.concurrency): of two changes decided on the same
+version one wins and the other is refused with ``Conflict``. ``seen_version`` is the version
+the person was shown, when the change was decided in an earlier request.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from casebook import audit, site_secrets
 from casebook.access import Actor
 from casebook.callbacks import request_followup_callback
 from casebook.clock import ensure_aware, utcnow
+from casebook.concurrency import claim
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
 from casebook.phone import last_digits, normalise, same_number
@@ -289,6 +293,7 @@ def move(
     now: datetime,
     detail: dict[str, Any] | None = None,
 ) -> None:
+    """Move a case the caller has claimed (casebook.concurrency) and audit the move."""
     check_move(case.status, target)
     previous = case.status
     case.status = target.value
@@ -315,12 +320,14 @@ def confirm_draft(
     department: str | None = None,
     priority: Priority = Priority.NORMAL,
     now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> Case:
     """An agent confirms the transcribed draft: the confirmed text is kept beside the draft, the
     case is routed and opened. The promise is from the category's SLA, counted from when the
     complaint was registered, and never later than what the caller was already told."""
     moment = moment_or_now(now)
     case = load_for(session, actor, reference, "case.open")
+    claim(session, case, seen_version)
     _check_category(settings, category)
     check_department(settings, department)
     if not text.strip():
@@ -348,9 +355,16 @@ def confirm_draft(
 
 
 def reject_draft(
-    session: Session, actor: Actor, reference: str, *, reason: str, now: datetime | None = None
+    session: Session,
+    actor: Actor,
+    reference: str,
+    *,
+    reason: str,
+    now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> Case:
     case = load_for(session, actor, reference, "case.rejected")
+    claim(session, case, seen_version)
     if not reason.strip():
         raise RuleViolation("say why the draft is not a complaint")
     case.close_reason = reason.strip()
@@ -359,10 +373,16 @@ def reject_draft(
 
 
 def start_work(
-    session: Session, actor: Actor, reference: str, *, now: datetime | None = None
+    session: Session,
+    actor: Actor,
+    reference: str,
+    *,
+    now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> Case:
     """The case is being worked on; an unassigned case goes to the agent who takes it."""
     case = load_for(session, actor, reference, "case.in_progress")
+    claim(session, case, seen_version)
     if case.assigned_agent_id is None and actor.agent_id is not None:
         case.assigned_agent_id = actor.agent_id
     move(session, actor, case, S.IN_PROGRESS, moment_or_now(now))
@@ -377,10 +397,12 @@ def resolve_case(
     *,
     summary: str,
     now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> Case:
     """Record the fix and request the follow-up call that asks the caller if they are satisfied."""
     moment = moment_or_now(now)
     case = load_for(session, actor, reference, "case.resolved")
+    claim(session, case, seen_version)
     if not summary.strip():
         raise RuleViolation("a resolution needs a summary of what was done")
     check_move(case.status, S.RESOLVED)
@@ -400,7 +422,8 @@ def escalate(
     reason: str,
     now: datetime,
 ) -> None:
-    """Raise the case one management level (capped at the configured top level)."""
+    """Raise the case one management level (capped at the configured top level). The caller
+    has claimed the case."""
     case.escalation_level = min(case.escalation_level + 1, settings.followup.max_escalation_level)
     case.unsatisfied_rounds = 0
     move(session, actor, case, S.ESCALATED, now, {"level": case.escalation_level, "reason": reason})
@@ -414,12 +437,14 @@ def escalate_case(
     *,
     reason: str,
     now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> Case:
     case = load_for(session, actor, reference, "case.escalated")
     if not actor.can("escalate"):
         raise audit.denial(
             actor, "case.escalated", "case", case.reference, f"{actor.username} may not escalate"
         )
+    claim(session, case, seen_version)
     if not reason.strip():
         raise RuleViolation("an escalation needs a reason")
     escalate(session, settings, actor, case, reason=reason.strip(), now=moment_or_now(now))
@@ -443,11 +468,13 @@ def close_case(
     *,
     reason: str | None = None,
     now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> Case:
     """Close formally only after the caller said they are satisfied. A supervisor may close
     otherwise, with a written reason that is kept on the case."""
     moment = moment_or_now(now)
     case = load_for(session, actor, reference, "case.closed")
+    claim(session, case, seen_version)
     check_move(case.status, S.CLOSED)
     latest = _latest_answered_followup(session, case)
     satisfied = latest is not None and latest.result == FollowUpResult.SATISFIED.value

@@ -10,6 +10,7 @@ on a schema that is not current, the database says to run ``hotline db upgrade``
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,11 +27,12 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 from casebook import audit, roles
-from casebook.errors import AccessDenied, CasebookError, DatabaseUnavailable
+from casebook.errors import AccessDenied, CasebookError, Conflict, DatabaseUnavailable
 from casebook.models import AuditEvent
 from casebook.retry import Backoff, retry_call
 from casebook.settings import DatabaseSettings
@@ -256,6 +258,17 @@ def _is_transient(exc: DBAPIError) -> bool:
     return any(phrase in message for phrase in transient)
 
 
+_STALE_TABLE = re.compile(r"table '(\w+)'")
+_RECORD_NAMES = {"complaint_case": "a case", "callback": "a callback"}
+
+
+def _stale_subject(message: str) -> str:
+    """What a StaleDataError's message says was changed meanwhile, as people call it."""
+    found = _STALE_TABLE.search(message)
+    table = found.group(1) if found else ""
+    return _RECORD_NAMES.get(table, f"a {table or 'record'} row")
+
+
 class Database:
     """An engine with its session factory; ``run`` is the unit of work every service uses."""
 
@@ -351,8 +364,13 @@ class Database:
         a whole when the database is transiently unavailable, so nothing is half written."""
 
         def attempt() -> T:
-            with self._sessions() as session, session.begin():
-                return work(session)
+            try:
+                with self._sessions() as session, session.begin():
+                    return work(session)
+            except StaleDataError as exc:
+                # A versioned row written over a change this work did not see (a path that did
+                # not claim it, casebook.concurrency): refused whole, like any conflict.
+                raise Conflict(_stale_subject(str(exc))) from exc
 
         try:
             return self.retrying(attempt)

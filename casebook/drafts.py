@@ -1,6 +1,7 @@
 """The agent's queue of drafts: complaints registered by the IVR, transcribed, waiting for a
 person to confirm what the caller said. Opening a draft takes it, so two agents never work the
-same one."""
+same one: taking is a change of the case, claimed like any (casebook.concurrency), so of two
+agents opening an untaken draft at once one takes it and the other is told who did."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlmodel import Session, col, select
 
 from casebook import audit
 from casebook.access import Actor
-from casebook.cases import confirm_draft, load_for
+from casebook.cases import confirm_draft, load_for, moment_or_now
+from casebook.concurrency import check_seen, claim
 from casebook.errors import RuleViolation
 from casebook.models import Case, CaseStatus, Priority, Recording, RecordingKind, Transcript
 from casebook.settings import CasebookConfig
@@ -65,16 +67,22 @@ def draft_queue(session: Session, actor: Actor, *, limit: int = 50) -> list[Case
     return drafts
 
 
-def open_draft(session: Session, actor: Actor, reference: str) -> Draft:
-    """Take the draft (if nobody has) and return it with its recording and transcript."""
+def open_draft(
+    session: Session, actor: Actor, reference: str, *, seen_version: int | None = None
+) -> Draft:
+    """Take the draft (if nobody has) and return it with its recording and transcript.
+    ``seen_version``: the version the agent was shown (in the queue), if any."""
     case = load_for(session, actor, reference, "draft.open")
+    check_seen(session, case, seen_version)
     if case.status != CaseStatus.DRAFT.value:
         raise RuleViolation(f"case {case.reference} is {case.status}, not a draft")
     if case.assigned_agent_id not in (None, actor.agent_id):
         raise RuleViolation(f"case {case.reference} is being reviewed by another agent")
     if case.assigned_agent_id is None and actor.agent_id is not None:
+        claim(session, case)
         case.assigned_agent_id = actor.agent_id
-        session.add(case)
+        case.updated_at = moment_or_now(None)
+        audit.record(session, actor, "draft.take", "case", case.reference)
     recordings = list(
         session.exec(
             select(Recording).where(Recording.case_id == case.id).order_by(col(Recording.id))
@@ -106,9 +114,13 @@ def confirm_reviewed(
     category: str,
     department: str | None = None,
     priority: Priority = Priority.NORMAL,
+    seen_version: int | None = None,
 ) -> Case:
     """Confirm a draft as its reviewer: it is taken first (refused while another agent reviews
-    it), and ``text`` None confirms the draft's own text as it stands."""
+    it), and ``text`` None confirms the draft's own text as it stands. ``seen_version``: the
+    version of the case the reviewer was shown, if any."""
+    # Claimed before opening appends to the audit log: the row's lock comes before the chain's.
+    claim(session, load_for(session, actor, reference, "draft.open"), seen_version)
     draft = open_draft(session, actor, reference)
     return confirm_draft(
         session,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+
+from casebook.clock import utcnow
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -26,6 +29,53 @@ class NotFound(CasebookError):
 
 class IllegalTransition(CasebookError):
     pass
+
+
+class Conflict(CasebookError):
+    """Another change to the same record was written first, and this one was decided on the
+    record as it was before: refused whole, its audit entries with it (casebook.concurrency).
+
+    ``subject`` names the record ("case 123456789"), ``state`` is what it is now; ``change``,
+    ``by`` and ``at`` are the last change written meanwhile, as the audit log has it (None when
+    the log names none). ``line(zone)`` is the message with that moment in the site's time.
+    """
+
+    def __init__(
+        self,
+        subject: str,
+        state: str | None = None,
+        *,
+        change: str | None = None,
+        by: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        self.subject = subject
+        self.state = state
+        self.change = change
+        self.by = by
+        self.at = at
+        super().__init__(self.line(UTC))
+
+    def line(self, zone: tzinfo, now: datetime | None = None) -> str:
+        what = ""
+        if self.change is not None:
+            what = f": {self.change}"
+            if self.by is not None:
+                what += f" by {self.by}"
+            if self.at is not None:
+                what += f" at {_clock(self.at, zone, now)}"
+        now_state = f" (now {self.state})" if self.state is not None else ""
+        return (
+            "تغيّر السجل في أثناء ذلك: أعد التحميل وحاول مجددًا. "
+            f"{self.subject} changed meanwhile{what}{now_state}; reload and try again"
+        )
+
+
+def _clock(moment: datetime, zone: tzinfo, now: datetime | None) -> str:
+    """The time alone when it is today in ``zone``, else the date too."""
+    local = moment.astimezone(zone)
+    today = (now or utcnow()).astimezone(zone).date()
+    return local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
 
 
 class RuleViolation(CasebookError):

@@ -1,5 +1,7 @@
 """Follow-ups after resolution: date, agent, contact method, result, and what each result means
-for the case (the complaints process, steps 3 to 7)."""
+for the case (the complaints process, steps 3 to 7). Logging one changes the case and claims it
+first (casebook.concurrency): of two follow-ups logged at once on one case, one is written and
+the other is refused, naming the first."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from casebook import audit
 from casebook.access import Actor
 from casebook.callbacks import request_followup_callback
 from casebook.cases import check_department, escalate, load_for, moment_or_now, move
+from casebook.concurrency import claim
 from casebook.errors import RuleViolation
 from casebook.models import CaseStatus, ContactMethod, FollowUp, FollowUpResult
 from casebook.settings import CasebookConfig
@@ -49,6 +52,7 @@ def log_followup(
     notes: str | None = None,
     reroute_to: str | None = None,
     now: datetime | None = None,
+    seen_version: int | None = None,
 ) -> FollowUp:
     """Record one follow-up contact and apply its result:
 
@@ -57,10 +61,12 @@ def log_followup(
       climbs one management level;
     - partially satisfied: another follow-up is requested;
     - no answer: nothing changes (the callback policy retries).
-    Any result may re-route the case to another department.
+    Any result may re-route the case to another department. ``seen_version``: the version of
+    the case the agent was shown, if any.
     """
     moment = moment_or_now(now)
     case = load_for(session, actor, reference, "followup.log")
+    claim(session, case, seen_version)
     scale = settings.followup.effort_scale
     if effort_score is not None and not 1 <= effort_score <= scale:
         raise RuleViolation(f"effort score must be between 1 and {scale}")
@@ -116,6 +122,7 @@ def log_followup(
         request_followup_callback(session, settings, actor, case, moment)
     elif result is R.SATISFIED:
         case.unsatisfied_rounds = 0
+    case.updated_at = moment
     session.add(case)
     session.flush()
     audit.record(

@@ -2,6 +2,12 @@
 shares it. A job is claimed under a lease: a worker killed mid-job loses its lease and another
 worker takes the job over; a result is stored only by the lease holder, in the same transaction
 that marks the job done, so a recording is never transcribed into the casebook twice.
+
+Concurrency (casebook.concurrency): a claim takes the job with FOR UPDATE SKIP LOCKED; every
+later step (renew, finish, fail) reads the job FOR UPDATE before deciding that this worker still
+holds it, so a takeover and a late finish cannot both be written. The case a transcript or a
+failure updates is locked too: that is a report of what happened, applied to the case as it is
+now, never refused by a person's change to it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlmodel import Session, col, select
 from casebook import audit
 from casebook.access import Actor
 from casebook.batch import chunked
+from casebook.concurrency import locked
 from casebook.limits import fitted
 from casebook.models import (
     Case,
@@ -86,8 +93,9 @@ def enqueue_transcriptions(
             queued.append(job)
             if recording.case_id is not None:
                 case_ids.append(recording.case_id)
-        for keys in chunked(case_ids):
-            for case in session.exec(select(Case).where(col(Case.id).in_(keys))):
+        for keys in chunked(sorted(case_ids)):
+            waiting = select(Case).where(col(Case.id).in_(keys)).order_by(col(Case.id))
+            for case in session.exec(waiting.with_for_update()):
                 if case.draft_state is None:
                     case.draft_state = DraftState.TRANSCRIBING.value
     session.flush()
@@ -139,7 +147,8 @@ def claim_next_job(
 
 
 def _held(session: Session, job_id: int, worker: str) -> TranscriptionJob | None:
-    job = session.get(TranscriptionJob, job_id)
+    """The job, locked, if ``worker`` still holds its lease."""
+    job = locked(session, TranscriptionJob, job_id)
     if job is None or job.status != JobStatus.RUNNING.value or job.lease_owner != worker:
         return None
     return job
@@ -194,7 +203,7 @@ def finish_job(
     job.lease_expires_at = None
     session.add(job)
     if recording.case_id is not None:
-        case = session.get(Case, recording.case_id)
+        case = locked(session, Case, recording.case_id)
         if case is not None:
             case.draft_text = data.text
             case.draft_state = (DraftState.NO_SPEECH if data.no_speech else DraftState.READY).value
@@ -220,7 +229,7 @@ def _give_up(session: Session, job: TranscriptionJob, error: str, now: datetime)
     session.add(job)
     recording = recording_of(session, job)
     if recording.case_id is not None:
-        case = session.get(Case, recording.case_id)
+        case = locked(session, Case, recording.case_id)
         if case is not None:
             # The case keeps its recording; an agent types the complaint by hand.
             case.draft_state = DraftState.FAILED.value

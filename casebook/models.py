@@ -10,7 +10,7 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from casebook.clock import utcnow
@@ -109,6 +109,13 @@ class AttemptResult(StrEnum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     FAILED = "failed"
+
+
+def version_column() -> Column[int]:
+    """A row's version for compare-and-set (casebook.concurrency): SQLAlchemy's
+    ``version_id_col`` writes every UPDATE as ``... WHERE version = <the version read>`` and
+    counts it on. Rows inserted by Core statements, and rows older than the column, start at 1."""
+    return Column("version", Integer, nullable=False, server_default="1")
 
 
 class WithCase(Protocol):
@@ -238,8 +245,12 @@ class Recording(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+_CASE_VERSION = version_column()
+
+
 class Case(SQLModel, table=True):
     __tablename__ = "complaint_case"  # CASE is an SQL keyword
+    __mapper_args__ = {"version_id_col": _CASE_VERSION}
 
     id: int | None = Field(default=None, primary_key=True)
     # Set in the same transaction as the insert, from the id (casebook.reference).
@@ -269,6 +280,9 @@ class Case(SQLModel, table=True):
     close_reason: str | None = bounded_text(NOTE_TEXT)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Counted on by every change (casebook.concurrency): two changes decided on one version
+    # cannot both be written.
+    version: int = Field(default=1, sa_column=_CASE_VERSION)
 
     __table_args__ = (Index("ix_case_status_created", "status", "created_at"),)
 
@@ -339,7 +353,12 @@ class FollowUp(SQLModel, table=True):
     rerouted_to: str | None = Field(default=None, max_length=64)
 
 
+_CALLBACK_VERSION = version_column()
+
+
 class Callback(SQLModel, table=True):
+    __mapper_args__ = {"version_id_col": _CALLBACK_VERSION}
+
     id: int | None = Field(default=None, primary_key=True)
     case_id: int | None = Field(default=None, foreign_key="complaint_case.id", index=True)
     call_id: int | None = Field(default=None, foreign_key="call.id", index=True)
@@ -364,6 +383,8 @@ class Callback(SQLModel, table=True):
     status: str = Field(default=CallbackStatus.PENDING.value, max_length=16, index=True)
     last_result: str | None = Field(default=None, max_length=24)
     created_at: datetime = Field(default_factory=utcnow)
+    # See Case.version.
+    version: int = Field(default=1, sa_column=_CALLBACK_VERSION)
 
 
 class CallbackAttempt(SQLModel, table=True):

@@ -95,6 +95,9 @@ def apply_retention(
             ),
         )
         .order_by(col(Recording.id))
+        # Two runs at once (the scheduler's and an admin's) each delete and audit a recording
+        # once: the second passes over what the first holds (casebook.concurrency).
+        .with_for_update(skip_locked=True)
     )
     expired: list[Expired] = []
     for recording in session.exec(query).all():

@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -51,7 +51,13 @@ from casebook.access import Actor
 from casebook.call_status import call_status
 from casebook.clock import utcnow
 from casebook.db import Database
-from casebook.errors import AccessDenied, CasebookError, DatabaseUnavailable, IllegalTransition
+from casebook.errors import (
+    AccessDenied,
+    CasebookError,
+    Conflict,
+    DatabaseUnavailable,
+    IllegalTransition,
+)
 from casebook.errors import NotFound as CaseNotFound
 from casebook.models import Agent, Callback, Case, CaseStatus, ContactMethod, Priority
 from casebook.operations import site_status
@@ -193,6 +199,8 @@ CASE_FIELDS = (
     "draft_text",
     "draft_state",
     "confirmed_text",
+    # What a change sends back as ``version`` (casebook.concurrency).
+    "version",
 )
 AGENT_FIELDS = (
     "username",
@@ -214,6 +222,7 @@ CALLBACK_FIELDS = (
     "attempts",
     "last_result",
     "department",
+    "version",
 )
 FOLLOWUP_FIELDS = ("at", "method", "result", "effort_score", "notes")
 CALL_FIELDS = (
@@ -299,8 +308,9 @@ def error_reply(
     return InertJSONResponse(body, status_code=status, headers=headers)
 
 
-def casebook_refusal(exc: CasebookError) -> JSONResponse:
-    """A service's refusal, with the contract's status (most specific class first)."""
+def casebook_refusal(exc: CasebookError, zone: tzinfo = UTC) -> JSONResponse:
+    """A service's refusal, with the contract's status (most specific class first); times it
+    names are in ``zone``, the site's."""
     if isinstance(exc, SigninRefused):
         return error_reply(exc.http_status, str(exc), exc.code, exc.retry_after)
     if isinstance(exc, DatabaseUnavailable):
@@ -318,6 +328,8 @@ def casebook_refusal(exc: CasebookError) -> JSONResponse:
         return error_reply(403, str(exc), "denied")
     if isinstance(exc, CaseNotFound):
         return error_reply(404, str(exc), "not_found")
+    if isinstance(exc, Conflict):
+        return error_reply(409, exc.line(zone), "conflict")
     if isinstance(exc, IllegalTransition):
         return error_reply(409, str(exc), "conflict")
     return error_reply(400, str(exc), "refused")
@@ -373,9 +385,10 @@ class BodyLimit:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    async def on_casebook(_request: Request, exc: Exception) -> Response:
+    async def on_casebook(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, CasebookError)
-        return casebook_refusal(exc)
+        site: Site = request.app.state.site
+        return casebook_refusal(exc, site.zone)
 
     async def on_validation(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -591,19 +604,26 @@ def reset_password(username: str, caller: CallerDep) -> JSONResponse:
 # cases and follow-ups ---------------------------------------------------------------------------
 
 
-class Summary(Body):
+class Change(Body):
+    # The version of the case (as the API gave it) the change was decided on: if the case has
+    # changed since, the change is refused (409) with a line naming what changed. Absent: the
+    # case as it is when the request arrives.
+    version: int | None = None
+
+
+class Summary(Change):
     summary: str
 
 
-class CloseBody(Body):
+class CloseBody(Change):
     reason: str | None = None
 
 
-class Reason(Body):
+class Reason(Change):
     reason: str
 
 
-class FollowUpBody(Body):
+class FollowUpBody(Change):
     method: ContactMethod
     result: str  # satisfied, not-satisfied, partial, no-answer (the words agents type)
     effort_score: int | None = None
@@ -643,7 +663,12 @@ def show_case(reference: str, caller: CallerDep) -> JSONResponse:
 def resolve_case(reference: str, body: Summary, caller: CallerDep) -> JSONResponse:
     case = caller.run(
         lambda session, actor: case_service.resolve_case(
-            session, caller.site.settings, actor, reference, summary=body.summary
+            session,
+            caller.site.settings,
+            actor,
+            reference,
+            summary=body.summary,
+            seen_version=body.version,
         )
     )
     return reply(case_row(case, caller.site.zone))
@@ -653,8 +678,11 @@ def resolve_case(reference: str, body: Summary, caller: CallerDep) -> JSONRespon
 def close_case(reference: str, caller: CallerDep, body: CloseBody | None = None) -> JSONResponse:
     # Every key is optional: so is the body.
     reason = body.reason if body is not None else None
+    seen = body.version if body is not None else None
     case = caller.run(
-        lambda session, actor: case_service.close_case(session, actor, reference, reason=reason)
+        lambda session, actor: case_service.close_case(
+            session, actor, reference, reason=reason, seen_version=seen
+        )
     )
     return reply(case_row(case, caller.site.zone))
 
@@ -663,7 +691,12 @@ def close_case(reference: str, caller: CallerDep, body: CloseBody | None = None)
 def escalate_case(reference: str, body: Reason, caller: CallerDep) -> JSONResponse:
     case = caller.run(
         lambda session, actor: case_service.escalate_case(
-            session, caller.site.settings, actor, reference, reason=body.reason
+            session,
+            caller.site.settings,
+            actor,
+            reference,
+            reason=body.reason,
+            seen_version=body.version,
         )
     )
     return reply(case_row(case, caller.site.zone))
@@ -682,6 +715,7 @@ def log_followup(reference: str, body: FollowUpBody, caller: CallerDep) -> JSONR
             effort_score=body.effort_score,
             notes=body.notes,
             reroute_to=body.reroute,
+            seen_version=body.version,
         )
     )
     return reply(pick(followup, ("id", *FOLLOWUP_FIELDS), caller.site.zone), 201)
@@ -690,7 +724,7 @@ def log_followup(reference: str, body: FollowUpBody, caller: CallerDep) -> JSONR
 # drafts ---------------------------------------------------------------------------------------
 
 
-class ConfirmBody(Body):
+class ConfirmBody(Change):
     text: str | None = None  # None: the draft as it stands
     category: str
     department: str | None = None
@@ -730,6 +764,7 @@ def confirm_draft(reference: str, body: ConfirmBody, caller: CallerDep) -> JSONR
             category=body.category,
             department=body.department,
             priority=body.priority,
+            seen_version=body.version,
         )
     )
     return reply(case_row(case, caller.site.zone))
@@ -739,7 +774,7 @@ def confirm_draft(reference: str, body: ConfirmBody, caller: CallerDep) -> JSONR
 def reject_draft(reference: str, body: Reason, caller: CallerDep) -> JSONResponse:
     case = caller.run(
         lambda session, actor: case_service.reject_draft(
-            session, actor, reference, reason=body.reason
+            session, actor, reference, reason=body.reason, seen_version=body.version
         )
     )
     return reply(case_row(case, caller.site.zone))

@@ -37,6 +37,7 @@ CASE_KEYS = {
     "draft_text",
     "draft_state",
     "confirmed_text",
+    "version",
 }
 CALLBACK_KEYS = {
     "id",
@@ -48,6 +49,7 @@ CALLBACK_KEYS = {
     "attempts",
     "last_result",
     "department",
+    "version",
     "case",
 }
 

@@ -20,10 +20,11 @@ WORKER = Actor.system("worker")
 POLICY = jobs.QueuePolicy(lease_seconds=60, max_attempts=3, retry_delay_seconds=10)
 
 
-def queue_recordings(db: Database, settings: Settings, count: int) -> list[int]:
-    """``count`` registered complaints, each with its message recording queued."""
+def queue_recordings(db: Database, settings: Settings, count: int, first: int = 0) -> list[int]:
+    """``count`` registered complaints, each with its message recording queued; ``first``
+    numbers the first call (for more than one batch)."""
     ids = []
-    for n in range(count):
+    for n in range(first, first + count):
 
         def work(s: Session, n: int = n) -> int:
             case = cases.register_complaint(
