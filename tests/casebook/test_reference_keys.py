@@ -49,6 +49,7 @@ def test_two_sites_with_different_secrets_give_different_references_for_the_same
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     other = with_site_keys(settings.model_copy(deep=True), tmp_path / "other-site")
+    other.database.owner_url = None  # the other site is a SQLite file: no roles
     other.database.url = f"sqlite:///{tmp_path / 'other-site' / 'hotline.db'}"
     other_db = Database(other.database, create=True)
     try:

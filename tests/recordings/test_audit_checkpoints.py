@@ -20,7 +20,7 @@ from casebook import audit, site_secrets
 from casebook.db import Database
 from casebook.models import AuditCheckpoint, AuditEvent
 from hotline.app.config import Settings
-from tests.conftest import Staff
+from tests.conftest import Staff, owner_connection
 
 EVERY = 5
 
@@ -77,7 +77,7 @@ def file_lines(signer: audit.CheckpointSigner) -> list[dict[str, object]]:
 def triggers_lifted(db: Database, table: str) -> Iterator[None]:
     """Drop a table's append-only triggers (migrations 0001, 0005) and put them back after, as
     the owner of the database can."""
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:
         if db.engine.dialect.name == "sqlite":
             find = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"
             saved = connection.execute(text(find), {"t": table}).all()
@@ -86,7 +86,7 @@ def triggers_lifted(db: Database, table: str) -> Iterator[None]:
         else:
             connection.execute(text(f"DROP TRIGGER {table}_append_only ON {table}"))
     yield
-    with db.engine.begin() as connection:
+    with owner_connection(db) as connection:
         if db.engine.dialect.name == "sqlite":
             for _name, sql in saved:
                 connection.execute(text(sql))
@@ -103,7 +103,7 @@ def rewrite(db: Database, *, edit_seq: int, delete_seq: int, renumber: bool) -> 
     """The insider's script: edit one entry, delete another, re-hash the whole chain with
     casebook.audit.entry_hash (and, with ``renumber``, close the gap in seq) so that the chain
     alone verifies."""
-    with triggers_lifted(db, "audit_event"), db.engine.begin() as connection:
+    with triggers_lifted(db, "audit_event"), owner_connection(db) as connection:
         connection.execute(
             text("UPDATE audit_event SET actor = 'nobody' WHERE seq = :seq"), {"seq": edit_seq}
         )
@@ -127,12 +127,12 @@ def rewrite(db: Database, *, edit_seq: int, delete_seq: int, renumber: bool) -> 
 
 
 def delete_entry(db: Database, seq: int) -> None:
-    with triggers_lifted(db, "audit_event"), db.engine.begin() as connection:
+    with triggers_lifted(db, "audit_event"), owner_connection(db) as connection:
         connection.execute(text("DELETE FROM audit_event WHERE seq = :seq"), {"seq": seq})
 
 
 def delete_checkpoint(db: Database, number: int) -> None:
-    with triggers_lifted(db, "audit_checkpoint"), db.engine.begin() as connection:
+    with triggers_lifted(db, "audit_checkpoint"), owner_connection(db) as connection:
         connection.execute(text("DELETE FROM audit_checkpoint WHERE number = :n"), {"n": number})
 
 
@@ -249,7 +249,7 @@ def test_entries_after_a_clean_stop_are_fine_but_one_deleted_before_it_is_not(
     write_entries(db, 2)  # the server started again and went on
     assert verify(db, staff).intact
     # The entry the stop signed as the last one, deleted; later entries re-linked around it.
-    with triggers_lifted(db, "audit_event"), db.engine.begin() as connection:
+    with triggers_lifted(db, "audit_event"), owner_connection(db) as connection:
         connection.execute(text("DELETE FROM audit_event WHERE seq = :s"), {"s": last})
     report = verify(db, staff)
     assert any(p.kind == "missing" and p.first_seq == last for p in report.problems)
@@ -398,7 +398,7 @@ def test_entries_edited_in_place_are_one_line_per_run_with_their_range(
 ) -> None:
     write_entries(db, 2 * EVERY)
     head = entries(db)[-1].seq
-    with triggers_lifted(db, "audit_event"), db.engine.begin() as connection:
+    with triggers_lifted(db, "audit_event"), owner_connection(db) as connection:
         connection.execute(
             text("UPDATE audit_event SET actor = 'nobody' WHERE seq BETWEEN :a AND :b"),
             {"a": head - 6, "b": head - 4},

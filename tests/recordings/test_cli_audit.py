@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from casebook import audit, site_secrets
 from casebook.models import AuditEvent
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS, owner_connection, pg_url_with_schema
 from tests.recordings.test_audit_checkpoints import triggers_lifted
 from tests.site import Site, running_site
 
@@ -64,7 +64,7 @@ def test_a_clean_stop_is_signed_and_an_entry_deleted_after_it_is_found(site: Sit
     with (
         site.database() as (db, _settings),
         triggers_lifted(db, "audit_event"),
-        db.engine.begin() as connection,
+        owner_connection(db) as connection,
     ):
         connection.execute(text("DELETE FROM audit_event WHERE seq = :s"), {"s": last.seq})
     site.start()
