@@ -29,7 +29,7 @@ from sqlmodel import select as query
 
 from casebook.clock import utcnow
 from casebook.models import Agent, Call, Callback, Case, CaseStatus
-from tests.conftest import BACKENDS, PG_URL, pg_url_with_schema
+from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
 from tests.site import HOTLINE, Person, Site, running_site
 
 MARKUP = "[/x]"
@@ -58,16 +58,8 @@ class Planted:
 
 @pytest.fixture(scope="module")
 def module_pg_schema() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with new_pg_schema() as schema:
+        yield schema
 
 
 def work_on(site: Site, reference: str) -> None:

@@ -6,14 +6,13 @@ is stored, the draft is still there, and an edited text is kept for the agent.""
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from casebook.models import COMPLAINT_TEXT, CaseStatus
-from tests.conftest import BACKENDS, PG_URL, pg_url_with_schema
+from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
 from tests.site import Site, running_site
 
 DRAFT = "الفاتورة غير صحيحة هذا الشهر"
@@ -22,16 +21,8 @@ REFUSED = "refused: نص غير مقبول (text refused): complaint_case.confir
 
 @pytest.fixture(scope="module")
 def module_pg_schema() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with new_pg_schema() as schema:
+        yield schema
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
