@@ -15,6 +15,7 @@ Permission = Literal[
     "see_all_cases",
     "close_without_satisfaction",
     "escalate",
+    "supervise_cases",
     "manage_agents",
     "view_reports",
     "view_audit",

@@ -206,6 +206,9 @@ class RolesSettings(Section):
     see_all_cases: list[str] = Field(default_factory=lambda: ["supervisor", "qa", "admin"])
     close_without_satisfaction: list[str] = Field(default_factory=lambda: ["supervisor", "admin"])
     escalate: list[str] = Field(default_factory=lambda: ["agent", "supervisor", "admin"])
+    # Act on other people's work: assign and reassign cases, reopen a closed case, release a
+    # draft another agent holds.
+    supervise_cases: list[str] = Field(default_factory=lambda: ["supervisor", "admin"])
     manage_agents: list[str] = Field(default_factory=lambda: ["admin"])
     view_reports: list[str] = Field(default_factory=lambda: ["supervisor", "qa", "admin"])
     view_audit: list[str] = Field(default_factory=lambda: ["supervisor", "admin"])
