@@ -54,6 +54,7 @@ from casebook.access import Actor
 from casebook.batch import execute_many
 from casebook.clock import ensure_aware, utcnow
 from casebook.errors import AccessDenied
+from casebook.limits import check_row, fitted_json
 from casebook.models import AuditCheckpoint, AuditEvent
 from casebook.settings import CasebookConfig
 
@@ -237,6 +238,8 @@ def record_many(session: Session, actor: Actor | str, entries: Sequence[Entry]) 
         )
         for action, object_type, object_id, detail in entries
     ]
+    for row in rows:  # the limits every ORM write has (casebook.limits), before any insert
+        check_row(AuditEvent, {name: getattr(row, name) for name in _Row.__slots__})
     head = _head(session)
     session.flush()  # entries added before (``append``) go in first: ids follow the chain
     for row in rows:
@@ -295,10 +298,11 @@ def denial(
     detail: dict[str, Any] | None = None,
     error: type[AccessDenied] = AccessDenied,
 ) -> AccessDenied:
-    """The exception to raise for a refusal; the unit of work records it (see casebook.db)."""
-    event = _event(
-        actor, action, object_type, object_id, {"reason": reason, **(detail or {})}, allowed=False
-    )
+    """The exception to raise for a refusal; the unit of work records it (see casebook.db).
+    What the person typed into ``detail`` is cut to the audit's limits rather than refused: a
+    refusal is on record whatever was typed."""
+    stored = fitted_json(AuditEvent, "detail", {"reason": reason, **(detail or {})})
+    event = _event(actor, action, object_type, object_id, stored, allowed=False)
     return error(reason, event)
 
 

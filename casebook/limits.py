@@ -165,6 +165,26 @@ def _check_json(table: str, rule: JsonLimit, value: Any) -> None:
             )
 
 
+def _cut_texts(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return cut(value, limit)
+    if isinstance(value, dict):
+        return {cut(str(key), limit): _cut_texts(item, limit) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cut_texts(item, limit) for item in value]
+    return value
+
+
+def fitted_json(model: type[SQLModel], field: str, value: Any) -> Any:
+    """``value`` for ``model``'s JSON ``field`` with every text cut to the field's limit: for
+    what must be stored whatever a person typed into it (the audit entry of a refusal: a
+    refusal refused for its typed reason would leave no trace)."""
+    for rule in limits_of(model).json:
+        if rule.field == field and rule.max_text is not None:
+            return _cut_texts(value, rule.max_text)
+    return value
+
+
 def check_row(model: type[SQLModel], row: dict[str, Any]) -> dict[str, Any]:
     """A batch row (column name -> value) checked against ``model``'s limits, a ``CUT``
     field cut in place; raises ``TextRefused``."""

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import JSON
 from sqlmodel import Session, SQLModel, col, select
 
-from casebook import agents, cases, drafts, followups, jobs
+from casebook import agents, audit, cases, drafts, followups, jobs
 from casebook.access import Actor
 from casebook.batch import insert_rows
 from casebook.clock import utcnow
@@ -269,6 +269,23 @@ def test_batch_rows_are_checked_like_objects_and_machine_text_is_cut(db: Databas
         db.run(lambda s: insert_rows(s, Call, [{"linkedid": "1.2", "uniqueid": "u" * 65}]))
     with db.session() as session:
         assert len(session.exec(select(Call)).all()) == 1
+
+
+def test_audit_entries_written_in_a_batch_have_the_limits_of_one_written_alone(
+    db: Database,
+) -> None:
+    with pytest.raises(TextRefused, match=r"audit_event\.detail 'note' has 102400 characters"):
+        db.run(
+            lambda s: audit.record_many(
+                s,
+                "system:test",
+                [("call.store", "call", 1, {}), ("call.store", "call", 2, {"note": HUNDRED_KB})],
+            )
+        )
+    with pytest.raises(TextRefused, match=r"audit_event\.action has 65 characters, at most 64"):
+        db.run(lambda s: audit.record_many(s, "system:test", [("a" * 65, "call", 1, {})]))
+    with db.session() as session:
+        assert session.exec(select(AuditEvent)).all() == []
 
 
 def test_a_draft_longer_than_a_complaint_is_cut_not_lost(db: Database, settings: Settings) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
+from casebook.models import NOTE_TEXT
 from hotline.app.config import Settings
 from recordings.listening import (
     TamperedRecording,
@@ -58,6 +59,25 @@ def test_an_agent_playing_another_agents_call_is_refused_and_audited(
     assert (event.actor, event.allowed, event.object_id) == ("biller", False, str(recording.id))
     assert event.detail["why"] == "curious"
     assert list(folder.iterdir()) == []
+
+
+def test_a_refusal_is_audited_whatever_reason_was_typed(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    """A refused listen with a reason over the audit's text limit is still refused as a
+    refusal (not as a text refused) and on record, its reason cut with a visible mark."""
+    carer, biller = staff.actor("carer"), staff.actor("biller")
+    recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
+    typed = "ف" * (NOTE_TEXT + 500)
+    with pytest.raises(AccessDenied, match=f"biller may not play recording {recording.id}"):
+        db.run(
+            lambda s: copy_for_playing(
+                s, biller, recording.id or 0, typed, folder, root=settings.recordings.root
+            )
+        )
+    (event,) = audit_events(db, "recording.play")
+    assert (event.actor, event.allowed) == ("biller", False)
+    assert event.detail["why"] == typed[: NOTE_TEXT - 1] + "…"
 
 
 def test_agents_do_not_export_even_their_own_calls(
