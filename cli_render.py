@@ -16,11 +16,13 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import Counter
+from functools import cache
 from typing import TYPE_CHECKING
 
 from inert_text import inert
 
 if TYPE_CHECKING:
+    from arabic_reshaper import ArabicReshaper
     from rich.text import Text
 
 # Arabic, Arabic Supplement, Extended-A and the presentation forms.
@@ -45,11 +47,27 @@ def visual(text: str, mode: str = "visual") -> str:
     # python-bidi lacks the paired-bracket rule, so "(no cases)" after Arabic would come out as
     # ")no cases(": isolating the bracketed Latin run (LRI ... PDI) keeps its brackets upright.
     # So for an escape (\u202e), whose backslash would otherwise move to its other side.
-    import arabic_reshaper
     from bidi import get_display
 
     isolated = _LATIN_IN_BRACKETS.sub(lambda m: f"\u2066{m.group(0)}\u2069", text)
-    return str(get_display(arabic_reshaper.reshape(isolated))).translate(_ISOLATES)
+    drawn = str(get_display(_reshaper().reshape(isolated))).translate(_ISOLATES)
+    # Reversing a line puts each mark before its letter; a terminal joins a mark to the cell
+    # before it, so each run of marks goes back after its letter (the bidi rule L3, which
+    # python-bidi does not apply).
+    return _MARKS_BEFORE_LETTER.sub(r"\2\1", drawn)
+
+
+# Harakat, tanween, shadda, sukun and the superscript alef: marks drawn on the letter before.
+_MARKS_BEFORE_LETTER = re.compile(r"([\u064B-\u065F\u0670]+)(.)")
+
+
+@cache
+def _reshaper() -> ArabicReshaper:
+    """Joins letters into their presentation forms, keeping the marks (the default drops
+    them: "يومياً" would be shown "يوميا")."""
+    from arabic_reshaper import ArabicReshaper
+
+    return ArabicReshaper(configuration={"delete_harakat": False})
 
 
 def visual_lines(text: str, width: int, mode: str = "visual") -> list[str]:

@@ -9,6 +9,7 @@ object that has the sections they read (``CasebookConfig``), never the applicati
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from datetime import time
 from pathlib import Path
 from typing import Literal, Protocol
@@ -123,6 +124,13 @@ class BusinessHours(Section):
         return ZoneInfo(self.timezone)
 
 
+def unknown_codes(labels: Mapping[str, str], codes: Iterable[str], field: str, of: str) -> None:
+    """A name given to a code the site does not have is a typo: said, not ignored."""
+    unknown = sorted(set(labels) - set(codes))
+    if unknown:
+        raise ValueError(f"{field} names {', '.join(map(repr, unknown))}, which {of} lacks")
+
+
 class SlaSettings(Section):
     # Business hours promised to resolve a complaint, per category; default for the rest.
     default_hours: float = Field(40.0, gt=0)
@@ -136,6 +144,17 @@ class SlaSettings(Section):
         }
     )
 
+    # The categories' Arabic names, for people's views (casebook.labels).
+    category_labels_ar: dict[str, str] = Field(
+        default_factory=lambda: {
+            "billing": "الفواتير",
+            "network": "الشبكة",
+            "service": "الخدمة",
+            "staff": "الموظفون",
+            "other": "أخرى",
+        }
+    )
+
     @field_validator("categories")
     @classmethod
     def _positive(cls, value: dict[str, float]) -> dict[str, float]:
@@ -144,6 +163,11 @@ class SlaSettings(Section):
                 raise ValueError(f"SLA for {name!r} must be positive hours")
         return value
 
+    @model_validator(mode="after")
+    def _labels_name_categories(self) -> SlaSettings:
+        unknown_codes(self.category_labels_ar, self.categories, "category_labels_ar", "categories")
+        return self
+
 
 class CasesSettings(Section):
     departments: list[str] = Field(
@@ -151,11 +175,23 @@ class CasesSettings(Section):
     )
     # New complaints from the IVR land here until an agent confirms and routes them.
     intake_department: str = "customer-care"
+    # The departments' Arabic names, for people's views (casebook.labels).
+    department_labels_ar: dict[str, str] = Field(
+        default_factory=lambda: {
+            "customer-care": "خدمة العملاء",
+            "billing": "الفواتير",
+            "technical": "الدعم الفني",
+            "sales": "المبيعات",
+        }
+    )
 
     @model_validator(mode="after")
     def _intake_is_a_department(self) -> CasesSettings:
         if self.intake_department not in self.departments:
             raise ValueError(f"intake_department {self.intake_department!r} is not in departments")
+        unknown_codes(
+            self.department_labels_ar, self.departments, "department_labels_ar", "departments"
+        )
         return self
 
 

@@ -74,6 +74,14 @@ transcription: {model: path, model_path: /opt/models/large-v3}
         ("business_hours:\n  days: [mon, fry]\n", "business_hours.days.1: Input should be"),
         ("business_hours:\n  start: '17:00'\n", "start must be before end"),
         ("cases:\n  intake_department: nowhere\n", "intake_department 'nowhere' is not in"),
+        (
+            "cases:\n  department_labels_ar:\n    bling: الفواتير\n",
+            "department_labels_ar names 'bling', which departments lacks",
+        ),
+        (
+            "sla:\n  category_labels_ar:\n    netwrk: الشبكة\n",
+            "category_labels_ar names 'netwrk', which categories lacks",
+        ),
         ("ami: [1, 2]\n", "config.yaml: ami: Input should be a valid dictionary"),
         ("- just a list\n", "the top level must be a mapping"),
         ("ami:\n  port: [\n", "line 3: not valid YAML"),

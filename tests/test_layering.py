@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = ("cli", "cli_render", "cli_client", "cli_player")
-CLI_FILES = ("cli.py", "cli_render.py", "cli_client.py", "cli_player.py")
+CLI = ("cli", "cli_render", "cli_listing", "cli_client", "cli_player")
+CLI_FILES = ("cli.py", "cli_render.py", "cli_listing.py", "cli_client.py", "cli_player.py")
 # The client's own modules: what people's commands run on their machines.
-CLIENT_FILES = ("cli_render.py", "cli_client.py", "cli_player.py")
+CLIENT_FILES = ("cli_render.py", "cli_listing.py", "cli_client.py", "cli_player.py")
 DATABASE = ("sqlmodel", "sqlalchemy", "casebook")
 SPEECH = ("transcription", "faster_whisper", "ctranslate2")
 AUDIO = ("recordings", "wave", "av", "numpy")

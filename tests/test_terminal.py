@@ -49,3 +49,11 @@ def test_latin_in_brackets_keeps_its_brackets_upright() -> None:
         base_letters(visual("لا توجد شكاوى (no cases)")) == "(no cases) ىواكش دجوت لا"
     )  # lam-alef is one ligature
     assert "\u2066" not in visual("الحالة (open)")
+
+
+def test_tanween_and_other_marks_are_kept_on_their_letter() -> None:
+    shown = visual("يومياً")
+    assert "\u064b" in shown  # the default reshaping drops it: "يومياً" shown "يوميا"
+    # Drawn after the alef it sits on (a terminal joins a mark to the cell before it).
+    assert base_letters(shown)[:2] == "ا\u064b"
+    assert base_letters(visual("مستمراً الآن")).endswith(" اًرمتسم")
