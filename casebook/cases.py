@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from casebook import audit, site_secrets
-from casebook.agents import usernames
 from casebook.access import Actor
+from casebook.agents import usernames
 from casebook.callbacks import request_followup_callback
 from casebook.clock import ensure_aware, utcnow
 from casebook.concurrency import claim

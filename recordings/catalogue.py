@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from casebook import audit
 from casebook.access import Actor
@@ -89,7 +89,7 @@ class Listed:
     agent: str | None
 
 
-def _of_case(case_ids: Any) -> Any:
+def _of_case(case_ids: list[int | None] | SelectOfScalar[int | None]) -> ColumnElement[bool]:
     """Recordings of these cases: tied to one directly, or through its call."""
     calls = select(Call.id).where(col(Call.case_id).in_(case_ids))
     return or_(col(Recording.case_id).in_(case_ids), col(Recording.call_id).in_(calls))
@@ -112,7 +112,7 @@ def list_recordings(
         if actor.agent_id is None:
             return []
         query = query.where(
-            _of_case(select(Case.id).where(Case.assigned_agent_id == actor.agent_id))
+            _of_case(select(col(Case.id)).where(Case.assigned_agent_id == actor.agent_id))
         )
     shown: list[tuple[Recording, Owner]] = []
     for recording in session.exec(query.limit(limit)):
