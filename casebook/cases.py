@@ -581,6 +581,8 @@ def assign_case(
     if case.status in (S.DRAFT.value, S.REJECTED.value, S.CLOSED.value):
         raise RuleViolation(f"case {case.reference} is {case.status}: nothing to work on")
     agent = _assignee(session, to)
+    if case.assigned_agent_id == agent.id:
+        raise RuleViolation(f"case {case.reference} is already assigned to {to}")
     taking = (
         agent.id == actor.agent_id
         and case.assigned_agent_id is None
@@ -594,8 +596,6 @@ def assign_case(
             f"themselves; assigning {holder} to {to} is a supervisor's"
         )
         raise audit.denial(actor, "case.assign", "case", case.reference, why, detail={"to": to})
-    if case.assigned_agent_id == agent.id:
-        raise RuleViolation(f"case {case.reference} is already assigned to {to}")
     previous = usernames(session, [case.assigned_agent_id]).get(case.assigned_agent_id or 0)
     case.assigned_agent_id = agent.id
     case.updated_at = moment_or_now(now)
