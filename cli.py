@@ -750,6 +750,14 @@ def step_detail(step: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def unwrapped(listing: Table) -> Table:
+    """Cells are never wrapped: wrapping text already in visual order would scramble Arabic
+    (free text is cut in logical order first, terminal.cell)."""
+    for column in listing.columns:
+        column.no_wrap = True
+    return listing
+
+
 def section(title: str) -> None:
     out().print()
     out().print(styled((visual(title), "bold")))
@@ -798,11 +806,15 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
     history = case.get("history") or []
     if history:
         section("السجل (history)")
-        listing = table(*(visual(h) for h in ("التاريخ", "بواسطة", "التغيير", "التفاصيل")))
-        detail_width = max(out().width - 60, 16)
+        listing = unwrapped(
+            table(*(visual(h) for h in ("التاريخ", "بواسطة", "التغيير", "التفاصيل")))
+        )
+        listing.columns[0].min_width = 11  # a date is never cut
+        listing.columns[1].max_width = 12
+        detail_width = max(out().width - 66, 12)
         for step in history:
             listing.add_row(
-                local_time(step.get("at")),
+                local_time(step.get("at"), short=True),
                 step.get("by") or "",
                 terminal.visual(step_label(step), mode),
                 terminal.cell(step_detail(step), detail_width, mode),
@@ -817,15 +829,16 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
                 for h in ("رقم", "التاريخ", "بواسطة", "الوسيلة", "النتيجة", "الجهد", "ملاحظات")
             )
         )
+        unwrapped(listing)
         for item in followups:
             listing.add_row(
                 str(item["id"]),
-                local_time(item.get("at")),
+                local_time(item.get("at"), short=True),
                 item.get("by") or "",
                 item.get("method") or "",
                 item.get("result") or "",
                 "" if item.get("effort_score") is None else str(item["effort_score"]),
-                terminal.cell(item.get("notes"), 20, mode),
+                terminal.cell(item.get("notes"), max(out().width - 62, 12), mode),
             )
         out().print(listing)
     callbacks = case.get("callbacks") or []
@@ -834,11 +847,12 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         listing = table(
             *(visual(h) for h in ("رقم", "الحالة", "الموعد", "المحاولات", "الموظف", "آخر نتيجة"))
         )
+        unwrapped(listing)
         for item in callbacks:
             listing.add_row(
                 str(item["id"]),
                 item.get("status") or "",
-                local_time(item.get("due_from")),
+                local_time(item.get("due_from"), short=True),
                 str(item.get("attempts", 0)),
                 item.get("assigned_to") or "-",
                 item.get("last_result") or "",
@@ -1745,6 +1759,7 @@ def qa_report_command(
 
 def recording_table(recordings: list[dict[str, Any]], mode: str) -> Table:
     listing = table(*(visual(h) for h in ("رقم", "الشكوى", "النوع", "الموظف", "المدة", "التاريخ")))
+    unwrapped(listing)
     for item in recordings:
         seconds = item.get("duration_seconds")
         deleted = " (deleted)" if item.get("deleted_at") else ""
