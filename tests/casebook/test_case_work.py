@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from casebook import cases, notes, timeline
 from casebook.db import Database
@@ -14,6 +14,7 @@ from casebook.errors import AccessDenied, Conflict, IllegalTransition, NotFound,
 from casebook.limits import TextRefused
 from casebook.models import (
     AuditEvent,
+    Case,
     CaseNote,
     CaseStatus,
     FollowUpResult,
@@ -241,11 +242,8 @@ def test_the_story_is_only_for_the_staff_concerned(
 
 
 def add_recording(db: Database, case_ref: str, kind: RecordingKind, name: str) -> int:
-    def work(s: object) -> int:
-        from sqlmodel import Session
-
-        assert isinstance(s, Session)
-        case = s.exec(select(cases.Case).where(cases.Case.reference == case_ref)).one()
+    def work(s: Session) -> int:
+        case = s.exec(select(Case).where(Case.reference == case_ref)).one()
         recording = Recording(
             case_id=case.id, kind=kind.value, path=name, sha256="0" * 64, duration_seconds=12.5
         )
