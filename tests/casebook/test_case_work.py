@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from casebook import cases, notes, timeline
 from casebook.db import Database
@@ -43,7 +43,9 @@ def confirmed(db: Database, settings: Settings, staff: Staff, uniqueid: str = "w
 
 def denials(db: Database, action: str) -> list[AuditEvent]:
     with db.session() as s:
-        query = select(AuditEvent).where(AuditEvent.action == action, ~AuditEvent.allowed)
+        query = select(AuditEvent).where(
+            AuditEvent.action == action, col(AuditEvent.allowed).is_(False)
+        )
         return list(s.exec(query))
 
 
