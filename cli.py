@@ -711,9 +711,67 @@ def cases_list(
     out().print(listing)
 
 
+# How the story's entries read (the status moves carry the server's Arabic status label).
+ACTION_LABELS = {
+    "case.register": "تسجيل (registered)",
+    "case.assign": "إسناد (assigned)",
+    "case.reroute": "تحويل (re-routed)",
+}
+RECORDING_KINDS = {
+    "message": "رسالة المتصل (message)",
+    "callback": "معاودة اتصال (callback)",
+    "call": "مكالمة مع موظف (agent call)",
+}
+
+
+def step_label(step: dict[str, Any]) -> str:
+    if step.get("detail", {}).get("reopened"):
+        return "إعادة فتح (reopened)"
+    if step.get("status_label_ar") and step["action"] != "case.register":
+        return f"{step['status_label_ar']} ({step['status']})"
+    action = str(step["action"])
+    return ACTION_LABELS.get(action, action)
+
+
+def step_detail(step: dict[str, Any]) -> str:
+    """What the change said, in one line: who it went to, the level, the reason."""
+    detail = step.get("detail") or {}
+    parts = []
+    if step["action"] in ("case.assign", "case.reroute"):
+        parts.append(f"{detail.get('from') or '-'} -> {detail.get('to') or '-'}")
+    if "level" in detail:
+        parts.append(f"level {detail['level']}")
+    for key in ("category", "department"):
+        if step["action"] == "case.open" and detail.get(key):
+            parts.append(str(detail[key]))
+    for key in ("reason", "why"):
+        if detail.get(key):
+            parts.append(str(detail[key]))
+    return "; ".join(parts)
+
+
+def unwrapped(listing: Table) -> Table:
+    """Cells are never wrapped: wrapping text already in visual order would scramble Arabic
+    (free text is cut in logical order first, terminal.cell)."""
+    for column in listing.columns:
+        column.no_wrap = True
+    return listing
+
+
+def section(title: str) -> None:
+    out().print()
+    out().print(styled((visual(title), "bold")))
+
+
+def paragraph(text: str, width: int, mode: str) -> None:
+    for line in terminal.visual_lines(text, width, mode):
+        out().print(line, justify="right" if mode == "visual" else "left")
+
+
 @cases_app.command("show")
 def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> None:
-    """One case with its follow-ups (the read is audited)."""
+    """One case and its story: every change with who and when, follow-ups, callbacks,
+    recordings and notes (the read is audited)."""
     case: dict[str, Any] = api().get(f"/cases/{quoted(reference)}")
     if as_json:
         emit_json(case)
@@ -728,6 +786,8 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         ("القسم", case.get("department") or ""),
         ("الأولوية", case.get("priority") or ""),
         ("المتصل", case.get("caller_number") or ""),
+        ("الموظف المسؤول", case.get("assigned_to") or "-"),
+        ("أكدها", case.get("confirmed_by") or "-"),
         ("تاريخ التسجيل", local_time(case.get("created_at"))),
         ("موعد الحل", local_time(case.get("promised_by"))),
         ("مستوى التصعيد", str(case.get("escalation_level", ""))),
@@ -735,26 +795,83 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         facts.add_row(terminal.visual(label, mode), terminal.visual(value, mode))
     out().print(facts)
     for label, text in (
-        ("المسودة", case.get("draft_text")),
-        ("النص المؤكد", case.get("confirmed_text")),
+        ("المسودة (draft)", case.get("draft_text")),
+        ("النص المؤكد (confirmed text)", case.get("confirmed_text")),
+        ("ملخص الحل (resolution summary)", case.get("resolution_summary")),
+        ("سبب الإغلاق (close reason)", case.get("close_reason")),
     ):
         if text:
-            out().print()
-            out().print(styled((terminal.visual(label, mode), "bold")))
-            for line in terminal.visual_lines(text, width, mode):
-                out().print(line, justify="right" if mode == "visual" else "left")
+            section(label)
+            paragraph(text, width, mode)
+    history = case.get("history") or []
+    if history:
+        section("السجل (history)")
+        listing = unwrapped(
+            table(*(visual(h) for h in ("التاريخ", "بواسطة", "التغيير", "التفاصيل")))
+        )
+        listing.columns[0].min_width = 11  # a date is never cut
+        listing.columns[1].max_width = 12
+        detail_width = max(out().width - 66, 12)
+        for step in history:
+            listing.add_row(
+                local_time(step.get("at"), short=True),
+                step.get("by") or "",
+                terminal.visual(step_label(step), mode),
+                terminal.cell(step_detail(step), detail_width, mode),
+            )
+        out().print(listing)
     followups = case.get("followups") or []
     if followups:
-        listing = table("date", "method", "result", "effort", "notes")
+        section("المتابعات (follow-ups)")
+        listing = table(
+            *(
+                visual(h)
+                for h in ("رقم", "التاريخ", "بواسطة", "الوسيلة", "النتيجة", "الجهد", "ملاحظات")
+            )
+        )
+        unwrapped(listing)
         for item in followups:
             listing.add_row(
-                local_time(item.get("at")),
+                str(item["id"]),
+                local_time(item.get("at"), short=True),
+                item.get("by") or "",
                 item.get("method") or "",
                 item.get("result") or "",
                 "" if item.get("effort_score") is None else str(item["effort_score"]),
-                terminal.cell(item.get("notes"), 30, mode),
+                terminal.cell(item.get("notes"), max(out().width - 62, 12), mode),
             )
         out().print(listing)
+    callbacks = case.get("callbacks") or []
+    if callbacks:
+        section("معاودات الاتصال (callbacks)")
+        listing = table(
+            *(visual(h) for h in ("رقم", "الحالة", "الموعد", "المحاولات", "الموظف", "آخر نتيجة"))
+        )
+        unwrapped(listing)
+        for item in callbacks:
+            listing.add_row(
+                str(item["id"]),
+                item.get("status") or "",
+                local_time(item.get("due_from"), short=True),
+                str(item.get("attempts", 0)),
+                item.get("assigned_to") or "-",
+                item.get("last_result") or "",
+            )
+        out().print(listing)
+    recordings = case.get("recordings") or []
+    if recordings:
+        section("التسجيلات (recordings)")
+        out().print(recording_table(recordings, mode))
+    notes = case.get("notes") or []
+    if notes:
+        section("ملاحظات داخلية (internal notes)")
+        for note in notes:
+            out().print(
+                styled(
+                    (f"{local_time(note.get('at'))}  {note.get('by') or '-'}  #{note['id']}", "dim")
+                )
+            )
+            paragraph(note.get("text") or "", width, mode)
 
 
 @cases_app.command("resolve")
@@ -788,6 +905,53 @@ def cases_escalate(
     """Raise the case one management level."""
     case = api().post(f"/cases/{quoted(reference)}/escalate", {"reason": reason})
     say(f"case {case['reference']}: {case['status']}, level {case['escalation_level']}")
+
+
+@cases_app.command("start")
+def cases_start(reference: ReferenceArgument) -> None:
+    """Start work on a case (open or escalated -> in_progress); an unassigned case becomes
+    yours."""
+    case = api().post(f"/cases/{quoted(reference)}/start")
+    say(visual(f"بدأ العمل على الشكوى (work started): case {case['reference']}: {case['status']}"))
+
+
+@cases_app.command("assign")
+def cases_assign(
+    reference: ReferenceArgument,
+    to: Annotated[str, typer.Option("--to", metavar="USER", help="The agent who takes it.")],
+) -> None:
+    """Give a case to an agent: take an unassigned case of your department (--to yourself);
+    assigning others or reassigning is for supervisors (audited)."""
+    case = api().post(f"/cases/{quoted(reference)}/assign", {"to": to})
+    say(visual(f"أسندت الشكوى (assigned): case {case['reference']} to {case['assigned_to']}"))
+
+
+@cases_app.command("note")
+def cases_note(
+    reference: ReferenceArgument,
+    text: Annotated[
+        str | None,
+        typer.Option(help="The note; without it, the note is read from standard input."),
+    ] = None,
+) -> None:
+    """Add an internal note to a case (never told to the caller; kept as written)."""
+    server_api = api()
+    if text is None:
+        if sys.stdin.isatty():
+            fail("give the note with --text, or pipe it on standard input")
+        text = sys.stdin.read()
+    note = server_api.post(f"/cases/{quoted(reference)}/notes", {"text": text})
+    say(visual(f"أضيفت الملاحظة (note added): {note['id']} on case {reference}"))
+
+
+@cases_app.command("reopen")
+def cases_reopen(
+    reference: ReferenceArgument,
+    reason: Annotated[str, typer.Option(help="Why it goes back to work (kept in its history).")],
+) -> None:
+    """Reopen a closed case: back to in_progress (supervisors; the reason is audited)."""
+    case = api().post(f"/cases/{quoted(reference)}/reopen", {"reason": reason})
+    say(visual(f"أعيد فتح الشكوى (reopened): case {case['reference']}: {case['status']}"))
 
 
 @followup_app.command("log")
@@ -1591,6 +1755,47 @@ def qa_report_command(
         )
     out().print(criteria)
     say(f"reviews {figures['reviews']}, weighted total {number(figures['total'])}%")
+
+
+def recording_table(recordings: list[dict[str, Any]], mode: str) -> Table:
+    listing = table(*(visual(h) for h in ("رقم", "الشكوى", "النوع", "الموظف", "المدة", "التاريخ")))
+    unwrapped(listing)
+    for item in recordings:
+        seconds = item.get("duration_seconds")
+        deleted = " (deleted)" if item.get("deleted_at") else ""
+        listing.add_row(
+            str(item["id"]),
+            item.get("case") or "-",
+            terminal.visual(RECORDING_KINDS.get(item["kind"], item["kind"]), mode),
+            item.get("agent") or "-",
+            "" if seconds is None else f"{seconds:.0f}s",
+            local_time(item.get("created_at"), short=True) + deleted,
+        )
+    return listing
+
+
+@recordings_app.command("list")
+def recordings_list(
+    case: Annotated[
+        str | None, typer.Option("--case", metavar="REF", help="Only this case's recordings.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Recordings you may hear, newest first, with the ids `recordings play` takes (agents:
+    their own cases'; the listing is audited)."""
+    recordings: list[dict[str, Any]] = api().get("/recordings", {"case": case, "limit": limit})
+    if as_json:
+        emit_json(recordings)
+        return
+    if as_csv:
+        emit_csv(recordings)
+        return
+    if not recordings:
+        say(visual("لا توجد تسجيلات (no recordings)"))
+        return
+    out().print(recording_table(recordings, bidi()))
 
 
 @recordings_app.command("play")

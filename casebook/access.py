@@ -87,3 +87,15 @@ class Actor:
         if self.agent_id is not None and case.assigned_agent_id == self.agent_id:
             return True
         return self.department is not None and case.department == self.department
+
+    def may_play(self, case: Case | None) -> bool:
+        """Who may hear a recording (and see it listed): a role that plays recordings, or the
+        agent the recording's case is assigned to. The one rule (recordings.listening plays
+        by it, recordings.catalogue and the case's story list by it)."""
+        if self.can("play_recordings"):
+            return True
+        return (
+            case is not None
+            and self.agent_id is not None
+            and case.assigned_agent_id == self.agent_id
+        )

@@ -272,6 +272,15 @@ def queue_extensions(session: Session) -> list[str]:
     return sorted({extension for extension in rows if extension})
 
 
+def usernames(session: Session, agent_ids: Iterable[int | None]) -> dict[int, str]:
+    """The user name of each of these agents, by id: what people are shown instead of ids."""
+    wanted = sorted({agent_id for agent_id in agent_ids if agent_id is not None})
+    if not wanted:
+        return {}
+    rows = session.exec(select(Agent.id, Agent.username).where(col(Agent.id).in_(wanted)))
+    return {agent_id: username for agent_id, username in rows if agent_id is not None}
+
+
 def agent_named(session: Session, actor: Actor, username: str) -> Agent:
     """One agent's row (after a reset, for who-am-I): one's own, or anyone's for those who
     manage agents."""

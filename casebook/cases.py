@@ -19,17 +19,18 @@ from sqlmodel import Session, col, select
 
 from casebook import audit, site_secrets
 from casebook.access import Actor
+from casebook.agents import usernames
 from casebook.callbacks import request_followup_callback
 from casebook.clock import ensure_aware, utcnow
 from casebook.concurrency import claim
 from casebook.errors import CasebookError, NotFound, RuleViolation
-from casebook.models import Case, CaseStatus, FollowUp, FollowUpResult, Priority
+from casebook.models import Agent, Case, CaseStatus, FollowUp, FollowUpResult, Priority
 from casebook.phone import last_digits, normalise, same_number
 from casebook.phone_lookups import LOOKUP, lookups_in_window
 from casebook.reference import InvalidReference, normalise_reference, reference_for_id
 from casebook.settings import CasebookConfig, PhoneSettings, StatusByPhoneSettings
 from casebook.sla import promised_by
-from casebook.workflow import check_move
+from casebook.workflow import MOVE_PERMISSIONS, check_move
 
 S = CaseStatus
 
@@ -285,6 +286,20 @@ def list_cases(
     return cases
 
 
+def check_mover(actor: Actor, case: Case, target: CaseStatus) -> None:
+    """The actor holds the permission the move needs, if it needs one (MOVE_PERMISSIONS); a
+    refusal is audited."""
+    needed = MOVE_PERMISSIONS.get((CaseStatus(case.status), target))
+    if needed is not None and not actor.can(needed):
+        raise audit.denial(
+            actor,
+            f"case.{target.value}",
+            "case",
+            case.reference,
+            f"{actor.username} may not move a {case.status} case to {target.value}",
+        )
+
+
 def move(
     session: Session,
     actor: Actor,
@@ -295,6 +310,7 @@ def move(
 ) -> None:
     """Move a case the caller has claimed (casebook.concurrency) and audit the move."""
     check_move(case.status, target)
+    check_mover(actor, case, target)
     previous = case.status
     case.status = target.value
     case.updated_at = now
@@ -380,9 +396,14 @@ def start_work(
     now: datetime | None = None,
     seen_version: int | None = None,
 ) -> Case:
-    """The case is being worked on; an unassigned case goes to the agent who takes it."""
+    """The case is being worked on; an unassigned case goes to the agent who takes it. A
+    closed case goes back to work only through a supervisor's ``reopen_case``."""
     case = load_for(session, actor, reference, "case.in_progress")
     claim(session, case, seen_version)
+    if case.status == S.CLOSED.value:
+        raise RuleViolation(
+            f"case {case.reference} is closed: a supervisor reopens it with a reason (cases reopen)"
+        )
     if case.assigned_agent_id is None and actor.agent_id is not None:
         case.assigned_agent_id = actor.agent_id
     move(session, actor, case, S.IN_PROGRESS, moment_or_now(now))
@@ -498,5 +519,88 @@ def close_case(
         S.CLOSED,
         moment,
         {"satisfied": satisfied, "reason": case.close_reason},
+    )
+    return case
+
+
+def reopen_case(
+    session: Session,
+    actor: Actor,
+    reference: str,
+    *,
+    reason: str,
+    now: datetime | None = None,
+    seen_version: int | None = None,
+) -> Case:
+    """A supervisor sends a closed case back to work (the fix did not hold, the caller came
+    back): the reason is kept in the move's audit entry, which is the case's history
+    (casebook.timeline); the close's moment and reason, kept there too, are cleared."""
+    case = load_for(session, actor, reference, "case.in_progress")
+    claim(session, case, seen_version)
+    if case.status != S.CLOSED.value:
+        raise RuleViolation(f"case {case.reference} is {case.status}: only a closed case reopens")
+    check_mover(actor, case, S.IN_PROGRESS)
+    if not reason.strip():
+        raise RuleViolation("reopening a case needs a reason")
+    move(
+        session,
+        actor,
+        case,
+        S.IN_PROGRESS,
+        moment_or_now(now),
+        {"reopened": True, "reason": reason.strip()},
+    )
+    case.closed_at = None
+    case.close_reason = None
+    return case
+
+
+def _assignee(session: Session, username: str) -> Agent:
+    agent = session.exec(select(Agent).where(Agent.username == username)).first()
+    if agent is None:
+        raise NotFound(f"no agent {username}")
+    if not agent.active:
+        raise RuleViolation(f"{username} is disabled and cannot hold cases")
+    return agent
+
+
+def assign_case(
+    session: Session,
+    actor: Actor,
+    reference: str,
+    *,
+    to: str,
+    now: datetime | None = None,
+    seen_version: int | None = None,
+) -> Case:
+    """Give the case to agent ``to``. An agent may take an unassigned case of their department
+    for themselves; assigning anyone else, or taking a case someone holds, is a supervisor's
+    (``supervise_cases``). Audited with who held it before."""
+    case = load_for(session, actor, reference, "case.assign")
+    claim(session, case, seen_version)
+    if case.status in (S.DRAFT.value, S.REJECTED.value, S.CLOSED.value):
+        raise RuleViolation(f"case {case.reference} is {case.status}: nothing to work on")
+    agent = _assignee(session, to)
+    if case.assigned_agent_id == agent.id:
+        raise RuleViolation(f"case {case.reference} is already assigned to {to}")
+    taking = (
+        agent.id == actor.agent_id
+        and case.assigned_agent_id is None
+        and actor.department is not None
+        and case.department == actor.department
+    )
+    if not (taking or actor.can("supervise_cases")):
+        holder = "someone else's case" if case.assigned_agent_id is not None else "it"
+        why = (
+            f"{actor.username} may take only an unassigned case of their department for "
+            f"themselves; assigning {holder} to {to} is a supervisor's"
+        )
+        raise audit.denial(actor, "case.assign", "case", case.reference, why, detail={"to": to})
+    previous = usernames(session, [case.assigned_agent_id]).get(case.assigned_agent_id or 0)
+    case.assigned_agent_id = agent.id
+    case.updated_at = moment_or_now(now)
+    session.add(case)
+    audit.record(
+        session, actor, "case.assign", "case", case.reference, {"from": previous, "to": to}
     )
     return case

@@ -57,6 +57,7 @@ CHANGES: dict[str, str] = {
     "case.escalated": "escalated",
     "case.closed": "closed",
     "case.reroute": "re-routed",
+    "case.assign": "assigned",
     "followup.log": "a follow-up logged",
     "draft.take": "taken for review",
     "callback.assign": "assigned",

@@ -353,6 +353,19 @@ class FollowUp(SQLModel, table=True):
     rerouted_to: str | None = Field(default=None, max_length=64)
 
 
+class CaseNote(SQLModel, table=True):
+    """An agent's or supervisor's internal note on a case: never shown to the caller, never
+    changed once written (the runtime role may only add and read them)."""
+
+    __tablename__ = "case_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="complaint_case.id", index=True)
+    author_id: int | None = Field(default=None, foreign_key="agent.id")
+    at: datetime = Field(default_factory=utcnow)
+    text: str = bounded_text(NOTE_TEXT, default="")
+
+
 _CALLBACK_VERSION = version_column()
 
 

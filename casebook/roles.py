@@ -55,6 +55,8 @@ TABLE_PRIVILEGES: Final[Mapping[str, tuple[str, ...]]] = {
     "transcript": APPEND,
     "followup": APPEND,
     "qa_sample": APPEND,
+    # Internal notes on a case: added, never edited (casebook.notes).
+    "case_note": APPEND,
     **dict.fromkeys(APPEND_ONLY_TABLES, APPEND),
 }
 

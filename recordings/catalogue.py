@@ -6,9 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
+from casebook import audit
+from casebook.access import Actor
+from casebook.agents import usernames
 from casebook.batch import chunked
+from casebook.cases import load_for
 from casebook.errors import NotFound
 from casebook.models import Call, Callback, Case, Recording, RecordingKind
 
@@ -70,3 +76,70 @@ def callback_case(session: Session, callback_id: int) -> int | None:
     was for an abandoned call, which has no case)."""
     callback = session.get(Callback, callback_id)
     return callback.case_id if callback is not None else None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A recording as `recordings list` shows it."""
+
+    recording: Recording
+    case_reference: str | None
+    # The agent on the line (the case's, as QA attributes it); None for the caller's own
+    # message, which holds no staff voice, and for calls no agent handled.
+    agent: str | None
+
+
+def _of_case(case_ids: list[int | None] | SelectOfScalar[int | None]) -> ColumnElement[bool]:
+    """Recordings of these cases: tied to one directly, or through its call."""
+    calls = select(Call.id).where(col(Call.case_id).in_(case_ids))
+    return or_(col(Recording.case_id).in_(case_ids), col(Recording.call_id).in_(calls))
+
+
+def list_recordings(
+    session: Session, actor: Actor, *, reference: str | None = None, limit: int = 100
+) -> list[Listed]:
+    """The recordings the actor may hear (``Actor.may_play``: the same rule as playing), newest
+    first; with ``reference``, that case's (the actor must be concerned by the case). The
+    listing is audited with the recordings shown."""
+    query = select(Recording).order_by(col(Recording.created_at).desc(), col(Recording.id).desc())
+    case_reference = None
+    if reference is not None:
+        case = load_for(session, actor, reference, "recording.list")
+        case_reference = case.reference
+        query = query.where(_of_case([case.id]))
+    if not actor.can("play_recordings"):
+        # Narrowed in SQL to the actor's own cases; may_play below is the rule itself.
+        if actor.agent_id is None:
+            return []
+        query = query.where(
+            _of_case(select(col(Case.id)).where(Case.assigned_agent_id == actor.agent_id))
+        )
+    shown: list[tuple[Recording, Owner]] = []
+    for recording in session.exec(query.limit(limit)):
+        owner = owner_of(session, recording)
+        if actor.may_play(owner.case):
+            shown.append((recording, owner))
+    names = usernames(session, [owner.agent_id for _, owner in shown])
+    listed = [
+        Listed(
+            recording,
+            owner.reference,
+            None
+            if recording.kind == RecordingKind.MESSAGE.value
+            else names.get(owner.agent_id or 0),
+        )
+        for recording, owner in shown
+    ]
+    audit.record(
+        session,
+        actor,
+        "recording.list",
+        "recording",
+        None,
+        {
+            "case": case_reference,
+            "recordings": [item.recording.id for item in listed],
+            "limit": limit,
+        },
+    )
+    return listed

@@ -46,7 +46,8 @@ from casebook import calls as calls_service
 from casebook import cases as case_service
 from casebook import drafts as draft_service
 from casebook import followups as followup_service
-from casebook import signin
+from casebook import notes as note_service
+from casebook import signin, timeline
 from casebook.access import Actor
 from casebook.call_status import call_status
 from casebook.clock import utcnow
@@ -68,6 +69,7 @@ from casebook.workflow import STATUS_LABELS_AR
 from hotline.app.config import Settings
 from hotline.app.dial import DialError, dial_callback
 from inert_text import inert, json_text
+from recordings import catalogue
 from recordings.integrity import verify_recordings
 from recordings.listening import TamperedRecording, verified_copy
 from recordings.retention import apply_retention
@@ -237,6 +239,7 @@ CALL_FIELDS = (
     "hangup_cause_text",
     "ivr_choices",
 )
+RECORDING_FIELDS = ("id", "kind", "duration_seconds", "created_at", "deleted_at")
 AUDIT_FIELDS = (
     "id",
     "seq",
@@ -254,6 +257,13 @@ def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:
     row = pick(case, CASE_FIELDS, zone)
     label = {"status_label_ar": STATUS_LABELS_AR[CaseStatus(case.status)]}
     return {"reference": row.pop("reference"), "status": row.pop("status")} | label | row
+
+
+def recording_row(item: catalogue.Listed, zone: ZoneInfo) -> dict[str, Any]:
+    return pick(item.recording, RECORDING_FIELDS, zone) | {
+        "case": item.case_reference,
+        "agent": item.agent,
+    }
 
 
 def agent_row(agent: Agent, zone: ZoneInfo) -> dict[str, Any]:
@@ -623,6 +633,15 @@ class Reason(Change):
     reason: str
 
 
+class AssignBody(Change):
+    to: str  # a user name
+
+
+class NoteBody(Body):
+    # A note changes nothing of the case, so it carries no version (casebook.notes).
+    text: str
+
+
 class FollowUpBody(Change):
     method: ContactMethod
     result: str  # satisfied, not-satisfied, partial, no-answer (the words agents type)
@@ -648,15 +667,72 @@ def list_cases(
 
 @router.get("/cases/{reference}")
 def show_case(reference: str, caller: CallerDep) -> JSONResponse:
+    """The case and its story (casebook.timeline), people named by user name: README's
+    "cases show --json" documents the keys."""
+
     def read(session: Session, actor: Actor) -> dict[str, Any]:
-        case = case_service.get_case(session, actor, reference)
+        story = timeline.case_story(session, actor, reference)
+        heard = catalogue.list_recordings(session, actor, reference=reference)
         zone = caller.site.zone
-        followups = case_service.case_followups(session, case)
+        case = story.case
         return case_row(case, zone) | {
-            "followups": [pick(item, FOLLOWUP_FIELDS, zone) for item in followups]
+            "assigned_to": story.assigned_to,
+            "confirmed_by": story.confirmed_by,
+            "confirmed_at": plain(case.confirmed_at, zone),
+            "resolution_summary": case.resolution_summary,
+            "resolved_at": plain(case.resolved_at, zone),
+            "close_reason": case.close_reason,
+            "closed_at": plain(case.closed_at, zone),
+            "history": [
+                plain(step, zone)
+                | {"status_label_ar": step.status and STATUS_LABELS_AR[CaseStatus(step.status)]}
+                for step in story.history
+            ],
+            "followups": plain(story.followups, zone),
+            "callbacks": plain(story.callbacks, zone),
+            "recordings": [recording_row(item, zone) for item in heard],
+            "notes": plain(story.notes, zone),
         }
 
     return reply(caller.run(read))
+
+
+@router.post("/cases/{reference}/start")
+def start_work(reference: str, caller: CallerDep, body: Change | None = None) -> JSONResponse:
+    seen = body.version if body is not None else None
+    case = caller.run(
+        lambda session, actor: case_service.start_work(session, actor, reference, seen_version=seen)
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+@router.post("/cases/{reference}/assign")
+def assign_case(reference: str, body: AssignBody, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: case_service.assign_case(
+            session, actor, reference, to=body.to, seen_version=body.version
+        )
+    )
+    return reply(case_row(case, caller.site.zone) | {"assigned_to": body.to})
+
+
+@router.post("/cases/{reference}/reopen")
+def reopen_case(reference: str, body: Reason, caller: CallerDep) -> JSONResponse:
+    case = caller.run(
+        lambda session, actor: case_service.reopen_case(
+            session, actor, reference, reason=body.reason, seen_version=body.version
+        )
+    )
+    return reply(case_row(case, caller.site.zone))
+
+
+@router.post("/cases/{reference}/notes", status_code=201)
+def add_note(reference: str, body: NoteBody, caller: CallerDep) -> JSONResponse:
+    def work(session: Session, actor: Actor) -> dict[str, Any]:
+        note = note_service.add_note(session, actor, reference, text=body.text)
+        return {"id": note.id, "at": note.at, "by": actor.username, "text": note.text}
+
+    return reply(plain(caller.run(work), caller.site.zone), 201)
 
 
 @router.post("/cases/{reference}/resolve")
@@ -1023,6 +1099,20 @@ def attachment(name: str) -> str:
     if quoted == name:
         return f'attachment; filename="{name}"'
     return f"attachment; filename*=utf-8''{quoted}"
+
+
+@router.get("/recordings")
+def list_recordings(
+    caller: CallerDep,
+    case: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> JSONResponse:
+    listed = caller.run(
+        lambda session, actor: catalogue.list_recordings(
+            session, actor, reference=case, limit=limit
+        )
+    )
+    return reply([recording_row(item, caller.site.zone) for item in listed])
 
 
 @router.get("/recordings/{recording_id}/audio", response_model=None)

@@ -39,6 +39,21 @@ CASE_KEYS = {
     "confirmed_text",
     "version",
 }
+# What `cases show` adds to a case (README: "cases show --json"): people by user name.
+STORY_KEYS = {
+    "assigned_to",
+    "confirmed_by",
+    "confirmed_at",
+    "resolution_summary",
+    "resolved_at",
+    "close_reason",
+    "closed_at",
+    "history",
+    "followups",
+    "callbacks",
+    "recordings",
+    "notes",
+}
 CALLBACK_KEYS = {
     "id",
     "reason",
@@ -76,7 +91,7 @@ def test_cases_list_and_show_only_what_the_agent_may_see(api_site: ApiSite) -> N
 
     shown = api_site.client("biller").get(f"/v1/cases/{mine}")
     assert shown.status == 200
-    assert set(shown.json()) == CASE_KEYS | {"followups"}
+    assert set(shown.json()) == CASE_KEYS | STORY_KEYS
     refused = api_site.client("biller").get(f"/v1/cases/{theirs}")
     assert (refused.status, refused.error["code"]) == (403, "denied")
     missing = api_site.client("biller").get("/v1/cases/999999999")

@@ -6,7 +6,7 @@ import pytest
 
 from casebook.errors import IllegalTransition
 from casebook.models import CaseStatus
-from casebook.workflow import ALLOWED_MOVES, STATUS_LABELS_AR, check_move
+from casebook.workflow import ALLOWED_MOVES, MOVE_PERMISSIONS, STATUS_LABELS_AR, check_move
 
 S = CaseStatus
 ILLEGAL = [
@@ -30,11 +30,19 @@ def test_the_complaint_path_is_allowed() -> None:
         check_move(source, target)
 
 
-def test_final_states_have_no_way_out() -> None:
-    assert not ALLOWED_MOVES[S.CLOSED]
+def test_a_rejected_draft_has_no_way_out_and_a_closed_case_only_back_to_work() -> None:
     assert not ALLOWED_MOVES[S.REJECTED]
     with pytest.raises(IllegalTransition, match="none"):
+        check_move(S.REJECTED, S.OPEN)
+    assert ALLOWED_MOVES[S.CLOSED] == {S.IN_PROGRESS}
+    with pytest.raises(IllegalTransition, match="allowed: in_progress"):
         check_move(S.CLOSED, S.OPEN)
+
+
+def test_every_permissioned_move_is_an_allowed_move() -> None:
+    for source, target in MOVE_PERMISSIONS:
+        check_move(source, target)
+    assert MOVE_PERMISSIONS[(S.CLOSED, S.IN_PROGRESS)] == "supervise_cases"
 
 
 def test_every_state_has_an_arabic_label() -> None:
