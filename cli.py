@@ -970,6 +970,11 @@ class Playback:
         self.recording_id = recording_id
         self.folder: tempfile.TemporaryDirectory[str] | None = None
         self.player: subprocess.Popen[bytes] | None = None
+        self.player_name = ""
+
+    @property
+    def reason(self) -> str:
+        return f"review draft {self.reference}"
 
     def play(self) -> None:
         from cli_player import INSTALL_HINT, find_player
@@ -984,9 +989,10 @@ class Playback:
         folder = Path(self.folder.name)
         audio = next(folder.glob("*.wav"), None)
         if audio is None:
-            query = {"purpose": "play", "reason": f"review draft {self.reference}"}
+            query = {"purpose": "play", "reason": self.reason}
             path = f"/recordings/{self.recording_id}/audio"
             audio = self.server_api.download(path, query, folder).path
+        self.player_name = Path(command[0]).name
         self.player = subprocess.Popen(
             [*command, str(audio)],
             stdin=subprocess.DEVNULL,
@@ -996,10 +1002,25 @@ class Playback:
         say(visual("يُشغَّل التسجيل (playing the call)"))
 
     def stop(self) -> None:
-        if self.player is not None and self.player.poll() is None:
+        """Stop the player (if it still plays) and tell the server how the playback went: a
+        player the agent stopped played until then; one that failed says its exit code."""
+        if self.player is None:
+            return
+        if self.player.poll() is None:
             self.player.terminate()
             self.player.wait()
+            exit_status = 0
+        else:
+            exit_status = self.player.returncode
         self.player = None
+        error = (
+            None if exit_status == 0 else f"{self.player_name} stopped with exit code {exit_status}"
+        )
+        try:
+            report_playback(self.server_api, self.recording_id, self.reason, error)
+        except (ApiError, ClientError) as exc:
+            # The draft is what the agent is doing; the report's failure is said, not fatal.
+            sys.stderr.write(f"{inert(str(exc))}\n")
 
     def close(self) -> None:
         self.stop()  # the call belongs to the draft being left
@@ -1593,25 +1614,33 @@ def qa_report_command(
     say(f"reviews {figures['reviews']}, weighted total {number(figures['total'])}%")
 
 
+def report_playback(server_api: ApiClient, recording: int, reason: str, error: str | None) -> None:
+    """Tell the server how playing its copy went (it cannot hear it): played, or failed with
+    the player's words. Only then is a listen on record as heard."""
+    outcome = {"outcome": "played"} if error is None else {"outcome": "failed", "error": error}
+    server_api.post(f"/recordings/{recording}/playback", {"reason": reason} | outcome)
+
+
 @recordings_app.command("play")
 def recordings_play(
     recording: RecordingArgument,
     reason: Annotated[str, typer.Option(help="Why you listen (kept in the audit log).")],
 ) -> None:
     """Listen to a recording (sent by the server after its SHA-256 check; the access is
-    audited)."""
+    audited, and whether it played)."""
     from cli_player import INSTALL_HINT, find_player, play
 
     server_api = api()
     player = find_player()
     if player is None:
-        fail(INSTALL_HINT)
+        fail(INSTALL_HINT)  # nothing fetched, nothing on record
     with tempfile.TemporaryDirectory(prefix="hotline-play-") as folder:
         query = {"purpose": "play", "reason": reason}
         copy = server_api.download(f"/recordings/{recording}/audio", query, Path(folder))
-        exit_status = play(player, copy.path)
-    if exit_status != 0:
-        fail(f"the player {Path(player[0]).name} stopped with exit code {exit_status}")
+        played = play(player, copy.path)
+    report_playback(server_api, recording, reason, played.error)
+    if played.error is not None:
+        fail(f"{visual('لم يُشغَّل التسجيل (not played)')}: {played.error}")
 
 
 @recordings_app.command("export")
