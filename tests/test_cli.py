@@ -176,6 +176,7 @@ PEOPLE_COMMANDS: dict[str, list[str]] = {
     "qa verify": [],
     "qa sample": ["--period", "7d", "--per-agent", "1"],
     "qa score": ["1", "--score", "speed=2"],
+    "qa history": ["1"],
     "qa report": [],
     "recordings play": ["1", "--reason", "QA"],
     "recordings export": ["1", "--to", "copy.wav", "--reason", "court"],
