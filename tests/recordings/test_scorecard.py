@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC
 
 import pytest
+from alembic import command
+from sqlalchemy import text
 from sqlmodel import col, select
 
-from casebook.db import Database
+from casebook.clock import utcnow
+from casebook.db import Database, _alembic_config
 from casebook.errors import AccessDenied, CasebookError, Conflict
 from casebook.models import QAReview, RecordingKind
 from hotline.app.config import Settings
@@ -20,7 +23,7 @@ from recordings.scorecard import (
     score_context,
     score_recording,
 )
-from tests.conftest import Staff
+from tests.conftest import Staff, owner_connection
 from tests.recordings.helpers import audit_events, recorded_call
 
 CODES = [
@@ -183,3 +186,33 @@ def test_a_scorecard_as_typed_is_read_or_refused_naming_the_criterion(settings: 
         parse_answers(settings.qa, typed | {"speed": "5"})
     with pytest.raises(CasebookError, match=r"^charm: unknown criterion"):
         parse_answers(settings.qa, {"charm": "2"})
+
+
+def test_the_version_migration_numbers_each_recordings_reviews_in_the_order_written(
+    db: Database, settings: Settings, staff: Staff
+) -> None:
+    """Down to 0006 (one review per recording and reviewer), two reviewers' reviews of one
+    recording stored as then, and up again: versions 1 and 2, in the order they were written."""
+    rec = recorded_call(db, settings, "c1").id or 0
+    qa, supervisor = staff.actor("qa").agent_id, staff.actor("supervisor").agent_id
+    with owner_connection(db) as connection:
+        command.downgrade(_alembic_config(connection), "0006")
+    with owner_connection(db) as connection:
+        insert = text(
+            "INSERT INTO qa_review (recording_id, reviewer_id, scores, total, created_at) "
+            "VALUES (:recording, :reviewer, '{}', :total, :at)"
+        )
+        for reviewer, total in ((supervisor, 50.0), (qa, 80.0)):
+            connection.execute(
+                insert, {"recording": rec, "reviewer": reviewer, "total": total, "at": utcnow()}
+            )
+        command.upgrade(_alembic_config(connection), "head")
+    db.engine.dispose()  # connections that cached the old table shapes
+    with db.session() as session:
+        reviews = session.exec(select(QAReview).order_by(col(QAReview.id))).all()
+    assert [(r.reviewer_id, r.version, r.total) for r in reviews] == [
+        (supervisor, 1, 50.0),
+        (qa, 2, 80.0),
+    ]
+    third = score(db, settings, staff, "qa", rec, all_scored(2.0), seen_version=2)
+    assert third.version == 3
