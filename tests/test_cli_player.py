@@ -27,7 +27,8 @@ def test_a_failing_player_is_one_line_with_its_last_words(tmp_path: Path) -> Non
     player.chmod(0o755)
     played = play([str(player)], tmp_path / "call.wav")
     assert played.error == (
-        "aplay stopped with exit code 1: aplay: main:831: audio open error: No such file or directory"
+        "aplay stopped with exit code 1: "
+        "aplay: main:831: audio open error: No such file or directory"
     )
     quiet = tmp_path / "quiet"
     quiet.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
