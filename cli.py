@@ -1134,6 +1134,11 @@ class Playback:
         self.recording_id = recording_id
         self.folder: tempfile.TemporaryDirectory[str] | None = None
         self.player: subprocess.Popen[bytes] | None = None
+        self.player_name = ""
+
+    @property
+    def reason(self) -> str:
+        return f"review draft {self.reference}"
 
     def play(self) -> None:
         from cli_player import INSTALL_HINT, find_player
@@ -1148,9 +1153,10 @@ class Playback:
         folder = Path(self.folder.name)
         audio = next(folder.glob("*.wav"), None)
         if audio is None:
-            query = {"purpose": "play", "reason": f"review draft {self.reference}"}
+            query = {"purpose": "play", "reason": self.reason}
             path = f"/recordings/{self.recording_id}/audio"
             audio = self.server_api.download(path, query, folder).path
+        self.player_name = Path(command[0]).name
         self.player = subprocess.Popen(
             [*command, str(audio)],
             stdin=subprocess.DEVNULL,
@@ -1160,10 +1166,25 @@ class Playback:
         say(visual("يُشغَّل التسجيل (playing the call)"))
 
     def stop(self) -> None:
-        if self.player is not None and self.player.poll() is None:
+        """Stop the player (if it still plays) and tell the server how the playback went: a
+        player the agent stopped played until then; one that failed says its exit code."""
+        if self.player is None:
+            return
+        if self.player.poll() is None:
             self.player.terminate()
             self.player.wait()
+            exit_status = 0
+        else:
+            exit_status = self.player.returncode
         self.player = None
+        error = (
+            None if exit_status == 0 else f"{self.player_name} stopped with exit code {exit_status}"
+        )
+        try:
+            report_playback(self.server_api, self.recording_id, self.reason, error)
+        except (ApiError, ClientError) as exc:
+            # The draft is what the agent is doing; the report's failure is said, not fatal.
+            sys.stderr.write(f"{inert(str(exc))}\n")
 
     def close(self) -> None:
         self.stop()  # the call belongs to the draft being left
@@ -1638,15 +1659,39 @@ def qa_verify(
         raise typer.Exit(ExitCode.REFUSED)
 
 
+# Why recordings were left out of a sample (recordings.sampling's reasons), for people.
+EXCLUDED = {
+    "out_of_period": "خارج الفترة (out of the period)",
+    "ivr_only": "رسالة المتصل دون موظف (IVR only: no agent on the line)",
+    "deleted": "محذوف (deleted by retention)",
+    "unverified": "ملفه مفقود عند الاستلام (file missing at ingest)",
+    "reviewed": "قيّمته من قبل (scored by you before)",
+    "drawn_before": "سُحب لك في عينة سابقة (drawn for you in an earlier sample)",
+}
+
+
 @qa_app.command("sample")
 def qa_sample(
     period: Annotated[str, typer.Option(help="Recordings of this last period: 24h, 7d, 2w.")],
     per_agent: Annotated[int, typer.Option(min=1, help="Recordings per agent.")],
-    seed: Annotated[int | None, typer.Option(min=0, help="Repeat a draw with its seed.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(min=0, help="Repeat a sample with its seed (over its first period)."),
+    ] = None,
+    include_drawn: Annotated[
+        bool,
+        typer.Option(
+            "--include-drawn", help="Also recordings drawn for you before or scored by you."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Draw recordings to review, per agent and per category, never one you already had."""
-    body = {"period_hours": period_hours(period, "--period"), "per_agent": per_agent}
+    """Draw recordings to review, per agent and per category; says what was left out and why."""
+    body: dict[str, Any] = {
+        "period_hours": period_hours(period, "--period"),
+        "per_agent": per_agent,
+        "include_drawn": include_drawn,
+    }
     sample: dict[str, Any] = api().post(
         "/qa/samples", body | ({} if seed is None else {"seed": seed})
     )
@@ -1663,7 +1708,17 @@ def qa_sample(
             local_time(item.get("recorded_at"), short=True),
         )
     out().print(listing)
-    say(f"{len(sample['recordings'])} recordings for {sample['reviewer']}; seed {sample['seed']}")
+    period_said = f"{local_time(sample['since'])} – {local_time(sample['until'])}"
+    repeated = " (a repeat of this seed: same period)" if sample.get("repeated") else ""
+    say(
+        f"{len(sample['recordings'])} recordings for {sample['reviewer']}; "
+        f"seed {sample['seed']}{repeated}; period {period_said}"
+    )
+    left_out = {why: count for why, count in sample["excluded"].items() if count}
+    if not left_out:
+        say(visual("لم يُستبعد شيء (nothing left out)"))
+    for why, count in left_out.items():
+        say(f"{visual('مستبعد (left out)')}: {count} · {visual(EXCLUDED.get(why, why))}")
 
 
 def ask_answer(criterion: dict[str, Any]) -> str:
@@ -1672,17 +1727,18 @@ def ask_answer(criterion: dict[str, Any]) -> str:
 
 
 def score_interactively(
-    server_api: ApiClient, recording: int, comment: str | None
+    server_api: ApiClient, recording: int, comment: str | None, seen: int
 ) -> dict[str, Any]:
     """The scorecard, one criterion at a time; the server checks the answers, and one it
-    refuses (its message names the criterion) is asked again."""
+    refuses (its message names the criterion) is asked again. ``seen``: the latest version
+    of the recording's score shown to the reviewer."""
     criteria: list[dict[str, Any]] = server_api.get("/qa/criteria")
     answers = {criterion["code"]: ask_answer(criterion) for criterion in criteria}
     if comment is None:
         comment = str(typer.prompt(visual("ملاحظات (comment)"), default="")) or None
     by_code = {criterion["code"]: criterion for criterion in criteria}
     while True:
-        body = {"recording": recording, "scores": answers, "comment": comment}
+        body = {"recording": recording, "scores": answers, "comment": comment, "version": seen}
         try:
             scored: dict[str, Any] = server_api.post("/qa/scores", body)
             return scored
@@ -1692,6 +1748,43 @@ def score_interactively(
                 raise
             sys.stderr.write(f"{inert(exc.message)}\n")
             answers[code] = ask_answer(by_code[code])
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def show_score_context(context: dict[str, Any]) -> None:
+    """Who and what is being scored, before any question: the agent heard (nobody on an
+    IVR-only recording), the case, the kind of recording, how long, when; earlier scores."""
+    agent = context.get("agent") or (
+        visual("لا أحد: رسالة المتصل (nobody: IVR only)")
+        if context.get("ivr_only")
+        else visual("لا أحد (nobody)")
+    )
+    kinds = {
+        "call": "مكالمة (call)",
+        "message": "رسالة المتصل (caller's message)",
+        "callback": "معاودة اتصال (callback)",
+    }
+    rows = (
+        ("التسجيل (recording)", str(context["recording"])),
+        ("الموظف (agent)", agent),
+        ("المرجع (case)", context.get("case") or "—"),
+        ("النوع (kind)", visual(kinds.get(context["kind"], context["kind"]))),
+        ("المدة (duration)", duration(context.get("duration_seconds"))),
+        ("التاريخ (recorded)", local_time(context.get("recorded_at"))),
+    )
+    for label, value in rows:
+        say(f"{visual(label)}: {value}")
+    for version in context["versions"]:
+        say(
+            f"{visual('تقييم سابق (scored before)')}: v{version['version']} "
+            f"{version['reviewer']} {local_time(version['at'])} {version['total'] or 0:.1f}%"
+        )
 
 
 @qa_app.command("score")
@@ -1707,8 +1800,13 @@ def qa_score(
     ] = None,
     comment: Annotated[str | None, typer.Option(help="The reviewer's comment.")] = None,
 ) -> None:
-    """Score a recording on the QA scorecard: asked criterion by criterion, or with --score."""
+    """Score a recording on the QA scorecard (after its agent, case, kind, duration and date):
+    asked criterion by criterion, or with --score. A rescore is a new version; refused if
+    someone scored it since it was shown."""
     server_api = api()
+    context: dict[str, Any] = server_api.get(f"/qa/recordings/{recording}")
+    show_score_context(context)
+    seen = int(context["latest_version"])
     if score:
         answers: dict[str, str] = {}
         for item in score:
@@ -1716,11 +1814,26 @@ def qa_score(
             if not equals:
                 fail(f"--score {item!r}: write CODE=VALUE")
             answers[code.strip()] = answer
-        body = {"recording": recording, "scores": answers, "comment": comment}
+        body = {"recording": recording, "scores": answers, "comment": comment, "version": seen}
         scored = server_api.post("/qa/scores", body)
     else:
-        scored = score_interactively(server_api, recording, comment)
-    say(f"recording {recording} scored: {scored.get('total') or 0:.1f}%")
+        scored = score_interactively(server_api, recording, comment, seen)
+    say(
+        f"recording {recording} scored: {scored.get('total') or 0:.1f}% "
+        f"(version {scored.get('version')})"
+    )
+
+
+@qa_app.command("history")
+def qa_history(recording: RecordingArgument, as_json: JsonOption = False) -> None:
+    """A recording's scores, every version kept (the report counts the latest)."""
+    context: dict[str, Any] = api().get(f"/qa/recordings/{recording}")
+    if as_json:
+        emit_json(context)
+        return
+    show_score_context(context)
+    if not context["versions"]:
+        say(visual("لم يُقيَّم بعد (not scored yet)"))
 
 
 @qa_app.command("report")
@@ -1798,25 +1911,33 @@ def recordings_list(
     out().print(recording_table(recordings, bidi()))
 
 
+def report_playback(server_api: ApiClient, recording: int, reason: str, error: str | None) -> None:
+    """Tell the server how playing its copy went (it cannot hear it): played, or failed with
+    the player's words. Only then is a listen on record as heard."""
+    outcome = {"outcome": "played"} if error is None else {"outcome": "failed", "error": error}
+    server_api.post(f"/recordings/{recording}/playback", {"reason": reason} | outcome)
+
+
 @recordings_app.command("play")
 def recordings_play(
     recording: RecordingArgument,
     reason: Annotated[str, typer.Option(help="Why you listen (kept in the audit log).")],
 ) -> None:
     """Listen to a recording (sent by the server after its SHA-256 check; the access is
-    audited)."""
+    audited, and whether it played)."""
     from cli_player import INSTALL_HINT, find_player, play
 
     server_api = api()
     player = find_player()
     if player is None:
-        fail(INSTALL_HINT)
+        fail(INSTALL_HINT)  # nothing fetched, nothing on record
     with tempfile.TemporaryDirectory(prefix="hotline-play-") as folder:
         query = {"purpose": "play", "reason": reason}
         copy = server_api.download(f"/recordings/{recording}/audio", query, Path(folder))
-        exit_status = play(player, copy.path)
-    if exit_status != 0:
-        fail(f"the player {Path(player[0]).name} stopped with exit code {exit_status}")
+        played = play(player, copy.path)
+    report_playback(server_api, recording, reason, played.error)
+    if played.error is not None:
+        fail(f"{visual('لم يُشغَّل التسجيل (not played)')}: {played.error}")
 
 
 @recordings_app.command("export")

@@ -269,6 +269,10 @@ class ApiClient:
         otherwise the file is removed. An existing file is never overwritten."""
         if destination.exists() and not destination.is_dir():
             raise ClientError(f"{destination} exists: not overwritten")
+        folder = destination if destination.is_dir() else destination.parent
+        if not folder.is_dir():
+            # Said before the server is asked: it would send (and log) a copy nobody can keep.
+            raise ClientError(f"folder {folder} does not exist: nothing fetched")
         connection, response = self._send("GET", path, query=query)
         try:
             if response.status >= 400:

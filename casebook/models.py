@@ -418,21 +418,28 @@ class CallbackAttempt(SQLModel, table=True):
 
 
 class QAReview(SQLModel, table=True):
+    """One version of a recording's score (recordings.scorecard): scoring it again, by the same
+    reviewer or another, adds the next version and changes none; the report reads the latest."""
+
     __tablename__ = "qa_review"
 
     id: int | None = Field(default=None, primary_key=True)
     recording_id: int = Field(foreign_key="recording.id", index=True)
+    # 1, 2, ... per recording, in the order they were written.
+    version: int
     reviewer_id: int = Field(foreign_key="agent.id", index=True)
     scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     total: float | None = None
     comment: str | None = bounded_text(NOTE_TEXT)
     created_at: datetime = Field(default_factory=utcnow)
 
-    __table_args__ = (UniqueConstraint("recording_id", "reviewer_id"),)
+    __table_args__ = (
+        UniqueConstraint("recording_id", "version", name="uq_qa_review_recording_version"),
+    )
 
 
 class QASample(SQLModel, table=True):
-    """A recording drawn for a reviewer (recordings.sampling); never drawn twice for them."""
+    """A recording drawn for a reviewer in the sample named by its seed (recordings.sampling)."""
 
     __tablename__ = "qa_sample"
 
@@ -442,9 +449,17 @@ class QASample(SQLModel, table=True):
     # The stratum it was drawn from (e.g. "billing", "abandoned", "callback") and the seed.
     stratum: str = Field(max_length=80)
     seed: int
+    # The period the sample was drawn over: a repeat of the seed draws over it again.
+    # (None: drawn before migration 0008 kept it.)
+    period_start: datetime | None = None
+    period_end: datetime | None = None
     drawn_at: datetime = Field(default_factory=utcnow)
 
-    __table_args__ = (UniqueConstraint("recording_id", "reviewer_id"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "reviewer_id", "seed", "recording_id", name="uq_qa_sample_reviewer_seed_recording"
+        ),
+    )
 
 
 class AuditEvent(SQLModel, table=True):

@@ -49,10 +49,9 @@ TABLE_PRIVILEGES: Final[Mapping[str, tuple[str, ...]]] = {
     "transcription_job": CHANGE,
     "callback": CHANGE,
     "callback_attempt": CHANGE,
-    # Scoring a recording again replaces the review (the audit log keeps both).
-    "qa_review": CHANGE,
-    # Written once and never changed by any service.
+    # Written once and never changed by any service (a rescore is a new qa_review version).
     "transcript": APPEND,
+    "qa_review": APPEND,
     "followup": APPEND,
     "qa_sample": APPEND,
     # Internal notes on a case: added, never edited (casebook.notes).

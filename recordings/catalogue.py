@@ -19,12 +19,19 @@ from casebook.errors import NotFound
 from casebook.models import Call, Callback, Case, Recording, RecordingKind
 
 
+def ivr_only(recording: Recording) -> bool:
+    """No agent on the line: the caller's message, recorded by the IVR alone."""
+    return recording.kind == RecordingKind.MESSAGE.value
+
+
 @dataclass(frozen=True)
 class Owner:
-    """The call and case a recording belongs to, either may be unknown."""
+    """The call and case a recording belongs to, either may be unknown; ``ivr_only``: nobody
+    of the staff is heard on it."""
 
     call: Call | None
     case: Case | None
+    ivr_only: bool = False
 
     @property
     def reference(self) -> str | None:
@@ -32,8 +39,9 @@ class Owner:
 
     @property
     def agent_id(self) -> int | None:
-        """The agent who handled the case: the one it is assigned to, else who confirmed it."""
-        if self.case is None:
+        """The agent heard on the recording: the one who handled its case (assigned, else who
+        confirmed it); nobody for an IVR-only recording, whoever later took its case."""
+        if self.case is None or self.ivr_only:
             return None
         return self.case.assigned_agent_id or self.case.confirmed_by_id
 
@@ -42,7 +50,7 @@ def owner_of(session: Session, recording: Recording) -> Owner:
     call = session.get(Call, recording.call_id) if recording.call_id is not None else None
     case_id = recording.case_id or (call.case_id if call is not None else None)
     case = session.get(Case, case_id) if case_id is not None else None
-    return Owner(call, case)
+    return Owner(call, case, ivr_only(recording))
 
 
 def get_recording(session: Session, recording_id: int) -> Recording:

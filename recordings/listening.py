@@ -19,6 +19,7 @@ from sqlmodel import Session
 from casebook import audit
 from casebook.access import Actor
 from casebook.errors import AccessDenied, CasebookError, NotFound
+from casebook.limits import cut
 from casebook.models import Recording
 from recordings.catalogue import Owner, get_recording, owner_of
 from recordings.ingest import RecordingRefused, confined_path, open_recording
@@ -26,6 +27,15 @@ from recordings.ingest import RecordingRefused, confined_path, open_recording
 _CHUNK = 1 << 20
 PLAY = "recording.play"
 EXPORT = "recording.export"
+# Playing happens on the person's machine, out of the server's sight: the server knows only
+# that it sent the copy (SENT), then what the client says of the playback (PLAYED, or
+# PLAY_FAILED with the player's words). A client that never says leaves the listen at SENT;
+# one that lies cannot be caught: the log says what it says, and who said it.
+SENT = "recording.sent"
+PLAYED = "recording.played"
+PLAY_FAILED = "recording.play_failed"
+# The player's last words kept in the log (ALSA says much, little of it useful).
+PLAYER_ERROR_CHARS = 300
 
 
 class TamperedRecording(AccessDenied):
@@ -94,17 +104,19 @@ def _verified_copy(
         problem = "its file was missing at ingest, so nothing proves it unchanged"
     else:
         try:
-            with os.fdopen(open_recording(source), "rb") as reading:
-                descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(descriptor, "wb") as copy:
-                    while chunk := reading.read(_CHUNK):
-                        copy.write(chunk)
-                        digest.update(chunk)
+            reading = os.fdopen(open_recording(source), "rb")
         except FileNotFoundError:
             problem = "its file is missing"
         except RecordingRefused as exc:
             problem = str(exc)
         else:
+            # Only the recording's own file is its integrity; the copy's folder is the caller's.
+            with reading:
+                descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(descriptor, "wb") as copy:
+                    while chunk := reading.read(_CHUNK):
+                        copy.write(chunk)
+                        digest.update(chunk)
             if digest.hexdigest() == recording.sha256:
                 return
             problem = "its file no longer matches the SHA-256 stored at ingest"
@@ -133,7 +145,8 @@ def verified_copy(
     """A verified copy in ``folder`` (an empty private folder of the caller's, which deletes it
     once the copy has been played or sent); audited as a listen or an export, with its reason.
     A retried unit of work writes the same file again. ``root``: recordings.root, the only
-    place a recording is read from."""
+    place a recording is read from. A copy to play is logged as sent (SENT), not as heard: the
+    client says how the playback went (``report_playback``)."""
     action = PLAY if purpose == "play" else EXPORT
     recording, owner = _authorise(session, actor, recording_id, action, reason)
     source = _source(actor, recording, owner, action, root)
@@ -143,8 +156,32 @@ def verified_copy(
     detail = {"why": reason, "case": owner.reference, "sha256": recording.sha256}
     if action == EXPORT:
         detail["to"] = "download"  # streamed to the person's own machine (the HTTP API)
-    audit.record(session, actor, action, "recording", recording_id, detail)
+    else:
+        detail["purpose"] = "play"
+    audit.record(
+        session, actor, EXPORT if action == EXPORT else SENT, "recording", recording_id, detail
+    )
     return VerifiedCopy(target, recording.sha256)
+
+
+def report_playback(
+    session: Session,
+    actor: Actor,
+    recording_id: int,
+    reason: str,
+    *,
+    played: bool,
+    error: str | None = None,
+) -> None:
+    """What the client says of playing a copy it was sent: heard (PLAYED), or the player
+    failed (PLAY_FAILED, with the player's last words). Only someone who may play the
+    recording may say so."""
+    recording, owner = _authorise(session, actor, recording_id, PLAY, reason)
+    detail: dict[str, object] = {"why": reason, "case": owner.reference}
+    if not played:
+        detail["error"] = cut(" ".join((error or "").split()), PLAYER_ERROR_CHARS) or None
+    action = PLAYED if played else PLAY_FAILED
+    audit.record(session, actor, action, "recording", recording.id, detail)
 
 
 def copy_for_playing(
@@ -168,6 +205,10 @@ def export_recording(
     """A verified copy at ``destination`` (a file, or a folder to put it in); audited. The copy
     gets its final name only after the audit entry is written. ``root``: recordings.root,
     the only place a recording is read from."""
+    folder = destination if destination.is_dir() else destination.parent
+    if not folder.is_dir():
+        # Said before anything is read: the recording is not at fault, nothing is logged.
+        raise CasebookError(f"folder {folder} does not exist: nothing exported")
     recording, owner = _authorise(session, actor, recording_id, EXPORT, reason)
     source = _source(actor, recording, owner, EXPORT, root)
     target = destination / Path(source).name if destination.is_dir() else destination

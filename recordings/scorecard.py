@@ -1,6 +1,7 @@
 """The QA scorecard: a reviewer scores a recording on the configured criteria (what callers
-expect from complaint staff), each on its scale and with its weight; the report averages the
-scores per agent and per criterion over a period."""
+expect from complaint staff), each on its scale and with its weight. Scoring a recording again
+(the same reviewer or another) adds the next version of its score, kept with the earlier ones;
+the report averages the latest version of each recording per agent and per criterion."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from sqlmodel import Session, col, select
 from casebook import audit
 from casebook.access import Actor
 from casebook.clock import ensure_aware
-from casebook.errors import CasebookError
-from casebook.models import Agent, QAReview
+from casebook.concurrency import locked
+from casebook.errors import CasebookError, Conflict, NotFound
+from casebook.models import Agent, QAReview, Recording
 from recordings.catalogue import get_recording, owner_of
 from recordings.integrity import require_reviewer
 from recordings.sampling import UNASSIGNED
@@ -86,6 +88,21 @@ def _checked(qa: QaSettings, scores: Mapping[str, float]) -> dict[str, float]:
     return {c.code: float(scores[c.code]) for c in qa.criteria}
 
 
+def latest_review(session: Session, recording_id: int) -> QAReview | None:
+    query = (
+        select(QAReview)
+        .where(QAReview.recording_id == recording_id)
+        .order_by(col(QAReview.version).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def _reviewer_name(session: Session, review: QAReview) -> str:
+    reviewer = session.get(Agent, review.reviewer_id)
+    return reviewer.username if reviewer is not None else f"agent:{review.reviewer_id}"
+
+
 def score_recording(
     session: Session,
     qa: QaSettings,
@@ -93,28 +110,118 @@ def score_recording(
     recording_id: int,
     scores: Mapping[str, float],
     comment: str | None = None,
+    *,
+    seen_version: int | None = None,
 ) -> QAReview:
-    """One review per recording and reviewer: scoring again replaces it (the audit log keeps
-    both)."""
+    """The next version of the recording's score; the earlier ones stay as they were.
+
+    ``seen_version``: the latest version the reviewer was shown before scoring (0: none). If
+    another was written since, the score is refused (``Conflict``, naming who scored and when)
+    so that nobody replaces, unaware, a score they never saw; the reviewer can look and score
+    again. Without it (None), the score is added on whatever is there, in the order written.
+    """
     require_reviewer(actor, "qa.score")
     if actor.agent_id is None:
         raise CasebookError(f"{actor.username} is not an agent and cannot review recordings")
-    recording = get_recording(session, recording_id)
+    # Locked to the end of the transaction (PostgreSQL; SQLite's BEGIN IMMEDIATE already is):
+    # of two scores at once, the second waits and numbers itself after the first.
+    recording = locked(session, Recording, recording_id)
+    if recording is None:
+        raise NotFound(f"no recording {recording_id}")
     checked = _checked(qa, scores)
-    review = session.exec(
-        select(QAReview).where(
-            QAReview.recording_id == recording_id, QAReview.reviewer_id == actor.agent_id
+    latest = latest_review(session, recording_id)
+    current = 0 if latest is None else latest.version
+    if seen_version is not None and seen_version != current:
+        if latest is None:
+            raise Conflict(f"the score of recording {recording_id}", "not scored")
+        raise Conflict(
+            f"the score of recording {recording_id}",
+            f"version {current}",
+            change="scored",
+            by=_reviewer_name(session, latest),
+            at=latest.created_at,
         )
-    ).first() or QAReview(recording_id=recording_id, reviewer_id=actor.agent_id)
-    action = "qa.rescore" if review.id is not None else "qa.score"
-    review.scores = checked
-    review.total = weighted_total(qa.criteria, checked)
-    review.comment = comment
+    review = QAReview(
+        recording_id=recording_id,
+        version=current + 1,
+        reviewer_id=actor.agent_id,
+        scores=checked,
+        total=weighted_total(qa.criteria, checked),
+        comment=comment,
+    )
     session.add(review)
     session.flush()
-    detail = {"total": review.total, "case": owner_of(session, recording).reference}
+    detail = {
+        "total": review.total,
+        "version": review.version,
+        "case": owner_of(session, recording).reference,
+    }
+    action = "qa.score" if current == 0 else "qa.rescore"
     audit.record(session, actor, action, "recording", recording_id, detail)
     return review
+
+
+@dataclass(frozen=True)
+class ScoreVersion:
+    version: int
+    reviewer: str
+    total: float | None
+    scores: dict[str, float]
+    comment: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """What a reviewer sees before scoring: the call (who is heard on it, which case, what kind,
+    how long, when) and the score's versions so far, oldest first."""
+
+    recording: int
+    kind: str
+    agent: str | None  # user name; None: nobody of the staff is heard (IVR-only, abandoned)
+    ivr_only: bool
+    case: str | None
+    duration_seconds: float | None
+    recorded_at: datetime
+    versions: list[ScoreVersion]
+
+    @property
+    def latest_version(self) -> int:
+        return self.versions[-1].version if self.versions else 0
+
+
+def score_context(session: Session, actor: Actor, recording_id: int) -> ScoreContext:
+    require_reviewer(actor, "qa.history")
+    recording = get_recording(session, recording_id)
+    owner = owner_of(session, recording)
+    agent = session.get(Agent, owner.agent_id) if owner.agent_id is not None else None
+    reviews = session.exec(
+        select(QAReview)
+        .where(QAReview.recording_id == recording_id)
+        .order_by(col(QAReview.version))
+    )
+    versions = [
+        ScoreVersion(
+            review.version,
+            _reviewer_name(session, review),
+            review.total,
+            dict(review.scores),
+            review.comment,
+            review.created_at,
+        )
+        for review in reviews
+    ]
+    audit.record(session, actor, "qa.history", "recording", recording_id, {"case": owner.reference})
+    return ScoreContext(
+        recording_id,
+        recording.kind,
+        agent.username if agent is not None else None,
+        owner.ivr_only,
+        owner.reference,
+        recording.duration_seconds,
+        recording.created_at,
+        versions,
+    )
 
 
 @dataclass(frozen=True)
@@ -165,12 +272,18 @@ def qa_report(
     until: datetime | None = None,
 ) -> QaReport:
     actor.require("view_reports", "see QA reports")
-    query = select(QAReview).order_by(col(QAReview.id))
-    if since is not None:
-        query = query.where(col(QAReview.created_at) >= ensure_aware(since))
+    query = select(QAReview).order_by(col(QAReview.recording_id), col(QAReview.version))
     if until is not None:
         query = query.where(col(QAReview.created_at) < ensure_aware(until))
-    reviews = list(session.exec(query))
+    # Each recording's score as it stood at ``until``: its latest version then, counted when
+    # that version was written in the period.
+    latest = {review.recording_id: review for review in session.exec(query)}
+    start = ensure_aware(since) if since is not None else None
+    reviews = [
+        review
+        for review in latest.values()
+        if start is None or ensure_aware(review.created_at) >= start
+    ]
     names = {a.id: a.username for a in session.exec(select(Agent))}
     by_agent: dict[str, list[QAReview]] = defaultdict(list)
     for review in reviews:

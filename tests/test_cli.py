@@ -180,6 +180,7 @@ PEOPLE_COMMANDS: dict[str, list[str]] = {
     "qa verify": [],
     "qa sample": ["--period", "7d", "--per-agent", "1"],
     "qa score": ["1", "--score", "speed=2"],
+    "qa history": ["1"],
     "qa report": [],
     "recordings list": [],
     "recordings play": ["1", "--reason", "QA"],

@@ -124,7 +124,13 @@ def test_a_stale_block_names_each_command_to_fix() -> None:
 def test_a_command_in_no_section_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     sections = tuple(tuple(n for n in names if n != "qa") for names in readme_commands.SECTIONS)
     monkeypatch.setattr(readme_commands, "SECTIONS", sections)
-    assert readme_commands.unplaced() == ["qa verify", "qa sample", "qa score", "qa report"]
+    assert readme_commands.unplaced() == [
+        "qa verify",
+        "qa sample",
+        "qa score",
+        "qa history",
+        "qa report",
+    ]
 
 
 def test_write_rewrites_only_the_block(tmp_path: Path) -> None:

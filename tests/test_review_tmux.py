@@ -209,7 +209,8 @@ def test_the_play_key_streams_the_call_through_the_server_and_plays_it(
         site.people["admin"].ok("audit", "list", "--object-type", "recording", "--json").stdout
     )
     plays = [(e["actor"], e["action"], e["detail"].get("why")) for e in events]
-    assert ("amal", "recording.play", f"review draft {reference}") in plays
+    assert ("amal", "recording.sent", f"review draft {reference}") in plays
+    assert ("amal", "recording.played", f"review draft {reference}") in plays
 
 
 def test_an_edited_text_survives_a_failed_confirm_and_is_offered_again(

@@ -71,10 +71,16 @@ from hotline.app.dial import DialError, dial_callback
 from inert_text import inert, json_text
 from recordings import catalogue
 from recordings.integrity import verify_recordings
-from recordings.listening import TamperedRecording, verified_copy
+from recordings.listening import TamperedRecording, report_playback, verified_copy
 from recordings.retention import apply_retention
 from recordings.sampling import MAX_SEED, draw_sample
-from recordings.scorecard import choices, parse_answers, qa_report, score_recording
+from recordings.scorecard import (
+    choices,
+    parse_answers,
+    qa_report,
+    score_context,
+    score_recording,
+)
 
 log = logging.getLogger(__name__)
 
@@ -991,12 +997,15 @@ class SampleBody(Body):
     period_hours: float = Field(gt=0)
     per_agent: int = Field(ge=1)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    include_drawn: bool = False
 
 
 class ScoreBody(Body):
     recording: int
     scores: dict[str, str]  # criterion code -> the answer as typed ("2", "yes", "نعم")
     comment: str | None = None
+    # The latest version of the recording's score the reviewer was shown (0: none).
+    version: int | None = Field(None, ge=0)
 
 
 @router.get("/qa/criteria")
@@ -1038,7 +1047,13 @@ def qa_sample(body: SampleBody, caller: CallerDep) -> JSONResponse:
     since = until - timedelta(hours=body.period_hours)
     sample = caller.run(
         lambda session, actor: draw_sample(
-            session, actor, since=since, until=until, per_agent=body.per_agent, seed=body.seed
+            session,
+            actor,
+            since=since,
+            until=until,
+            per_agent=body.per_agent,
+            seed=body.seed,
+            include_drawn=body.include_drawn,
         )
     )
     zone = caller.site.zone
@@ -1053,7 +1068,18 @@ def qa_sample(body: SampleBody, caller: CallerDep) -> JSONResponse:
         }
         for item in sample.drawn
     ]
-    return reply({"seed": sample.seed, "reviewer": sample.reviewer, "recordings": drawn})
+    return reply(
+        {
+            "seed": sample.seed,
+            "reviewer": sample.reviewer,
+            "since": plain(sample.since, zone),
+            "until": plain(sample.until, zone),
+            "repeated": sample.repeated,
+            "include_drawn": sample.include_drawn,
+            "excluded": sample.excluded,
+            "recordings": drawn,
+        }
+    )
 
 
 @router.post("/qa/scores", status_code=201)
@@ -1061,10 +1087,39 @@ def qa_score(body: ScoreBody, caller: CallerDep) -> JSONResponse:
     qa = caller.site.settings.qa
     review = caller.run(
         lambda session, actor: score_recording(
-            session, qa, actor, body.recording, parse_answers(qa, body.scores), body.comment
+            session,
+            qa,
+            actor,
+            body.recording,
+            parse_answers(qa, body.scores),
+            body.comment,
+            seen_version=body.version,
         )
     )
-    return reply({"recording": review.recording_id, "total": review.total}, 201)
+    return reply(
+        {"recording": review.recording_id, "version": review.version, "total": review.total},
+        201,
+    )
+
+
+@router.get("/qa/recordings/{recording_id}")
+def qa_recording(recording_id: int, caller: CallerDep) -> JSONResponse:
+    """What a reviewer sees before scoring: the call and its score's versions."""
+    context = caller.run(lambda session, actor: score_context(session, actor, recording_id))
+    zone = caller.site.zone
+    return reply(
+        {
+            "recording": context.recording,
+            "kind": context.kind,
+            "agent": context.agent,
+            "ivr_only": context.ivr_only,
+            "case": context.case,
+            "duration_seconds": context.duration_seconds,
+            "recorded_at": plain(context.recorded_at, zone),
+            "latest_version": context.latest_version,
+            "versions": plain(context.versions, zone),
+        }
+    )
 
 
 @router.get("/qa/report")
@@ -1158,6 +1213,28 @@ def recording_audio(
         },
         background=BackgroundTask(audio.close),
     )
+
+
+class PlaybackBody(Body):
+    reason: str
+    outcome: Literal["played", "failed"]
+    error: str | None = None  # the player's words, when it failed
+
+
+@router.post("/recordings/{recording_id}/playback", status_code=201)
+def recording_playback(recording_id: int, body: PlaybackBody, caller: CallerDep) -> JSONResponse:
+    """The client's word on playing a copy it was sent: the server cannot hear it played."""
+    caller.run(
+        lambda session, actor: report_playback(
+            session,
+            actor,
+            recording_id,
+            body.reason,
+            played=body.outcome == "played",
+            error=body.error,
+        )
+    )
+    return reply({"recording": recording_id, "outcome": body.outcome}, 201)
 
 
 @router.post("/recordings/retention")

@@ -323,13 +323,50 @@ def test_qa_criteria_sample_score_report_and_verify(api_site: ApiSite) -> None:
     assert sample.status == 200
     assert sample.json()["seed"] == 7 and sample.json()["reviewer"] == "qa"
     assert recording.id in {item["recording"] for item in sample.json()["recordings"]}
+    assert set(sample.json()["excluded"]) == {
+        "out_of_period",
+        "ivr_only",
+        "deleted",
+        "unverified",
+        "reviewed",
+        "drawn_before",
+    }
+    assert sample.json()["repeated"] is False and sample.json()["include_drawn"] is False
+    again = qa.post("/v1/qa/samples", {"period_hours": 24, "per_agent": 50, "seed": 7})
+    assert again.json()["recordings"] == sample.json()["recordings"]
+    assert again.json()["repeated"] is True
+    assert (again.json()["since"], again.json()["until"]) == (
+        sample.json()["since"],
+        sample.json()["until"],
+    )
+
+    context = qa.get(f"/v1/qa/recordings/{recording.id}")
+    assert context.status == 200, context.body
+    assert (context.json()["kind"], context.json()["latest_version"]) == ("call", 0)
+    assert context.json()["case"] and context.json()["versions"] == []
 
     answers = dict.fromkeys(codes, "2") | {"confidentiality": "نعم"}
     scored = qa.post(
         "/v1/qa/scores", {"recording": recording.id, "scores": answers, "comment": "جيد"}
     )
     assert scored.status == 201
-    assert scored.json() == {"recording": recording.id, "total": 100.0}
+    assert scored.json() == {"recording": recording.id, "version": 1, "total": 100.0}
+    rescored = qa.post(
+        "/v1/qa/scores",
+        {"recording": recording.id, "scores": answers | {"speed": "0"}, "version": 1},
+    )
+    assert (rescored.status, rescored.json()["version"]) == (201, 2)
+    stale = qa.post("/v1/qa/scores", {"recording": recording.id, "scores": answers, "version": 1})
+    assert (stale.status, stale.error["code"]) == (409, "conflict")
+    assert (
+        f"the score of recording {recording.id} changed meanwhile: scored by qa"
+        in (stale.error["error"])
+    )
+    history = qa.get(f"/v1/qa/recordings/{recording.id}").json()
+    assert [(v["version"], v["reviewer"]) for v in history["versions"]] == [(1, "qa"), (2, "qa")]
+    assert history["versions"][0]["comment"] == "جيد"
+    assert history["versions"][0]["at"].endswith(offset_of(api_site))
+    assert api_site.client("carer").get(f"/v1/qa/recordings/{recording.id}").status == 403
     bad = qa.post(
         "/v1/qa/scores",
         {"recording": recording.id, "scores": answers | {"speed": "7"}},

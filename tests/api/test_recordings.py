@@ -54,9 +54,34 @@ def test_play_and_export_stream_a_verified_copy(api_site: ApiSite) -> None:
         (e.action, e.actor, e.allowed, e.detail.get("why"))
         for e in entries(api_site, recording.id or 0)
     ]
-    assert ("recording.play", "qa", True, "مراجعة الجودة") in logged
+    # Sent to play, not heard: only the client can say it played (below).
+    assert ("recording.sent", "qa", True, "مراجعة الجودة") in logged
     assert ("recording.export", "qa", True, "مراجعة الجودة") in logged
+    assert not any(action == "recording.played" for action, *_ in logged)
     assert copies_left(api_site) == []
+
+
+def test_the_client_reports_how_playing_went(api_site: ApiSite) -> None:
+    carer = api_site.agent("carer")
+    recording = recorded_call(api_site.db, api_site.settings, unique("heard"), agent_id=carer.id)
+    rec = recording.id or 0
+    own = api_site.client("carer")
+    played = own.post(f"/v1/recordings/{rec}/playback", {"reason": "prep", "outcome": "played"})
+    assert (played.status, played.json()) == (201, {"recording": rec, "outcome": "played"})
+    failed = own.post(
+        f"/v1/recordings/{rec}/playback",
+        {"reason": "prep", "outcome": "failed", "error": "aplay stopped with exit code 1"},
+    )
+    assert failed.status == 201, failed.body
+    logged = [(e.action, e.actor, e.detail.get("error")) for e in entries(api_site, rec)]
+    assert ("recording.played", "carer", None) in logged
+    assert ("recording.play_failed", "carer", "aplay stopped with exit code 1") in logged
+    other = api_site.client("biller").post(
+        f"/v1/recordings/{rec}/playback", {"reason": "x", "outcome": "played"}
+    )
+    assert (other.status, other.error["code"]) == (403, "denied")
+    odd = own.post(f"/v1/recordings/{rec}/playback", {"reason": "x", "outcome": "loud"})
+    assert (odd.status, odd.error["code"]) == (400, "invalid")
 
 
 def test_an_agent_of_another_department_can_neither_read_play_nor_export(

@@ -19,8 +19,8 @@ from casebook.models import QAReview, Recording
 from hotline.app.config import Settings
 from recordings.scorecard import score_recording
 from tests.conftest import BACKENDS, pg_url_with_schema
-from tests.recordings.helpers import recorded_call
-from tests.recordings.test_scorecard import all_scored
+from tests.recordings.helpers import recorded_call, reference_of
+from tests.recordings.test_scorecard import CODES, all_scored
 from tests.site import Person, Site, running_site
 
 
@@ -96,13 +96,21 @@ def test_audit_verify_exits_0_on_an_intact_log_and_1_on_an_edited_one(site: Site
 
 
 def test_qa_score_walks_the_reviewer_through_the_scorecard(site: Site) -> None:
-    rec = record(site, "c1").id or 0
+    recording = record(site, "c1", agent="sara")
+    rec = recording.id or 0
     # Ten answers (the third off its scale), the comment; then the third is asked again.
     answers = ["2", "2", "3", "2", "2", "2", "2", "نعم", "2", "1", "أحسنت", "1"]
     result = site.people["qa"].run("qa", "score", str(rec), stdin="\n".join(answers) + "\n")
     assert result.returncode == 0, result.stderr
     assert "answer 0, 1 or 2, got '3'" in result.stderr
     assert "الاستماع الجيد والتعاطف" in result.stdout
+    # Who and what is scored comes first: the agent, the case, the kind, the length, the day.
+    context = result.stdout[: result.stdout.index("· listening_empathy")]
+    with site.database() as (db, _settings):
+        reference = reference_of(db, recording)
+    assert "sara" in context and "(call)" in context and "0:02" in context
+    assert f"(case): {reference}" in context
+    assert "(recorded): 20" in context
     with site.database() as (db, _settings), db.session() as s:
         review = s.exec(select(QAReview)).one()
     # The third criterion (transparency) was asked again and took the second answer.
@@ -150,7 +158,8 @@ def test_recordings_play_streams_through_the_server_and_the_listen_is_listed(
     assert heard.read_bytes() == Path(recording.path).read_bytes()
     listed = site.people["admin"].ok("audit", "list", "--object-type", "recording", "--json")
     actions = [(e["actor"], e["action"], e["detail"].get("why")) for e in json.loads(listed.stdout)]
-    assert ("qa", "recording.play", "QA") in actions
+    assert ("qa", "recording.sent", "QA") in actions
+    assert ("qa", "recording.played", "QA") in actions  # the client's word that it played
 
 
 def test_recordings_export_and_retention_dry_run(site: Site) -> None:
@@ -178,3 +187,98 @@ def test_recordings_export_and_retention_dry_run(site: Site) -> None:
     assert not (site.people["sara"].home / "x.wav").exists()
     preview = admin.ok("recordings", "retention", "--dry-run", "--json")
     assert json.loads(preview.stdout) == []
+
+
+def alsa_player(person: Person) -> dict[str, str]:
+    """An `aplay` first on PATH as on a machine without a sound card: ALSA noise, exit 1."""
+    bin_dir = person.home / "bin"
+    bin_dir.mkdir()
+    player = bin_dir / "aplay"
+    player.write_text(
+        "#!/bin/sh\n"
+        + "echo \"ALSA lib confmisc.c:855:(parse_card) cannot find card '0'\" >&2\n" * 20
+        + "echo 'aplay: main:831: audio open error: No such file or directory' >&2\nexit 1\n",
+        encoding="utf-8",
+    )
+    player.chmod(0o755)
+    return person.env(PATH=f"{bin_dir}:{os.environ['PATH']}")
+
+
+def recording_actions(site: Site, recording: int) -> list[tuple[str, str, bool]]:
+    listed = site.people["admin"].ok("audit", "list", "--object-type", "recording", "--json")
+    return [
+        (event["actor"], event["action"], event["allowed"])
+        for event in json.loads(listed.stdout)
+        if event["object_id"] == str(recording)
+    ]
+
+
+def test_recordings_play_without_audio_is_an_error_and_no_listen(site: Site) -> None:
+    recording = record(site, "c1").id or 0
+    qa = site.people["qa"]
+    failed = qa.run("recordings", "play", str(recording), "--reason", "QA", env=alsa_player(qa))
+    assert failed.returncode == 1
+    assert failed.stderr.count("\n") == 1 and "ALSA lib" not in failed.stderr
+    assert "(not played): aplay stopped with exit code 1: aplay: main:831: audio open error" in (
+        failed.stderr
+    )
+    actions = recording_actions(site, recording)
+    assert ("qa", "recording.play_failed", True) in actions
+    assert not any(action == "recording.played" for _, action, _ in actions)
+    # No player at all: said before anything is fetched, nothing on record.
+    empty = qa.home / "empty-bin"
+    empty.mkdir()
+    none = qa.run(
+        "recordings", "play", str(recording), "--reason", "QA", env=qa.env(PATH=str(empty))
+    )
+    assert none.returncode == 1 and "no audio player found" in none.stderr
+    assert len(recording_actions(site, recording)) == len(actions)
+
+
+def test_recordings_export_to_a_missing_folder_says_so_and_fetches_nothing(site: Site) -> None:
+    recording = record(site, "c1").id or 0
+    admin = site.people["admin"]
+    nowhere = admin.home / "no-such-folder"
+    result = admin.run(
+        "recordings", "export", str(recording), "--to", f"{nowhere}/copy.wav", "--reason", "court"
+    )
+    assert result.returncode == 1
+    assert f"folder {nowhere} does not exist: nothing fetched" in result.stderr
+    assert [entry for entry in recording_actions(site, recording) if entry[0] == "admin"] == []
+
+
+def test_the_same_seed_twice_is_the_same_sample_and_what_was_left_out_is_said(
+    site: Site,
+) -> None:
+    for name in ("c1", "c2", "c3"):
+        record(site, name, agent="sara")
+    qa = site.people["qa"]
+    first = json.loads(
+        qa.ok("qa", "sample", "--period", "7d", "--per-agent", "2", "--seed", "5", "--json").stdout
+    )
+    second = json.loads(
+        qa.ok("qa", "sample", "--period", "7d", "--per-agent", "2", "--seed", "5", "--json").stdout
+    )
+    assert second["recordings"] == first["recordings"] and len(first["recordings"]) == 2
+    assert (first["repeated"], second["repeated"]) == (False, True)
+    other = qa.ok("qa", "sample", "--period", "7d", "--per-agent", "2", "--seed", "6").stdout
+    assert "1 recordings for qa; seed 6" in other
+    assert "(drawn for you in an earlier sample)" in other and ": 2 · " in other
+    again = qa.ok(
+        "qa", "sample", "--period", "7d", "--per-agent", "2", "--seed", "7", "--include-drawn"
+    ).stdout
+    assert "2 recordings for qa; seed 7" in again
+
+
+def test_qa_history_shows_every_version_and_a_stale_score_is_refused(site: Site) -> None:
+    rec = record(site, "c1", agent="sara").id or 0
+    qa = site.people["qa"]
+    scores = [f"--score={c}=2" for c in CODES if c != "confidentiality"]
+    scores.append("--score=confidentiality=yes")
+    qa.ok("qa", "score", str(rec), *scores)
+    rescored = qa.ok("qa", "score", str(rec), *scores[:-1], "--score=confidentiality=no")
+    assert "(version 2)" in rescored.stdout
+    assert "v1 qa" in rescored.stdout  # the earlier version shown before scoring
+    history = json.loads(qa.ok("qa", "history", str(rec), "--json").stdout)
+    assert [v["version"] for v in history["versions"]] == [1, 2]
+    assert history["versions"][1]["total"] < history["versions"][0]["total"]

@@ -11,9 +11,11 @@ from casebook.errors import AccessDenied, CasebookError
 from casebook.models import NOTE_TEXT
 from hotline.app.config import Settings
 from recordings.listening import (
+    PLAYER_ERROR_CHARS,
     TamperedRecording,
     copy_for_playing,
     export_recording,
+    report_playback,
     verified_copy,
 )
 from tests.conftest import Staff
@@ -39,9 +41,11 @@ def test_an_agent_hears_the_calls_of_their_own_cases(
         )
     )
     assert copy.read_bytes() == Path(recording.path).read_bytes()
-    (event,) = audit_events(db, "recording.play")
+    # Sent, not heard: the server cannot know; the client says how playing went.
+    (event,) = audit_events(db, "recording.sent")
     assert (event.actor, event.allowed, event.detail["why"]) == ("carer", True, "callback prep")
     assert event.detail["case"] == reference_of(db, recording)
+    assert audit_events(db, "recording.played") == []
 
 
 def test_an_agent_playing_another_agents_call_is_refused_and_audited(
@@ -192,3 +196,46 @@ def test_a_verified_copy_for_the_server_to_send_is_audited_with_its_purpose(
                 root=settings.recordings.root,
             )
         )
+
+
+def test_the_clients_word_on_playing_is_logged_as_played_or_failed(
+    db: Database, settings: Settings, staff: Staff
+) -> None:
+    carer, biller = staff.actor("carer"), staff.actor("biller")
+    recording = recorded_call(db, settings, "c1", agent_id=carer.agent_id)
+    rec = recording.id or 0
+    db.run(lambda s: report_playback(s, carer, rec, "callback prep", played=True))
+    alsa = (
+        "ALSA lib confmisc.c:855:(parse_card) cannot find card '0'\n" * 40
+        + "aplay: main:831: audio open error: No such file or directory"
+    )
+    db.run(lambda s: report_playback(s, carer, rec, "again", played=False, error=alsa))
+    (played,) = audit_events(db, "recording.played")
+    (failed,) = audit_events(db, "recording.play_failed")
+    assert (played.actor, played.detail["why"]) == ("carer", "callback prep")
+    assert failed.detail["why"] == "again" and failed.allowed
+    assert len(failed.detail["error"]) <= PLAYER_ERROR_CHARS
+    with pytest.raises(AccessDenied):
+        db.run(lambda s: report_playback(s, biller, rec, "curious", played=True))
+    assert len(audit_events(db, "recording.played")) == 1
+
+
+def test_an_export_to_a_folder_that_does_not_exist_is_refused_before_anything_is_read(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    recording = recorded_call(db, settings, "c1")
+    nowhere = folder / "no-such-folder" / "copy.wav"
+    with pytest.raises(CasebookError, match=f"folder {nowhere.parent} does not exist") as refused:
+        db.run(
+            lambda s: export_recording(
+                s,
+                staff.actor("qa"),
+                recording.id or 0,
+                nowhere,
+                "court",
+                root=settings.recordings.root,
+            )
+        )
+    assert not isinstance(refused.value, TamperedRecording)
+    # Not the recording's fault: no integrity failure, no export on record.
+    assert audit_events(db, "recording.export") == []
