@@ -65,6 +65,7 @@ CHANGES: dict[str, str] = {
     "callback.result": "a call result recorded",
     "agent.disable": "disabled",
     "agent.enable": "enabled",
+    "agent.edit": "edited",
     "agent.password_reset": "given a new password",
 }
 
