@@ -713,25 +713,24 @@ def shift_text(agent: dict[str, Any]) -> str:
 
 
 def day_ranges(days: Sequence[str]) -> str:
-    """Days in week order with runs shortened: sun, mon, tue, wed -> sun-wed (the week wraps)."""
-    if not days:
-        return ""
-    if len(days) == len(WEEKDAYS):
-        return "every day"
+    """Days in week order with runs shortened: mon, tue, wed, fri -> mon-wed,fri; a run across
+    the week's end reads from its start: sun, mon, tue, thu -> sun-tue,thu."""
     chosen = set(days)
-    # Start at a chosen day whose day before is not chosen: then each run reads forwards.
-    first = next(
-        i for i, day in enumerate(WEEKDAYS) if day in chosen and WEEKDAYS[i - 1] not in chosen
-    )
+    if len(chosen) == len(WEEKDAYS):
+        return "every day"
+    first = 0
+    while WEEKDAYS[first] in chosen and WEEKDAYS[first - 1] in chosen:
+        first -= 1  # the run holding Monday starts before it
     week = WEEKDAYS[first:] + WEEKDAYS[:first]
     runs: list[list[str]] = []
+    previous = ""
     for day in week:
-        if day not in chosen:
-            continue
-        if runs and week.index(day) - week.index(runs[-1][-1]) == 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
+        if day in chosen:
+            if previous in chosen and runs:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        previous = day
     return ",".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
@@ -2120,27 +2119,37 @@ def only_what_is_asked(argv: Sequence[str]) -> typer.Typer:
     return pruned
 
 
-def reader_left() -> NoReturn:
-    """Whoever read our output stopped early (``hotline cases show REF | head -1``): that is
-    done, not a failure, so exit 0 without a word. Typer (as click) meets the closed pipe as
-    EPIPE, swaps stdout for a wrapper that swallows the rest and exits 1; the swapped stdout is
-    how it is recognised here. Standard output is pointed at /dev/null so that nothing left
-    in its buffer fails again at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    sys.exit(ExitCode.DONE)
+def stdout_file() -> tuple[int, int] | None:
+    """Which file standard output is (device, inode)."""
+    try:
+        found = os.fstat(1)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def reader_left(exc: SystemExit, stdout: object, stdout_was: tuple[int, int] | None) -> bool:
+    """Whether ``exc`` is how a closed pipe ended the command: whoever read our output stopped
+    early (``hotline cases show REF | head -1``), which is done, not a failure. Typer (as
+    click) meets EPIPE by swapping stdout for a wrapper that swallows the rest, and Rich by
+    pointing standard output at /dev/null; both then exit 1."""
+    if exc.code != ExitCode.REFUSED:
+        return False
+    return sys.stdout is not stdout or stdout_file() != stdout_was
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: a known failure is one clear line and an exit code, not a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     _check_parameters_without_pydantic()
-    stdout = sys.stdout
+    stdout, stdout_was = sys.stdout, stdout_file()
     try:
         only_what_is_asked(args)(args=args, prog_name="hotline")
     except SystemExit as exc:
-        if exc.code == ExitCode.REFUSED and sys.stdout is not stdout:
-            reader_left()
+        if reader_left(exc, stdout, stdout_was):
+            # Nothing left in a buffer may fail again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            sys.exit(ExitCode.DONE)
         raise
     except Exception as exc:
         known = explain(exc)
