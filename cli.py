@@ -453,7 +453,8 @@ def logout() -> None:
 
 @app.command("whoami")
 def whoami(as_json: JsonOption = False) -> None:
-    """Who you are signed in as, your roles and when your session ends."""
+    """Who you are signed in as: your roles, shift and callback capacity, and when your
+    session ends."""
     session = client.load_session()
     me = ApiClient.signed_in(session).get("/whoami")
     if as_json:
@@ -783,7 +784,7 @@ def agent_table(rows: list[dict[str, Any]]) -> Table:
 
 @agents_app.command("list")
 def agents_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
-    """List agents."""
+    """List agents with their roles, shift and callback capacity."""
     rows: list[dict[str, Any]] = api().get("/agents")
     if as_json:
         emit_json(rows)
