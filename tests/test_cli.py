@@ -154,6 +154,7 @@ PEOPLE_COMMANDS: dict[str, list[str]] = {
     "password": [],
     "agents add": ["eve", "--name", "Eve", "--role", "admin"],
     "agents list": [],
+    "agents edit": ["sara", "--capacity", "3"],
     "agents disable": ["sara"],
     "agents enable": ["sara"],
     "agents reset-password": ["sara"],
