@@ -65,7 +65,6 @@ CHANGES: dict[str, str] = {
     "callback.result": "a call result recorded",
     "agent.disable": "disabled",
     "agent.enable": "enabled",
-    "agent.edit": "edited",
     "agent.password_reset": "given a new password",
 }
 
