@@ -129,13 +129,32 @@ class ContactMethod(StrEnum):
     VISIT = "visit"
 
 
+class FollowUpResult(StrEnum):
+    # The words agents type (casebook.followups.RESULT_WORDS).
+    SATISFIED = "satisfied"
+    NOT_SATISFIED = "not-satisfied"
+    PARTIAL = "partial"
+    NO_ANSWER = "no-answer"
+
+
 PRIORITIES = ("low", "normal", "high", "urgent")
+# Shift days in week order (casebook.settings.WEEKDAYS).
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class ExitCode:
+    """The exit codes the README's table documents; ``explain`` and ``fail`` use these alone."""
+
+    DONE = 0
+    # A rule, a role, a wrong reference, no session, no server; a check that found something.
     REFUSED = 1
-    CONFIG = 2
+    # What was typed cannot be read: an unknown command or option, a value not among the
+    # choices, a malformed date, time or period (checked here, or by the server: its 400
+    # "invalid"). 2 is what click (typer) exits with for its own usage errors.
+    USAGE = 2
     DATABASE = 3
+    # The site's config.yaml is wrong, or there is no site where an operator command ran.
+    CONFIG = 4
 
 
 SESSION_ENDED = "your session has ended (expired, signed out or disabled): run hotline login"
@@ -144,6 +163,10 @@ SESSION_ENDED = "your session has ended (expired, signed out or disabled): run h
 def fail(message: str, code: int = ExitCode.REFUSED, label: str = "error") -> NoReturn:
     say_error(label, message)
     raise typer.Exit(code)
+
+
+def usage_error(message: str) -> NoReturn:
+    fail(message, ExitCode.USAGE)
 
 
 def say_error(label: str, message: str) -> None:
@@ -274,20 +297,7 @@ def check_time(value: str | None, what: str) -> str | None:
     try:
         time.fromisoformat(value)
     except ValueError:
-        fail(f"{what} must be HH:MM, got {value!r}")
-    return value
-
-
-def check_date(value: str | None, what: str) -> str | None:
-    """An ISO date or date-time, sent as typed (the server reads it in the site's zone)."""
-    if value is None:
-        return None
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        fail(
-            f"{what} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00), got {value!r}"
-        )
+        usage_error(f"{what} must be HH:MM, got {value!r}")
     return value
 
 
@@ -295,7 +305,7 @@ def period_hours(value: str, what: str) -> float:
     """7d, 24h, 2w: a period ending now, in hours."""
     match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", value.lower())
     if match is None or int(match.group(1)) == 0:
-        fail(f"{what} must be a number of hours, days or weeks (24h, 7d, 2w), got {value!r}")
+        usage_error(f"{what} must be a number of hours, days or weeks (24h, 7d, 2w), got {value!r}")
     return float(int(match.group(1)) * {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)])
 
 
@@ -317,7 +327,7 @@ def api() -> ApiClient:
 def read_stdin_line(what: str) -> str:
     line = sys.stdin.readline()
     if not line:
-        fail(f"--password-stdin: standard input ended before the {what}")
+        usage_error(f"--password-stdin: standard input ended before the {what}")
     return line.rstrip("\r\n")
 
 
@@ -385,7 +395,7 @@ def login(
         trusted = None
     if username is None:
         if password_stdin:
-            fail("with --password-stdin, give USER on the command line")
+            usage_error("with --password-stdin, give USER on the command line")
         default = previous.username if previous is not None else None
         username = str(typer.prompt(visual("اسم المستخدم (user)"), default=default)).strip()
     password = (
@@ -443,7 +453,8 @@ def logout() -> None:
 
 @app.command("whoami")
 def whoami(as_json: JsonOption = False) -> None:
-    """Who you are signed in as, your roles and when your session ends."""
+    """Who you are signed in as: your roles, shift and callback capacity, and when your
+    session ends."""
     session = client.load_session()
     me = ApiClient.signed_in(session).get("/whoami")
     if as_json:
@@ -454,6 +465,10 @@ def whoami(as_json: JsonOption = False) -> None:
     say(f"roles: {', '.join(me.get('roles') or [])}")
     if me.get("department"):
         say(f"department: {visual(me['department'])}")
+    if me.get("extension"):
+        say(f"extension: {me['extension']}")
+    say(f"shift: {shift_text(me)}")
+    say(f"capacity: {capacity_text(me)}")
     say(f"server: {session.server}")
     say(f"session until {local_time(me.get('session_expires_at'))}")
 
@@ -477,9 +492,9 @@ def password(password_stdin: PasswordStdinOption = False) -> None:
 def settings() -> Settings:
     # Imported here, not at the top: people's commands must start fast, and they never need
     # the site's config (nor the database and models the application brings).
-    from hotline.app.config import load_settings
+    from hotline.app.config import load_site_settings
 
-    return load_settings(_state["config"])
+    return load_site_settings(_state["config"])
 
 
 @db_app.command("upgrade")
@@ -527,35 +542,66 @@ def db_roles(
 # --- agents ---------------------------------------------------------------------------------------
 
 
+# The options of an agent's details, shared by add and edit (the server checks them all).
+NameOption = Annotated[str, typer.Option("--name", help="Display name.")]
+RoleOption = Annotated[
+    list[str], typer.Option("--role", help="agent, supervisor, qa or admin (repeat).")
+]
+DepartmentOption = Annotated[
+    str | None, typer.Option(help="Department (see config cases.departments).")
+]
+LanguageOption = Annotated[
+    list[str] | None, typer.Option("--language", help="Languages spoken (repeat).")
+]
+SkillOption = Annotated[
+    list[str] | None, typer.Option("--skill", help="Skills, e.g. billing (repeat).")
+]
+ExtensionOption = Annotated[str | None, typer.Option(help="Phone extension for callbacks.")]
+ShiftDayOption = Annotated[
+    list[str] | None, typer.Option("--shift-day", metavar="DAY", help="mon..sun (repeat).")
+]
+ShiftStartOption = Annotated[
+    str | None, typer.Option(metavar="HH:MM", help="Shift start (site time zone).")
+]
+ShiftEndOption = Annotated[
+    str | None, typer.Option(metavar="HH:MM", help="Shift end (site time zone).")
+]
+CapacityOption = Annotated[
+    int | None, typer.Option(min=1, help="Open callbacks at once (default: config).")
+]
+
+
+class Clearable(StrEnum):
+    DEPARTMENT = "department"
+    EXTENSION = "extension"
+    SKILLS = "skills"
+    SHIFT = "shift"
+    CAPACITY = "capacity"
+
+
+# What clearing each sets (AgentChanges: null is the site's default).
+CLEARED: dict[Clearable, dict[str, Any]] = {
+    Clearable.DEPARTMENT: {"department": None},
+    Clearable.EXTENSION: {"extension": None},
+    Clearable.SKILLS: {"skills": []},
+    Clearable.SHIFT: {"shift_days": [], "shift_start": None, "shift_end": None},
+    Clearable.CAPACITY: {"capacity": None},
+}
+
+
 @agents_app.command("add")
 def agents_add(
     username: Annotated[str, typer.Argument(metavar="USER", help="The agent's user name.")],
-    name: Annotated[str, typer.Option("--name", help="Display name.")],
-    role: Annotated[
-        list[str], typer.Option("--role", help="agent, supervisor, qa or admin (repeat).")
-    ],
-    department: Annotated[
-        str | None, typer.Option(help="Department (see config cases.departments).")
-    ] = None,
-    language: Annotated[
-        list[str] | None, typer.Option("--language", help="Languages spoken (repeat).")
-    ] = None,
-    skill: Annotated[
-        list[str] | None, typer.Option("--skill", help="Skills, e.g. billing (repeat).")
-    ] = None,
-    extension: Annotated[str | None, typer.Option(help="Phone extension for callbacks.")] = None,
-    shift_day: Annotated[
-        list[str] | None, typer.Option("--shift-day", metavar="DAY", help="mon..sun (repeat).")
-    ] = None,
-    shift_start: Annotated[
-        str | None, typer.Option(metavar="HH:MM", help="Shift start (site time zone).")
-    ] = None,
-    shift_end: Annotated[
-        str | None, typer.Option(metavar="HH:MM", help="Shift end (site time zone).")
-    ] = None,
-    capacity: Annotated[
-        int | None, typer.Option(min=1, help="Open callbacks at once (default: config).")
-    ] = None,
+    name: NameOption,
+    role: RoleOption,
+    department: DepartmentOption = None,
+    language: LanguageOption = None,
+    skill: SkillOption = None,
+    extension: ExtensionOption = None,
+    shift_day: ShiftDayOption = None,
+    shift_start: ShiftStartOption = None,
+    shift_end: ShiftEndOption = None,
+    capacity: CapacityOption = None,
     bootstrap: Annotated[
         bool,
         typer.Option(
@@ -591,10 +637,114 @@ def agents_add(
     hand_over(agent["username"], added["one_time_password"])
 
 
+@agents_app.command("edit")
+def agents_edit(
+    username: Annotated[str, typer.Argument(metavar="USER", help="The agent's user name.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="agent, supervisor, qa or admin (repeat; replaces all)."),
+    ] = None,
+    department: DepartmentOption = None,
+    language: LanguageOption = None,
+    skill: SkillOption = None,
+    extension: ExtensionOption = None,
+    shift_day: ShiftDayOption = None,
+    shift_start: ShiftStartOption = None,
+    shift_end: ShiftEndOption = None,
+    capacity: CapacityOption = None,
+    clear: Annotated[
+        list[Clearable] | None,
+        typer.Option(
+            "--clear",
+            metavar="FIELD",
+            help="department, extension, skills, shift (back to business hours) or capacity "
+            "(back to the config's) (repeat).",
+        ),
+    ] = None,
+) -> None:
+    """Change an agent's details (admins): only the options given change; a list option
+    (--role, --language, --skill, --shift-day) replaces the whole list."""
+    changes: dict[str, Any] = {}
+    for field in clear or []:
+        changes |= CLEARED[field]
+    given = {
+        "display_name": name,
+        "roles": role,
+        "department": department,
+        "languages": language,
+        "skills": skill,
+        "extension": extension,
+        "shift_days": shift_day,
+        "shift_start": check_time(shift_start, "--shift-start"),
+        "shift_end": check_time(shift_end, "--shift-end"),
+        "capacity": capacity,
+    }
+    both = set(changes) & {key for key, value in given.items() if value is not None}
+    if both:
+        usage_error(f"--clear and a new value for the same detail: {', '.join(sorted(both))}")
+    changes |= {key: value for key, value in given.items() if value is not None}
+    if not changes:
+        usage_error("nothing to change: give at least one option (see --help)")
+    edited = api().patch(f"/agents/{quoted(username)}", changes)
+    agent, changed = edited["agent"], edited["changed"]
+    if not changed:
+        say(f"agent {agent['username']}: nothing changed (already so)")
+        return
+    say(f"agent {agent['username']} changed:")
+    for field, (was, now) in changed.items():
+        say(f"  {field}: {visual(detail_text(was))} → {visual(detail_text(now))}")
+
+
+def detail_text(value: Any) -> str:
+    if value is None or value == []:
+        return "—"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def shift_text(agent: dict[str, Any]) -> str:
+    """mon-thu 08:00-16:00, or the site's business hours when the agent has no shift."""
+    days = [day for day in WEEKDAYS if day in (agent.get("shift_days") or [])]
+    hours = ""
+    if agent.get("shift_start") and agent.get("shift_end"):
+        hours = f"{agent['shift_start']}-{agent['shift_end']}"
+    if not days and not hours:
+        return "business hours"
+    return " ".join(filter(None, (day_ranges(days), hours)))
+
+
+def day_ranges(days: Sequence[str]) -> str:
+    """Days in week order with runs shortened: mon, tue, wed, fri -> mon-wed,fri; a run across
+    the week's end reads from its start: sun, mon, tue, thu -> sun-tue,thu."""
+    chosen = set(days)
+    if len(chosen) == len(WEEKDAYS):
+        return "every day"
+    first = 0
+    while WEEKDAYS[first] in chosen and WEEKDAYS[first - 1] in chosen:
+        first -= 1  # the run holding Monday starts before it
+    week = WEEKDAYS[first:] + WEEKDAYS[:first]
+    runs: list[list[str]] = []
+    previous = ""
+    for day in week:
+        if day in chosen:
+            if previous in chosen and runs:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        previous = day
+    return ",".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
+def capacity_text(agent: dict[str, Any]) -> str:
+    effective = agent.get("effective_capacity")
+    own = agent.get("capacity")
+    return f"{effective}" if own is not None else f"{effective} (site default)"
+
+
 def bootstrap_admin(username: str, name: str, roles: list[str], password_stdin: bool) -> None:
     """The first admin, written by the operator's process straight into the site's database."""
     if "admin" not in roles:
-        fail("--bootstrap adds the site's first admin: give --role admin")
+        usage_error("--bootstrap adds the site's first admin: give --role admin")
     from hotline.app.operator import bootstrap, site_folder
 
     site = settings()
@@ -611,26 +761,30 @@ def bootstrap_admin(username: str, name: str, roles: list[str], password_stdin: 
 
 
 def agent_table(rows: list[dict[str, Any]]) -> Table:
-    listing = table("user", "name", "roles", "department", "languages", "ext", "state")
+    # Languages are in --json and --csv: the shift and capacity matter more on one screen.
+    listing = table("user", "name", "roles", "department", "ext", "shift", "cap", "state")
     for agent in rows:
         state = "disabled" if not agent.get("active", True) else ""
         if agent.get("locked"):
             state = ", ".join(filter(None, (state, "locked")))
+        own = agent.get("capacity") is not None
         listing.add_row(
             agent["username"],
             terminal.cell(agent.get("display_name"), 24, bidi()),
             ", ".join(agent.get("roles") or []),
             agent.get("department") or "",
-            ", ".join(agent.get("languages") or []),
             agent.get("extension") or "",
+            shift_text(agent),
+            f"{agent.get('effective_capacity')}{'' if own else '*'}",
             state,
         )
+    listing.caption = "* the site's default capacity (callbacks.agent_capacity)"
     return listing
 
 
 @agents_app.command("list")
 def agents_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
-    """List agents."""
+    """List agents with their roles, shift and callback capacity."""
     rows: list[dict[str, Any]] = api().get("/agents")
     if as_json:
         emit_json(rows)
@@ -646,8 +800,10 @@ UserArgument = Annotated[str, typer.Argument(metavar="USER", help="The agent's u
 @agents_app.command("disable")
 def agents_disable(username: UserArgument) -> None:
     """Disable an agent: they cannot sign in, and every session of theirs ends (admins)."""
-    agent = api().post(f"/agents/{quoted(username)}/disable")["agent"]
-    say(f"agent {agent['username']} disabled; their sessions have ended")
+    disabled = api().post(f"/agents/{quoted(username)}/disable")
+    ended = disabled["sessions_ended"]
+    sessions = "no session was open" if not ended else f"{ended} session(s) ended now"
+    say(f"agent {disabled['agent']['username']} disabled: cannot sign in; {sessions}")
 
 
 @agents_app.command("enable")
@@ -958,7 +1114,7 @@ def cases_reopen(
 def followup_log(
     reference: ReferenceArgument,
     method: Annotated[ContactMethod, typer.Option(help="How the customer was reached.")],
-    result: Annotated[str, typer.Option(help="satisfied, not-satisfied, partial or no-answer.")],
+    result: Annotated[FollowUpResult, typer.Option(help="What the customer said.")],
     effort: Annotated[
         int | None, typer.Option(help="How easy it was for the customer (1..scale).")
     ] = None,
@@ -970,7 +1126,7 @@ def followup_log(
     """Record a follow-up contact and its result."""
     body = {
         "method": method.value,
-        "result": result,
+        "result": result.value,
         "effort_score": effort,
         "notes": note,
         "reroute": reroute,
@@ -993,7 +1149,7 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Volumes, CSAT (strict and lenient), CES and SLA met/missed."""
-    query = {"since": check_date(since, "--since"), "until": check_date(until, "--until")}
+    query = {"since": since, "until": until}
     figures: dict[str, Any] = api().get("/report", query)
     if as_json:
         emit_json(figures)
@@ -1362,7 +1518,7 @@ def drafts_confirm(
 ) -> None:
     """Confirm a draft: it becomes an open complaint with its promised resolution date."""
     if priority not in PRIORITIES:
-        fail(f"--priority must be one of {', '.join(PRIORITIES)}")
+        usage_error(f"--priority must be one of {', '.join(PRIORITIES)}")
     body = {"text": text, "category": category, "department": department, "priority": priority}
     case = api().post(
         f"/drafts/{quoted(reference)}/confirm", {k: v for k, v in body.items() if v is not None}
@@ -1637,7 +1793,7 @@ def qa_verify(
     as_json: JsonOption = False,
 ) -> None:
     """Re-hash recordings: changed, missing and unexpected files (exit code 1 if any)."""
-    body = {} if since is None else {"since": check_date(since, "--since")}
+    body = {} if since is None else {"since": since}
     result: dict[str, Any] = api().post("/qa/verify", body)
     if as_json:
         emit_json(result)
@@ -1812,7 +1968,7 @@ def qa_score(
         for item in score:
             code, equals, answer = item.partition("=")
             if not equals:
-                fail(f"--score {item!r}: write CODE=VALUE")
+                usage_error(f"--score {item!r}: write CODE=VALUE")
             answers[code.strip()] = answer
         body = {"recording": recording, "scores": answers, "comment": comment, "version": seen}
         scored = server_api.post("/qa/scores", body)
@@ -2027,7 +2183,7 @@ def audit_list(
     as_json: JsonOption = False,
 ) -> None:
     """The audit log, newest first (supervisors and admins)."""
-    query = {"since": check_date(since, "--since"), "object_type": object_type, "limit": limit}
+    query = {"since": since, "object_type": object_type, "limit": limit}
     events: list[dict[str, Any]] = api().get("/audit", query)
     if as_json:
         emit_json(events)
@@ -2124,6 +2280,8 @@ def explain(exc: BaseException) -> tuple[str, str, int] | None:
             return "error", SESSION_ENDED, ExitCode.REFUSED
         if exc.code == "database_unavailable":
             return "error", exc.message, ExitCode.DATABASE
+        if exc.code == "invalid":  # the server could not read what was typed (a date, say)
+            return "error", exc.message, ExitCode.USAGE
         if exc.status == 429:
             wait = math.ceil(exc.retry_after or 1)
             return "refused", f"{exc.message} (try again in {wait} s)", ExitCode.REFUSED
@@ -2139,7 +2297,10 @@ def explain(exc: BaseException) -> tuple[str, str, int] | None:
     from hotline.app.operator import known_failure
 
     known = known_failure(exc)
-    return None if known is None else (known.label, known.message, known.exit_code)
+    if known is None:
+        return None
+    codes = {"refused": ExitCode.REFUSED, "config": ExitCode.CONFIG, "database": ExitCode.DATABASE}
+    return known.label, known.message, codes[known.kind]
 
 
 # --- starting fast -------------------------------------------------------------------------------
@@ -2285,12 +2446,38 @@ def only_what_is_asked(argv: Sequence[str]) -> typer.Typer:
     return pruned
 
 
+def stdout_file() -> tuple[int, int] | None:
+    """Which file standard output is (device, inode)."""
+    try:
+        found = os.fstat(1)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def reader_left(exc: SystemExit, stdout: object, stdout_was: tuple[int, int] | None) -> bool:
+    """Whether ``exc`` is how a closed pipe ended the command: whoever read our output stopped
+    early (``hotline cases show REF | head -1``), which is done, not a failure. Typer (as
+    click) meets EPIPE by swapping stdout for a wrapper that swallows the rest, and Rich by
+    pointing standard output at /dev/null; both then exit 1."""
+    if exc.code != ExitCode.REFUSED:
+        return False
+    return sys.stdout is not stdout or stdout_file() != stdout_was
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: a known failure is one clear line and an exit code, not a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     _check_parameters_without_pydantic()
+    stdout, stdout_was = sys.stdout, stdout_file()
     try:
         only_what_is_asked(args)(args=args, prog_name="hotline")
+    except SystemExit as exc:
+        if reader_left(exc, stdout, stdout_was):
+            # Nothing left in a buffer may fail again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            sys.exit(ExitCode.DONE)
+        raise
     except Exception as exc:
         known = explain(exc)
         if known is None:

@@ -259,6 +259,9 @@ class ApiClient:
     ) -> Any:
         return self._json("POST", path, body=body or {}, timeout=timeout)
 
+    def patch(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self._json("PATCH", path, body=body)
+
     def delete(self, path: str) -> Any:
         return self._json("DELETE", path)
 

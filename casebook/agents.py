@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, time
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -54,6 +55,87 @@ def _clean_list(
 
 
 @dataclass(frozen=True)
+class AgentDetails:
+    """What an admin says about an agent, when adding one and when editing one: checked in one
+    place (``checked``), so an edit can never store what an add would refuse."""
+
+    display_name: str
+    roles: tuple[str, ...]
+    department: str | None = None
+    languages: tuple[str, ...] = ("ar",)
+    skills: tuple[str, ...] = ()
+    extension: str | None = None
+    # Empty days and no times: the site's business hours apply.
+    shift_days: tuple[str, ...] = ()
+    shift_start: time | None = None
+    shift_end: time | None = None
+    # Open callbacks at once; None: the site's callbacks.agent_capacity.
+    capacity: int | None = None
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentDetails:
+        return cls(
+            display_name=agent.display_name,
+            roles=tuple(agent.roles),
+            department=agent.department,
+            languages=tuple(agent.languages),
+            skills=tuple(agent.skills),
+            extension=agent.extension,
+            shift_days=tuple(agent.shift_days),
+            shift_start=agent.shift_start,
+            shift_end=agent.shift_end,
+            capacity=agent.capacity,
+        )
+
+    def checked(self, settings: CasebookConfig, username: str) -> AgentDetails:
+        """These details cleaned (lists sorted, lower-case, without repeats; blanks as none),
+        or ``CasebookError`` naming the first thing wrong."""
+        role_names = _clean_list(self.roles, "role", [role.value for role in Role])
+        if not role_names:
+            raise CasebookError("an agent needs at least one role")
+        if self.department is not None and self.department not in settings.cases.departments:
+            options = ", ".join(settings.cases.departments)
+            raise CasebookError(f"unknown department {self.department!r} (choose from {options})")
+        if (self.shift_start is None) != (self.shift_end is None):
+            raise CasebookError("give both the shift start and end, or neither")
+        start, end = self.shift_start, self.shift_end
+        if start is not None and end is not None and start >= end:
+            raise CasebookError("the shift must start before it ends")
+        if self.capacity is not None and self.capacity < 1:
+            raise CasebookError("capacity must be at least one callback")
+        extension = (self.extension or "").strip()
+        return replace(
+            self,
+            display_name=self.display_name.strip() or username,
+            roles=tuple(role_names),
+            languages=tuple(_clean_list(self.languages, "language")),
+            skills=tuple(_clean_list(self.skills, "skill")),
+            extension=extension or None,
+            shift_days=tuple(_clean_list(self.shift_days, "shift day", WEEKDAYS)),
+        )
+
+    def write_to(self, agent: Agent) -> dict[str, list[Any]]:
+        """Set ``agent``'s fields to these (checked) details; what changed, {field: [was, is]}."""
+        changed: dict[str, list[Any]] = {}
+        for name in _DETAIL_FIELDS:
+            value = getattr(self, name)
+            stored = list(value) if isinstance(value, tuple) else value
+            was = getattr(agent, name)
+            if was != stored:
+                changed[name] = [_audited(was), _audited(stored)]
+                setattr(agent, name, stored)
+        return changed
+
+
+_DETAIL_FIELDS = tuple(field.name for field in fields(AgentDetails))
+
+
+def _audited(value: Any) -> Any:
+    """A detail as the audit log's JSON holds it."""
+    return value.isoformat(timespec="minutes") if isinstance(value, time) else value
+
+
+@dataclass(frozen=True)
 class NewAgent:
     agent: Agent
     # Shown once to the admin, who hands it over; only its hash is stored. The agent must
@@ -62,95 +144,78 @@ class NewAgent:
 
 
 def build_agent(
-    session: Session,
-    settings: CasebookConfig,
-    *,
-    username: str,
-    display_name: str,
-    roles: Iterable[str],
-    department: str | None = None,
-    languages: Iterable[str] = ("ar",),
-    skills: Iterable[str] = (),
-    extension: str | None = None,
-    shift_days: Iterable[str] = (),
-    shift_start: time | None = None,
-    shift_end: time | None = None,
-    capacity: int | None = None,
+    session: Session, settings: CasebookConfig, username: str, details: AgentDetails
 ) -> Agent:
     """A checked, unsaved agent without a password. Who may add one is the caller's rule:
     ``add_agent`` (an admin) and ``casebook.signin.bootstrap_admin`` (the site's first)."""
-    role_names = _clean_list(roles, "role", [role.value for role in Role])
-    if not role_names:
-        raise CasebookError("an agent needs at least one role")
     if not _USERNAME.match(username):
         raise CasebookError(f"{username!r} is not a valid user name (lower-case login name)")
-    if department is not None and department not in settings.cases.departments:
-        options = ", ".join(settings.cases.departments)
-        raise CasebookError(f"unknown department {department!r} (choose from {options})")
+    checked = details.checked(settings, username)
     if session.exec(select(Agent).where(Agent.username == username)).first() is not None:
         raise CasebookError(f"agent {username} already exists")
-    if (shift_start is None) != (shift_end is None):
-        raise CasebookError("give both the shift start and end, or neither")
-    if shift_start is not None and shift_end is not None and shift_start >= shift_end:
-        raise CasebookError("the shift must start before it ends")
-    if capacity is not None and capacity < 1:
-        raise CasebookError("capacity must be at least one callback")
-    return Agent(
-        username=username,
-        display_name=display_name.strip() or username,
-        roles=role_names,
-        department=department,
-        languages=_clean_list(languages, "language"),
-        skills=_clean_list(skills, "skill"),
-        extension=extension,
-        shift_days=_clean_list(shift_days, "shift day", WEEKDAYS),
-        shift_start=shift_start,
-        shift_end=shift_end,
-        capacity=capacity,
-    )
+    agent = Agent(username=username, display_name=checked.display_name)
+    checked.write_to(agent)
+    return agent
 
 
 def add_agent(
     session: Session,
     settings: CasebookConfig,
     actor: Actor,
-    *,
     username: str,
-    display_name: str,
-    roles: Iterable[str],
-    department: str | None = None,
-    languages: Iterable[str] = ("ar",),
-    skills: Iterable[str] = (),
-    extension: str | None = None,
-    shift_days: Iterable[str] = (),
-    shift_start: time | None = None,
-    shift_end: time | None = None,
-    capacity: int | None = None,
+    details: AgentDetails,
+    *,
     now: datetime | None = None,
 ) -> NewAgent:
     """Add an agent with a one-time password (admins: ``manage_agents``). A site's first
     admin is made by ``casebook.signin.bootstrap_admin`` instead."""
     _require_manager(actor, "agent.add", username, "add agents")
-    agent = build_agent(
-        session,
-        settings,
-        username=username,
-        display_name=display_name,
-        roles=roles,
-        department=department,
-        languages=languages,
-        skills=skills,
-        extension=extension,
-        shift_days=shift_days,
-        shift_start=shift_start,
-        shift_end=shift_end,
-        capacity=capacity,
-    )
+    agent = build_agent(session, settings, username, details)
     one_time_password = _give_one_time_password(agent, ensure_aware(now or utcnow()))
     session.add(agent)
     session.flush()
     audit.record(session, actor, "agent.add", "agent", username, {"roles": agent.roles})
     return NewAgent(agent, one_time_password)
+
+
+@dataclass(frozen=True)
+class EditedAgent:
+    agent: Agent
+    # {field: [was, is]}; empty when the agent already had every detail given.
+    changed: dict[str, list[Any]]
+
+
+def edit_agent(
+    session: Session,
+    settings: CasebookConfig,
+    actor: Actor,
+    username: str,
+    changes: dict[str, Any],
+) -> EditedAgent:
+    """Change an agent's details (admins: ``manage_agents``): ``changes`` names only the fields
+    to change (``AgentDetails``'s names; None clears one), the rest stay as they are.
+
+    No version to compare: an edit sets the values the admin typed, decided on nothing they
+    were shown, so it does not depend on what changed meanwhile; the row is locked for the
+    change (two admins' edits apply one after the other, each field the last one typed) and
+    the audit entry keeps every field's old and new value, so nothing is lost unseen."""
+    _require_manager(actor, "agent.edit", username, "edit agents")
+    unknown = set(changes) - set(_DETAIL_FIELDS)
+    if unknown:
+        raise CasebookError(f"agents have no {', '.join(sorted(unknown))}")
+    if not changes:
+        raise CasebookError("nothing to change: name at least one detail")
+    if "roles" in changes:
+        _lock_active_agents(session)
+    agent = _managed_agent(session, actor, "agent.edit", username, "edit agents")
+    details = replace(AgentDetails.of(agent), **changes).checked(settings, username)
+    if Role.ADMIN.value not in details.roles:
+        _keep_an_admin(session, agent)
+    changed = details.write_to(agent)
+    if changed:
+        session.add(agent)
+        audit.record(session, actor, "agent.edit", "agent", username, {"changed": changed})
+    return EditedAgent(agent, changed)
 
 
 def _require_manager(actor: Actor, action: str, username: str, what: str) -> None:
@@ -185,6 +250,22 @@ def _is_usable_admin(agent: Agent) -> bool:
     )
 
 
+def _lock_active_agents(session: Session) -> None:
+    """Every active agent, in one order, before the one changed: the last-admin rule reads them
+    all, and two admins disabling each other (or taking each other's admin role) must not both
+    find the other still there."""
+    everyone = select(Agent.id).where(col(Agent.active)).order_by(col(Agent.id))
+    session.exec(everyone.with_for_update()).all()
+
+
+def _keep_an_admin(session: Session, agent: Agent) -> None:
+    """``agent`` may stop being a usable admin only if another remains."""
+    if _is_usable_admin(agent) and [a.id for a in usable_admins(session)] == [agent.id]:
+        raise RuleViolation(
+            f"{agent.username} is the site's last active admin: add or enable another admin first"
+        )
+
+
 def usable_admins(session: Session) -> list[Agent]:
     """The admins who can still sign in and manage the site: active, unlocked, with a
     password. None left, and the site's service account may bootstrap one (casebook.signin)."""
@@ -200,26 +281,26 @@ def _by_whom(session: Session, username: str) -> str:
     return f" ({CHANGES[change.action]} by {change.actor} at {change.at:%Y-%m-%d %H:%M} UTC)"
 
 
-def disable_agent(session: Session, actor: Actor, username: str, *, now: datetime) -> Agent:
+@dataclass(frozen=True)
+class DisabledAgent:
+    agent: Agent
+    sessions_ended: int
+
+
+def disable_agent(session: Session, actor: Actor, username: str, *, now: datetime) -> DisabledAgent:
     """Disable an agent: they can no longer sign in, and every session of theirs ends now."""
     _require_manager(actor, "agent.disable", username, "disable agents")
-    # Every active agent, in one order, before the one disabled: the last-admin rule below reads
-    # them all, and two admins disabling each other must not both find the other still there.
-    everyone = select(Agent.id).where(col(Agent.active)).order_by(col(Agent.id))
-    session.exec(everyone.with_for_update()).all()
+    _lock_active_agents(session)
     agent = _managed_agent(session, actor, "agent.disable", username, "disable agents")
     if not agent.active:
         raise CasebookError(f"agent {username} is already disabled{_by_whom(session, username)}")
-    if _is_usable_admin(agent) and [a.id for a in usable_admins(session)] == [agent.id]:
-        raise RuleViolation(
-            f"{username} is the site's last active admin: add or enable another admin first"
-        )
+    _keep_an_admin(session, agent)
     agent.active = False
     assert agent.id is not None  # a loaded row
     ended = credentials.end_sessions(session, agent.id, "disabled", ensure_aware(now))
     session.add(agent)
     audit.record(session, actor, "agent.disable", "agent", username, {"sessions_ended": ended})
-    return agent
+    return DisabledAgent(agent, ended)
 
 
 def enable_agent(session: Session, actor: Actor, username: str) -> Agent:

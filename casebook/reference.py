@@ -50,6 +50,12 @@ _DIGIT_MAP = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567
 _SEPARATORS = re.compile(r"[\s\-./]")
 
 
+def western_digits(text: str) -> str:
+    """``text`` with its Arabic-Indic and Eastern Arabic-Indic digits as Western ones: digits
+    people key are read alike wherever digits are read (references, dates)."""
+    return text.translate(_DIGIT_MAP)
+
+
 class InvalidReference(ValueError):
     """The keyed reference is malformed or fails its check digit."""
 
@@ -100,7 +106,7 @@ def reference_for_id(case_id: int, key: bytes, attempt: int = 0) -> str:
 
 def normalise_reference(keyed: str) -> str:
     """Return the canonical reference or raise ``InvalidReference`` with the reason."""
-    text = _SEPARATORS.sub("", keyed.translate(_DIGIT_MAP))
+    text = _SEPARATORS.sub("", western_digits(keyed))
     if not text:
         raise InvalidReference("no reference number was keyed")
     if not text.isascii() or not text.isdigit():

@@ -27,7 +27,7 @@ from sqlmodel import Session, col, delete, select
 
 from casebook import audit, credentials
 from casebook.access import Actor
-from casebook.agents import build_agent, usable_admins
+from casebook.agents import AgentDetails, build_agent, usable_admins
 from casebook.clock import ensure_aware
 from casebook.errors import CasebookError
 from casebook.models import Agent, Role, SigninFailure, SigninSession
@@ -505,9 +505,7 @@ def bootstrap_admin(
     credentials.check_new_password(password, username, settings.signin.min_password_length)
     agent = session.exec(select(Agent).where(Agent.username == username).with_for_update()).first()
     if agent is None:
-        agent = build_agent(
-            session, settings, username=username, display_name=display_name, roles=roles
-        )
+        agent = build_agent(session, settings, username, AgentDetails(display_name, tuple(roles)))
     elif Role.ADMIN.value not in agent.roles or not agent.active:
         raise CasebookError(
             f"agent {username} exists and is not an active admin: bootstrap a new user name"

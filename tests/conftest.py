@@ -259,8 +259,11 @@ def add_agent(
 
     def work(session: Session) -> str:
         admin = agents.resolve_actor(session, by, settings.roles)
-        fields.setdefault("display_name", username.title())
-        added = agents.add_agent(session, settings, admin, username=username, roles=roles, **fields)
+        now = fields.pop("now", None)
+        details = agents.AgentDetails(
+            fields.pop("display_name", username.title()), tuple(roles), **fields
+        )
+        added = agents.add_agent(session, settings, admin, username, details, now=now)
         return added.one_time_password
 
     return db.run(work)

@@ -154,6 +154,7 @@ PEOPLE_COMMANDS: dict[str, list[str]] = {
     "password": [],
     "agents add": ["eve", "--name", "Eve", "--role", "admin"],
     "agents list": [],
+    "agents edit": ["sara", "--capacity", "3"],
     "agents disable": ["sara"],
     "agents enable": ["sara"],
     "agents reset-password": ["sara"],
@@ -460,7 +461,7 @@ def test_a_case_is_resolved_followed_up_and_closed_through_the_server(site: Site
     )
     assert "logged: satisfied" in logged.stdout
     bad = sara.run("followup", "log", reference, "--method", "phone", "--result", "happy")
-    assert bad.returncode == 1 and "satisfied, not-satisfied" in bad.stderr
+    assert bad.returncode == 2 and "'satisfied', 'not-satisfied'" in bad.stderr
     assert f"case {reference}: closed" in sara.ok("cases", "close", reference).stdout
     shown = json.loads(sara.ok("cases", "show", reference, "--json").stdout)
     assert [item["result"] for item in shown["followups"]] == ["satisfied"]
@@ -469,22 +470,26 @@ def test_a_case_is_resolved_followed_up_and_closed_through_the_server(site: Site
 def test_bad_input_is_refused_before_the_server_is_asked(site: Site) -> None:
     admin = site.people["admin"]
     for args, said in (
-        (["report", "--since", "yesterday"], "--since must be an ISO date"),
         (["qa", "sample", "--period", "7x", "--per-agent", "1"], "--period must be"),
         (["agents", "add", "x", "--name", "X", "--role", "agent", "--shift-start", "9h"], "HH:MM"),
     ):
         result = admin.run(*args)
-        assert result.returncode == 1 and said in result.stderr, result.stderr
+        assert result.returncode == 2 and said in result.stderr, result.stderr
 
 
 def test_the_client_offers_the_servers_words() -> None:
-    """--status and --method choices are the casebook's (the server checks them again)."""
+    """--status, --method, --result and --shift-day words are the casebook's (the server
+    checks them again)."""
     import cli
+    from casebook.followups import RESULT_WORDS
     from casebook.models import CaseStatus, ContactMethod, Priority
+    from casebook.settings import WEEKDAYS
 
     assert [s.value for s in cli.CaseStatus] == [s.value for s in CaseStatus]
     assert [m.value for m in cli.ContactMethod] == [m.value for m in ContactMethod]
     assert list(cli.PRIORITIES) == [p.value for p in Priority]
+    assert [r.value for r in cli.FollowUpResult] == list(RESULT_WORDS)
+    assert cli.WEEKDAYS == WEEKDAYS
 
 
 # --- when something is wrong ----------------------------------------------------------------------
@@ -530,7 +535,7 @@ def test_too_many_wrong_passwords_say_when_to_try_again(fresh_site: Site) -> Non
     assert "try again in" in slowed.stderr and slowed.stderr.count("\n") == 1
 
 
-def test_a_config_typo_is_one_line_and_exit_2_for_operator_commands(tmp_path: Path) -> None:
+def test_a_config_typo_is_one_line_and_exit_4_for_operator_commands(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("databse:\n  url: sqlite:///x.db\n", encoding="utf-8")
     result = subprocess.run(
         [HOTLINE, "-c", str(tmp_path / "config.yaml"), "db", "upgrade"],
@@ -540,7 +545,7 @@ def test_a_config_typo_is_one_line_and_exit_2_for_operator_commands(tmp_path: Pa
         timeout=120,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.strip().count("\n") == 0
     assert "unknown key 'databse'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -62,6 +62,7 @@ from casebook.errors import (
 from casebook.errors import NotFound as CaseNotFound
 from casebook.models import Agent, Callback, Case, CaseStatus, ContactMethod, Priority
 from casebook.operations import site_status
+from casebook.reference import western_digits
 from casebook.reports import build_report
 from casebook.signin import SigninRefused
 from casebook.site_secrets import SiteSecretError
@@ -218,6 +219,10 @@ AGENT_FIELDS = (
     "languages",
     "skills",
     "extension",
+    "shift_days",
+    "shift_start",
+    "shift_end",
+    "capacity",
     "active",
 )
 CALLBACK_FIELDS = (
@@ -272,8 +277,14 @@ def recording_row(item: catalogue.Listed, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def agent_row(agent: Agent, zone: ZoneInfo) -> dict[str, Any]:
-    return pick(agent, AGENT_FIELDS, zone) | {"locked": agent.locked_at is not None}
+def agent_row(agent: Agent, site: Site) -> dict[str, Any]:
+    """An agent as people see them: no shift days means the site's business hours, no capacity
+    the site's callbacks.agent_capacity (``effective_capacity``)."""
+    effective = agent.capacity or site.settings.callbacks.agent_capacity
+    return pick(agent, AGENT_FIELDS, site.zone) | {
+        "effective_capacity": effective,
+        "locked": agent.locked_at is not None,
+    }
 
 
 def callback_row(callback: Callback, reference: str | None, zone: ZoneInfo) -> dict[str, Any]:
@@ -293,16 +304,30 @@ class Body(BaseModel):
 
 
 def site_time(value: str | None, what: str, zone: ZoneInfo) -> datetime | None:
-    """An ISO date or date-time from a request; without an offset it is the site's time."""
+    """An ISO date or date-time from a request (Arabic-Indic digits read as digits); without
+    an offset it is the site's time."""
     if value is None or not value.strip():
         return None
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(western_digits(value.strip()))
     except ValueError:
         raise BadRequest(
             f"{what} must be an ISO date or date-time (2026-11-01, 2026-11-01T08:00), got {value!r}"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def site_period(
+    since: str | None, until: str | None, zone: ZoneInfo
+) -> tuple[datetime | None, datetime | None]:
+    """A request's period (each end optional); one that ends before it starts is refused, not
+    answered with nothing."""
+    start, end = site_time(since, "since", zone), site_time(until, "until", zone)
+    if start is not None and end is not None and start > end:
+        raise BadRequest(
+            f"since ({since}) is after until ({until}): the period ends before it starts"
+        )
+    return start, end
 
 
 # --- errors, mapped once ------------------------------------------------------------------------
@@ -499,11 +524,8 @@ def sign_out(caller: CallerDep) -> Response:
 def whoami(caller: CallerDep) -> JSONResponse:
     def work(session: Session, actor: Actor) -> dict[str, Any]:
         me = agent_service.agent_named(session, actor, actor.username)
-        return {
-            "username": actor.username,
-            "display_name": me.display_name,
+        return agent_row(me, caller.site) | {
             "roles": actor.roles,
-            "department": actor.department,
             "permissions": actor.permissions,
             "session_expires_at": signin.session_expires_at(session, caller.token, now=utcnow()),
         }
@@ -559,50 +581,97 @@ class NewAgentBody(Body):
     shift_end: time | None = None
     capacity: int | None = None
 
+    def details(self) -> agent_service.AgentDetails:
+        return agent_service.AgentDetails(
+            display_name=self.display_name,
+            roles=tuple(self.roles),
+            department=self.department,
+            languages=tuple(self.languages),
+            skills=tuple(self.skills),
+            extension=self.extension,
+            shift_days=tuple(self.shift_days),
+            shift_start=self.shift_start,
+            shift_end=self.shift_end,
+            capacity=self.capacity,
+        )
+
+
+class AgentChanges(Body):
+    """Only the details sent change; null clears one (no department, no extension, the site's
+    business hours, the site's capacity)."""
+
+    display_name: str | None = None
+    roles: list[str] | None = None
+    department: str | None = None
+    languages: list[str] | None = None
+    skills: list[str] | None = None
+    extension: str | None = None
+    shift_days: list[str] | None = None
+    shift_start: time | None = None
+    shift_end: time | None = None
+    capacity: int | None = None
+
+    def changes(self) -> dict[str, Any]:
+        sent = self.model_dump(exclude_unset=True)
+        for name in ("display_name", "roles", "languages", "skills", "shift_days"):
+            if name in sent and sent[name] is None:
+                raise BadRequest(f"{name} cannot be cleared, only changed")
+        return sent
+
 
 @router.get("/agents")
 def list_agents(caller: CallerDep) -> JSONResponse:
     agents = caller.run(agent_service.list_agents)
-    return reply([agent_row(agent, caller.site.zone) for agent in agents])
+    return reply([agent_row(agent, caller.site) for agent in agents])
 
 
 @router.post("/agents", status_code=201)
 def add_agent(body: NewAgentBody, caller: CallerDep) -> JSONResponse:
     added = caller.run(
         lambda session, actor: agent_service.add_agent(
-            session,
-            caller.site.settings,
-            actor,
-            username=body.username,
-            display_name=body.display_name,
-            roles=body.roles,
-            department=body.department,
-            languages=body.languages,
-            skills=body.skills,
-            extension=body.extension,
-            shift_days=body.shift_days,
-            shift_start=body.shift_start,
-            shift_end=body.shift_end,
-            capacity=body.capacity,
+            session, caller.site.settings, actor, body.username, body.details()
         )
     )
-    zone = caller.site.zone
-    created = {"agent": agent_row(added.agent, zone), "one_time_password": added.one_time_password}
+    created = {
+        "agent": agent_row(added.agent, caller.site),
+        "one_time_password": added.one_time_password,
+    }
     return reply(created, 201)
+
+
+@router.patch("/agents/{username}")
+def edit_agent(username: str, body: AgentChanges, caller: CallerDep) -> JSONResponse:
+    changes = body.changes()
+    edited = caller.run(
+        lambda session, actor: agent_service.edit_agent(
+            session, caller.site.settings, actor, username, changes
+        )
+    )
+    return reply(
+        {
+            "agent": agent_row(edited.agent, caller.site),
+            "changed": plain(edited.changed, caller.site.zone),
+        }
+    )
 
 
 @router.post("/agents/{username}/disable")
 def disable_agent(username: str, caller: CallerDep) -> JSONResponse:
-    agent = caller.run(
+    disabled = caller.run(
         lambda session, actor: agent_service.disable_agent(session, actor, username, now=utcnow())
     )
-    return reply({"agent": agent_row(agent, caller.site.zone)})
+    return reply(
+        {
+            "agent": agent_row(disabled.agent, caller.site),
+            "sessions_ended": disabled.sessions_ended,
+        }
+    )
 
 
 @router.post("/agents/{username}/enable")
 def enable_agent(username: str, caller: CallerDep) -> JSONResponse:
     agent = caller.run(lambda session, actor: agent_service.enable_agent(session, actor, username))
-    return reply({"agent": agent_row(agent, caller.site.zone)})
+    return reply({"agent": agent_row(agent, caller.site)})
 
 
 @router.post("/agents/{username}/password-reset")
@@ -614,7 +683,7 @@ def reset_password(username: str, caller: CallerDep) -> JSONResponse:
         return agent_service.agent_named(session, actor, username), password
 
     agent, password = caller.run(work)
-    return reply({"agent": agent_row(agent, caller.site.zone), "one_time_password": password})
+    return reply({"agent": agent_row(agent, caller.site), "one_time_password": password})
 
 
 # cases and follow-ups ---------------------------------------------------------------------------
@@ -947,7 +1016,7 @@ async def dial(callback_id: int, caller: CallerDep) -> JSONResponse:
 @router.get("/report")
 def report(caller: CallerDep, since: str | None = None, until: str | None = None) -> JSONResponse:
     zone = caller.site.zone
-    start, end = site_time(since, "since", zone), site_time(until, "until", zone)
+    start, end = site_period(since, until, zone)
     figures = caller.run(
         lambda session, actor: build_report(
             session, actor, caller.site.settings.followup, since=start, until=end

@@ -166,6 +166,19 @@ def config_path(explicit: Path | None = None, environ: dict[str, str] | None = N
     return DEFAULT_CONFIG_PATH
 
 
+def load_site_settings(path: Path | None = None) -> Settings:
+    """An operator command's settings: a site's config file (``path``, $HOTLINE_CONFIG or
+    ./config.yaml), never the built-in defaults in whatever folder the command was run from,
+    which would start a second, empty site there (its database, keys and recordings)."""
+    if path is None and not os.environ.get(CONFIG_ENV) and not DEFAULT_CONFIG_PATH.exists():
+        raise ConfigError(
+            f"no hotline site here: {Path.cwd()} has no config.yaml; run this in the site's "
+            "folder, or name its config with --config PATH or HOTLINE_CONFIG=PATH "
+            "(nothing was created)"
+        )
+    return load_settings(path)
+
+
 def load_settings(
     path: Path | None = None, environ: dict[str, str] | None = None, *, required: bool = False
 ) -> Settings:

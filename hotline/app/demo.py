@@ -192,15 +192,8 @@ def add_demo_staff(
             s: Session, username: str = username, name: str = name, department: str = department
         ) -> None:
             admin = agents.resolve_actor(s, me, settings.roles)
-            agents.add_agent(
-                s,
-                settings,
-                admin,
-                username=username,
-                display_name=name,
-                roles=["agent"],
-                department=department,
-            )
+            details = agents.AgentDetails(name, ("agent",), department=department)
+            agents.add_agent(s, settings, admin, username, details)
 
         db.run(add)
     return password

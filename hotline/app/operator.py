@@ -15,7 +15,7 @@ import pwd
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,46 +35,40 @@ from ivr_flows import FlowError, SpeechError, build_prompts, load_flow, render_a
 from ivr_flows.prompts import PromptReport
 from transcription import AudioError, ModelError, transcribe
 
-REFUSED = 1
-CONFIG = 2
-DATABASE = 3
-
 
 class OperatorError(Exception):
     """An operator command cannot go on; phrased for the operator (one line)."""
 
-    def __init__(self, message: str, exit_code: int = REFUSED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+
+# What kind of failure it is; the CLI's ExitCode turns each into the README's exit code.
+FailureKind = Literal["refused", "config", "database"]
 
 
 @dataclass(frozen=True)
 class Failure:
-    """A known failure as the CLI prints it: ``label: message`` and the exit code."""
+    """A known failure as the CLI prints it: ``label: message``, and its kind."""
 
     label: str
     message: str
-    exit_code: int
+    kind: FailureKind
 
 
 def known_failure(exc: BaseException) -> Failure | None:
     """What an operator command's exception means for the operator; None for a bug."""
     if isinstance(exc, ConfigError):
-        return Failure("config error", str(exc), CONFIG)
-    if isinstance(exc, OperatorError):
-        return Failure("error", str(exc), exc.exit_code)
-    if isinstance(exc, ServeError):
-        return Failure("error", str(exc), REFUSED)
+        return Failure("config error", str(exc), "config")
+    if isinstance(exc, OperatorError | ServeError):
+        return Failure("error", str(exc), "refused")
     if isinstance(exc, FlowError | SpeechError | AudioError | ModelError | DemoError):
-        return Failure("error", str(exc), REFUSED)
+        return Failure("error", str(exc), "refused")
     if isinstance(exc, DatabaseUnavailable):
-        return Failure("database unavailable", str(exc), DATABASE)
+        return Failure("database unavailable", str(exc), "database")
     if isinstance(exc, CasebookError):
-        return Failure("refused", str(exc), REFUSED)
+        return Failure("refused", str(exc), "refused")
     if isinstance(exc, SQLAlchemyError):
         # A schema older than the code, a permission, a constraint: one line, not a traceback.
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return Failure("database error", f"{reason} (try: hotline db upgrade)", DATABASE)
+        return Failure("database error", f"{reason} (try: hotline db upgrade)", "database")
     return None
 
 
@@ -167,7 +161,7 @@ def asterisk_config(settings: Settings) -> str:
     try:
         return render_asterisk_config(settings, extensions)
     except ValueError as exc:
-        raise OperatorError(str(exc), CONFIG) from exc
+        raise ConfigError(str(exc)) from exc
 
 
 def build_site_prompts(

@@ -434,6 +434,28 @@ def test_audit_log_list_and_verify(api_site: ApiSite) -> None:
     assert api_site.client("carer").get("/v1/audit").status == 403
 
 
+def test_an_agent_is_edited_field_by_field_and_null_clears_one(api_site: ApiSite) -> None:
+    username = unique("edit")
+    admin = api_site.client("admin")
+    body = {"username": username, "display_name": "Omar", "roles": ["agent"], "capacity": 2}
+    assert admin.post("/v1/agents", body).status == 201
+    edited = admin.patch(f"/v1/agents/{username}", {"capacity": None, "extension": "401"})
+    assert edited.status == 200, edited.json()
+    assert edited.json()["changed"] == {"capacity": [2, None], "extension": [None, "401"]}
+    agent = edited.json()["agent"]
+    assert (agent["capacity"], agent["effective_capacity"], agent["extension"]) == (None, 10, "401")
+    for refused, code in (
+        ({"roles": None}, "invalid"),
+        ({"capacity": "many"}, "invalid"),
+        ({"password_hash": "x"}, "invalid"),
+        ({"department": "nowhere"}, "refused"),
+    ):
+        answer = admin.patch(f"/v1/agents/{username}", refused)
+        assert (answer.status, answer.error["code"]) == (400, code), refused
+    assert api_site.client("carer").patch(f"/v1/agents/{username}", {"capacity": 3}).status == 403
+    assert admin.patch("/v1/agents/nobody", {"capacity": 3}).status == 404
+
+
 def test_agents_list_and_add_with_every_field(api_site: ApiSite) -> None:
     username = unique("full")
     added = api_site.client("admin").post(
@@ -463,6 +485,11 @@ def test_agents_list_and_add_with_every_field(api_site: ApiSite) -> None:
         "languages": ["ar", "en"],
         "skills": ["network"],
         "extension": "305",
+        "shift_days": ["mon", "sun"],
+        "shift_start": "08:00",
+        "shift_end": "16:00",
+        "capacity": 4,
+        "effective_capacity": 4,
         "active": True,
         "locked": False,
     }

@@ -92,6 +92,9 @@ class Client:
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
         return self.request("POST", path, body, **kwargs)
 
+    def patch(self, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        return self.request("PATCH", path, body, **kwargs)
+
     def delete(self, path: str, **kwargs: Any) -> Answer:
         return self.request("DELETE", path, **kwargs)
 

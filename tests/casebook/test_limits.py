@@ -154,7 +154,7 @@ def test_text_no_database_stores_alike_is_refused_on_both(
     with pytest.raises(TextRefused, match=re.escape(f"agent.display_name {why}")):
         db.run(
             lambda s: agents.add_agent(
-                s, settings, admin, username="nul", display_name=text, roles=["agent"]
+                s, settings, admin, "nul", agents.AgentDetails(text, ("agent",))
             )
         )
 
@@ -166,19 +166,13 @@ def test_a_display_name_over_its_column_is_refused_on_sqlite_as_on_postgresql(
     with pytest.raises(TextRefused, match=r"agent\.display_name has 201 characters, at most 200"):
         db.run(
             lambda s: agents.add_agent(
-                s, settings, admin, username="long", display_name="ن" * 201, roles=["agent"]
+                s, settings, admin, "long", agents.AgentDetails("ن" * 201, ("agent",))
             )
         )
     with pytest.raises(TextRefused, match=r"agent\.skills '\[0\]' has 65 characters, at most 64"):
         db.run(
             lambda s: agents.add_agent(
-                s,
-                settings,
-                admin,
-                username="long",
-                display_name="n",
-                roles=["agent"],
-                skills=["s" * 65],
+                s, settings, admin, "long", agents.AgentDetails("n", ("agent",), skills=("s" * 65,))
             )
         )
 

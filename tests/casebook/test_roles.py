@@ -225,7 +225,7 @@ def test_owner_url_beside_a_sqlite_url_stops_the_command(tmp_path: Path) -> None
         tmp_path, {"url": "sqlite:///hotline.db", "owner_url": "postgresql://o@db/hotline"}
     )
     result = operator(config, "db", "upgrade")
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.count("\n") == 1
     assert "config.yaml: database: owner_url is for PostgreSQL" in result.stderr
 

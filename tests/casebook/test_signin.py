@@ -450,7 +450,7 @@ def test_only_admins_manage_agents_and_each_refusal_is_audited(site: Site) -> No
     amal = site.actor(site.session_for("amal", AMAL_PASSWORD).token)
     attempts = {
         "agent.add": lambda s: agents.add_agent(
-            s, site.settings, amal, username="mallory", display_name="M", roles=["admin"]
+            s, site.settings, amal, "mallory", agents.AgentDetails("M", ("admin",))
         ),
         "agent.disable": lambda s: agents.disable_agent(s, amal, "admin", now=T0),
         "agent.enable": lambda s: agents.enable_agent(s, amal, "amal"),
@@ -472,7 +472,7 @@ def test_an_added_agent_gets_a_one_time_password_only_its_hash_stored(site: Site
     admin = site.admin()
     added = site.db.run(
         lambda s: agents.add_agent(
-            s, site.settings, admin, username="omar", display_name="Omar", roles=["agent"], now=T0
+            s, site.settings, admin, "omar", agents.AgentDetails("Omar", ("agent",)), now=T0
         )
     )
     assert added.agent.username == "omar"
