@@ -1213,8 +1213,8 @@ def callbacks_list(
     show_reminder(server_api)
     headers = ("رقم", "المرجع", "المتصل", "الموظف", "الحالة", "الموعد", "محاولات")
     listing = table(*(visual(h) for h in headers))
-    for callback in rows:
-        listing.add_row(
+    cells = [
+        (
             str(callback["id"]),
             callback.get("case") or "—",
             callback.get("phone_number") or "",
@@ -1223,6 +1223,13 @@ def callbacks_list(
             local_time(callback.get("due_from"), short=True),
             str(callback.get("attempts", "")),
         )
+        for callback in rows
+    ]
+    # The reference and the caller's number are never cut: the other columns give way.
+    for column in (1, 2):
+        listing.columns[column].min_width = max((len(row[column]) for row in cells), default=0)
+    for row in cells:
+        listing.add_row(*row)
     out().print(listing)
 
 
@@ -1246,7 +1253,9 @@ def idle_lines(offer: dict[str, Any]) -> list[str]:
         "off_shift": f"أنت خارج مناوبتك (you are off shift: your shift is {hours})",
         "none_assigned": (
             f"لا توجد مكالمات متابعة مسندة إليك الآن (nothing is assigned to you now; "
-            f"{waiting} due callbacks wait for other agents, departments or call windows)"
+            f"{waiting} due callbacks wait for other departments or skills, or their call window)"
+            if waiting
+            else "لا توجد مكالمات متابعة مستحقة الآن (no callback is due now)"
         ),
     }
     return [lines.get(reason, reason) for reason in offer["reasons"]]

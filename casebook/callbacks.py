@@ -60,7 +60,7 @@ NEVER = datetime.min.replace(tzinfo=UTC)
 
 # Arabic names for people; the stored value stays the English code.
 STATUS_LABELS_AR: dict[CallbackStatus, str] = {
-    CallbackStatus.PENDING: "بانتظار التعيين",
+    CallbackStatus.PENDING: "غير مسندة",
     CallbackStatus.ASSIGNED: "مسندة",
     CallbackStatus.DONE: "تمت",
     CallbackStatus.WRITTEN: "متابعة كتابية",
