@@ -4,7 +4,10 @@ work; `callbacks next` says why nothing is offered; a dial is checked before the
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic, sleep
 
 import pytest
 from alembic import command
@@ -14,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from casebook import callbacks, cases, followups, operations
 from casebook.access import Actor
-from casebook.db import Database, _alembic_config
+from casebook.db import Database, _alembic_config, is_sqlite
 from casebook.errors import RuleViolation
 from casebook.models import (
     Agent,
@@ -146,6 +149,61 @@ def test_the_database_refuses_a_second_open_followup_callback(
     another(CallbackStatus.DONE, CallbackReason.FOLLOW_UP)
     another(CallbackStatus.PENDING, CallbackReason.ABANDONED)
     assert len(open_ones(db, reference)) == 2
+
+
+def test_two_requests_at_once_make_one_callback(
+    db: Database, settings: Settings, staff: Staff
+) -> None:
+    """PostgreSQL: the second request does not see the first's uncommitted row, inserts, waits
+    on the unique index and, once the first commits, is refused there and keeps the first's."""
+    if is_sqlite(db.engine):
+        pytest.skip("SQLite's BEGIN IMMEDIATE runs one writing transaction at a time")
+    carer = staff.actor("carer")
+    reference = open_case(db, settings, staff)
+    (made,) = followup_callbacks(db, reference)
+
+    def answered(s: Session) -> None:  # that one was made: none is open
+        callback = s.get(Callback, made.id)
+        assert callback is not None
+        callback.status = CallbackStatus.DONE.value
+        s.add(callback)
+
+    db.run(answered)
+    first_inserted = threading.Event()
+
+    def request(s: Session) -> int | None:
+        case = s.exec(select(Case).where(Case.reference == reference)).one()
+        callback = callbacks.request_followup_callback(s, settings, carer, case, NOW)
+        return None if callback is None else callback.id
+
+    def first(s: Session) -> int | None:
+        made = request(s)
+        first_inserted.set()
+        deadline = monotonic() + 30
+        while not _someone_waits_on_a_lock(s) and monotonic() < deadline:
+            sleep(0.05)
+        return made
+
+    def second() -> int | None:
+        assert first_inserted.wait(30)
+        return db.run(request)
+
+    with ThreadPoolExecutor(2) as pool:
+        ids = [pool.submit(db.run, first), pool.submit(second)]
+        first_id, second_id = (future.result(timeout=60) for future in ids)
+    assert first_id == second_id
+    assert [c.id for c in open_ones(db, reference)] == [first_id]
+    assert [e.object_id for e in audited(db, "callback.kept")] == [str(first_id)]
+
+
+def _someone_waits_on_a_lock(s: Session) -> bool:
+    # The statistics are a snapshot per transaction unless cleared.
+    s.connection().execute(text("SELECT pg_stat_clear_snapshot()"))
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> "
+        "pg_backend_pid()"
+    )
+    return bool(s.connection().execute(query).scalar_one())
 
 
 def test_an_attempt_reported_after_the_case_moved_on_keeps_it_cancelled(
