@@ -1289,7 +1289,10 @@ def callbacks_dial(
         int, typer.Argument(metavar="ID", help="The callback's id (as callbacks list shows it).")
     ],
 ) -> None:
-    """Ring your phone, then the customer (AMI Originate); the result is stored."""
+    """Ring your phone, then the customer (AMI Originate); the result is stored.
+
+    Checked first, before the PBX is called: you have an extension, the callback is yours and
+    still assigned, and the customer is inside their call window now."""
     outcome = api().post(f"/callbacks/{callback_id}/dial", timeout=client.DIAL_TIMEOUT_SECONDS)
     callback = outcome["callback"]
     say(

@@ -54,7 +54,6 @@ _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
 
 # Any constant shared by every scheduler of the site: one assignment run at a time.
 _PG_ASSIGNMENT_LOCK = 15655
-OPEN_STATUSES = OPEN_CALLBACK_STATUSES
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -113,11 +112,14 @@ def _open_followups(session: Session, case: Case, *, lock: bool = False) -> list
         .where(
             Callback.case_id == case.id,
             Callback.reason == CallbackReason.FOLLOW_UP.value,
-            col(Callback.status).in_(OPEN_STATUSES),
+            col(Callback.status).in_(OPEN_CALLBACK_STATUSES),
         )
         .order_by(col(Callback.id))
     )
-    return list(session.exec(query.with_for_update() if lock else query))
+    if lock:
+        # The latest state, not a copy this session read before.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(session.exec(query))
 
 
 def _keep_open(session: Session, actor: Actor, case: Case) -> Callback | None:
@@ -176,8 +178,9 @@ def cancel_followup_callbacks(
     session: Session, actor: Actor, case: Case, reason: str, now: datetime
 ) -> list[Callback]:
     """Cancel the case's open follow-up callbacks (the case no longer waits for the caller's
-    verdict); each keeps its row and attempts, with the reason, and is audited. Locked: an
-    assignment or a dial at the same moment waits and then finds it cancelled."""
+    verdict); each keeps its row and attempts, with the reason, and is audited. Locked: a dial
+    at the same moment waits and then finds it cancelled; an assignment run passes over it
+    (SKIP LOCKED) and finds it cancelled the next time."""
     cancelled = _open_followups(session, case, lock=True)
     for callback in cancelled:
         previous = callback.status
@@ -230,7 +233,7 @@ def request_abandoned_callbacks(
         query = sa.select(columns.phone_number).where(
             columns.phone_number.in_(keys),
             columns.reason == CallbackReason.ABANDONED.value,
-            columns.status.in_(OPEN_STATUSES),
+            columns.status.in_(OPEN_CALLBACK_STATUSES),
         )
         waiting |= {number for (number,) in session.connection().execute(query)}
     # One callback made the one way callbacks are made; the others differ only in who is
@@ -429,7 +432,7 @@ def _escalate_overdue(session: Session, actor: Actor, now: datetime) -> list[int
     overdue = session.exec(
         select(Callback)
         .where(
-            col(Callback.status).in_(OPEN_STATUSES),
+            col(Callback.status).in_(OPEN_CALLBACK_STATUSES),
             col(Callback.overdue_at) < now,
             col(Callback.escalated_at).is_(None),
         )
@@ -616,7 +619,7 @@ def list_callbacks(
     actor: Actor,
     *,
     mine: bool,
-    statuses: tuple[str, ...] = (*OPEN_STATUSES, CallbackStatus.WRITTEN.value),
+    statuses: tuple[str, ...] = (*OPEN_CALLBACK_STATUSES, CallbackStatus.WRITTEN.value),
     limit: int = 100,
 ) -> list[Callback]:
     """An agent sees their own callbacks; supervisors see all, including those that need a
