@@ -655,7 +655,7 @@ class NextCallback:
     reasons: list[Idle]
     # Due callbacks nobody holds.
     waiting: int
-    # The last report of a running scheduler, None if none ever reported.
+    # The last report of any scheduler (or its clean stop), None if none ever reported.
     scheduler_seen_at: datetime | None
     shift: Shift | None  # the agent's, when they are one
 
@@ -664,16 +664,19 @@ def next_callback(
     session: Session, settings: CasebookConfig, actor: Actor, now: datetime
 ) -> NextCallback:
     """The agent's oldest assigned callback: the one to call now; or, when there is none, why."""
-    callback = session.exec(
-        select(Callback)
-        .where(
-            Callback.assigned_agent_id == actor.agent_id,
-            Callback.status == CallbackStatus.ASSIGNED.value,
-        )
-        .order_by(col(Callback.due_from), col(Callback.id))
-    ).first()
     agent = session.get(Agent, actor.agent_id) if actor.agent_id is not None else None
-    shift = None if agent is None else shift_of(agent, settings.business_hours)
+    callback = None
+    if agent is not None:
+        callback = session.exec(
+            select(Callback)
+            .where(
+                Callback.assigned_agent_id == agent.id,
+                Callback.status == CallbackStatus.ASSIGNED.value,
+            )
+            .order_by(col(Callback.due_from), col(Callback.id))
+        ).first()
+    hours = settings.business_hours
+    shift = None if agent is None else shift_of(agent, hours)
     scheduler = operations.component_seen(session, operations.SCHEDULER, now)
     waiting = session.exec(
         select(func.count())
@@ -682,11 +685,12 @@ def next_callback(
     ).one()
     reasons: list[Idle] = []
     if callback is None:
-        if agent is None or Role.AGENT.value not in agent.roles or not agent.active:
+        given_callbacks = agent is not None and agent.active and Role.AGENT.value in agent.roles
+        if not given_callbacks:
             reasons.append(Idle.NOT_AN_AGENT)
         if not scheduler.running:
             reasons.append(Idle.NO_SCHEDULER)
-        if agent is not None and not on_shift(agent, now, settings.business_hours):
+        if agent is not None and given_callbacks and not on_shift(agent, now, hours):
             reasons.append(Idle.OFF_SHIFT)
         if not reasons:
             reasons.append(Idle.NONE_ASSIGNED)
