@@ -1552,30 +1552,75 @@ def callbacks_list(
         emit_json(rows)
         return
     show_reminder(server_api)
-    listing = table("id", "reason", "number", "status", "due", "attempts", "case")
-    for callback in rows:
-        listing.add_row(
+    headers = ("رقم", "المرجع", "المتصل", "الموظف", "الحالة", "الموعد", "محاولات")
+    listing = table(*(visual(h) for h in headers))
+    cells = [
+        (
             str(callback["id"]),
-            callback.get("reason") or "",
+            callback.get("case") or "—",
             callback.get("phone_number") or "",
-            callback.get("status") or "",
+            callback.get("agent") or "—",
+            visual(callback.get("status_label_ar") or callback.get("status") or ""),
             local_time(callback.get("due_from"), short=True),
             str(callback.get("attempts", "")),
-            callback.get("case") or "",
         )
+        for callback in rows
+    ]
+    # The reference and the caller's number are never cut: the other columns give way.
+    for column in (1, 2):
+        listing.columns[column].min_width = max((len(row[column]) for row in cells), default=0)
+    for row in cells:
+        listing.add_row(*row)
     out().print(listing)
 
 
+def idle_lines(offer: dict[str, Any]) -> list[str]:
+    """Why no callback is offered, one line per reason the server gave (Arabic first)."""
+    waiting = offer["waiting"]
+    seen = local_time(offer.get("scheduler_seen_at"))
+    shift = offer.get("shift") or {}
+    hours = f"{' '.join(shift.get('days', []))} {shift.get('start')}-{shift.get('end')}"
+    lines = {
+        "not_an_agent": "لا تُسند إليك مكالمات متابعة (callbacks are given to agents only)",
+        "no_scheduler": (
+            f"المُجدول لا يعمل منذ {seen}؛ {waiting} مكالمة تنتظر دون تعيين "
+            f"(the scheduler is not running since {seen}; {waiting} callbacks wait unassigned: "
+            "start hotline serve or hotline scheduler)"
+            if seen
+            else f"لم يعمل المُجدول قط؛ {waiting} مكالمة تنتظر دون تعيين "
+            f"(the scheduler has never run; {waiting} callbacks wait unassigned: "
+            "start hotline serve or hotline scheduler)"
+        ),
+        "off_shift": f"أنت خارج مناوبتك (you are off shift: your shift is {hours})",
+        "none_assigned": (
+            f"لا توجد مكالمات متابعة مسندة إليك الآن (nothing is assigned to you now; "
+            f"{waiting} due callbacks wait for other departments or skills, or their call window)"
+            if waiting
+            else "لا توجد مكالمات متابعة مستحقة الآن (no callback is due now)"
+        ),
+    }
+    return [lines.get(reason, reason) for reason in offer["reasons"]]
+
+
 @callbacks_app.command("next")
-def callbacks_next() -> None:
-    """The callback to make now."""
-    callback = api().get("/callbacks/next")
+def callbacks_next(as_json: JsonOption = False) -> None:
+    """The callback to make now, or why there is none (no scheduler, off shift...)."""
+    offer = api().get("/callbacks/next")
+    if as_json:
+        emit_json(offer)
+        return
+    callback = offer["callback"]
     if callback is None:
-        say(visual("لا توجد مكالمات متابعة لك الآن (no callbacks for you now)"))
+        for line in idle_lines(offer):
+            say(visual(line))
         return
     due = local_time(callback.get("due_from"))
     number, reason = visual(callback["phone_number"] or ""), visual(callback["reason"] or "")
-    say(f"callback {callback['id']}: {number} ({reason}), due {due}")
+    case = f", case {callback['case']}" if callback.get("case") else ""
+    say(
+        f"callback {callback['id']}: {number} ({reason}{case}), due {due}, "
+        f"attempts {callback['attempts']}"
+    )
     say(f"  dial it with: hotline callbacks dial {callback['id']}")
 
 
@@ -1585,7 +1630,10 @@ def callbacks_dial(
         int, typer.Argument(metavar="ID", help="The callback's id (as callbacks list shows it).")
     ],
 ) -> None:
-    """Ring your phone, then the customer (AMI Originate); the result is stored."""
+    """Ring your phone, then the customer (AMI Originate); the result is stored.
+
+    Checked first, before the PBX is called: you have an extension, the callback is yours and
+    still assigned, and the customer is inside their call window now."""
     outcome = api().post(f"/callbacks/{callback_id}/dial", timeout=client.DIAL_TIMEOUT_SECONDS)
     callback = outcome["callback"]
     say(

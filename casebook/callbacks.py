@@ -3,6 +3,12 @@ abandoned call); the scheduler assigns due callbacks to eligible agents; an agen
 call and its result decides what happens next. The rules live here, the scheduler only runs
 ``assign_due_callbacks`` on a timer.
 
+A case has at most one open follow-up callback (a partial unique index holds it under
+concurrent requests too): a second request while one is open keeps that one, its due time
+unchanged, so the caller is asked once. It lives while the case waits for the caller's verdict
+(resolved, follow-up); ``cases.move`` cancels it on any other move (closed, back to work,
+escalated, reopened), keeping the row with the reason and auditing it.
+
 Concurrency (casebook.concurrency): dialling is a person's change and claims the callback, so
 of two people dialling one callback at once one call is placed and the other is refused. An
 attempt's result, the assignments and the overdue marks report what happened and are never
@@ -16,19 +22,22 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import Table, func, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from casebook import audit
+from casebook import audit, operations
 from casebook.access import Actor
 from casebook.batch import chunked, ids_by, insert_rows
 from casebook.clock import utcnow
 from casebook.concurrency import claim, locked
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import (
+    OPEN_CALLBACK_STATUSES,
     Agent,
     AttemptResult,
     Callback,
@@ -45,8 +54,17 @@ _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
 
 # Any constant shared by every scheduler of the site: one assignment run at a time.
 _PG_ASSIGNMENT_LOCK = 15655
-OPEN_STATUSES = (CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value)
 NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+# Arabic names for people; the stored value stays the English code.
+STATUS_LABELS_AR: dict[CallbackStatus, str] = {
+    CallbackStatus.PENDING: "غير مسندة",
+    CallbackStatus.ASSIGNED: "مسندة",
+    CallbackStatus.DONE: "تمت",
+    CallbackStatus.WRITTEN: "متابعة كتابية",
+    CallbackStatus.CANCELLED: "ملغاة",
+}
 
 
 def _new_callback(
@@ -88,17 +106,52 @@ def _requested(session: Session, actor: Actor, callback: Callback, about: str | 
     return callback
 
 
+def _open_followups(session: Session, case: Case, *, lock: bool = False) -> list[Callback]:
+    query = (
+        select(Callback)
+        .where(
+            Callback.case_id == case.id,
+            Callback.reason == CallbackReason.FOLLOW_UP.value,
+            col(Callback.status).in_(OPEN_CALLBACK_STATUSES),
+        )
+        .order_by(col(Callback.id))
+    )
+    if lock:
+        # The latest state, not a copy this session read before.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(session.exec(query))
+
+
+def _keep_open(session: Session, actor: Actor, case: Case) -> Callback | None:
+    """The case's open follow-up callback, if it has one: kept instead of asking for another."""
+    kept = next(iter(_open_followups(session, case)), None)
+    if kept is not None:
+        audit.record(
+            session,
+            actor,
+            "callback.kept",
+            "callback",
+            kept.id,
+            {"about": case.reference, "status": kept.status, "due_from": kept.due_from.isoformat()},
+        )
+    return kept
+
+
 def request_followup_callback(
     session: Session, settings: CasebookConfig, actor: Actor, case: Case, now: datetime
 ) -> Callback | None:
     """After a resolution (or a partial answer), call the customer back to ask whether they are
-    satisfied. No number on the case (or one that is not a phone number, stored before numbers
-    were normalised) means no callback: the follow-up goes by letter instead."""
+    satisfied; if the case has an open follow-up callback already, that one is kept. No number
+    on the case (or one that is not a phone number, stored before numbers were normalised)
+    means no callback: the follow-up goes by letter instead."""
     if not dialable(case.caller_number, settings.phone):
         why = "no number" if not case.caller_number else "not a number to dial"
         audit.record(session, actor, "callback.skipped", "case", case.reference, {"why": why})
         return None
     assert case.caller_number is not None  # dialable
+    kept = _keep_open(session, actor, case)
+    if kept is not None:
+        return kept
     callback = _new_callback(
         settings,
         phone=case.caller_number,
@@ -109,7 +162,41 @@ def request_followup_callback(
         owner=case.assigned_agent_id,
         case_id=case.id,
     )
-    return _requested(session, actor, callback, case.reference)
+    try:
+        # A savepoint: a concurrent request that won the unique index undoes only this insert.
+        with session.begin_nested():
+            requested = _requested(session, actor, callback, case.reference)
+    except IntegrityError:
+        winner = _keep_open(session, actor, case)
+        if winner is None:
+            raise
+        return winner
+    return requested
+
+
+def cancel_followup_callbacks(
+    session: Session, actor: Actor, case: Case, reason: str, now: datetime
+) -> list[Callback]:
+    """Cancel the case's open follow-up callbacks (the case no longer waits for the caller's
+    verdict); each keeps its row and attempts, with the reason, and is audited. Locked: a dial
+    at the same moment waits and then finds it cancelled; an assignment run passes over it
+    (SKIP LOCKED) and finds it cancelled the next time."""
+    cancelled = _open_followups(session, case, lock=True)
+    for callback in cancelled:
+        previous = callback.status
+        callback.status = CallbackStatus.CANCELLED.value
+        callback.cancel_reason = reason
+        callback.cancelled_at = now
+        session.add(callback)
+        audit.record(
+            session,
+            actor,
+            "callback.cancel",
+            "callback",
+            callback.id,
+            {"case": case.reference, "reason": reason, "from": previous},
+        )
+    return cancelled
 
 
 class FinishedCall(Protocol):
@@ -146,7 +233,7 @@ def request_abandoned_callbacks(
         query = sa.select(columns.phone_number).where(
             columns.phone_number.in_(keys),
             columns.reason == CallbackReason.ABANDONED.value,
-            columns.status.in_(OPEN_STATUSES),
+            columns.status.in_(OPEN_CALLBACK_STATUSES),
         )
         waiting |= {number for (number,) in session.connection().execute(query)}
     # One callback made the one way callbacks are made; the others differ only in who is
@@ -190,15 +277,31 @@ def _within(moment: time, start: time, end: time) -> bool:
     return start <= moment < end
 
 
+@dataclass(frozen=True)
+class Shift:
+    """When an agent works, in site time."""
+
+    days: list[str]
+    start: time
+    end: time
+
+
+def shift_of(agent: Agent, hours: BusinessHours) -> Shift:
+    """An agent's own shift, or the site's business hours when they have none."""
+    return Shift(
+        days=agent.shift_days or list(hours.days),
+        start=agent.shift_start or hours.start,
+        end=agent.shift_end or hours.end,
+    )
+
+
 def on_shift(agent: Agent, now: datetime, hours: BusinessHours) -> bool:
-    """An agent's own shift, or the site's business hours when they have none; holidays off."""
+    """On their shift (``shift_of``) and not on a holiday."""
     local = now.astimezone(hours.zone)
     if local.date().isoformat() in hours.holidays:
         return False
-    days = agent.shift_days or list(hours.days)
-    start = agent.shift_start or hours.start
-    end = agent.shift_end or hours.end
-    return WEEKDAYS[local.weekday()] in days and _within(local.time(), start, end)
+    shift = shift_of(agent, hours)
+    return WEEKDAYS[local.weekday()] in shift.days and _within(local.time(), shift.start, shift.end)
 
 
 def in_call_window(
@@ -329,7 +432,7 @@ def _escalate_overdue(session: Session, actor: Actor, now: datetime) -> list[int
     overdue = session.exec(
         select(Callback)
         .where(
-            col(Callback.status).in_(OPEN_STATUSES),
+            col(Callback.status).in_(OPEN_CALLBACK_STATUSES),
             col(Callback.overdue_at) < now,
             col(Callback.escalated_at).is_(None),
         )
@@ -363,6 +466,44 @@ def _held_by(session: Session, actor: Actor, callback_id: int, action: str) -> C
     return callback
 
 
+def _check_assigned(callback: Callback) -> None:
+    if callback.status != CallbackStatus.ASSIGNED.value:
+        why = f" ({callback.cancel_reason})" if callback.cancel_reason else ""
+        raise RuleViolation(
+            f"callback {callback.id} is {callback.status}{why}: only an assigned one is dialled"
+        )
+
+
+@dataclass(frozen=True)
+class DialTarget:
+    callback: Callback
+    extension: str  # the agent's phone, rung first
+
+
+def ready_to_dial(
+    session: Session, settings: CasebookConfig, actor: Actor, callback_id: int, now: datetime
+) -> DialTarget:
+    """Everything a dial needs that the casebook knows, checked before anyone talks to the PBX:
+    the agent has an extension, the callback is theirs, still assigned, and the customer is in
+    their call window now. Changes nothing; ``start_attempt`` claims it."""
+    agent = session.get(Agent, actor.agent_id) if actor.agent_id is not None else None
+    if agent is None or not agent.extension:
+        raise RuleViolation(
+            f"{actor.username} has no phone extension to ring (agents add --extension)"
+        )
+    callback = _held_by(session, actor, callback_id, "callback.dial")
+    _check_assigned(callback)
+    policy, hours = settings.callbacks, settings.business_hours
+    if not in_call_window(callback, now, policy, hours):
+        start = callback.window_start or policy.call_window_start
+        end = callback.window_end or policy.call_window_end
+        raise RuleViolation(
+            f"callback {callback_id}: the customer is called only between {start:%H:%M} and "
+            f"{end:%H:%M} ({hours.timezone})"
+        )
+    return DialTarget(callback, agent.extension)
+
+
 def start_attempt(
     session: Session,
     actor: Actor,
@@ -376,10 +517,7 @@ def start_attempt(
     ``seen_version``: the version of the callback the person was shown, if any."""
     callback = _held_by(session, actor, callback_id, "callback.dial")
     claim(session, callback, seen_version)
-    if callback.status != CallbackStatus.ASSIGNED.value:
-        raise RuleViolation(
-            f"callback {callback_id} is {callback.status}: only an assigned one is dialled"
-        )
+    _check_assigned(callback)
     attempt = CallbackAttempt(
         callback_id=callback_id, agent_id=actor.agent_id, action_id=action_id, started_at=now
     )
@@ -427,7 +565,9 @@ def record_attempt_result(
     callback.attempts += 1
     callback.last_result = result.value
     policy = settings.callbacks
-    if result is AttemptResult.ANSWERED:
+    if callback.status == CallbackStatus.CANCELLED.value:
+        pass  # cancelled while it rang (the case moved on): the attempt is kept, nothing is due
+    elif result is AttemptResult.ANSWERED:
         callback.status = CallbackStatus.DONE.value
     elif callback.attempts >= policy.max_attempts:
         callback.status = CallbackStatus.WRITTEN.value
@@ -479,7 +619,7 @@ def list_callbacks(
     actor: Actor,
     *,
     mine: bool,
-    statuses: tuple[str, ...] = (*OPEN_STATUSES, CallbackStatus.WRITTEN.value),
+    statuses: tuple[str, ...] = (*OPEN_CALLBACK_STATUSES, CallbackStatus.WRITTEN.value),
     limit: int = 100,
 ) -> list[Callback]:
     """An agent sees their own callbacks; supervisors see all, including those that need a
@@ -498,16 +638,78 @@ def list_callbacks(
     return callbacks
 
 
-def next_callback(session: Session, actor: Actor) -> Callback | None:
-    """The agent's oldest assigned callback: the one to call now."""
-    return session.exec(
-        select(Callback)
-        .where(
-            Callback.assigned_agent_id == actor.agent_id,
-            Callback.status == CallbackStatus.ASSIGNED.value,
-        )
-        .order_by(col(Callback.due_from), col(Callback.id))
-    ).first()
+class Idle(StrEnum):
+    """Why an agent is offered no callback."""
+
+    NOT_AN_AGENT = "not_an_agent"  # not someone callbacks are given to
+    NO_SCHEDULER = "no_scheduler"  # nothing assigns callbacks: no scheduler reports running
+    OFF_SHIFT = "off_shift"  # the scheduler gives callbacks only to agents on shift
+    NONE_ASSIGNED = "none_assigned"  # it runs and they are on shift: nothing for them now
+
+
+@dataclass(frozen=True)
+class NextCallback:
+    """The callback to make now, or why there is none (``reasons``, most pressing first)."""
+
+    callback: Callback | None
+    reasons: list[Idle]
+    # Due callbacks nobody holds.
+    waiting: int
+    # The last report of any scheduler (or its clean stop), None if none ever reported.
+    scheduler_seen_at: datetime | None
+    shift: Shift | None  # the agent's, when they are one
+
+
+def next_callback(
+    session: Session, settings: CasebookConfig, actor: Actor, now: datetime
+) -> NextCallback:
+    """The agent's oldest assigned callback: the one to call now; or, when there is none, why."""
+    agent = session.get(Agent, actor.agent_id) if actor.agent_id is not None else None
+    callback = None
+    if agent is not None:
+        callback = session.exec(
+            select(Callback)
+            .where(
+                Callback.assigned_agent_id == agent.id,
+                Callback.status == CallbackStatus.ASSIGNED.value,
+            )
+            .order_by(col(Callback.due_from), col(Callback.id))
+        ).first()
+    hours = settings.business_hours
+    shift = None if agent is None else shift_of(agent, hours)
+    scheduler = operations.component_seen(session, operations.SCHEDULER, now)
+    waiting = session.exec(
+        select(func.count())
+        .select_from(Callback)
+        .where(Callback.status == CallbackStatus.PENDING.value, col(Callback.due_from) <= now)
+    ).one()
+    reasons: list[Idle] = []
+    if callback is None:
+        given_callbacks = agent is not None and agent.active and Role.AGENT.value in agent.roles
+        if not given_callbacks:
+            reasons.append(Idle.NOT_AN_AGENT)
+        if not scheduler.running:
+            reasons.append(Idle.NO_SCHEDULER)
+        if agent is not None and given_callbacks and not on_shift(agent, now, hours):
+            reasons.append(Idle.OFF_SHIFT)
+        if not reasons:
+            reasons.append(Idle.NONE_ASSIGNED)
+    return NextCallback(callback, reasons, waiting, scheduler.seen_at, shift)
+
+
+def agent_usernames(session: Session, listed: Sequence[Callback]) -> dict[int, str]:
+    """The user name of the agent holding each listed callback, by callback id (those nobody
+    holds have none); the listing was audited."""
+    agent_ids = {c.assigned_agent_id for c in listed if c.assigned_agent_id is not None}
+    names: dict[int, str] = {}
+    for keys in chunked(sorted(agent_ids)):
+        query = select(Agent.id, Agent.username).where(col(Agent.id).in_(keys))
+        names |= {agent_id: name for agent_id, name in session.exec(query) if agent_id is not None}
+    return {
+        callback.id: names[callback.assigned_agent_id]
+        for callback in listed
+        if callback.id is not None and callback.assigned_agent_id in names
+    }
 
 
 def case_references(session: Session, listed: Sequence[Callback]) -> dict[int, str]:

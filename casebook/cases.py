@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from casebook import audit, site_secrets
 from casebook.access import Actor
 from casebook.agents import usernames
-from casebook.callbacks import request_followup_callback
+from casebook.callbacks import cancel_followup_callbacks, request_followup_callback
 from casebook.clock import ensure_aware, utcnow
 from casebook.concurrency import claim
 from casebook.errors import CasebookError, NotFound, RuleViolation
@@ -30,7 +30,7 @@ from casebook.phone_lookups import LOOKUP, lookups_in_window
 from casebook.reference import InvalidReference, normalise_reference, reference_for_id
 from casebook.settings import CasebookConfig, PhoneSettings, StatusByPhoneSettings
 from casebook.sla import promised_by
-from casebook.workflow import MOVE_PERMISSIONS, check_move
+from casebook.workflow import AWAITING_VERDICT, MOVE_PERMISSIONS, check_move
 
 S = CaseStatus
 
@@ -308,7 +308,9 @@ def move(
     now: datetime,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Move a case the caller has claimed (casebook.concurrency) and audit the move."""
+    """Move a case the caller has claimed (casebook.concurrency) and audit the move. Every
+    change of status comes through here: a move away from waiting for the caller's verdict
+    (closed, back to work, escalated, reopened) cancels the open follow-up callback."""
     check_move(case.status, target)
     check_mover(actor, case, target)
     previous = case.status
@@ -323,6 +325,8 @@ def move(
         case.reference,
         {"from": previous, **(detail or {})},
     )
+    if target not in AWAITING_VERDICT:
+        cancel_followup_callbacks(session, actor, case, f"case {target.value}", now)
 
 
 def confirm_draft(

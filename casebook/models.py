@@ -10,7 +10,7 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from casebook.clock import utcnow
@@ -101,7 +101,16 @@ class CallbackStatus(StrEnum):
     ASSIGNED = "assigned"  # an agent holds it and should call
     DONE = "done"  # the customer answered
     WRITTEN = "written"  # no answer after the last attempt: a letter or SMS is due instead
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # no longer wanted (the case closed or went back to work)
+
+
+# A callback someone still has to make. A case has at most one open follow-up callback (the
+# partial unique index below, migration 0007).
+OPEN_CALLBACK_STATUSES = (CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value)
+_OPEN_FOLLOWUP = (
+    f"reason = '{CallbackReason.FOLLOW_UP.value}' AND status IN "
+    f"('{CallbackStatus.PENDING.value}', '{CallbackStatus.ASSIGNED.value}')"
+)
 
 
 class AttemptResult(StrEnum):
@@ -396,8 +405,21 @@ class Callback(SQLModel, table=True):
     status: str = Field(default=CallbackStatus.PENDING.value, max_length=16, index=True)
     last_result: str | None = Field(default=None, max_length=24)
     created_at: datetime = Field(default_factory=utcnow)
+    # Why and when it was cancelled (status cancelled); the row stays, with its attempts.
+    cancel_reason: str | None = Field(default=None, max_length=64)
+    cancelled_at: datetime | None = None
     # See Case.version.
     version: int = Field(default=1, sa_column=_CALLBACK_VERSION)
+
+    __table_args__ = (
+        Index(
+            "uq_callback_open_followup",
+            "case_id",
+            unique=True,
+            sqlite_where=text(_OPEN_FOLLOWUP),
+            postgresql_where=text(_OPEN_FOLLOWUP),
+        ),
+    )
 
 
 class CallbackAttempt(SQLModel, table=True):

@@ -10,12 +10,20 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from casebook.callbacks import OPEN_STATUSES
-from casebook.models import Callback, CallbackStatus, Heartbeat, JobStatus, TranscriptionJob
+from casebook.models import (
+    OPEN_CALLBACK_STATUSES,
+    Callback,
+    CallbackStatus,
+    Heartbeat,
+    JobStatus,
+    TranscriptionJob,
+)
 
 # How often a running component reports; three missed reports mark it silent.
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 3)
+# The component that assigns callbacks (hotline.app.components names it so).
+SCHEDULER = "scheduler"
 
 
 def beat(
@@ -51,6 +59,28 @@ class ComponentHealth:
     stopped_at: datetime | None = None
 
 
+def _healthy(row: Heartbeat, now: datetime, stale_after: timedelta) -> bool:
+    """Reported within ``stale_after`` and not stopped."""
+    return row.stopped_at is None and now - row.seen_at <= stale_after
+
+
+@dataclass(frozen=True)
+class ComponentSeen:
+    running: bool  # some instance of it is healthy
+    # Its last sign of life: the latest report of any instance (or its clean stop); None: never.
+    seen_at: datetime | None
+
+
+def component_seen(
+    session: Session, component: str, now: datetime, stale_after: timedelta = STALE_AFTER
+) -> ComponentSeen:
+    rows = list(session.exec(select(Heartbeat).where(Heartbeat.component == component)))
+    return ComponentSeen(
+        running=any(_healthy(row, now, stale_after) for row in rows),
+        seen_at=max((row.stopped_at or row.seen_at for row in rows), default=None),
+    )
+
+
 @dataclass(frozen=True)
 class SiteStatus:
     components: list[ComponentHealth]
@@ -72,7 +102,7 @@ def site_status(
             row.component,
             row.instance,
             (now - row.seen_at).total_seconds(),
-            row.stopped_at is None and now - row.seen_at <= stale_after,
+            _healthy(row, now, stale_after),
             row.state,
             row.stopped_at,
         )
@@ -105,9 +135,11 @@ def site_status(
         running_jobs=jobs.get(JobStatus.RUNNING.value, 0),
         failed_jobs=jobs.get(JobStatus.FAILED.value, 0),
         oldest_queued_seconds=(now - oldest).total_seconds() if oldest is not None else None,
-        callbacks_due=count(col(Callback.status).in_(OPEN_STATUSES), col(Callback.due_from) <= now),
+        callbacks_due=count(
+            col(Callback.status).in_(OPEN_CALLBACK_STATUSES), col(Callback.due_from) <= now
+        ),
         callbacks_overdue=count(
-            col(Callback.status).in_(OPEN_STATUSES), col(Callback.overdue_at) < now
+            col(Callback.status).in_(OPEN_CALLBACK_STATUSES), col(Callback.overdue_at) < now
         ),
         callbacks_written=count(Callback.status == CallbackStatus.WRITTEN.value),
     )

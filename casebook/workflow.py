@@ -29,6 +29,10 @@ MOVE_PERMISSIONS: dict[tuple[CaseStatus, CaseStatus], Permission] = {
     (S.CLOSED, S.IN_PROGRESS): "supervise_cases",
 }
 
+# Waiting for the caller's verdict on the fix: only then is a follow-up callback wanted (any
+# other move cancels the open one, see cases.move).
+AWAITING_VERDICT: frozenset[CaseStatus] = frozenset({S.RESOLVED, S.FOLLOW_UP})
+
 # Arabic names for people; the stored value stays the English code.
 STATUS_LABELS_AR: dict[CaseStatus, str] = {
     S.DRAFT: "مسودة",

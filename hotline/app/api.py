@@ -60,7 +60,15 @@ from casebook.errors import (
     IllegalTransition,
 )
 from casebook.errors import NotFound as CaseNotFound
-from casebook.models import Agent, Callback, Case, CaseStatus, ContactMethod, Priority
+from casebook.models import (
+    Agent,
+    Callback,
+    CallbackStatus,
+    Case,
+    CaseStatus,
+    ContactMethod,
+    Priority,
+)
 from casebook.operations import site_status
 from casebook.reference import western_digits
 from casebook.reports import build_report
@@ -235,6 +243,8 @@ CALLBACK_FIELDS = (
     "attempts",
     "last_result",
     "department",
+    "cancel_reason",
+    "cancelled_at",
     "version",
 )
 FOLLOWUP_FIELDS = ("at", "method", "result", "effort_score", "notes")
@@ -287,8 +297,19 @@ def agent_row(agent: Agent, site: Site) -> dict[str, Any]:
     }
 
 
-def callback_row(callback: Callback, reference: str | None, zone: ZoneInfo) -> dict[str, Any]:
-    return pick(callback, CALLBACK_FIELDS, zone) | {"case": reference}
+def callback_rows(session: Session, listed: list[Callback], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Each callback with its case's reference and the user name of the agent holding it."""
+    references = callback_service.case_references(session, listed)
+    agents = callback_service.agent_usernames(session, listed)
+    return [
+        pick(callback, CALLBACK_FIELDS, zone)
+        | {
+            "status_label_ar": callback_service.STATUS_LABELS_AR[CallbackStatus(callback.status)],
+            "case": references.get(callback.id or 0),
+            "agent": agents.get(callback.id or 0),
+        }
+        for callback in listed
+    ]
 
 
 # --- JSON in ----------------------------------------------------------------------------------
@@ -938,21 +959,26 @@ def reject_draft(reference: str, body: Reason, caller: CallerDep) -> JSONRespons
 def list_callbacks(caller: CallerDep, mine: bool = False) -> JSONResponse:
     def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
         listed = callback_service.list_callbacks(session, actor, mine=mine)
-        references = callback_service.case_references(session, listed)
-        zone = caller.site.zone
-        return [callback_row(item, references.get(item.id or 0), zone) for item in listed]
+        return callback_rows(session, listed, caller.site.zone)
 
     return reply(caller.run(read))
 
 
 @router.get("/callbacks/next")
 def next_callback(caller: CallerDep) -> JSONResponse:
-    def read(session: Session, actor: Actor) -> dict[str, Any] | None:
-        callback = callback_service.next_callback(session, actor)
-        if callback is None:
-            return None
-        references = callback_service.case_references(session, [callback])
-        return callback_row(callback, references.get(callback.id or 0), caller.site.zone)
+    """The callback to make now (``callback``), or null and ``reasons`` why there is none."""
+    site = caller.site
+
+    def read(session: Session, actor: Actor) -> dict[str, Any]:
+        offer = callback_service.next_callback(session, site.settings, actor, utcnow())
+        shown = [] if offer.callback is None else [offer.callback]
+        return {
+            "callback": next(iter(callback_rows(session, shown, site.zone)), None),
+            "reasons": plain(offer.reasons, site.zone),
+            "waiting": offer.waiting,
+            "scheduler_seen_at": plain(offer.scheduler_seen_at, site.zone),
+            "shift": plain(offer.shift, site.zone),
+        }
 
     return reply(caller.run(read))
 
@@ -997,13 +1023,11 @@ async def dial(callback_id: int, caller: CallerDep) -> JSONResponse:
 
     def place() -> dict[str, Any]:
         outcome = dial_callback(site.db, site.settings, caller.actor(), callback_id)
-        references = site.db.run(
-            lambda session: callback_service.case_references(session, [outcome.callback])
-        )
+        (row,) = site.db.run(lambda session: callback_rows(session, [outcome.callback], site.zone))
         return {
             "result": plain(outcome.result, site.zone),
             "detail": outcome.detail,
-            "callback": callback_row(outcome.callback, references.get(callback_id), site.zone),
+            "callback": row,
             "max_attempts": site.settings.callbacks.max_attempts,
         }
 

@@ -167,7 +167,7 @@ class Listener:
 
 
 class Scheduler:
-    name = "scheduler"
+    name = operations.SCHEDULER
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self._jobs = build_scheduler(db, settings)

@@ -29,8 +29,7 @@ from casebook import callbacks
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
-from casebook.errors import RuleViolation
-from casebook.models import Agent, AttemptResult, Callback, RecordingKind
+from casebook.models import AttemptResult, Callback, RecordingKind
 from hotline.ami import AmiClient, AmiError
 from hotline.ami_protocol import AmiMessage
 from hotline.app.config import Settings
@@ -131,16 +130,6 @@ class OriginateWatch:
         return self._closed.wait(timeout)
 
 
-def _prepare(session: Session, actor: Actor, callback_id: int, key: str) -> tuple[Callback, str]:
-    agent = session.get(Agent, actor.agent_id) if actor.agent_id is not None else None
-    if agent is None or not agent.extension:
-        raise RuleViolation(
-            f"{actor.username} has no phone extension to ring (agents add --extension)"
-        )
-    callback, _ = callbacks.start_attempt(session, actor, callback_id, key, utcnow())
-    return callback, agent.extension
-
-
 def dial_callback(
     db: Database,
     settings: Settings,
@@ -152,7 +141,12 @@ def dial_callback(
 ) -> DialOutcome:
     """Ring the agent, then the customer; store the attempt's result (within ``timeout``), then,
     once the call has ended (within ``call_timeout``), its recording. A recording still open
-    then is left on disk for ``reconcile_recordings``."""
+    then is left on disk for ``reconcile_recordings``. What the casebook can refuse (no
+    extension, not the agent's callback, not assigned, outside the call window) is refused
+    before the PBX is contacted."""
+    target = db.run(
+        lambda session: callbacks.ready_to_dial(session, settings, actor, callback_id, utcnow())
+    )
     key = f"cb{callback_id}-{uuid.uuid4().hex[:12]}"
     watch = OriginateWatch()
     # Only what tells this call's result needs to cross the wire.
@@ -164,13 +158,16 @@ def dial_callback(
     try:
         if not _wait_connected(client, runner, settings.ami.connect_timeout * 3):
             raise DialError(f"cannot reach Asterisk AMI at {settings.ami.host}:{settings.ami.port}")
-        callback, extension = db.run(lambda session: _prepare(session, actor, callback_id, key))
+        # Claimed now: while the PBX was reached, someone else may have dialled it.
+        callback, _ = db.run(
+            lambda session: callbacks.start_attempt(session, actor, callback_id, key, utcnow())
+        )
         policy = settings.callbacks
         try:
             answer = client.action(
                 "Originate",
                 {
-                    "Channel": policy.agent_channel.format(extension=extension),
+                    "Channel": policy.agent_channel.format(extension=target.extension),
                     "Context": policy.context,
                     "Exten": callback.phone_number,
                     "Priority": "1",

@@ -5,7 +5,9 @@ agents; and bad requests are one line."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import socket
+from datetime import time, timedelta
+from time import monotonic
 
 import pytest
 from sqlmodel import Session
@@ -64,8 +66,12 @@ CALLBACK_KEYS = {
     "attempts",
     "last_result",
     "department",
+    "cancel_reason",
+    "cancelled_at",
     "version",
+    "status_label_ar",
     "case",
+    "agent",
 }
 
 
@@ -217,6 +223,9 @@ def assigned_callback(api_site: ApiSite, username: str, reference: str | None) -
             department=agent.department,
             due_from=utcnow() - timedelta(minutes=5),
             overdue_at=utcnow() - timedelta(minutes=1),
+            # The customer takes calls at any hour: these tests run on the wall clock.
+            window_start=time.min,
+            window_end=time.max,
             status=CallbackStatus.ASSIGNED.value,
             assigned_agent_id=agent.id,
         )
@@ -238,13 +247,48 @@ def test_callbacks_list_next_and_reminders(api_site: ApiSite) -> None:
     (row,) = listed.json()
     assert set(row) == CALLBACK_KEYS
     assert (row["id"], row["case"], row["status"]) == (callback_id, reference, "assigned")
+    # Who holds it, by user name (issue 18: the list showed neither the case nor the agent).
+    assert (row["agent"], row["status_label_ar"], row["attempts"]) == (username, "مسندة", 0)
     assert me.get("/v1/callbacks").json() == [row]  # an agent sees their own anyway
     nxt = me.get("/v1/callbacks/next")
-    assert nxt.status == 200 and nxt.json() == row
+    assert nxt.status == 200 and nxt.json()["callback"] == row and nxt.json()["reasons"] == []
     assert me.get("/v1/callbacks/reminders").json() == {"due": 1, "overdue": 1}
+
+
+def test_callbacks_next_says_why_nothing_is_offered(api_site: ApiSite) -> None:
+    """Issue 18: "no callbacks for you now" while callbacks waited because no scheduler ran."""
     nobody = api_site.add_agent(["agent"], "billing")
     empty = api_site.client(nobody).get("/v1/callbacks/next")
-    assert empty.status == 200 and empty.json() is None
+    assert empty.status == 200
+    offer = empty.json()
+    assert offer["callback"] is None
+    assert offer["reasons"][0] == "no_scheduler"  # (and off shift, at night)
+    assert offer["scheduler_seen_at"] is None
+    assert isinstance(offer["waiting"], int)
+    assert set(offer["shift"]) == {"days", "start", "end"}
+    supervisor = api_site.client("supervisor").get("/v1/callbacks/next").json()
+    assert supervisor["reasons"][0] == "not_an_agent"
+
+
+def test_dialling_without_an_extension_is_refused_before_the_pbx(api_site: ApiSite) -> None:
+    """Issue 18: the dial spent 20 s retrying the AMI before it looked at the extension."""
+    username = api_site.add_agent(["agent"], "billing")
+    callback_id = assigned_callback(api_site, username, None)
+    ami = api_site.settings.ami
+    original = (ami.port, ami.connect_timeout)
+    with socket.create_server(("127.0.0.1", 0)) as pbx:  # listens, never answers
+        ami.port, ami.connect_timeout = pbx.getsockname()[1], 5.0
+        started = monotonic()
+        try:
+            answer = api_site.client(username).post(f"/v1/callbacks/{callback_id}/dial")
+        finally:
+            ami.port, ami.connect_timeout = original
+        assert monotonic() - started < 3
+        pbx.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            pbx.accept()  # nobody connected
+    assert (answer.status, answer.error["code"]) == (400, "refused")
+    assert answer.error["error"].startswith(f"{username} has no phone extension to ring")
 
 
 def test_a_callback_is_dialled_through_the_pbx(api_site: ApiSite) -> None:

@@ -280,7 +280,7 @@ def test_reminders_count_due_and_overdue_callbacks(site: Database, settings: Set
     amal = site.run(lambda s: agents.resolve_actor(s, "amal", settings.roles))
     counts = site.run(lambda s: callbacks.reminders(s, amal, SUNDAY_10))
     assert (counts.due, counts.overdue) == (2, 1)
-    upcoming = site.run(lambda s: callbacks.next_callback(s, amal))
+    upcoming = site.run(lambda s: callbacks.next_callback(s, settings, amal, SUNDAY_10)).callback
     assert upcoming is not None and upcoming.due_from == SUNDAY_10 - timedelta(hours=2)
 
 

@@ -4,8 +4,10 @@ agent's extension and then the customer, and the attempt's result is stored."""
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import socket
+from datetime import time, timedelta
 from pathlib import Path
+from time import monotonic
 
 import pytest
 from sqlmodel import Session, select
@@ -48,7 +50,7 @@ def site(tmp_path: Path) -> tuple[Path, Settings, Database]:
     return config, settings, db
 
 
-def assigned_callback(db: Database, settings: Settings, number: str) -> int:
+def assigned_callback(db: Database, settings: Settings, number: str, to: str = "amal") -> int:
     def work(session: Session) -> int:
         callback = Callback(
             phone_number=number,
@@ -56,8 +58,11 @@ def assigned_callback(db: Database, settings: Settings, number: str) -> int:
             department="customer-care",
             due_from=utcnow() - timedelta(minutes=1),
             overdue_at=utcnow() + timedelta(days=1),
+            # The customer takes calls at any hour: these tests run on the wall clock.
+            window_start=time.min,
+            window_end=time.max,
             status=CallbackStatus.ASSIGNED.value,
-            assigned_agent_id=agents.resolve_actor(session, "amal", settings.roles).agent_id,
+            assigned_agent_id=agents.resolve_actor(session, to, settings.roles).agent_id,
         )
         session.add(callback)
         session.flush()
@@ -138,6 +143,25 @@ def test_an_agent_without_an_extension_or_another_agents_callback_is_refused(
         assert sim.originated == []
     with db.session() as s:
         assert s.exec(select(CallbackAttempt)).all() == []
+
+
+def test_without_an_extension_the_dial_fails_at_once_and_never_contacts_the_pbx(
+    site: tuple[Path, Settings, Database],
+) -> None:
+    """Issue 18: it spent 20 s retrying the AMI before it looked at the agent's extension."""
+    _, settings, db = site
+    add_agent(db, settings, "nour", by="root", department="customer-care")
+    callback_id = assigned_callback(db, settings, "0940000006", to="nour")
+    nour = db.run(lambda s: agents.resolve_actor(s, "nour", settings.roles))
+    with socket.create_server(("127.0.0.1", 0)) as pbx:  # listens, never answers
+        settings.ami.port, settings.ami.connect_timeout = pbx.getsockname()[1], 5.0
+        started = monotonic()
+        with pytest.raises(RuleViolation, match="nour has no phone extension"):
+            dial_callback(db, settings, nour, callback_id, timeout=10)
+        assert monotonic() - started < 2
+        pbx.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            pbx.accept()  # nobody connected
 
 
 def test_a_callback_that_outlives_its_dialler_has_its_recording_ingested_later(

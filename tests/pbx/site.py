@@ -336,8 +336,14 @@ class Site:
             "recordings": {"root": str(self.recordings)},
             "database": {"url": f"sqlite:///{self.root / 'hotline.db'}"},
             "transcription": {"cache_dir": str(self.root / "models")},
-            # Customers' phones are contexts.conf's [default], reached as Dial(Local/<number>).
-            "callbacks": {"trunk": "Local", "ring_seconds": 6},
+            # Customers' phones are contexts.conf's [default], reached as Dial(Local/<number>);
+            # they take calls at any hour (a dial is refused outside the window).
+            "callbacks": {
+                "trunk": "Local",
+                "ring_seconds": 6,
+                "call_window_start": "00:00",
+                "call_window_end": "23:59:59",
+            },
         }
         # Agents' phones are contexts.conf's [pbx-agents], which the generated
         # [hotline-agents] context dials (callbacks.agent_device) for callbacks and the queue.
