@@ -41,6 +41,9 @@ class TranscriptionSettings(Section):
     # against 64% of those above; real voices score higher than these.
     doubtful_log_prob: float = -0.8
     doubtful_word_probability: float = Field(0.5, ge=0, le=1)
+    # Spoken numbers as digits in the draft ("خمسين دينار" -> "50 دينار"; transcription.numbers),
+    # the words said kept beside them for the agent. False leaves Whisper's words as they are.
+    numbers_as_digits: bool = True
     # Phrases Whisper invents on silence or music, dropped from drafts (besides the built-in list).
     hallucinated_phrases: list[str] = Field(default_factory=list)
     # The job queue: a worker holds a job this long unless it renews (it does, every third);
