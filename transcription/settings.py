@@ -17,7 +17,18 @@ class TranscriptionSettings(Section):
     cache_dir: Path = Path("var/models")
     # auto: CUDA (float16) when CTranslate2 sees a GPU, else CPU (int8).
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = "auto"
+    # CTranslate2's precisions; auto: int8 on CPU, float16 on CUDA (float32 where it lacks them).
+    compute_type: Literal[
+        "auto",
+        "int8",
+        "int8_float32",
+        "int8_float16",
+        "int8_bfloat16",
+        "int16",
+        "float16",
+        "bfloat16",
+        "float32",
+    ] = "auto"
     cpu_threads: int = Field(2, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them

@@ -45,3 +45,15 @@ def test_a_corrupt_file_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "corrupt.wav" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_model_option_refuses_a_directory_that_is_no_model_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "whisper-large-v3"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "whisper"}')
+    (folder / "model.safetensors").write_bytes(b"weights")
+    result = transcribe(tmp_path, str(ARABIC / "ar03.wav"), "--model", str(folder))
+    assert result.returncode == 1
+    assert f"transcription.model_path {folder} holds a Hugging Face" in result.stderr
+    assert "ct2-transformers-converter" in result.stderr
+    assert "Traceback" not in result.stderr
