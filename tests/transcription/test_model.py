@@ -285,7 +285,7 @@ def test_a_precision_the_device_lacks_is_one_clear_error(monkeypatch: pytest.Mon
 
 def test_a_misspelt_precision_is_refused_by_the_settings() -> None:
     with pytest.raises(ValueError, match="compute_type"):
-        TranscriptionSettings(compute_type="fp16")  # type: ignore[arg-type]
+        TranscriptionSettings(compute_type="fp16")
 
 
 def test_load_failure_is_a_model_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
