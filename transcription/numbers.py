@@ -131,12 +131,12 @@ NOT_NUMBERS = frozenset(
         *("أسنان", "أسنين", "أطنان", "ثلثين", "تلتين", "ألفينا", "سماني", "ميطان", "ثمانه"),
         *("عشريني", "ثلاثيني", "أربعيني", "خمسيني", "ستيني", "سبعيني", "ثمانيني", "تسعيني"),
         *("أتمنين", "تتمنين", "يتمنين", "نتمنين", "تمنين", "تمنينا", "تمنيا", "تساعين"),
-        *("تساعون", "اتنشر"),
+        *("تساعون", "اتنشر", "أفنان", "أفنين", "تلافين", "تلافينا", "سطينا"),
     ]
 )
 # The letters Whisper confuses in number words (it hears narrow-band speech; Libyans say ت for ث).
 SOUND_ALIKE = frozenset(
-    frozenset(pair) for pair in ("تث", "تط", "سص", "سث", "دذ", "دض", "زذ", "ظض", "ها", "قك")
+    frozenset(pair) for pair in ("تث", "فث", "تط", "سص", "سث", "دذ", "دض", "زذ", "ظض", "ها", "قك")
 )
 LONG_VOWELS = "اوي"
 PREFIXES = ("و", "ب", "وب")  # "وخمسين", "بخمسين دينار": kept in front of the digits
@@ -173,7 +173,11 @@ def _lexicon() -> dict[str, Word]:
             [stem + ending for stem in stems for ending in TEEN_ENDINGS], Word(value, "teen", False)
         )
     for value, forms in TENS.items():
-        add(forms, Word(value, "tens", False))
+        # and with the ا Whisper carries over from a following "دينارا" (خمسينا)
+        add(
+            [*forms, *(form + "ا" for form in forms if form.endswith("ين"))],
+            Word(value, "tens", False),
+        )
     add(HUNDRED, Word(100, "hundred", True))
     add(TWO_HUNDRED, Word(200, "hundreds", False))
     for value, stems in HUNDRED_STEMS.items():
