@@ -218,6 +218,8 @@ class NumberSpan:
 
 @dataclass(frozen=True)
 class Converted:
+    """A text with its spoken numbers as digits, and each number's words as said."""
+
     text: str
     numbers: tuple[SpokenNumber, ...]
 
@@ -250,7 +252,7 @@ class _Token:
     digits: str | None  # the token is written in digits
     fuzzy: bool  # matched one edit away, not exactly
     trailing: str  # punctuation after the word: ends a run of numbers
-    folded: str  # the bare word, folded
+    folded: str  # the word without prefix and punctuation, folded (digits: as written)
 
 
 def _read(token: str) -> _Token:
@@ -283,18 +285,15 @@ def _read(token: str) -> _Token:
 
 
 def _fuzzy(folded: str) -> Word | None:
-    """The one number word ``folded`` is a single edit away from, if there is exactly one."""
+    """The one number word ``folded`` is a Whisper slip away from, if there is exactly one."""
     if len(folded) < FUZZY_MIN_LENGTH or folded in NOT_NUMBERS or folded in CURRENCY:
         return None
-    values = {
-        (word.value, word.kind)
+    near = {
+        word
         for form, word in LEXICON.items()
         if len(form) >= FUZZY_MIN_LENGTH and _one_edit(folded, form)
     }
-    if len(values) != 1:
-        return None
-    value, kind = values.pop()
-    return next(w for w in LEXICON.values() if (w.value, w.kind) == (value, kind))
+    return near.pop() if len(near) == 1 else None
 
 
 def _one_edit(a: str, b: str) -> bool:
