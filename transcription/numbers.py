@@ -268,7 +268,7 @@ def _read(token: str) -> _Token:
         if not folded.startswith(prefix) or len(folded) - len(prefix) < 2:
             continue
         rest = folded[len(prefix) :]
-        if rest in LEXICON or (rest in TEEN_UNITS and not prefix):
+        if rest in LEXICON or (rest in TEEN_UNITS and prefix in ("", "و")):
             return _Token(
                 bare[: len(prefix)] if prefix else "",
                 LEXICON.get(rest),
@@ -364,34 +364,41 @@ def _cardinal(tokens: Sequence[_Token], first: int) -> _Chunk | None:
     total, ceiling, group = 0, 10**12, _Group()
     at, used = first, list[int]()
     while at < len(tokens):
-        token = tokens[at]
-        joined = at > first and token.prefix == "و"
-        if at > first and (token.prefix and not joined):
-            break
         if at > first and tokens[at - 1].trailing:
             break
-        teen_unit = TEEN_UNITS.get(token.folded) if not token.prefix else None
-        following = tokens[at + 1] if at + 1 < len(tokens) else None
+        # "خمسة و عشرين": a و written apart joins the next word like a و written on it.
+        apart = at > first and _lone_wa(tokens[at]) and at + 1 < len(tokens)
+        here = at + 1 if apart else at
+        token = tokens[here]
+        joined = apart or (at > first and token.prefix == "و")
+        if here > first and token.prefix and (apart or token.prefix != "و"):
+            break  # one و joins; any other letter glued on starts something else
+        teen_unit = TEEN_UNITS.get(token.folded) if token.prefix in ("", "و") else None
+        following = tokens[here + 1] if here + 1 < len(tokens) else None
         ten_follows = (
             following is not None
             and not following.prefix
             and following.folded in _TEN_FORMS
             and not token.trailing
         )
+        wa_teen = token.folded.startswith("و") and token.folded[1:] in TEEN_UNITS
+        if ten_follows and here > first and not joined and wa_teen:
+            # "وأحد عشر" folds to "واحد عشر": read it as "and eleven", not "one ten"
+            joined, teen_unit = True, TEEN_UNITS[token.folded[1:]]
         word = token.word
         if ten_follows and ((word is not None and word.kind == "unit") or teen_unit):
             # "خمسة عشر", "أحد عشر": a teen in two words
             value = (teen_unit or (word.value if word else 0)) + 10
-            if not (joined or at == first or _after_multiplier(tokens, used)):
+            if not (joined or here == first or _after_multiplier(tokens, used)):
                 break
             if not group.add(Word(value, "teen", False)):
                 break
-            used += [at, at + 1]
-            at += 2
+            used += list(range(at, here + 2))
+            at = here + 2
             continue
         if word is None or word.kind == "zero":
             break
-        if at > first and not joined:
+        if here > first and not joined:
             # Without و a word continues the number only by multiplying what came before.
             if word.kind == "hundred" and group.units and not (group.hundreds or group.tens):
                 group.hundreds, group.units = group.units * 100, 0
@@ -423,13 +430,13 @@ def _cardinal(tokens: Sequence[_Token], first: int) -> _Chunk | None:
             ceiling = word.value // 2
         elif not group.add(word):
             break
-        used.append(at)
-        at += 1
+        used += list(range(at, here + 1))
+        at = here + 1
     if not used:
         return None
     value = total + group.value
-    words = [tokens[i] for i in used]
-    weak = len(used) == 1 and words[0].word is not None and words[0].word.weak
+    words = [tokens[i] for i in used if not _lone_wa(tokens[i])]
+    weak = len(words) == 1 and words[0].word is not None and words[0].word.weak
     return _Chunk(
         first,
         used[-1] + 1,
@@ -437,6 +444,12 @@ def _cardinal(tokens: Sequence[_Token], first: int) -> _Chunk | None:
         weak,
         any(w.fuzzy for w in words),
         any(not w.fuzzy for w in words),
+    )
+
+
+def _lone_wa(token: _Token) -> bool:
+    return (
+        token.word is None and token.digits is None and token.folded == "و" and not token.trailing
     )
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.transcription.conftest import manifest
 from transcription.numbers import (
     LEXICON,
     NOT_NUMBERS,
+    Converted,
     SpokenNumber,
     find_numbers,
     numbers_to_digits,
@@ -67,6 +70,11 @@ def test_cardinals(said: str, written: str) -> None:
         ("تسعمية وتسعة وتسعين ألف وتسعمية وتسعة وتسعين", "999999"),
         # و before the first word stays where it was said
         ("وخمسين", "و50"),
+        # و written apart joins the same way
+        ("خمسة و عشرين", "25"),
+        ("ألف و خمسمية دينار", "1500 دينار"),
+        ("خمسة و ستة", "خمسة و ستة"),
+        ("عشرين و", "20 و"),
     ],
 )
 def test_compounds_with_wa(said: str, written: str) -> None:
@@ -253,3 +261,118 @@ def test_spoken_numbers_are_json_ready() -> None:
 
     number = numbers_to_digits("خمسين دينار").numbers[0]
     assert json.loads(json.dumps(asdict(number))) == {"spoken": "خمسين", "digits": "50"}
+
+
+# An independent speller for the property tests: how a caller may say n (MSA or Libyan forms).
+SAY_UNITS: dict[int, list[str]] = {
+    1: ["واحد"],
+    2: ["اثنين", "اثنان", "اتنين"],
+    3: ["ثلاثة", "تلاتة", "ثلاثه"],
+    4: ["أربعة", "اربعة", "اربعه"],
+    5: ["خمسة", "خمسه"],
+    6: ["ستة", "سته"],
+    7: ["سبعة", "سبعه"],
+    8: ["ثمانية", "تمانية", "ثمانيه"],
+    9: ["تسعة", "تسعه"],
+}
+SAY_TEENS: dict[int, list[str]] = {
+    10: ["عشرة"],
+    11: ["أحد عشر", "إحدى عشرة", "حداش"],
+    12: ["اثنا عشر", "اثني عشر", "اطناش"],
+    **{n: [f"{SAY_UNITS[n - 10][0]} عشر"] for n in range(13, 20)},
+    15: ["خمسة عشر", "خمسطاش"],
+}
+SAY_TENS: dict[int, list[str]] = {
+    20: ["عشرين", "عشرون"],
+    30: ["ثلاثين", "تلاتين"],
+    40: ["أربعين", "اربعين"],
+    50: ["خمسين", "خمسون"],
+    60: ["ستين"],
+    70: ["سبعين", "سبعون"],
+    80: ["ثمانين", "تمانين"],
+    90: ["تسعين"],
+}
+SAY_HUNDREDS: dict[int, list[str]] = {
+    100: ["مئة", "مائة", "مية"],
+    200: ["مئتين", "مائتين", "ميتين"],
+    300: ["ثلاثمائة", "تلتمية", "ثلاث مية"],
+    400: ["أربعمائة", "ربعمية"],
+    500: ["خمسمائة", "خمسمية", "خمس مية"],
+    600: ["ستمائة", "ستمية"],
+    700: ["سبعمائة", "سبعمية"],
+    800: ["ثمانمائة", "تمنمية"],
+    900: ["تسعمائة", "تسعمية"],
+}
+
+
+def say_below_1000(n: int, pick: st.DataObject) -> str:
+    parts = []
+    if n >= 100:
+        parts.append(pick.draw(st.sampled_from(SAY_HUNDREDS[n // 100 * 100])))
+    rest = n % 100
+    if 10 <= rest < 20:
+        parts.append(pick.draw(st.sampled_from(SAY_TEENS[rest])))
+    elif rest:
+        if rest % 10:
+            parts.append(pick.draw(st.sampled_from(SAY_UNITS[rest % 10])))
+        if rest >= 20:
+            parts.append(pick.draw(st.sampled_from(SAY_TENS[rest - rest % 10])))
+    return " و".join(parts)
+
+
+def say(n: int, pick: st.DataObject) -> str:
+    thousands, rest = divmod(n, 1000)
+    parts = []
+    if thousands == 1:
+        parts.append("ألف")
+    elif thousands == 2:
+        parts.append(pick.draw(st.sampled_from(["ألفين", "ألفان"])))
+    elif 3 <= thousands <= 10:
+        parts.append(
+            f"{say_below_1000(thousands, pick)} {pick.draw(st.sampled_from(['آلاف', 'الاف']))}"
+        )
+    elif thousands:
+        parts.append(f"{say_below_1000(thousands, pick)} ألف")
+    if rest:
+        parts.append(say_below_1000(rest, pick))
+    return " و".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=999_999), st.data())
+def test_every_number_said_in_full_becomes_its_digits(n: int, pick: st.DataObject) -> None:
+    said = say(n, pick)
+    converted = numbers_to_digits(f"دفعت {said} دينار")
+    assert converted.text == f"دفعت {n} دينار", said
+    assert converted.numbers == (SpokenNumber(said, str(n)),)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=9), min_size=3, max_size=12), st.data())
+def test_every_digit_sequence_becomes_its_digits(
+    digits_said: list[int], pick: st.DataObject
+) -> None:
+    words = [
+        pick.draw(st.sampled_from(["صفر", "زيرو"]))
+        if d == 0
+        else pick.draw(st.sampled_from(SAY_UNITS[d]))
+        for d in digits_said
+    ]
+    assert numbers_to_digits("رقمي " + " ".join(words)).text == "رقمي " + "".join(
+        map(str, digits_said)
+    )
+
+
+# Words of the committed complaints (no number among them) and words that only look like one.
+NOT_NUMBER_WORDS = sorted(
+    {word for clip in manifest() for word in clip.get("text", "").split()}
+    - {"ثلاثة"}  # "منذ ثلاثة أيام": a number, kept as a word because it stands alone
+    | {"أحد", "أول", "مرة", "ثاني", "الثالث", "الاثنين", "نص", "ربع", "الذين", "الفني", "ثانية"}
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(NOT_NUMBER_WORDS), min_size=1, max_size=25))
+def test_text_without_number_words_never_gets_digits(words: list[str]) -> None:
+    text = " ".join(words)
+    assert numbers_to_digits(text) == Converted(text, ())
