@@ -294,3 +294,23 @@ def test_load_failure_is_a_model_error(tmp_path: Path, monkeypatch: pytest.Monke
     settings = TranscriptionSettings(cache_dir=tmp_path / "cache", device="cpu")
     with pytest.raises(ModelError, match="cannot load the Whisper model"):
         model.load(settings, fake_source(tmp_path / "src"))
+
+
+def test_the_start_up_check_names_model_device_and_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotline.app.checks import check_model
+    from hotline.app.config import Settings
+
+    folder = ctranslate2_directory(tmp_path / "faster-whisper-large-v3")
+    settings = Settings()
+    settings.transcription = TranscriptionSettings(model="path", model_path=folder)
+    fake_ctranslate2(monkeypatch, gpus=1, cuda_types=GPU_TYPES)
+    check = check_model(settings)
+    assert check.ok
+    assert check.message == f"faster-whisper-large-v3 at {folder} on cuda (float16)"
+    settings.transcription = TranscriptionSettings(
+        model="path", model_path=folder, device="cpu", compute_type="float16"
+    )
+    check = check_model(settings)
+    assert not check.ok and "compute_type float16 is not supported on cpu" in check.message
