@@ -259,6 +259,7 @@ class LoadedModel:
 
 
 _loaded: dict[tuple[object, ...], LoadedModel] = {}
+_whispers: dict[tuple[object, ...], Any] = {}  # faster_whisper.WhisperModel by files and device
 _load_lock = threading.Lock()
 
 
@@ -307,17 +308,21 @@ def load(settings: TranscriptionSettings, source: ModelSource | None = None) -> 
     with _load_lock:
         if key not in _loaded:
             resolved = resolve(settings, source)
-            try:
-                whisper = WhisperModel(
-                    str(resolved.path),
-                    device=device,
-                    compute_type=compute_type,
-                    cpu_threads=settings.cpu_threads,
-                    local_files_only=True,
-                )
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelError(
-                    f"cannot load the Whisper model at {resolved.path}: {exc}"
-                ) from exc
-            _loaded[key] = LoadedModel(resolved, whisper, device, compute_type)
+            # The same verified files named two ways (the shipped model's cache given as a
+            # path) are loaded once: a second copy of large-v3 would be 3 GB more memory.
+            files = (resolved.path.resolve(), resolved.sha256, *key[-3:])
+            if files not in _whispers:
+                try:
+                    _whispers[files] = WhisperModel(
+                        str(resolved.path),
+                        device=device,
+                        compute_type=compute_type,
+                        cpu_threads=settings.cpu_threads,
+                        local_files_only=True,
+                    )
+                except (RuntimeError, ValueError, OSError) as exc:
+                    raise ModelError(
+                        f"cannot load the Whisper model at {resolved.path}: {exc}"
+                    ) from exc
+            _loaded[key] = LoadedModel(resolved, _whispers[files], device, compute_type)
         return _loaded[key]

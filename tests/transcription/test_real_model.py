@@ -93,6 +93,7 @@ def test_the_shipped_model_given_as_a_path(
     )
     loaded = load(settings)
     assert loaded is not real_model
+    assert loaded.whisper is real_model.whisper  # the same files are not loaded twice
     assert loaded.resolved.name == real_model.resolved.path.name
     assert loaded.resolved.sha256 == MODEL_BIN_SHA256
     assert (loaded.device, loaded.compute_type) == ("cpu", "int8")
