@@ -38,11 +38,14 @@ Libraries checked on PyPI (2026-11) before writing this:
 - arabic-itn 0.1.0 (MIT, standard library only): close in spirit, but a single release a month
   old; it rewrites phone numbers beginning 05 as Saudi +966 numbers and درهم as AED (a Libyan
   dirham is a thousandth of a dinar), converts dates, times, e-mail addresses and order IDs we
-  did not ask for, does not know دينار, "مية دينار" or Whisper's misspellings, and can only be
-  extended by patching its private tables.
-- PyArabic 0.6.15 (``number.text2number``): GPL-3, MSA only, no digit sequences.
-- nemo-text-processing 1.2.0 (Apache-2.0): Arabic ITN grammars need pynini/OpenFst (a large
-  native build for one function), MSA forms only.
+  did not ask for, leaves "مية دينار" as words (دينار is not among its currencies), has no
+  tolerance for Whisper's misspellings beyond hamza and ة, and can only be extended by patching
+  its private tables.
+- PyArabic 0.6.15 (``number.text2number``): GPL-3; MSA only ("تلاتين" -> 0, "ميتين وخمسين"
+  -> 50) and it adds up digit sequences ("صفر تسعة واحد اثنان" -> 12).
+- nemo-text-processing 1.2.0 (Apache-2.0): its Arabic ITN has cardinal, decimal, fraction,
+  measure and money grammars but no telephone one, MSA forms, and needs pynini/OpenFst (a large
+  native dependency for one function).
 - text2num 3.1.0, word2number-i18n 1.2.0, numerizer: no Arabic.
 - puckling (a Duckling port with Arabic) is listed but not installable from the registry here.
 """
