@@ -47,7 +47,7 @@ Libraries checked on PyPI (2026-11) before writing this:
   measure and money grammars but no telephone one, MSA forms, and needs pynini/OpenFst (a large
   native dependency for one function).
 - text2num 3.1.0, word2number-i18n 1.2.0, numerizer: no Arabic.
-- puckling (a Duckling port with Arabic) is listed but not installable from the registry here.
+- puckling (a Duckling port with Arabic): pip finds no release of it installable here.
 """
 
 from __future__ import annotations
