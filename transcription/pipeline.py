@@ -10,13 +10,14 @@ invent text for them; its threshold is 0.25 because 0.5 dropped a third of the n
 in an earlier measurement (on this set the two score the same). Tried and not
 adopted (no gain or worse on the set): beam 3, repetition_penalty 1.1, BatchedInferencePipeline
 (one VAD chunk per short clip, CER 0.50), conditioning on previous text. The guards in
-``guards`` then remove what Whisper still invents.
+``guards`` then remove what Whisper still invents, and ``numbers`` writes the spoken numbers as
+digits (the words said kept beside them).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from transcription.guards import (
     compression_ratio,
 )
 from transcription.model import LoadedModel, load
+from transcription.numbers import find_numbers, replace_spans
 from transcription.result import Segment, Timings, TranscriptResult, Word
 from transcription.settings import TranscriptionSettings
 
@@ -103,6 +105,8 @@ def transcribe(
         audio.samples, **(options or whisper_options(settings)).as_kwargs()
     )
     segments, dropped = _guarded(list(raw_segments), settings)
+    if settings.numbers_as_digits:
+        segments = [with_digits(segment) for segment in segments]
     finished = time.perf_counter()
     return TranscriptResult(
         text=" ".join(segment.text for segment in segments),
@@ -172,6 +176,35 @@ def _guarded(
             )
         )
     return segments, dropped
+
+
+def with_digits(segment: Segment) -> Segment:
+    """The segment with its spoken numbers as digits. A number's words become one word, timed
+    from its first to its last and as doubtful as its least sure; the words said are kept in
+    ``numbers``."""
+    tokens = [word.text for word in segment.words] or segment.text.split()
+    spans = find_numbers(tokens)
+    if not spans:
+        return segment
+    words = list(segment.words)
+    if words:
+        for span in reversed(spans):  # from the end, so the earlier spans' indexes still hold
+            said = words[span.first : span.end]
+            words[span.first : span.end] = [
+                Word(
+                    start=said[0].start,
+                    end=said[-1].end,
+                    text=span.text,
+                    probability=min(word.probability for word in said),
+                    doubtful=any(word.doubtful for word in said),
+                )
+            ]
+    return replace(
+        segment,
+        text=" ".join(replace_spans(tokens, spans)),
+        words=tuple(words),
+        numbers=tuple(span.number for span in spans),
+    )
 
 
 def _word(word: Any, settings: TranscriptionSettings) -> Word:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from transcription.numbers import SpokenNumber
+
 
 @dataclass(frozen=True)
 class Word:
@@ -25,6 +27,8 @@ class Segment:
     compression_ratio: float
     doubtful: bool  # avg_logprob below transcription.doubtful_log_prob
     words: tuple[Word, ...] = ()  # empty when word timestamps are off
+    # The spoken numbers the text and words now carry as digits, with the words Whisper wrote.
+    numbers: tuple[SpokenNumber, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ class Timings:
 
 @dataclass(frozen=True)
 class TranscriptResult:
-    text: str  # the draft as displayed: segments joined, guards applied, not normalised
+    # The draft as displayed: segments joined, guards applied, spoken numbers as digits (the words
+    # said are in each segment's numbers), not normalised.
+    text: str
     language: str
     language_probability: float  # 1.0 when the language is forced (the default)
     duration: float  # seconds of audio in the recording
@@ -73,6 +79,11 @@ class TranscriptResult:
         return total / sum(weights)
 
     @property
+    def numbers(self) -> tuple[SpokenNumber, ...]:
+        """Every spoken number the draft shows as digits, in order, with the words said."""
+        return tuple(number for segment in self.segments for number in segment.numbers)
+
+    @property
     def no_speech_prob(self) -> float | None:
         """The highest no-speech probability among the kept segments (None when none)."""
         return max((seg.no_speech_prob for seg in self.segments), default=None)
@@ -98,6 +109,7 @@ class TranscriptResult:
             "no_speech": self.no_speech,
             "model": {"name": self.model_name, "sha256": self.model_sha256},
             "segments": self.segment_dicts(),
+            "numbers": [asdict(number) for number in self.numbers],
             "dropped": list(self.dropped),
             "timings": {
                 "decode": round(self.timings.decode, 3),

@@ -17,7 +17,18 @@ class TranscriptionSettings(Section):
     cache_dir: Path = Path("var/models")
     # auto: CUDA (float16) when CTranslate2 sees a GPU, else CPU (int8).
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = "auto"
+    # CTranslate2's precisions; auto: int8 on CPU, float16 on CUDA (float32 where it lacks them).
+    compute_type: Literal[
+        "auto",
+        "int8",
+        "int8_float32",
+        "int8_float16",
+        "int8_bfloat16",
+        "int16",
+        "float16",
+        "bfloat16",
+        "float32",
+    ] = "auto"
     cpu_threads: int = Field(2, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them
@@ -41,6 +52,9 @@ class TranscriptionSettings(Section):
     # against 64% of those above; real voices score higher than these.
     doubtful_log_prob: float = -0.8
     doubtful_word_probability: float = Field(0.5, ge=0, le=1)
+    # Spoken numbers as digits in the draft ("خمسين دينار" -> "50 دينار"; transcription.numbers),
+    # the words said kept beside them for the agent. False leaves Whisper's words as they are.
+    numbers_as_digits: bool = True
     # Phrases Whisper invents on silence or music, dropped from drafts (besides the built-in list).
     hallucinated_phrases: list[str] = Field(default_factory=list)
     # The job queue: a worker holds a job this long unless it renews (it does, every third);

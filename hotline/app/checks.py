@@ -20,7 +20,7 @@ from casebook.roles import INSUFFICIENT_PRIVILEGE
 from hotline.ami import AmiError, AmiLoginError, AmiSession, client_tls
 from hotline.app.config import Settings
 from hotline.app.http_server import ApiStartError, server_tls, socket_group_id, socket_state
-from transcription.model import ModelError, resolve
+from transcription.model import ModelError, device_and_compute_type, resolve
 
 
 @dataclass(frozen=True)
@@ -123,11 +123,13 @@ def check_ami(settings: Settings) -> Check:
 
 
 def check_model(settings: Settings) -> Check:
+    """Which model, on which device, in which precision the worker will run (files verified)."""
     try:
         model = resolve(settings.transcription)
+        device, compute_type = device_and_compute_type(settings.transcription)
     except ModelError as exc:
         return Check("model", False, str(exc))
-    return Check("model", True, f"{model.name} at {model.path}")
+    return Check("model", True, f"{model.name} at {model.path} on {device} ({compute_type})")
 
 
 # The longest path an AF_UNIX socket address holds on Linux (sun_path is 108 bytes with its NUL).

@@ -34,6 +34,8 @@ from hotline.app.demo import DemoError
 from ivr_flows import FlowError, SpeechError, build_prompts, load_flow, render_asterisk_config
 from ivr_flows.prompts import PromptReport
 from transcription import AudioError, ModelError, transcribe
+from transcription.model import PATH_MODEL, device_and_compute_type
+from transcription.settings import TranscriptionSettings
 
 
 class OperatorError(Exception):
@@ -185,17 +187,26 @@ class Transcribed:
     data: dict[str, Any]  # the whole result, for --json
     marked_words: list[tuple[str, bool]]
     no_speech: bool
-    facts: str  # language, durations, segments, model: one line
+    facts: str  # language, durations, segments, model, device: one line
+    numbers: list[tuple[str, str]]  # (digits, words said) for each number the text has as digits
 
 
-def transcribe_file(settings: Settings, path: Path) -> Transcribed:
-    result = transcribe(path, settings.transcription)
+def transcribe_file(settings: Settings, path: Path, model_path: Path | None = None) -> Transcribed:
+    """``model_path``: any CTranslate2 Whisper directory instead of the configured model."""
+    options = settings.transcription
+    if model_path is not None:
+        options = TranscriptionSettings.model_validate(
+            {**options.model_dump(), "model": PATH_MODEL, "model_path": model_path.absolute()}
+        )
+    result = transcribe(path, options)
+    device, compute_type = device_and_compute_type(options)
     facts = (
         f"{result.language} · {result.duration:.1f} s of audio in "
         f"{result.processing_seconds:.1f} s · {len(result.segments)} segments · "
-        f"{result.model_name}"
+        f"{result.model_name} on {device} ({compute_type})"
     )
-    return Transcribed(result.to_dict(), result.marked_words(), result.no_speech, facts)
+    numbers = [(number.digits, number.spoken) for number in result.numbers]
+    return Transcribed(result.to_dict(), result.marked_words(), result.no_speech, facts, numbers)
 
 
 # --- the first admin ------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.transcription.conftest import ARABIC
+from tests.transcription.test_pipeline import scripted, segment
+from transcription import pipeline
+from transcription.result import TranscriptResult
+from transcription.settings import TranscriptionSettings
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
@@ -45,3 +49,37 @@ def test_a_corrupt_file_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "corrupt.wav" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_model_option_refuses_a_directory_that_is_no_model_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "whisper-large-v3"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "whisper"}')
+    (folder / "model.safetensors").write_bytes(b"weights")
+    result = transcribe(tmp_path, str(ARABIC / "ar03.wav"), "--model", str(folder))
+    assert result.returncode == 1
+    assert f"transcription.model_path {folder} holds a Hugging Face" in result.stderr
+    assert "ct2-transformers-converter" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_operator_sees_the_numbers_as_said_and_where_the_model_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotline.app import operator
+    from hotline.app.config import Settings
+
+    seen: list[TranscriptionSettings] = []
+
+    def scripted_transcribe(path: Path, options: TranscriptionSettings) -> TranscriptResult:
+        seen.append(options)
+        return pipeline.transcribe(path, options, model=scripted([segment("دفعت خمسين دينار")]))
+
+    monkeypatch.setattr(operator, "transcribe", scripted_transcribe)
+    model_dir = tmp_path / "whisper-small-ct2"
+    shown = operator.transcribe_file(Settings(), ARABIC / "ar03.wav", model_dir)
+    assert seen[0].model == "path" and seen[0].model_path == model_dir.absolute()
+    assert [word for word, _ in shown.marked_words] == ["دفعت", "50", "دينار"]
+    assert shown.numbers == [("50", "خمسين")]
+    assert shown.data["numbers"] == [{"spoken": "خمسين", "digits": "50"}]
+    assert shown.facts.endswith("on cpu (int8)")

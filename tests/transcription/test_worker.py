@@ -19,6 +19,7 @@ from casebook import cases, jobs, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
+from casebook.drafts import Draft
 from casebook.models import Case, DraftState, JobStatus, RecordingKind, Transcript, TranscriptionJob
 from hotline.app.config import Settings, load_settings
 from recordings.ingest import ingest_recording
@@ -108,6 +109,38 @@ def test_drafts_are_filled_and_a_corrupt_recording_fails_alone(
     assert failed.last_error is not None and "corrupt" in failed.last_error
     assert transcript is not None and transcript.model_sha256 == "ab" * 32
     assert transcript.segments[0]["words"][1]["doubtful"] is True
+
+
+def test_the_agent_sees_digits_and_the_words_said_are_stored(
+    db: Database, settings: Settings
+) -> None:
+    queue_message(db, settings, ARABIC / "ar02.wav", "u-numbers")
+    said = segment(
+        "رقمي صفر تسعة واحد اتنين ودفعت خمسين دينار", probabilities=[0.9] * 6 + [0.2, 0.9]
+    )
+    worker = TranscriptionWorker(
+        db,
+        settings,
+        idle_seconds=0.05,
+        transcriber=partial(transcribe, settings=settings.transcription, model=scripted([said])),
+    )
+    drain(worker, db, 1)
+    assert drafts(db)["u-numbers"] == (DraftState.READY, "رقمي 0912 ودفعت 50 دينار")
+    with db.session() as session:
+        case = session.exec(select(Case)).one()
+        transcript = session.exec(select(Transcript)).one()
+    assert transcript.segments[0]["numbers"] == [
+        {"spoken": "صفر تسعة واحد اتنين", "digits": "0912"},
+        {"spoken": "خمسين", "digits": "50"},
+    ]
+    # What the agent's draft view shows: the digits, with Whisper's doubt kept on the number.
+    assert Draft(case, None, transcript).marked_words() == [
+        ("رقمي", False),
+        ("0912", False),
+        ("ودفعت", False),
+        ("50", True),
+        ("دينار", False),
+    ]
 
 
 @pytest.mark.slow
