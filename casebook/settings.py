@@ -165,7 +165,10 @@ class SlaSettings(Section):
 
     @model_validator(mode="after")
     def _labels_name_categories(self) -> SlaSettings:
-        unknown_codes(self.category_labels_ar, self.categories, "category_labels_ar", "categories")
+        if "category_labels_ar" in self.model_fields_set:  # the defaults name the default ones
+            unknown_codes(
+                self.category_labels_ar, self.categories, "category_labels_ar", "categories"
+            )
         return self
 
 
@@ -189,9 +192,10 @@ class CasesSettings(Section):
     def _intake_is_a_department(self) -> CasesSettings:
         if self.intake_department not in self.departments:
             raise ValueError(f"intake_department {self.intake_department!r} is not in departments")
-        unknown_codes(
-            self.department_labels_ar, self.departments, "department_labels_ar", "departments"
-        )
+        if "department_labels_ar" in self.model_fields_set:
+            unknown_codes(
+                self.department_labels_ar, self.departments, "department_labels_ar", "departments"
+            )
         return self
 
 

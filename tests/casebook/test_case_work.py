@@ -227,7 +227,9 @@ def test_the_story_names_every_change_with_who_and_when_and_user_names(
     assert [(f.by, f.result, f.notes) for f in story.followups] == [
         ("carer", "partially_satisfied", "نصف الحل")
     ]
-    assert len(story.callbacks) == 2 and all(c.id > 0 for c in story.callbacks)
+    # One follow-up callback (the partial answer kept the open one), cancelled by the close.
+    assert [(c.reason, c.status) for c in story.callbacks] == [("follow_up", "cancelled")]
+    assert all(c.id > 0 for c in story.callbacks)
     assert [(n.by, n.text) for n in story.notes] == [("supervisor", "راقب هذه الشكوى")]
     with db.session() as s:
         reads = s.exec(select(AuditEvent).where(AuditEvent.action == "case.read")).all()
