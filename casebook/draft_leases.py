@@ -53,6 +53,16 @@ def refuse_if_taken(session: Session, actor: Actor, case: Case, now: datetime) -
         raise Taken(str(case.reference), lease.holder, lease.until)
 
 
+def has_open(actor: Actor, case: Case, now: datetime) -> bool:
+    """The actor holds the draft's live lease (they are reviewing it)."""
+    return (
+        actor.agent_id is not None
+        and case.draft_lease_agent_id == actor.agent_id
+        and case.draft_lease_until is not None
+        and ensure_aware(case.draft_lease_until) > now
+    )
+
+
 def end_lease(case: Case) -> None:
     """The draft is nobody's (released, or no longer a draft)."""
     case.draft_lease_agent_id = None

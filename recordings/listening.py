@@ -2,7 +2,8 @@
 access in the audit log (who, when, which recording, why).
 
 Roles with ``play_recordings`` may play and export any recording; an agent may play (never
-export) the calls of cases assigned to them. What is played or exported is a copy whose bytes
+export) the calls of cases assigned to them and of the draft they have open (its lease,
+casebook.draft_leases). What is played or exported is a copy whose bytes
 were hashed as they were written, so the bytes checked are the bytes heard.
 """
 
@@ -18,6 +19,8 @@ from sqlmodel import Session
 
 from casebook import audit
 from casebook.access import Actor
+from casebook.clock import utcnow
+from casebook.draft_leases import has_open
 from casebook.errors import AccessDenied, CasebookError, NotFound
 from casebook.models import Recording
 from recordings.catalogue import Owner, get_recording, owner_of
@@ -36,12 +39,9 @@ def _may(actor: Actor, action: str, owner: Owner) -> bool:
     if actor.can("play_recordings"):
         return True
     case = owner.case
-    return (
-        action == PLAY
-        and case is not None
-        and actor.agent_id is not None
-        and case.assigned_agent_id == actor.agent_id
-    )
+    if action != PLAY or case is None or actor.agent_id is None:
+        return False
+    return case.assigned_agent_id == actor.agent_id or has_open(actor, case, utcnow())
 
 
 def _authorise(
