@@ -11,7 +11,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -177,7 +177,7 @@ def editor_script(home: Path, name: str, body: str) -> str:
     return str(script)
 
 
-EDITORS = {
+EDITORS: dict[str, Callable[[Path], str]] = {
     "false": lambda home: "false",
     "not installed": lambda home: "/nonexistent/editor",
     "vim :cq": lambda home: editor_script(home, "cq", 'echo "half typed" > "$1"; exit 1'),

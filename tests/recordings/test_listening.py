@@ -51,7 +51,7 @@ def test_an_agent_hears_the_draft_they_have_open_and_no_longer_once_it_is_given_
 ) -> None:
     carer = staff.actor("carer")
     recording = recorded_call(db, settings, "d1", status=CaseStatus.DRAFT)
-    reference = reference_of(db, recording)
+    reference = reference_of(db, recording) or ""
 
     def play(s: Session) -> Path:
         root = settings.recordings.root
