@@ -8,6 +8,8 @@ at the draft with its text."""
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import subprocess
 import time
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+import sqlmodel
 
 from casebook.models import Agent, CaseStatus
 from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
@@ -52,15 +54,8 @@ def holder_id(site: Site, reference: str) -> int | None:
     return site.stored_case(reference).draft_lease_agent_id
 
 
-def wait_until_opened(site: Site, reference: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while holder_id(site, reference) is None:
-        assert time.monotonic() < deadline, f"draft {reference} was never opened"
-        time.sleep(0.1)
-
-
-def reviewing(person: Person, site: Site, reference: str) -> subprocess.Popen[str]:
-    """`hotline review` left at the draft's prompt, waiting for what the test types."""
+def reviewing(person: Person) -> subprocess.Popen[str]:
+    """`hotline review` at the first draft's prompt, waiting for what the test types."""
     process = subprocess.Popen(
         [HOTLINE, "review"],
         stdin=subprocess.PIPE,
@@ -70,7 +65,14 @@ def reviewing(person: Person, site: Site, reference: str) -> subprocess.Popen[st
         env=person.env(),
         cwd=person.home,
     )
-    wait_until_opened(site, reference)
+    assert process.stdout is not None
+    shown = b""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while b"[a]ccept" not in shown:
+        assert time.monotonic() < deadline and process.poll() is None, shown.decode()
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            shown += os.read(process.stdout.fileno(), 65536)
     return process
 
 
@@ -104,7 +106,8 @@ def test_skip_and_quit_give_the_draft_back(site: Site, key: str) -> None:
 
 def test_ctrl_c_in_review_gives_the_draft_back(site: Site) -> None:
     reference = draft(site)
-    process = reviewing(site.people["amal"], site, reference)
+    process = reviewing(site.people["amal"])
+    assert holder_id(site, reference) == agent_id(site, "amal")
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=WAIT_SECONDS)
     assert "Traceback" not in errors
@@ -116,7 +119,8 @@ def test_a_draft_someone_has_open_is_refused_to_others_until_a_supervisor_releas
 ) -> None:
     reference = draft(site)
     omar, salem = site.people["omar"], site.people["salem"]
-    crashed = reviewing(site.people["amal"], site, reference)
+    crashed = reviewing(site.people["amal"])
+    assert holder_id(site, reference) == agent_id(site, "amal")
     crashed.kill()  # amal's terminal dies: nothing gives the draft back but time or salem
     crashed.communicate(timeout=WAIT_SECONDS)
 
@@ -151,7 +155,7 @@ def test_a_confirm_in_review_decided_on_a_draft_confirmed_meanwhile_is_refused(
     stands; amal's confirm, decided on the draft she was shown, is refused naming salem's."""
     reference = draft(site)
     salem = site.people["salem"]
-    amal = reviewing(site.people["amal"], site, reference)
+    amal = reviewing(site.people["amal"])
     salem.ok("drafts", "release", reference)
     salem.ok("drafts", "confirm", reference, "--category", "network")
     _, errors = amal.communicate("a\n1\n\n", timeout=WAIT_SECONDS)
@@ -165,7 +169,7 @@ def test_a_confirm_in_review_decided_on_a_draft_confirmed_meanwhile_is_refused(
 
 def agent_id(site: Site, username: str) -> int:
     with site.database() as (db, _settings), db.session() as session:
-        agent = session.exec(select(Agent).where(Agent.username == username)).one()
+        agent = session.exec(sqlmodel.select(Agent).where(Agent.username == username)).one()
         assert agent.id is not None
         return agent.id
 
