@@ -260,10 +260,10 @@ def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:
 
 def draft_row(case: Case, lease: Lease | None, zone: ZoneInfo) -> dict[str, Any]:
     """A draft with who has it open and until when (both None: nobody, or a lease run out)."""
-    live = lease is not None and lease.live
+    live = lease if lease is not None and lease.live else None
     return case_row(case, zone) | {
-        "leased_to": lease.holder if live and lease is not None else None,
-        "leased_until": plain(lease.until, zone) if live and lease is not None else None,
+        "leased_to": live.holder if live is not None else None,
+        "leased_until": plain(live.until, zone) if live is not None else None,
     }
 
 
