@@ -280,14 +280,17 @@ def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
     writer.writerows({key: value(item) for key, item in row.items()} for row in rows)
 
 
-def local_time(value: str | None, *, short: bool = False) -> str:
-    """A time the server sent (ISO, already in the site's time zone), as people read it."""
+def local_time(value: str | None, *, short: bool = False, clock: bool = False) -> str:
+    """A time the server sent (ISO, already in the site's time zone), as people read it;
+    ``clock``: the time of day alone."""
     if not value:
         return ""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return value
+    if clock:
+        return moment.strftime("%H:%M")
     return moment.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M")
 
 
@@ -1239,17 +1242,29 @@ def choose(title: str, options: Sequence[str], default: str | None = None) -> st
         say_error("error", f"choose 1-{len(options)}")
 
 
-def edit_text(text: str) -> str:
-    """``text`` edited in $VISUAL or $EDITOR (a command line, maybe with options), as typed."""
+def edit_text(text: str) -> str | None:
+    """``text`` edited in $VISUAL or $EDITOR (a command line, maybe with options), as typed;
+    None when the editor failed (it could not be started, it exited with an error, as vim's
+    :cq does, or it left no text to read): said in one line, and the text stays as it was."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.TemporaryDirectory(prefix="hotline-edit-") as folder:
         path = Path(folder) / "draft.txt"
         path.write_text(text, encoding="utf-8")
         status = subprocess.run(f"{editor} {shlex.quote(str(path))}", shell=True, check=False)
-        if status.returncode != 0:
-            sys.stderr.write(f"the editor stopped with exit code {status.returncode}: unchanged\n")
-            return text
-        return path.read_text(encoding="utf-8")
+        # The shell's 126 and 127: the command could not be run, or was not found.
+        if status.returncode in (126, 127):
+            why = f"the editor {editor!r} could not be started (set $EDITOR or $VISUAL)"
+        elif status.returncode != 0:
+            why = f"the editor {editor!r} stopped with exit code {status.returncode}"
+        else:
+            try:
+                return path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                why = f"the editor {editor!r} left no file"
+            except UnicodeDecodeError:
+                why = f"the editor {editor!r} wrote text that is not UTF-8"
+    say_error("error", f"{visual('لم يُحفظ التحرير والنص كما كان')} ({why}: the text is as it was)")
+    return None
 
 
 class Unsent:
@@ -1374,24 +1389,30 @@ class Refused:
 REFUSALS_OF_WHAT_WAS_SENT = (400, 413)
 
 
+@contextmanager
+def keeping(reference: str, text: str, edited: bool) -> Iterator[None]:
+    """Any failure of what is done inside first keeps an edited text (Unsent), offered again
+    when the draft is next opened (so quitting after a refusal loses nothing either)."""
+    try:
+        yield
+    except (ApiError, ClientError):
+        if edited:
+            keep_unsent(reference, text)
+        raise
+
+
 def confirm_kept(
     server_api: ApiClient, reference: str, text: str, edited: bool, body: dict[str, Any]
 ) -> dict[str, Any] | Refused:
-    """Confirm. A refusal of what was sent is returned, to change it and confirm again. Any
-    failure first keeps an edited text (Unsent), offered again when the draft is next opened
-    (so quitting after a refusal loses nothing either); any other (the server unreachable, the
-    database down, the session ended, the draft taken meanwhile) is then reported."""
+    """Confirm, keeping an edited text on any failure. A refusal of what was sent is returned,
+    to change it and confirm again; any other (the server unreachable, the database down, the
+    session ended, the draft changed or taken meanwhile) is then reported."""
     try:
-        case: dict[str, Any] = server_api.post(f"/drafts/{quoted(reference)}/confirm", body)
+        with keeping(reference, text, edited):
+            case: dict[str, Any] = server_api.post(f"/drafts/{quoted(reference)}/confirm", body)
     except ApiError as exc:
-        if edited:
-            keep_unsent(reference, text)
         if exc.status in REFUSALS_OF_WHAT_WAS_SENT:
             return Refused(exc.message)
-        raise
-    except ClientError:
-        if edited:
-            keep_unsent(reference, text)
         raise
     Unsent.drop(reference)
     return case
@@ -1416,55 +1437,109 @@ def offer_unsent(reference: str, text: str) -> str:
     return saved if typer.confirm(visual(question), default=True) else text
 
 
+@dataclasses.dataclass
+class DraftLease:
+    """The draft an agent has open: the server leased it to them when it was opened (for the
+    site's drafts.lease_minutes); each renewal starts the lease again, and it is given back when
+    the draft is left undecided (skip, quit, Ctrl-C, a failure). ``version``: the case as the
+    agent has it, sent with every change, so one made meanwhile by someone else is refused."""
+
+    server_api: ApiClient
+    reference: str
+    version: int
+    decided: bool = False
+
+    def change(self) -> dict[str, Any]:
+        return {"version": self.version}
+
+    def renew(self) -> None:
+        case = self.server_api.post(f"/drafts/{quoted(self.reference)}/renew", self.change())
+        self.version = int(case["version"])
+
+    def release(self) -> None:
+        if self.decided:
+            return
+        # Best effort: a lease that ran out, or that someone took over, needs no giving back
+        # (the version refuses it), and a server gone away frees it when the lease runs out.
+        with suppress(ApiError, ClientError):
+            self.server_api.post(f"/drafts/{quoted(self.reference)}/release", self.change())
+
+
+@contextmanager
+def opened_draft(
+    server_api: ApiClient, reference: str
+) -> Iterator[tuple[dict[str, Any], DraftLease]]:
+    """The draft, opened (and so leased to the agent) until the block is left."""
+    opened: dict[str, Any] = server_api.get(f"/drafts/{quoted(reference)}")
+    lease = DraftLease(server_api, reference, int(opened["case"]["version"]))
+    try:
+        yield opened, lease
+    finally:
+        lease.release()
+
+
 def review_one(server_api: ApiClient, reference: str) -> bool:
     """One draft, until it is confirmed, rejected or skipped. False means: stop reviewing."""
-    opened: dict[str, Any] = server_api.get(f"/drafts/{quoted(reference)}")
-    draft_text = opened["case"].get("draft_text") or ""
-    text = offer_unsent(reference, draft_text)
-    refusal: Refused | None = None
-    with playback(server_api, opened) as player:
-        while True:
-            render_draft(opened, text)
-            if refusal is not None:  # under the text, however long, where it is seen
-                say_error("refused", refusal.message)
-                refusal = None
-            keys = "[a]ccept  [e]dit  [p]lay  [r]eject  [s]kip  [q]uit"
-            if player is None:
-                keys = keys.replace("[p]lay  ", "")
-            action = str(typer.prompt(keys, default="a")).strip().lower()[:1]
-            if action == "e":
-                text = edit_text(text).strip() or text
-            elif action == "p":
+    with opened_draft(server_api, reference) as (opened, lease):
+        draft_text = opened["case"].get("draft_text") or ""
+        text = offer_unsent(reference, draft_text)
+        refusal: Refused | None = None
+        with playback(server_api, opened) as player:
+            while True:
+                render_draft(opened, text)
+                if refusal is not None:  # under the text, however long, where it is seen
+                    say_error("refused", refusal.message)
+                    refusal = None
+                keys = "[a]ccept  [e]dit  [p]lay  [r]eject  [s]kip  [q]uit"
                 if player is None:
-                    say(visual("لا يوجد تسجيل لهذه المسودة (no recording)"))
-                else:
-                    player.play()
-            elif action == "a":
-                if not text.strip():
-                    say(visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)"))
-                    continue
-                site = server_api.get("/site")
-                category = choose("التصنيف (category)", site["categories"])
-                department = choose(
-                    "القسم (department)", site["departments"], opened["case"].get("department")
-                )
-                body = {"text": text, "category": category, "department": department}
-                case = confirm_kept(server_api, reference, text, text != draft_text, body)
-                if isinstance(case, Refused):
-                    refusal = case
-                    continue
-                promise = local_time(case.get("promised_by"))
-                opened_line = (f"case {case['reference']} open", "green")
-                out().print(styled(opened_line, f", promised by {promise}"))
-                return True
-            elif action == "r":
-                reason = str(typer.prompt(visual("السبب (reason)")))
-                server_api.post(f"/drafts/{quoted(reference)}/reject", {"reason": reason})
-                Unsent.drop(reference)
-                say(f"case {reference} rejected")
-                return True
-            elif action in ("s", "q"):
-                return action == "s"
+                    keys = keys.replace("[p]lay  ", "")
+                action = str(typer.prompt(keys, default="a")).strip().lower()[:1]
+                if action in ("e", "p"):
+                    # The agent is at work on it: the lease starts again (before and after the
+                    # editor, which may take a while).
+                    with keeping(reference, text, text != draft_text):
+                        lease.renew()
+                if action == "e":
+                    edited = edit_text(text)
+                    if edited is not None:
+                        text = edited.strip() or text
+                    with keeping(reference, text, text != draft_text):
+                        lease.renew()
+                elif action == "p":
+                    if player is None:
+                        say(visual("لا يوجد تسجيل لهذه المسودة (no recording)"))
+                    else:
+                        player.play()
+                elif action == "a":
+                    if not text.strip():
+                        say(visual("النص فارغ: حرّر الشكوى أولاً (empty: edit first)"))
+                        continue
+                    site = server_api.get("/site")
+                    category = choose("التصنيف (category)", site["categories"])
+                    department = choose(
+                        "القسم (department)", site["departments"], opened["case"].get("department")
+                    )
+                    body = {"text": text, "category": category, "department": department}
+                    body |= lease.change()
+                    case = confirm_kept(server_api, reference, text, text != draft_text, body)
+                    if isinstance(case, Refused):
+                        refusal = case
+                        continue
+                    lease.decided = True
+                    promise = local_time(case.get("promised_by"))
+                    opened_line = (f"case {case['reference']} open", "green")
+                    out().print(styled(opened_line, f", promised by {promise}"))
+                    return True
+                elif action == "r":
+                    reason = str(typer.prompt(visual("السبب (reason)")))
+                    body = {"reason": reason} | lease.change()
+                    server_api.post(f"/drafts/{quoted(reference)}/reject", body)
+                    lease.decided = True
+                    Unsent.drop(reference)
+                    say(f"case {reference} rejected")
+                    return True
+                elif action in ("s", "q"):
+                    return action == "s"
 
 
 @app.command("review")
@@ -1488,20 +1563,24 @@ def review() -> None:
 
 @drafts_app.command("list")
 def drafts_list(as_json: JsonOption = False) -> None:
-    """Drafts waiting for you, oldest first."""
-    drafts: list[dict[str, Any]] = api().get("/drafts")
+    """Drafts waiting for you, oldest first; those another agent has open are shown as theirs."""
+    drafts: list[dict[str, Any]] = api().get("/drafts", {"taken": "true"})
     if as_json:
         emit_json(drafts)
         return
-    listing = table(*(visual(h) for h in ("المرجع", "المتصل", "الوقت", "المسودة")))
+    listing = table(*(visual(h) for h in ("المرجع", "المتصل", "الوقت", "يراجعها", "المسودة")))
     for column in listing.columns:
         column.no_wrap = True
     for case in drafts:
+        taken = ""
+        if case.get("leased_to"):
+            taken = f"{case['leased_to']} {local_time(case.get('leased_until'), clock=True)}"
         listing.add_row(
             case["reference"] or "",
             case.get("caller_number") or "",
             local_time(case.get("created_at"), short=True),
-            terminal.cell(case.get("draft_text"), max(out().width - 45, 12), bidi()),
+            taken,
+            terminal.cell(case.get("draft_text"), max(out().width - 62, 12), bidi()),
         )
     out().print(listing)
 
@@ -1519,10 +1598,19 @@ def drafts_confirm(
     """Confirm a draft: it becomes an open complaint with its promised resolution date."""
     if priority not in PRIORITIES:
         usage_error(f"--priority must be one of {', '.join(PRIORITIES)}")
+    server_api = api()
     body = {"text": text, "category": category, "department": department, "priority": priority}
-    case = api().post(
-        f"/drafts/{quoted(reference)}/confirm", {k: v for k, v in body.items() if v is not None}
-    )
+    body = {k: v for k, v in body.items() if v is not None}
+    path = f"/drafts/{quoted(reference)}/confirm"
+    if text is not None:
+        case = server_api.post(path, body)
+    else:
+        # The draft as it stands: exactly the text fetched, at the version fetched, so a
+        # change made in between is refused rather than confirmed unseen.
+        with opened_draft(server_api, reference) as (opened, lease):
+            body["text"] = opened["case"].get("draft_text") or ""
+            case = server_api.post(path, body | lease.change())
+            lease.decided = True
     Unsent.drop(reference)
     say(f"case {case['reference']}: open, promised by {local_time(case.get('promised_by'))}")
 
@@ -1535,6 +1623,15 @@ def drafts_reject(
     """Reject a draft that is not a complaint."""
     case = api().post(f"/drafts/{quoted(reference)}/reject", {"reason": reason})
     say(f"case {case['reference']}: {case['status']}")
+
+
+@drafts_app.command("release")
+def drafts_release(reference: ReferenceArgument) -> None:
+    """Give back a draft an agent has open (supervisors: anyone's), so others may take it."""
+    case = api().post(f"/drafts/{quoted(reference)}/release")
+    holder = case["released_from"]
+    line = f"أُعيدت المسودة {case['reference']} إلى الطابور"
+    say(f"{visual(line)} (draft {case['reference']} released from {holder}'s review)")
 
 
 # --- callbacks ------------------------------------------------------------------------------------

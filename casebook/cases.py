@@ -23,6 +23,7 @@ from casebook.agents import usernames
 from casebook.callbacks import cancel_followup_callbacks, request_followup_callback
 from casebook.clock import ensure_aware, utcnow
 from casebook.concurrency import claim
+from casebook.draft_leases import end_lease, refuse_if_taken
 from casebook.errors import CasebookError, NotFound, RuleViolation
 from casebook.models import Agent, Case, CaseStatus, FollowUp, FollowUpResult, Priority
 from casebook.phone import last_digits, normalise, same_number
@@ -344,10 +345,12 @@ def confirm_draft(
 ) -> Case:
     """An agent confirms the transcribed draft: the confirmed text is kept beside the draft, the
     case is routed and opened. The promise is from the category's SLA, counted from when the
-    complaint was registered, and never later than what the caller was already told."""
+    complaint was registered, and never later than what the caller was already told. A draft
+    another agent has open is refused (casebook.draft_leases)."""
     moment = moment_or_now(now)
     case = load_for(session, actor, reference, "case.open")
     claim(session, case, seen_version)
+    refuse_if_taken(session, actor, case, moment)
     _check_category(settings, category)
     check_department(settings, department)
     if not text.strip():
@@ -363,6 +366,7 @@ def confirm_draft(
     case.priority = priority.value
     case.department = department or case.department
     case.promised_by = promise
+    end_lease(case)
     move(
         session,
         actor,
@@ -383,12 +387,16 @@ def reject_draft(
     now: datetime | None = None,
     seen_version: int | None = None,
 ) -> Case:
+    """Not a complaint after all; refused while another agent has the draft open."""
+    moment = moment_or_now(now)
     case = load_for(session, actor, reference, "case.rejected")
     claim(session, case, seen_version)
+    refuse_if_taken(session, actor, case, moment)
     if not reason.strip():
         raise RuleViolation("say why the draft is not a complaint")
     case.close_reason = reason.strip()
-    move(session, actor, case, S.REJECTED, moment_or_now(now), {"reason": reason.strip()})
+    end_lease(case)
+    move(session, actor, case, S.REJECTED, moment, {"reason": reason.strip()})
     return case
 
 

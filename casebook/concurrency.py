@@ -9,18 +9,18 @@ How, and why this way:
   and for every code path, even one that forgets the rest of this module: a change can never be
   written over one it did not see (SQLAlchemy's StaleDataError, which ``Database.run`` turns
   into ``Conflict``), so a row never mixes two changes.
-- **People's changes are compare-and-set** (confirm, reject, take a draft, start work, resolve,
-  escalate, close, log a follow-up, dial a callback). A person decides on what they were shown,
-  often in an earlier request (a draft shown, confirmed minutes later), and no database lock can
-  span that. So the change carries the version it was decided on (``seen_version``; the API's
-  ``version``), and ``claim`` compares it, then locks the row (``SELECT ... FOR UPDATE`` on
-  PostgreSQL; SQLite's BEGIN IMMEDIATE has already locked the database) and compares again with
-  the version this transaction read. The loser of two concurrent changes waits for the winner's
-  commit, finds the version moved and gets ``Conflict``, naming the winner's change from the
-  audit log; its transaction rolls back whole, its audit entries with it, so the log never
-  disagrees with the row. ``claim`` also marks the row changed, so every change counts the
-  version on, even one that leaves the columns as they were (a callback dialled by the agent who
-  already held it).
+- **People's changes are compare-and-set** (confirm, reject, take, renew or release a draft,
+  start work, resolve, escalate, close, log a follow-up, dial a callback). A person decides on
+  what they were shown, often in an earlier request (a draft shown, confirmed minutes later),
+  and no database lock can span that. So the change carries the version it was decided on
+  (``seen_version``; the API's ``version``), and ``claim`` compares it, then locks the row
+  (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's BEGIN IMMEDIATE has already locked the
+  database) and compares again with the version this transaction read. The loser of two
+  concurrent changes waits for the winner's commit, finds the version moved and gets
+  ``Conflict``, naming the winner's change from the audit log; its transaction rolls back whole,
+  its audit entries with it, so the log never disagrees with the row. ``claim`` also marks the
+  row changed, so every change counts the version on, even one that leaves the columns as they
+  were (a callback dialled by the agent who already held it).
 - **Lock order.** A person's change claims its row before it appends to the audit log (the
   chain's lock, casebook.audit): row, then chain, so two people's changes of one row never
   deadlock on PostgreSQL. A batch that locks rows after appending (the listener queueing
@@ -60,6 +60,8 @@ CHANGES: dict[str, str] = {
     "case.assign": "assigned",
     "followup.log": "a follow-up logged",
     "draft.take": "taken for review",
+    "draft.renew": "kept under review",
+    "draft.release": "released from review",
     "callback.assign": "assigned",
     "callback.overdue": "marked overdue",
     "callback.dial": "dialled",

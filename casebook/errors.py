@@ -71,6 +71,25 @@ class Conflict(CasebookError):
         )
 
 
+class Taken(CasebookError):
+    """A draft another agent has open (casebook.drafts): refused until they let it go, it is
+    released or their lease runs out. ``line(zone)`` says who and until when, in the site's
+    time."""
+
+    def __init__(self, reference: str, holder: str, until: datetime) -> None:
+        self.reference = reference
+        self.holder = holder
+        self.until = until
+        super().__init__(self.line(UTC))
+
+    def line(self, zone: tzinfo, now: datetime | None = None) -> str:
+        until = _clock(self.until, zone, now)
+        return (
+            f"المسودة {self.reference} يراجعها {self.holder} حتى {until} "
+            f"(draft {self.reference} is being reviewed by {self.holder} until {until})"
+        )
+
+
 def _clock(moment: datetime, zone: tzinfo, now: datetime | None) -> str:
     """The time alone when it is today in ``zone``, else the date too."""
     local = moment.astimezone(zone)

@@ -287,6 +287,10 @@ class Case(SQLModel, table=True):
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     close_reason: str | None = bounded_text(NOTE_TEXT)
+    # A draft under review: who opened it and until when it is theirs (casebook.drafts); past
+    # that moment it is free again, whatever these say.
+    draft_lease_agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    draft_lease_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
     # Counted on by every change (casebook.concurrency): two changes decided on one version

@@ -1,6 +1,6 @@
 """The casebook's settings sections (config.yaml's database, phone, business_hours, sla, cases,
-followup, callbacks, roles, signin, secrets and audit) and the ``Section`` base every package's
-sections share.
+drafts, followup, callbacks, roles, signin, secrets and audit) and the ``Section`` base every
+package's sections share.
 
 The loader in hotline/app/config.py assembles them; casebook services take one section, or any
 object that has the sections they read (``CasebookConfig``), never the application's settings.
@@ -199,6 +199,14 @@ class CasesSettings(Section):
         return self
 
 
+class DraftSettings(Section):
+    """The review of drafts (casebook.drafts)."""
+
+    # Opening a draft takes it for this long, renewed while the agent works on it; past it the
+    # draft is free again for anyone (an agent who crashed or walked away holds nothing).
+    lease_minutes: float = Field(10.0, gt=0)
+
+
 class FollowUpSettings(Section):
     # Consecutive "not satisfied" rounds before the case climbs one management level.
     rounds_before_escalation: int = Field(2, ge=1)
@@ -321,6 +329,8 @@ class CasebookConfig(Protocol):
     def sla(self) -> SlaSettings: ...
     @property
     def cases(self) -> CasesSettings: ...
+    @property
+    def drafts(self) -> DraftSettings: ...
     @property
     def followup(self) -> FollowUpSettings: ...
     @property

@@ -2,7 +2,8 @@
 access in the audit log (who, when, which recording, why).
 
 Roles with ``play_recordings`` may play and export any recording; an agent may play (never
-export) the calls of cases assigned to them. What is played or exported is a copy whose bytes
+export) the calls of cases assigned to them and of the draft they have open (its lease,
+casebook.draft_leases). What is played or exported is a copy whose bytes
 were hashed as they were written, so the bytes checked are the bytes heard.
 """
 
@@ -18,6 +19,8 @@ from sqlmodel import Session
 
 from casebook import audit
 from casebook.access import Actor
+from casebook.clock import utcnow
+from casebook.draft_leases import has_open
 from casebook.errors import AccessDenied, CasebookError, NotFound
 from casebook.limits import cut
 from casebook.models import Recording
@@ -43,10 +46,12 @@ class TamperedRecording(AccessDenied):
 
 
 def _may(actor: Actor, action: str, owner: Owner) -> bool:
-    # Exporting takes the role; playing is also for the agent the case is assigned to.
+    # Exporting takes the role; playing is also for the agent the case is assigned to, and for
+    # the agent reviewing its draft now (their live lease: casebook.draft_leases).
     if action == EXPORT:
         return actor.can("play_recordings")
-    return actor.may_play(owner.case)
+    case = owner.case
+    return actor.may_play(case) or (case is not None and has_open(actor, case, utcnow()))
 
 
 def _authorise(

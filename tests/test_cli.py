@@ -162,6 +162,7 @@ PEOPLE_COMMANDS: dict[str, list[str]] = {
     "drafts list": [],
     "drafts confirm": ["100000017", "--category", "billing"],
     "drafts reject": ["100000017", "--reason", "x"],
+    "drafts release": ["100000017"],
     "cases list": [],
     "cases show": ["100000017"],
     "cases resolve": ["100000017", "--summary", "done"],

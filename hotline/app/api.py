@@ -52,12 +52,14 @@ from casebook.access import Actor
 from casebook.call_status import call_status
 from casebook.clock import utcnow
 from casebook.db import Database
+from casebook.draft_leases import Lease
 from casebook.errors import (
     AccessDenied,
     CasebookError,
     Conflict,
     DatabaseUnavailable,
     IllegalTransition,
+    Taken,
 )
 from casebook.errors import NotFound as CaseNotFound
 from casebook.models import (
@@ -287,6 +289,15 @@ def recording_row(item: catalogue.Listed, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def draft_row(case: Case, lease: Lease | None, zone: ZoneInfo) -> dict[str, Any]:
+    """A draft with who has it open and until when (both None: nobody, or a lease run out)."""
+    live = lease if lease is not None and lease.live else None
+    return case_row(case, zone) | {
+        "leased_to": live.holder if live is not None else None,
+        "leased_until": plain(live.until, zone) if live is not None else None,
+    }
+
+
 def agent_row(agent: Agent, site: Site) -> dict[str, Any]:
     """An agent as people see them: no shift days means the site's business hours, no capacity
     the site's callbacks.agent_capacity (``effective_capacity``)."""
@@ -394,6 +405,8 @@ def casebook_refusal(exc: CasebookError, zone: tzinfo = UTC) -> JSONResponse:
         return error_reply(409, exc.line(zone), "conflict")
     if isinstance(exc, IllegalTransition):
         return error_reply(409, str(exc), "conflict")
+    if isinstance(exc, Taken):
+        return error_reply(409, exc.line(zone), "taken")
     return error_reply(400, str(exc), "refused")
 
 
@@ -904,24 +917,53 @@ class ConfirmBody(Change):
 
 
 @router.get("/drafts")
-def draft_queue(caller: CallerDep) -> JSONResponse:
-    drafts = caller.run(draft_service.draft_queue)
-    return reply([case_row(case, caller.site.zone) for case in drafts])
+def draft_queue(caller: CallerDep, taken: bool = False) -> JSONResponse:
+    # taken: also the drafts other agents have open (listed as theirs), not only those free.
+    drafts = caller.run(
+        lambda session, actor: draft_service.draft_queue(session, actor, taken=taken)
+    )
+    return reply([draft_row(item.case, item.lease, caller.site.zone) for item in drafts])
 
 
 @router.get("/drafts/{reference}")
 def open_draft(reference: str, caller: CallerDep) -> JSONResponse:
-    draft = caller.run(lambda session, actor: draft_service.open_draft(session, actor, reference))
-    recording = draft.recording
-    return reply(
-        {
-            "case": case_row(draft.case, caller.site.zone),
+    def work(session: Session, actor: Actor) -> dict[str, Any]:
+        draft = draft_service.open_draft(session, caller.site.settings, actor, reference)
+        recording = draft.recording
+        return {
+            "case": draft_row(draft.case, draft.lease, caller.site.zone),
             "recording": None
             if recording is None
             else {"id": recording.id, "duration_seconds": recording.duration_seconds},
             "marked_words": [[word, doubtful] for word, doubtful in draft.marked_words()],
         }
+
+    return reply(caller.run(work))
+
+
+@router.post("/drafts/{reference}/renew")
+def renew_draft(reference: str, caller: CallerDep, body: Change | None = None) -> JSONResponse:
+    """The agent still works on the draft they opened: their lease starts again."""
+    seen = body.version if body is not None else None
+    case, lease = caller.run(
+        lambda session, actor: draft_service.renew_lease(
+            session, caller.site.settings, actor, reference, seen_version=seen
+        )
     )
+    return reply(draft_row(case, lease, caller.site.zone))
+
+
+@router.post("/drafts/{reference}/release")
+def release_draft(reference: str, caller: CallerDep, body: Change | None = None) -> JSONResponse:
+    """Give a draft back: its holder's, or a supervisor's for anyone's. Answers the case and
+    whose lease ended (``released_from``)."""
+    seen = body.version if body is not None else None
+    case, lease = caller.run(
+        lambda session, actor: draft_service.release_lease(
+            session, actor, reference, seen_version=seen
+        )
+    )
+    return reply(draft_row(case, None, caller.site.zone) | {"released_from": lease.holder})
 
 
 @router.post("/drafts/{reference}/confirm")

@@ -26,6 +26,7 @@ from casebook.settings import (
     CallbackSettings,
     CasesSettings,
     DatabaseSettings,
+    DraftSettings,
     FollowUpSettings,
     PhoneSettings,
     RolesSettings,
@@ -74,6 +75,7 @@ class Settings(Section):
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
+    drafts: DraftSettings = Field(default_factory=DraftSettings)
     followup: FollowUpSettings = Field(default_factory=FollowUpSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

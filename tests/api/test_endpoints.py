@@ -176,15 +176,47 @@ def test_a_draft_is_opened_and_confirmed_as_it_stands(api_site: ApiSite) -> None
     assert set(draft) == {"case", "recording", "marked_words"}
     assert draft["recording"] is None
     assert draft["marked_words"][0] == ["الفاتورة", False]
-    # Taken: another agent of the department cannot confirm it meanwhile.
+    assert draft["case"]["leased_to"] == username and draft["case"]["leased_until"]
+    # Taken: another agent of the department cannot confirm it meanwhile, nor see it waiting.
     other = api_site.add_agent(["agent"], "sales")
     taken = api_site.client(other).post(f"/v1/drafts/{reference}/confirm", {"category": "billing"})
-    assert (taken.status, taken.error["code"]) == (400, "refused")
+    assert (taken.status, taken.error["code"]) == (409, "taken")
+    assert f"is being reviewed by {username} until" in taken.error["error"]
+    assert api_site.client(other).get("/v1/drafts").json() == []
+    listed = api_site.client(other).get("/v1/drafts?taken=true").json()
+    assert [(row["reference"], row["leased_to"]) for row in listed] == [(reference, username)]
     confirmed = me.post(f"/v1/drafts/{reference}/confirm", {"category": "billing"})
     assert confirmed.status == 200
     case = confirmed.json()
     assert case["status"] == "open"
     assert case["confirmed_text"] == "الفاتورة غير صحيحة هذا الشهر"
+
+
+def test_a_draft_lease_is_renewed_with_the_version_and_released_by_its_holder_or_a_supervisor(
+    api_site: ApiSite,
+) -> None:
+    username = api_site.add_agent(["agent"], "sales")
+    reference = api_site.case(department="sales", status=CaseStatus.DRAFT)
+    me = api_site.client(username)
+    version = me.get(f"/v1/drafts/{reference}").json()["case"]["version"]
+    renewed = me.post(f"/v1/drafts/{reference}/renew", {"version": version})
+    assert renewed.status == 200
+    assert (renewed.json()["leased_to"], renewed.json()["version"]) == (username, version + 1)
+    stale = me.post(f"/v1/drafts/{reference}/renew", {"version": version})
+    assert (stale.status, stale.error["code"]) == (409, "conflict")
+    assert "changed meanwhile: kept under review by" in stale.error["error"]
+    other = api_site.add_agent(["agent"], "sales")
+    refused = api_site.client(other).post(f"/v1/drafts/{reference}/release")
+    assert (refused.status, refused.error["code"]) == (409, "taken")
+    released = api_site.client("supervisor").post(f"/v1/drafts/{reference}/release")
+    assert released.status == 200
+    assert (released.json()["released_from"], released.json()["leased_to"]) == (username, None)
+    again = api_site.client("supervisor").post(f"/v1/drafts/{reference}/release", {})
+    assert (again.status, again.error["code"]) == (400, "refused")
+    mine = api_site.client(other).get(f"/v1/drafts/{reference}")
+    assert mine.json()["case"]["leased_to"] == other
+    own = api_site.client(other).post(f"/v1/drafts/{reference}/release", {})
+    assert (own.status, own.json()["released_from"]) == (200, other)
 
 
 def test_a_draft_confirmed_with_edited_text_or_rejected(api_site: ApiSite) -> None:

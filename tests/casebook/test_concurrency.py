@@ -282,11 +282,11 @@ def check_one_confirmation(
     assert (case.status, case.confirmed_text, case.category) == ("open", f"نص {name}", category)
     assert case.department == ("billing" if category == "billing" else "customer-care")
     assert case.confirmed_by_id == crew.actor(name).agent_id
-    assert case.assigned_agent_id == crew.actor(name).agent_id
+    # Confirmed: the draft is nobody's under review any more, nor anyone's case for ever.
+    assert (case.draft_lease_agent_id, case.assigned_agent_id) == (None, None)
     log = audit_of(db, "case", reference)
     opened = [entry for entry in log if entry.action == "case.open"]
     assert [(e.actor, e.detail["category"]) for e in opened] == [(name, category)]
-    assert [e.actor for e in log if e.action == "draft.take"] == [name]
 
 
 def test_two_confirmations_of_one_draft_as_shown_one_wins_every_time(
@@ -395,7 +395,9 @@ def test_two_agents_taking_one_draft_one_takes_it(
         reference = new_draft(db, settings, n)
 
         def take(actor: Actor, reference: str = reference) -> Change:
-            return lambda s, seen: drafts.open_draft(s, actor, reference, seen_version=seen)
+            return lambda s, seen: drafts.open_draft(
+                s, settings, actor, reference, seen_version=seen
+            )
 
         if race == "as shown":
             outcomes = race_as_shown(db, case_version(reference), [take(carer), take(omar)])
@@ -405,7 +407,7 @@ def test_two_agents_taking_one_draft_one_takes_it(
         name = ["carer", "omar"][winner]
         pattern = changed_line(f"case {reference}", "taken for review", name, "draft")
         assert re.search(pattern, str(refusal))
-        assert stored_case(db, reference).assigned_agent_id == crew.actor(name).agent_id
+        assert stored_case(db, reference).draft_lease_agent_id == crew.actor(name).agent_id
         taken = [e.actor for e in audit_of(db, "case", reference) if e.action == "draft.take"]
         assert taken == [name]
 

@@ -10,7 +10,7 @@ from casebook import cases, drafts
 from casebook.access import Actor
 from casebook.db import Database
 from casebook.drafts import Draft
-from casebook.errors import RuleViolation
+from casebook.errors import Taken
 from casebook.models import Case, Transcript
 from hotline.app.config import Settings
 from tests.conftest import Staff
@@ -67,8 +67,8 @@ def test_the_reviewer_confirms_the_draft_as_it_stands_and_nobody_else_meanwhile(
         )
     )
     reference = case.reference or ""
-    db.run(lambda s: drafts.open_draft(s, carer, reference))
-    with pytest.raises(RuleViolation, match="being reviewed by another agent"):
+    db.run(lambda s: drafts.open_draft(s, settings, carer, reference))
+    with pytest.raises(Taken, match="being reviewed by carer until"):
         db.run(
             lambda s: drafts.confirm_reviewed(
                 s, settings, supervisor, reference, text=None, category="service"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
+from casebook import drafts
 from casebook.db import Database
 from casebook.errors import AccessDenied, CasebookError
-from casebook.models import NOTE_TEXT
+from casebook.models import NOTE_TEXT, CaseStatus
 from hotline.app.config import Settings
 from recordings.listening import (
     PLAYER_ERROR_CHARS,
@@ -46,6 +48,24 @@ def test_an_agent_hears_the_calls_of_their_own_cases(
     assert (event.actor, event.allowed, event.detail["why"]) == ("carer", True, "callback prep")
     assert event.detail["case"] == reference_of(db, recording)
     assert audit_events(db, "recording.played") == []
+
+
+def test_an_agent_hears_the_draft_they_have_open_and_no_longer_once_it_is_given_back(
+    db: Database, settings: Settings, staff: Staff, folder: Path
+) -> None:
+    carer = staff.actor("carer")
+    recording = recorded_call(db, settings, "d1", status=CaseStatus.DRAFT)
+    reference = reference_of(db, recording) or ""
+
+    def play(s: Session) -> Path:
+        root = settings.recordings.root
+        return copy_for_playing(s, carer, recording.id or 0, "review", folder, root=root)
+
+    db.run(lambda s: drafts.open_draft(s, settings, carer, reference))
+    assert db.run(play).read_bytes() == Path(recording.path).read_bytes()
+    db.run(lambda s: drafts.release_lease(s, carer, reference))
+    with pytest.raises(AccessDenied, match="carer may not play"):
+        db.run(play)
 
 
 def test_an_agent_playing_another_agents_call_is_refused_and_audited(
