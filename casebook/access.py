@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import ColumnElement, false, or_
+from sqlmodel import col
+
 from casebook.errors import AccessDenied
 from casebook.models import Agent, Case
 from casebook.settings import RolesSettings
@@ -87,3 +90,14 @@ class Actor:
         if self.agent_id is not None and case.assigned_agent_id == self.agent_id:
             return True
         return self.department is not None and case.department == self.department
+
+    def cases_seen(self) -> ColumnElement[bool] | None:
+        """``may_see`` as a query condition, for listings and search: None when every case is
+        seen (no condition), a condition that is never true when none is."""
+        if self.is_system or self.can("see_all_cases"):
+            return None
+        mine = [col(Case.assigned_agent_id) == self.agent_id] if self.agent_id is not None else []
+        theirs = [col(Case.department) == self.department] if self.department is not None else []
+        if not mine and not theirs:
+            return false()
+        return or_(*mine, *theirs)

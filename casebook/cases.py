@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from casebook import audit, site_secrets
 from casebook.access import Actor
 from casebook.callbacks import request_followup_callback
+from casebook.case_terms import index_complaint
 from casebook.clock import ensure_aware, utcnow
 from casebook.concurrency import claim
 from casebook.errors import CasebookError, NotFound, RuleViolation
@@ -252,39 +252,6 @@ def case_followups(session: Session, case: Case) -> list[FollowUp]:
     return list(session.exec(query))
 
 
-def list_cases(
-    session: Session,
-    actor: Actor,
-    *,
-    status: CaseStatus | None = None,
-    department: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[Case]:
-    """Cases the actor may see, newest first. The listing is audited with the references shown."""
-    query = select(Case).order_by(col(Case.created_at).desc(), col(Case.id).desc())
-    if not (actor.is_system or actor.can("see_all_cases")):
-        mine = [col(Case.assigned_agent_id) == actor.agent_id] if actor.agent_id is not None else []
-        theirs = [col(Case.department) == actor.department] if actor.department is not None else []
-        if not mine and not theirs:
-            return []
-        query = query.where(or_(*mine, *theirs))
-    if status is not None:
-        query = query.where(Case.status == status.value)
-    if department is not None:
-        query = query.where(Case.department == department)
-    cases = list(session.exec(query.offset(offset).limit(limit)))
-    audit.record(
-        session,
-        actor,
-        "case.list",
-        "case",
-        None,
-        {"references": [case.reference for case in cases], "status": status, "limit": limit},
-    )
-    return cases
-
-
 def move(
     session: Session,
     actor: Actor,
@@ -343,6 +310,7 @@ def confirm_draft(
     case.priority = priority.value
     case.department = department or case.department
     case.promised_by = promise
+    index_complaint(session, case)
     move(
         session,
         actor,

@@ -7,7 +7,7 @@ raises ``AudioError`` (that recording only), a missing or damaged model ``ModelE
 
 from transcription.audio import AudioError, load_audio
 from transcription.model import ModelError
-from transcription.normalise import normalise
+from casebook.arabic import normalise
 from transcription.pipeline import transcribe, transcribe_recording
 from transcription.result import Segment, Timings, TranscriptResult, Word
 

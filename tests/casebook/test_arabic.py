@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from transcription.normalise import normalise, normalise_words
+from casebook.arabic import normalise, normalise_words
 
 
 @pytest.mark.parametrize(
