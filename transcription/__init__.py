@@ -5,9 +5,9 @@ The edge, in faster-whisper's shape: ``transcribe(path, settings, options=...)``
 raises ``AudioError`` (that recording only), a missing or damaged model ``ModelError``.
 """
 
+from casebook.arabic import normalise
 from transcription.audio import AudioError, load_audio
 from transcription.model import ModelError
-from casebook.arabic import normalise
 from transcription.pipeline import transcribe, transcribe_recording
 from transcription.result import Segment, Timings, TranscriptResult, Word
 

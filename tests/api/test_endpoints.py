@@ -66,7 +66,7 @@ def test_cases_list_and_show_only_what_the_agent_may_see(api_site: ApiSite) -> N
     theirs = api_site.case(department="customer-care")
     listed = api_site.client("biller").get("/v1/cases?limit=500")
     assert listed.status == 200
-    rows = listed.json()
+    rows = listed.json()["cases"]
     references = {row["reference"] for row in rows}
     assert mine in references and theirs not in references
     assert all(set(row) == CASE_KEYS for row in rows)
@@ -89,7 +89,7 @@ def test_cases_filtered_by_status_and_department(api_site: ApiSite) -> None:
         "/v1/cases?status=escalated&department=technical&limit=10"
     )
     assert answer.status == 200
-    assert [row["reference"] for row in answer.json()] == [escalated]
+    assert [row["reference"] for row in answer.json()["cases"]] == [escalated]
     bad = api_site.client("supervisor").get("/v1/cases?status=sleeping")
     assert (bad.status, bad.error["code"]) == (400, "invalid")
     assert "status" in bad.error["error"]

@@ -47,15 +47,9 @@ def upgrade() -> None:
     # Plain CREATE/DROP INDEX (no batch): SQLite does them in place, the table is not copied.
     op.drop_index("ix_complaint_case_department", table_name="complaint_case")
     op.drop_index("ix_complaint_case_assigned_agent_id", table_name="complaint_case")
-    op.create_index(
-        "ix_case_department_created", "complaint_case", ["department", "created_at"]
-    )
-    op.create_index(
-        "ix_case_agent_created", "complaint_case", ["assigned_agent_id", "created_at"]
-    )
-    op.create_index(
-        "ix_case_unresolved_promised", "complaint_case", ["resolved_at", "promised_by"]
-    )
+    op.create_index("ix_case_department_created", "complaint_case", ["department", "created_at"])
+    op.create_index("ix_case_agent_created", "complaint_case", ["assigned_agent_id", "created_at"])
+    op.create_index("ix_case_unresolved_promised", "complaint_case", ["resolved_at", "promised_by"])
     _index_confirmed_cases()
 
 
@@ -72,9 +66,7 @@ def _index_confirmed_cases() -> None:
         if not rows:
             return
         terms = [
-            {"term": term, "case_id": case_id}
-            for case_id, text in rows
-            for term in terms_of(text)
+            {"term": term, "case_id": case_id} for case_id, text in rows for term in terms_of(text)
         ]
         if terms:
             connection.execute(sa.insert(_term), terms)
@@ -85,9 +77,7 @@ def downgrade() -> None:
     op.drop_index("ix_case_unresolved_promised", table_name="complaint_case")
     op.drop_index("ix_case_agent_created", table_name="complaint_case")
     op.drop_index("ix_case_department_created", table_name="complaint_case")
-    op.create_index(
-        "ix_complaint_case_assigned_agent_id", "complaint_case", ["assigned_agent_id"]
-    )
+    op.create_index("ix_complaint_case_assigned_agent_id", "complaint_case", ["assigned_agent_id"])
     op.create_index("ix_complaint_case_department", "complaint_case", ["department"])
     op.drop_index("ix_case_term_case_id", table_name="case_term")
     op.drop_table("case_term")
