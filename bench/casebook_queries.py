@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -182,6 +183,8 @@ class BenchSite:
 
     def close(self) -> None:
         self.db.dispose()
+        if self.db.sqlite_file is not None:
+            shutil.rmtree(self.db.sqlite_file.parent, ignore_errors=True)
         if self.schema is not None:
             with create_engine(PG).begin() as connection:
                 connection.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))

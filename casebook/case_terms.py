@@ -43,4 +43,4 @@ def index_complaint(session: Session, case: Case) -> None:
 
 def holds_term(term: str) -> ColumnElement[bool]:
     """The cases whose confirmed text holds ``term`` (one of ``terms_of``)."""
-    return col(Case.id).in_(select(CaseTerm.case_id).where(col(CaseTerm.term) == term))
+    return col(Case.id).in_(select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term))

@@ -49,19 +49,20 @@ def confirmed(
             now=at,
         )
     )
+    reference = str(case.reference)
     db.run(
         lambda s: cases.confirm_draft(
             s,
             settings,
             staff.actor("carer"),
-            case.reference,
+            reference,
             text=text,
             category="network",
             department=department,
             now=at,
         )
     )
-    return str(case.reference)
+    return reference
 
 
 def found(
