@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from casebook import audit, sla
 from casebook.access import Actor
-from casebook.case_terms import holds_term, terms_of
+from casebook.case_terms import holding_terms, terms_of
 from casebook.cases import check_department, load_for, moment_or_now
 from casebook.errors import NotFound, RuleViolation
 from casebook.models import Agent, Case, CaseStatus
@@ -89,7 +89,7 @@ def _conditions(
                 f"nothing to search for in {query.words!r}: give a word of the complaint "
                 "(common words such as في or من are not indexed)"
             )
-        found.extend(holds_term(term) for term in terms)
+        found.extend(holding_terms(session, terms))
     if query.since is not None:
         found.append(col(Case.created_at) >= query.since)
     if query.until is not None:

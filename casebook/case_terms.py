@@ -8,8 +8,8 @@ SQLite and PostgreSQL:
 - a trigram index (pg_trgm) does substring search on PostgreSQL only, and is an extension the
   owner role may not be allowed to create (CREATE on the database; one schema per database);
   SQLite would need FTS5 beside it: two engines, two query languages, two behaviours to test;
-- this table (term, case_id) as the primary key: the same SQL on both, a word found by one index
-  range, and a query of several words is one ``IN`` per word.
+- this table (term, case_id) as the primary key: the same SQL on both, a word's cases found by
+  one index range, and any case checked for a word by one key lookup (``holding_terms``).
 
 Words match whole, spelling folded and the article dropped (casebook.arabic.search_terms), so
 "الفاتورة" finds "فاتوره" and "بالفاتورة". No prefix match: a B-tree range over text depends on
@@ -18,7 +18,7 @@ the database's collation, which a site chooses.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, delete, exists, func, insert, select
 from sqlmodel import Session, col
 
 from casebook.arabic import search_terms
@@ -41,6 +41,32 @@ def index_complaint(session: Session, case: Case) -> None:
         session.execute(insert(CaseTerm), [{"term": term, "case_id": case.id} for term in terms])
 
 
-def holds_term(term: str) -> ColumnElement[bool]:
-    """The cases whose confirmed text holds ``term`` (one of ``terms_of``)."""
-    return col(Case.id).in_(select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term))
+# Postings counted per term of a query, at most: enough to tell a term that picks a few cases
+# (read them by id) from one in a good share of all cases (read the newest and check each).
+DRIVING_POSTINGS = 5_000
+
+
+def _postings(session: Session, term: str) -> int:
+    """How many cases hold ``term``, counted up to DRIVING_POSTINGS + 1 (an index range)."""
+    held = select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term)
+    counted = select(func.count()).select_from(held.limit(DRIVING_POSTINGS + 1).subquery())
+    return int(session.execute(counted).scalar_one())
+
+
+def holding_terms(session: Session, terms: list[str]) -> list[ColumnElement[bool]]:
+    """Conditions for the cases holding every term (of ``terms_of``). The rarest term, when it
+    is rare enough, drives: its cases are read by id (``IN``); the others are checked case by
+    case through the primary key (``EXISTS``). A term most cases hold must never drive: SQLite
+    would read all its cases to show 50 (measured: bench/case_search.py), where checking the
+    newest cases one by one finds 50 in a few hundred."""
+    counted = sorted((_postings(session, term), term) for term in terms)
+    conditions: list[ColumnElement[bool]] = []
+    for position, (postings, term) in enumerate(counted):
+        if position == 0 and postings <= DRIVING_POSTINGS:
+            cases = select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term)
+            conditions.append(col(Case.id).in_(cases))
+        else:
+            conditions.append(
+                exists().where(col(CaseTerm.term) == term, col(CaseTerm.case_id) == col(Case.id))
+            )
+    return conditions
