@@ -291,8 +291,9 @@ class Case(SQLModel, table=True):
         Index("ix_case_status_created", "status", "created_at"),
         Index("ix_case_department_created", "department", "created_at"),
         Index("ix_case_agent_created", "assigned_agent_id", "created_at"),
-        # Overdue (casebook.sla.overdue): the unresolved cases, by promise.
-        Index("ix_case_unresolved_promised", "resolved_at", "promised_by"),
+        # Overdue (casebook.sla.overdue): the unresolved cases, newest first; reading them by
+        # promise instead sorted every overdue case to show 50 (3 s on 1,000,000, SQLite).
+        Index("ix_case_unresolved_created", "resolved_at", "created_at"),
     )
 
 

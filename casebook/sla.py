@@ -58,7 +58,7 @@ _FINISHED = (CaseStatus.CLOSED.value, CaseStatus.REJECTED.value)
 
 def overdue(moment: datetime) -> ColumnElement[bool]:
     """Cases past their promised resolution at ``moment``: not resolved, not finished, promised
-    earlier. The (resolved_at, promised_by) index serves it: unresolved cases are few."""
+    earlier. The (resolved_at, created_at) index serves it: unresolved cases are few."""
     return and_(
         col(Case.resolved_at).is_(None),
         col(Case.promised_by) < moment,

@@ -1,5 +1,5 @@
 """Case search: the word index of confirmed complaints (case_term), and indexes on what listings
-filter by, each with created_at (department, agent) and the unresolved cases by promise
+filter by, each with created_at (department, agent, unresolved)
 
 Revision ID: 0007
 Revises: 0006
@@ -49,7 +49,7 @@ def upgrade() -> None:
     op.drop_index("ix_complaint_case_assigned_agent_id", table_name="complaint_case")
     op.create_index("ix_case_department_created", "complaint_case", ["department", "created_at"])
     op.create_index("ix_case_agent_created", "complaint_case", ["assigned_agent_id", "created_at"])
-    op.create_index("ix_case_unresolved_promised", "complaint_case", ["resolved_at", "promised_by"])
+    op.create_index("ix_case_unresolved_created", "complaint_case", ["resolved_at", "created_at"])
     _index_confirmed_cases()
 
 
@@ -74,7 +74,7 @@ def _index_confirmed_cases() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_case_unresolved_promised", table_name="complaint_case")
+    op.drop_index("ix_case_unresolved_created", table_name="complaint_case")
     op.drop_index("ix_case_agent_created", table_name="complaint_case")
     op.drop_index("ix_case_department_created", table_name="complaint_case")
     op.create_index("ix_complaint_case_assigned_agent_id", "complaint_case", ["assigned_agent_id"])
