@@ -18,7 +18,7 @@ the database's collation, which a site chooses.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, select
 from sqlmodel import Session, col
 
 from casebook.arabic import search_terms
@@ -66,7 +66,10 @@ def holding_terms(session: Session, terms: list[str]) -> list[ColumnElement[bool
             cases = select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term)
             conditions.append(col(Case.id).in_(cases))
         else:
-            conditions.append(
-                exists().where(col(CaseTerm.term) == term, col(CaseTerm.case_id) == col(Case.id))
+            held = select(col(CaseTerm.case_id)).where(
+                col(CaseTerm.term) == term, col(CaseTerm.case_id) == col(Case.id)
             )
+            # OFFSET 0 keeps PostgreSQL from turning the check into a join over every case
+            # holding the word (a hash of 400,000 rows to show 50: 0.25 s on 1,000,000 cases).
+            conditions.append(held.offset(0).exists())
     return conditions
