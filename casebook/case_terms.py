@@ -21,7 +21,7 @@ the database's collation, which a site chooses.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, Select, delete, func, insert, select
 from sqlmodel import Session, col
 
 from casebook.arabic import search_terms
@@ -49,10 +49,21 @@ def index_complaint(session: Session, case: Case) -> None:
 DRIVING_POSTINGS = 5_000
 
 
+def _cases_holding(term: str) -> Select[int]:
+    return (
+        select(col(CaseTerm.case_id))
+        .where(col(CaseTerm.term) == term)
+        .order_by(col(CaseTerm.case_id))
+    )
+
+
 def _postings(session: Session, term: str) -> int:
     """How many cases hold ``term``, counted up to DRIVING_POSTINGS + 1 (an index range)."""
-    held = select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term)
-    counted = select(func.count()).select_from(held.limit(DRIVING_POSTINGS + 1).subquery())
+    # In the key's order: the plan PostgreSQL keeps for this statement once it is prepared
+    # (after five runs) is then the key's range whatever the term; without it, a plan made for
+    # a term most cases hold read the whole table for a rare one (0.15 s on 1,000,000 cases).
+    held = _cases_holding(term).limit(DRIVING_POSTINGS + 1)
+    counted = select(func.count()).select_from(held.subquery())
     return int(session.execute(counted).scalar_one())
 
 
@@ -68,8 +79,8 @@ def holding_terms(session: Session, terms: list[str]) -> list[ColumnElement[bool
     conditions: list[ColumnElement[bool]] = []
     for position, (postings, term) in enumerate(counted):
         if position == 0 and postings <= DRIVING_POSTINGS:
-            held = select(col(CaseTerm.case_id)).where(col(CaseTerm.term) == term)
-            conditions.append(col(Case.id).in_(list(session.execute(held).scalars())))
+            ids = list(session.execute(_cases_holding(term)).scalars())
+            conditions.append(col(Case.id).in_(ids))
         else:
             held = select(col(CaseTerm.case_id)).where(
                 col(CaseTerm.term) == term, col(CaseTerm.case_id) == col(Case.id)
