@@ -72,9 +72,8 @@ def holding_terms(session: Session, terms: list[str]) -> list[ColumnElement[bool
     is rare enough, drives: its cases' ids are read first and the cases fetched by id; the
     other terms are checked case by case through the primary key (``EXISTS``). A term most
     cases hold must never drive: SQLite would read all its cases to show 50, where checking
-    the newest cases one by one finds 50 in a few hundred. The driver's ids are given as
-    values, not as a subquery: PostgreSQL, estimating the subquery's cases as many, read every
-    case newest first to find the few (0.25 s on 1,000,000 cases, bench/case_search.py)."""
+    the newest cases one by one finds 50 in a few hundred. The driver's ids (at most
+    DRIVING_POSTINGS) are given as values, so both planners know how few cases they are."""
     counted = sorted((_postings(session, term), term) for term in terms)
     conditions: list[ColumnElement[bool]] = []
     for position, (postings, term) in enumerate(counted):
