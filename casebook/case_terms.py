@@ -5,14 +5,15 @@ Chosen among what works on both SQLite and PostgreSQL, measured on 1,000,000 cas
 (bench/case_search.py, 2026-11-30):
 
 - a folded-text column and ``LIKE '%word%'``: every complaint read for every search; a rare
-  word took 202 ms on SQLite and 1,028 ms on PostgreSQL (bare SQL, newest 50);
+  word took 290 ms on SQLite and 466 ms on PostgreSQL (bare SQL, newest 50);
 - a trigram index (pg_trgm, trusted in PostgreSQL 15) does substring search on PostgreSQL only,
   and is an extension created once per database, in one schema, by a role with CREATE on the
   database, which a site's owner role need not have; SQLite would need FTS5 beside it: two
   engines, two query languages, two behaviours to test;
 - this table, (term, case_id) as its primary key: the same SQL on both, no extension, a word's
   cases found by one index range and any case checked for a word by one key lookup
-  (``holding_terms``): the same rare word in 4 ms on SQLite, a common one in 5 ms.
+  (``holding_terms``): the same rare word in 7 ms on SQLite and 12 ms on PostgreSQL through
+  the whole service (access rule, page, count of the rest, audit entry).
 
 Words match whole, spelling folded and the article dropped (casebook.arabic.search_terms), so
 "الفاتورة" finds "فاتوره" and "بالفاتورة". No prefix match: a B-tree range over text depends on
