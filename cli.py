@@ -831,43 +831,157 @@ def status_label(case: dict[str, Any]) -> str:
     return f"{case.get('status_label_ar') or ''} · {case['status']}"
 
 
+LimitOption = Annotated[
+    int, typer.Option(min=1, max=10_000, help="At most this many (the rest is counted).")
+]
+AfterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--after", metavar="REF", help="The next page: the cases after this one (as printed)."
+    ),
+]
+AllOption = Annotated[bool, typer.Option("--all", help="Every match, page after page.")]
+# A page --all asks for: the most the server gives at once.
+ALL_PAGE = 10_000
+
+
+@dataclasses.dataclass
+class Listing:
+    """Rows of a paged listing and what was left after them (the server's count)."""
+
+    rows: list[dict[str, Any]]
+    more: int
+    more_exact: bool
+    after: str | None
+
+
+def fetch_listing(
+    path: str, key: str, query: dict[str, Any], *, limit: int, after: str | None, every: bool
+) -> Listing:
+    """One page of ``path`` (its rows under ``key``), or with ``every`` all of them, a page at a
+    time after the last row of the one before."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = api().get(path, query | {"limit": ALL_PAGE if every else limit, "after": after})
+        rows.extend(page[key])
+        after = page["after"]
+        if not every or not page["more"] or after is None:
+            return Listing(rows, page["more"], page["more_exact"], after)
+
+
+def say_more(listing: Listing, to_stderr: bool) -> None:
+    """How many more matched than were shown: a listing is never cut silently. With --json or
+    --csv on standard error, so standard output stays the data."""
+    if not listing.more:
+        return
+    count = f"{listing.more:,}" if listing.more_exact else f"{listing.more:,}+"
+    line = (
+        f"{visual(f'و{count} أخرى')} ({count} more: --after {listing.after} for the next page, "
+        "--all for every one)"
+    )
+    if to_stderr:
+        sys.stderr.write(inert(line) + "\n")
+    else:
+        say(line)
+
+
+def show_cases(listing: Listing, as_json: bool, as_csv: bool) -> None:
+    """The one rendering of a listing of cases (list and search)."""
+    cases = listing.rows
+    if as_json:
+        emit_json(cases)
+    elif as_csv:
+        emit_csv(cases)
+    elif not cases:
+        say(visual("لا توجد شكاوى (no cases)"))
+    else:
+        mode = bidi()
+        text_width = max(out().width - 68, 12)
+        headers = ("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى")
+        shown = table(*(visual(h) for h in headers))
+        for column in shown.columns:
+            column.no_wrap = True  # wrapping visual-order Arabic would scramble it
+        for case in cases:
+            shown.add_row(
+                case["reference"] or "",
+                terminal.visual(case.get("status_label_ar") or case["status"], mode),
+                case.get("category") or "",
+                case.get("caller_number") or "",
+                local_time(case.get("created_at"), short=True),
+                terminal.cell(
+                    case.get("confirmed_text") or case.get("draft_text"), text_width, mode
+                ),
+            )
+        out().print(shown)
+    say_more(listing, to_stderr=as_json or as_csv)
+
+
 @cases_app.command("list")
 def cases_list(
     status: Annotated[CaseStatus | None, typer.Option(help="Only cases in this state.")] = None,
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many cases.")] = 50,
+    limit: LimitOption = 50,
+    after: AfterOption = None,
+    every: AllOption = False,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
     """Cases you may see, newest first (every listing is audited)."""
-    query = {"status": status.value if status else None, "department": department, "limit": limit}
-    cases: list[dict[str, Any]] = api().get("/cases", query)
-    if as_json:
-        emit_json(cases)
-        return
-    if as_csv:
-        emit_csv(cases)
-        return
-    if not cases:
-        say(visual("لا توجد شكاوى (no cases)"))
-        return
-    mode = bidi()
-    text_width = max(out().width - 68, 12)
-    listing = table(
-        *(visual(h) for h in ("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى"))
-    )
-    for column in listing.columns:
-        column.no_wrap = True  # wrapping visual-order Arabic would scramble it
-    for case in cases:
-        listing.add_row(
-            case["reference"] or "",
-            terminal.visual(case.get("status_label_ar") or case["status"], mode),
-            case.get("category") or "",
-            case.get("caller_number") or "",
-            local_time(case.get("created_at"), short=True),
-            terminal.cell(case.get("confirmed_text") or case.get("draft_text"), text_width, mode),
-        )
-    out().print(listing)
+    query = {"status": status.value if status else None, "department": department}
+    listing = fetch_listing("/cases", "cases", query, limit=limit, after=after, every=every)
+    show_cases(listing, as_json, as_csv)
+
+
+@cases_app.command("search")
+def cases_search(
+    words: Annotated[
+        str | None,
+        typer.Argument(
+            help="Words of the complaint, all of them (spelling, tashkeel and the article "
+            "ال do not matter)."
+        ),
+    ] = None,
+    caller: Annotated[
+        str | None, typer.Option(help="The caller's number, in any form (091..., +218 91...).")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(metavar="REF", help="The case's reference number.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Registered on or after (2026-11-01, or a date-time).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Registered up to (a date: that day included).")
+    ] = None,
+    agent: Annotated[
+        str | None, typer.Option(metavar="USER", help="Assigned to this agent.")
+    ] = None,
+    department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
+    status: Annotated[CaseStatus | None, typer.Option(help="Only cases in this state.")] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only cases past their promised resolution.")
+    ] = False,
+    limit: LimitOption = 50,
+    after: AfterOption = None,
+    every: AllOption = False,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Find cases you may see by words, caller, reference, date, agent, department, status or
+    overdue; all the criteria given must hold. Newest first (every search is audited)."""
+    query = {
+        "words": words,
+        "caller_number": caller,
+        "reference": reference,
+        "since": since,
+        "until": until,
+        "agent": agent,
+        "department": department,
+        "status": status.value if status else None,
+        "overdue": overdue or None,
+    }
+    listing = fetch_listing("/cases", "cases", query, limit=limit, after=after, every=every)
+    show_cases(listing, as_json, as_csv)
 
 
 # How the story's entries read (the status moves carry the server's Arabic status label).

@@ -55,6 +55,11 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
             "casebook queries, PostgreSQL",
             ["casebook_queries.py", "--postgresql", *(["--cases", "100000"] if quick else [])],
         ),
+        ("case search, SQLite", ["case_search.py", *(["--cases", "100000"] if quick else [])]),
+        (
+            "case search, PostgreSQL",
+            ["case_search.py", "--postgresql", *(["--cases", "100000"] if quick else [])],
+        ),
         ("CLI latency, SQLite", ["cli_latency.py", *(["--runs", "10"] if quick else [])]),
         (
             "CLI latency, PostgreSQL",

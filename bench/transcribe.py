@@ -9,7 +9,7 @@ adds: audio decoding, tuned decoding options, VAD and the guards. "Bare" is
 fallback, no VAD). RTF = wall-clock processing seconds / audio seconds (lower is faster); CPU RTF
 = this process's CPU seconds / audio seconds, which other load on the machine does not inflate
 (with 2 threads, CPU RTF / 2 is the RTF of an idle 2-core box). Error rates are pooled over the
-set, on normalised text (transcription.normalise). Non-speech clips (silence,
+set, on normalised text (casebook.arabic). Non-speech clips (silence,
 noise, music) are reported separately: the pipeline must return no text for them.
 """
 

@@ -5,7 +5,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, false, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlmodel import col
 
 from casebook.errors import AccessDenied
 from casebook.models import Agent, Case
@@ -99,3 +105,41 @@ class Actor:
             and self.agent_id is not None
             and case.assigned_agent_id == self.agent_id
         )
+
+    def cases_seen(self) -> ColumnElement[bool] | None:
+        """``may_see`` as a query condition, for listings and search: None when every case is
+        seen (no condition), a condition that is never true when none is."""
+        if self.is_system or self.can("see_all_cases"):
+            return None
+        mine, theirs = [], []
+        if self.agent_id is not None:
+            mine = [unindexed(Case.assigned_agent_id) == self.agent_id]
+        if self.department is not None:
+            theirs = [unindexed(Case.department) == self.department]
+        if not mine and not theirs:
+            return false()
+        return or_(*mine, *theirs)
+
+
+class unindexed(FunctionElement[Any]):  # noqa: N801 (used as a function, like SQL's)
+    """A column SQLite's planner must not look up by index in a listing's access rule: SQLite,
+    which has no statistics unless ANALYZE is run, took "agent OR department" through both
+    indexes and sorted the department's every case to show the newest 50 (0.14-0.4 s on
+    1,000,000 cases), where reading the cases newest first and checking each takes 0.1 ms.
+    ``+column`` (SQLite's documented way) keeps the index out; PostgreSQL chooses with its
+    statistics and gets the column as it is."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(col(column))
+
+
+@compiles(unindexed)
+def _column(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _column_unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -21,6 +20,7 @@ from casebook import audit, site_secrets
 from casebook.access import Actor
 from casebook.agents import usernames
 from casebook.callbacks import cancel_followup_callbacks, request_followup_callback
+from casebook.case_terms import index_complaint
 from casebook.clock import ensure_aware, utcnow
 from casebook.concurrency import claim
 from casebook.draft_leases import end_lease, refuse_if_taken
@@ -254,39 +254,6 @@ def case_followups(session: Session, case: Case) -> list[FollowUp]:
     return list(session.exec(query))
 
 
-def list_cases(
-    session: Session,
-    actor: Actor,
-    *,
-    status: CaseStatus | None = None,
-    department: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[Case]:
-    """Cases the actor may see, newest first. The listing is audited with the references shown."""
-    query = select(Case).order_by(col(Case.created_at).desc(), col(Case.id).desc())
-    if not (actor.is_system or actor.can("see_all_cases")):
-        mine = [col(Case.assigned_agent_id) == actor.agent_id] if actor.agent_id is not None else []
-        theirs = [col(Case.department) == actor.department] if actor.department is not None else []
-        if not mine and not theirs:
-            return []
-        query = query.where(or_(*mine, *theirs))
-    if status is not None:
-        query = query.where(Case.status == status.value)
-    if department is not None:
-        query = query.where(Case.department == department)
-    cases = list(session.exec(query.offset(offset).limit(limit)))
-    audit.record(
-        session,
-        actor,
-        "case.list",
-        "case",
-        None,
-        {"references": [case.reference for case in cases], "status": status, "limit": limit},
-    )
-    return cases
-
-
 def check_mover(actor: Actor, case: Case, target: CaseStatus) -> None:
     """The actor holds the permission the move needs, if it needs one (MOVE_PERMISSIONS); a
     refusal is audited."""
@@ -367,6 +334,7 @@ def confirm_draft(
     case.department = department or case.department
     case.promised_by = promise
     end_lease(case)
+    index_complaint(session, case)
     move(
         session,
         actor,

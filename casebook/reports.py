@@ -9,14 +9,13 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from casebook import audit
+from casebook import audit, sla
 from casebook.access import Actor
 from casebook.clock import ensure_aware, utcnow
-from casebook.models import Call, Case, CaseStatus, FollowUp, FollowUpResult
+from casebook.models import Call, Case, FollowUp, FollowUpResult
 from casebook.settings import FollowUpSettings
 
 R = FollowUpResult
-_FINISHED = (CaseStatus.CLOSED.value, CaseStatus.REJECTED.value)
 
 
 @dataclass(frozen=True)
@@ -121,15 +120,7 @@ def build_report(
         .select_from(Case)
         .where(*resolved_period, col(Case.resolved_at) > col(Case.promised_by))
     ).one()
-    overdue = session.exec(
-        select(func.count())
-        .select_from(Case)
-        .where(
-            col(Case.resolved_at).is_(None),
-            col(Case.status).not_in(_FINISHED),
-            col(Case.promised_by) < end,
-        )
-    ).one()
+    overdue = session.exec(select(func.count()).select_from(Case).where(sla.overdue(end))).one()
 
     report = Report(
         since=start.isoformat() if start else None,

@@ -45,6 +45,8 @@ TABLE_PRIVILEGES: Final[Mapping[str, tuple[str, ...]]] = {
     "call": CHANGE,
     "recording": CHANGE,
     "complaint_case": CHANGE,
+    # A case's words are replaced whole when its text is confirmed (casebook.case_terms).
+    "case_term": ("SELECT", "INSERT", "DELETE"),
     "heartbeat": CHANGE,
     "transcription_job": CHANGE,
     "callback": CHANGE,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import ColumnElement, and_
+from sqlmodel import col
+
 from casebook.clock import ensure_aware
+from casebook.models import Case, CaseStatus
 from casebook.settings import WEEKDAYS, BusinessHours, SlaSettings
 
 # A promise never needs more calendar than this; guards a calendar with no working time.
@@ -46,3 +50,17 @@ def promised_by(
     created: datetime, category: str | None, sla: SlaSettings, hours: BusinessHours
 ) -> datetime:
     return add_business_hours(created, sla_hours(sla, category), hours)
+
+
+# A closed or rejected case is owed nothing, whatever its promise said.
+_FINISHED = (CaseStatus.CLOSED.value, CaseStatus.REJECTED.value)
+
+
+def overdue(moment: datetime) -> ColumnElement[bool]:
+    """Cases past their promised resolution at ``moment``: not resolved, not finished, promised
+    earlier. The (resolved_at, created_at) index serves it: unresolved cases are few."""
+    return and_(
+        col(Case.resolved_at).is_(None),
+        col(Case.promised_by) < moment,
+        col(Case.status).not_in(_FINISHED),
+    )

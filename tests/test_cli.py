@@ -16,12 +16,15 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from casebook import cases
+from casebook.access import Actor
 from casebook.models import CaseStatus
 from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
 from tests.ivr_flows.fake_asterisk import Caller, place_call
@@ -431,6 +434,57 @@ def test_cases_show_and_list_render_arabic_for_people(site: Site) -> None:
     assert reference in shown.stdout and "انقطاع الخدمة" in shown.stdout
     listed = site.people["sara"].ok("cases", "list", "--limit", "1000")
     assert reference in listed.stdout
+
+
+def confirmed_case(site: Site, text: str) -> str:
+    """A billing complaint confirmed (its words indexed), as the review would."""
+    reference = site.case("billing", status=CaseStatus.DRAFT, draft_text=text)
+    with site.database() as (db, settings):
+        db.run(
+            lambda s: cases.confirm_draft(
+                s,
+                settings,
+                Actor.system("test"),
+                reference,
+                text=text,
+                category="network",
+                department="billing",
+            )
+        )
+    return reference
+
+
+def test_cases_search_finds_words_and_says_how_many_more(site: Site) -> None:
+    word = f"ولاية{uuid.uuid4().hex[:6]}"  # no other test's case holds it
+    made = [confirmed_case(site, f"الفاتورةُ مرتفعـة جداً في {word}") for _ in range(3)]
+    sara = site.people["sara"]
+    shown = sara.ok("cases", "search", f"فاتوره {word}", "--limit", "2")
+    assert made[2] in shown.stdout and made[0] not in shown.stdout
+    assert f"1 more: --after {made[1]}" in shown.stdout
+    as_json = sara.ok(
+        "cases", "search", word, "--caller", "+218 91 234 5678", "--limit", "2", "--json"
+    )
+    assert [row["reference"] for row in json.loads(as_json.stdout)] == made[:0:-1]
+    assert "1 more" in as_json.stderr  # the data stays on standard output
+    rest = sara.ok("cases", "search", word, "--after", made[1], "--json")
+    assert [row["reference"] for row in json.loads(rest.stdout)] == [made[0]]
+    every = sara.ok("cases", "search", word, "--all", "--limit", "1", "--csv")
+    assert len(every.stdout.splitlines()) == 4 and "more" not in every.stderr
+
+
+def test_cases_list_says_how_many_more_when_cut(site: Site) -> None:
+    site.case("billing")
+    site.case("billing")
+    cut = site.people["sara"].ok("cases", "list", "--limit", "1")
+    assert " more: --after " in cut.stdout
+
+
+def test_cases_search_refuses_a_backwards_range_in_one_line(site: Site) -> None:
+    refused = site.people["sara"].run(
+        "cases", "search", "--since", "2026-12-01", "--until", "2026-11-01"
+    )
+    assert refused.returncode == 2  # a usage mistake (README's exit codes)
+    assert refused.stderr.count("\n") == 1 and "is after until" in refused.stderr
 
 
 def test_report_json_has_the_satisfaction_figures(site: Site) -> None:

@@ -6,9 +6,9 @@ calls ``transcribe_recording(path, settings)``. Bad audio raises ``AudioError`` 
 only), a missing or damaged model ``ModelError``.
 """
 
+from casebook.arabic import normalise
 from transcription.audio import AudioError, load_audio
 from transcription.model import ModelError
-from transcription.normalise import normalise
 from transcription.numbers import SpokenNumber, numbers_to_digits
 from transcription.pipeline import transcribe, transcribe_recording
 from transcription.result import Segment, Timings, TranscriptResult, Word

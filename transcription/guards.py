@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from transcription.normalise import normalise
+from casebook.arabic import normalise
 
 # Stock subtitle and broadcast phrases Whisper produces on silence, music or noise in Arabic.
 STOCK_PHRASES = (

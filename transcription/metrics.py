@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from transcription.normalise import normalise
+from casebook.arabic import normalise
 
 
 def edit_distance(reference: Sequence[str], hypothesis: Sequence[str]) -> int:

@@ -56,7 +56,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from transcription.normalise import normalise
+from casebook.arabic import normalise
 
 # --- the vocabulary, written in normalise()'s folded spelling --------------------------------
 

@@ -43,13 +43,14 @@ from casebook import agents as agent_service
 from casebook import audit as audit_service
 from casebook import callbacks as callback_service
 from casebook import calls as calls_service
+from casebook import case_search, signin, timeline
 from casebook import cases as case_service
 from casebook import drafts as draft_service
 from casebook import followups as followup_service
 from casebook import notes as note_service
-from casebook import signin, timeline
 from casebook.access import Actor
 from casebook.call_status import call_status
+from casebook.case_search import CaseQuery
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.draft_leases import Lease
@@ -72,6 +73,7 @@ from casebook.models import (
     Priority,
 )
 from casebook.operations import site_status
+from casebook.paging import Page
 from casebook.reference import western_digits
 from casebook.reports import build_report
 from casebook.signin import SigninRefused
@@ -349,12 +351,24 @@ def site_time(value: str | None, what: str, zone: ZoneInfo) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
+def site_until(value: str | None, zone: ZoneInfo) -> datetime | None:
+    """``until`` as people mean it: a date alone includes that day (up to the next midnight)."""
+    moment = site_time(value, "until", zone)
+    if moment is None or value is None:
+        return None
+    try:
+        date.fromisoformat(value.strip())
+    except ValueError:
+        return moment  # a date-time: that moment
+    return moment + timedelta(days=1)
+
+
 def site_period(
     since: str | None, until: str | None, zone: ZoneInfo
 ) -> tuple[datetime | None, datetime | None]:
     """A request's period (each end optional); one that ends before it starts is refused, not
     answered with nothing."""
-    start, end = site_time(since, "since", zone), site_time(until, "until", zone)
+    start, end = site_time(since, "since", zone), site_until(until, zone)
     if start is not None and end is not None and start > end:
         raise BadRequest(
             f"since ({since}) is after until ({until}): the period ends before it starts"
@@ -759,19 +773,50 @@ class FollowUpBody(Change):
     reroute: str | None = None
 
 
+def page_reply(page: Page[Case], zone: ZoneInfo) -> JSONResponse:
+    """A page of cases, with how many more match (``more``; at least that many when
+    ``more_exact`` is false) and the reference to ask the next page ``after``."""
+    rows = [case_row(case, zone) for case in page.items]
+    after = rows[-1]["reference"] if rows and page.more else None
+    return reply({"cases": rows, "more": page.more, "more_exact": page.more_exact, "after": after})
+
+
 @router.get("/cases")
 def list_cases(
     caller: CallerDep,
     status: CaseStatus | None = None,
     department: str | None = None,
+    caller_number: str | None = None,
+    reference: str | None = None,
+    words: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    agent: str | None = None,
+    overdue: bool = False,
+    after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
 ) -> JSONResponse:
-    cases = caller.run(
-        lambda session, actor: case_service.list_cases(
-            session, actor, status=status, department=department, limit=limit
+    """Cases the person may see, newest first, filtered by any of the criteria (the listing and
+    the search are one service, casebook.case_search)."""
+    zone = caller.site.zone
+    start, end = site_period(since, until, zone)
+    query = CaseQuery(
+        caller=caller_number,
+        reference=reference,
+        words=words,
+        since=start,
+        until=end,
+        agent=agent,
+        department=department,
+        status=status,
+        overdue=overdue,
+    )
+    page = caller.run(
+        lambda session, actor: case_search.find_cases(
+            session, caller.site.settings, actor, query, limit=limit, after=after
         )
     )
-    return reply([case_row(case, caller.site.zone) for case in cases])
+    return page_reply(page, zone)
 
 
 @router.get("/cases/{reference}")

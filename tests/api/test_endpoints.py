@@ -8,10 +8,13 @@ import json
 import socket
 from datetime import time, timedelta
 from time import monotonic
+from urllib.parse import urlencode
 
 import pytest
 from sqlmodel import Session
 
+from casebook import cases as case_service
+from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.models import (
     Callback,
@@ -87,7 +90,7 @@ def test_cases_list_and_show_only_what_the_agent_may_see(api_site: ApiSite) -> N
     theirs = api_site.case(department="customer-care")
     listed = api_site.client("biller").get("/v1/cases?limit=500")
     assert listed.status == 200
-    rows = listed.json()
+    rows = listed.json()["cases"]
     references = {row["reference"] for row in rows}
     assert mine in references and theirs not in references
     assert all(set(row) == CASE_KEYS for row in rows)
@@ -110,10 +113,56 @@ def test_cases_filtered_by_status_and_department(api_site: ApiSite) -> None:
         "/v1/cases?status=escalated&department=technical&limit=10"
     )
     assert answer.status == 200
-    assert [row["reference"] for row in answer.json()] == [escalated]
+    assert [row["reference"] for row in answer.json()["cases"]] == [escalated]
     bad = api_site.client("supervisor").get("/v1/cases?status=sleeping")
     assert (bad.status, bad.error["code"]) == (400, "invalid")
     assert "status" in bad.error["error"]
+
+
+def confirmed_case(api_site: ApiSite, text: str, department: str = "billing") -> str:
+    """A draft confirmed (its words indexed) as an agent of any department would."""
+    reference = api_site.case(department=department, status=CaseStatus.DRAFT, draft_text=text)
+    api_site.db.run(
+        lambda s: case_service.confirm_draft(
+            s,
+            api_site.settings,
+            Actor.system("test"),
+            reference,
+            text=text,
+            category="network",
+            department=department,
+        )
+    )
+    return reference
+
+
+def test_cases_searched_by_words_and_caller_page_by_page(api_site: ApiSite) -> None:
+    word = unique("ولاية")  # a word no other test's case holds
+    made = [confirmed_case(api_site, f"الفاتورةُ مرتفعة في {word}") for _ in range(3)]
+    biller = api_site.client("biller")
+    query = urlencode({"words": f"فاتوره {word}", "caller_number": "+218912345678", "limit": 2})
+    first = biller.get(f"/v1/cases?{query}")
+    assert first.status == 200
+    page = first.json()
+    assert [row["reference"] for row in page["cases"]] == made[:0:-1]
+    assert (page["more"], page["more_exact"], page["after"]) == (1, True, made[1])
+    rest = biller.get(f"/v1/cases?{query}&after={made[1]}").json()
+    assert (rest["cases"][0]["reference"], rest["more"], rest["after"]) == (made[0], 0, None)
+    backwards = biller.get("/v1/cases?since=2026-12-01&until=2026-11-01")
+    assert (backwards.status, backwards.error["code"]) == (400, "invalid")
+    assert "is after until" in backwards.error["error"]
+    mistyped = biller.get("/v1/cases?reference=123")
+    assert (mistyped.status, mistyped.error["code"]) == (400, "refused")
+    # Only what the agent may see: a customer-care agent finds none of billing's.
+    carer = api_site.client("carer").get(f"/v1/cases?{urlencode({'words': word})}").json()
+    assert carer["cases"] == [] and carer["more"] == 0
+
+
+def test_a_date_alone_as_until_includes_that_day(api_site: ApiSite) -> None:
+    reference = api_site.case(department="billing")
+    today = utcnow().astimezone(api_site.settings.business_hours.zone).date().isoformat()
+    listed = api_site.client("biller").get(f"/v1/cases?since={today}&until={today}&limit=500")
+    assert reference in {row["reference"] for row in listed.json()["cases"]}
 
 
 def test_a_case_is_resolved_followed_up_and_closed(api_site: ApiSite) -> None:

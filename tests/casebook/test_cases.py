@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 
 from casebook import audit, cases, followups
 from casebook.access import Actor
+from casebook.case_search import CaseQuery, find_cases
 from casebook.db import Database
 from casebook.errors import AccessDenied, IllegalTransition, NotFound, RuleViolation
 from casebook.models import (
@@ -288,10 +289,14 @@ def test_listing_shows_only_the_staff_concerned_and_is_audited(
     db: Database, settings: Settings, staff: Staff
 ) -> None:
     ref = register(db, settings).reference
-    assert db.run(lambda s: cases.list_cases(s, staff.actor("biller"))) == []
-    listed = db.run(lambda s: cases.list_cases(s, staff.actor("carer")))
-    assert [c.reference for c in listed] == [ref]
-    assert db.run(lambda s: cases.list_cases(s, staff.actor("admin"), status=S.OPEN)) == []
+
+    def listed(username: str, query: CaseQuery) -> list[str | None]:
+        page = db.run(lambda s: find_cases(s, settings, staff.actor(username), query))
+        return [case.reference for case in page.items]
+
+    assert listed("biller", CaseQuery()) == []
+    assert listed("carer", CaseQuery()) == [ref]
+    assert listed("admin", CaseQuery(status=S.OPEN)) == []
     audited = events(db, "case.list")
     assert [e.detail["references"] for e in audited] == [[], [ref], []]
 

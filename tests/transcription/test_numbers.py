@@ -256,7 +256,7 @@ def test_marks_and_tatweel_do_not_hide_a_number() -> None:
 
 def test_every_lexicon_word_is_folded() -> None:
     # The lexicon is matched against normalise()'s output: an unfolded entry could never match.
-    from transcription.normalise import normalise
+    from casebook.arabic import normalise
 
     assert all(normalise(form) == form for form in LEXICON)
 

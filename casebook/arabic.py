@@ -1,4 +1,5 @@
-"""Arabic text folded for comparison and search, never for display.
+"""Arabic text folded for comparison and search, never for display: the one rule, used by
+transcription (error rates, guards) and by the casebook's search (``search_terms``).
 
 Whisper, agents and callers spell the same Arabic word in several ways: with or without short
 vowels, with any of four alefs, ى or ي at the end, ة or ه, with or without hamza, digits in three
@@ -56,3 +57,32 @@ def normalise(text: str) -> str:
 
 def normalise_words(text: str) -> list[str]:
     return normalise(text).split()
+
+
+# The definite article and the one-letter words written joined to it (wa-, fa-, bi-, ka-,
+# li-: لل is li- + al-): "الفاتوره", "بالفاتوره" and "للفاتوره" are found as "فاتوره".
+_ARTICLES = ("وال", "فال", "بال", "كال", "لل", "ال")
+# What must remain for a leading ال to be read as the article: "الم" (ألم, pain) stays whole.
+_STEM_MIN = 2
+
+
+def stem(word: str) -> str:
+    """A normalised word without a leading article (and a joined conjunction or preposition)."""
+    for article in _ARTICLES:
+        if word.startswith(article) and len(word) - len(article) >= _STEM_MIN:
+            return word[len(article) :]
+    return word
+
+
+# Words nearly every complaint has: indexed, each would list most cases for every query that
+# names it, and finds nothing a person looks for. Written as people do; folded below.
+_COMMON = "في من على إلى عن أن إن أو و ما لا يا هذا هذه ذلك تم كان مع قد لم لن هو هي أنا نحن"
+COMMON_WORDS = frozenset(normalise_words(_COMMON))
+
+
+def search_terms(text: str) -> list[str]:
+    """The distinct terms a text is indexed under and a query is looked up by: each word
+    folded (``normalise``) and without its article (``stem``), in order of first use; common
+    words (``COMMON_WORDS``) are left out."""
+    stems = (stem(word) for word in normalise_words(text) if word not in COMMON_WORDS)
+    return list(dict.fromkeys(stems))

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from transcription.normalise import normalise, normalise_words
+from casebook.arabic import normalise, normalise_words, search_terms
+from casebook.case_terms import terms_of
+from casebook.models import TERM_CHARS
 
 
 @pytest.mark.parametrize(
@@ -76,3 +78,35 @@ def test_empty_and_punctuation_only() -> None:
 
 def test_words() -> None:
     assert normalise_words("الخدمة، مقطوعة") == ["الخدمه", "مقطوعه"]
+
+
+@pytest.mark.parametrize(
+    ("word", "term"),
+    [
+        ("الفاتورة", "فاتوره"),
+        ("والفاتورة", "فاتوره"),
+        ("بالفاتورة", "فاتوره"),
+        ("للمشتركين", "مشتركين"),
+        ("فاتورة", "فاتوره"),
+        # Too short to hold an article: ألم (pain), والد (father) stay whole.
+        ("ألم", "الم"),
+        ("والد", "والد"),
+    ],
+)
+def test_search_terms_drop_the_article(word: str, term: str) -> None:
+    assert search_terms(word) == [term]
+
+
+def test_search_terms_are_distinct_and_leave_common_words_out() -> None:
+    assert search_terms("انقطاع في الكهرباء، وانقطاع على الكهرباء من أمس") == [
+        "انقطاع",
+        "كهربا",
+        "وانقطاع",  # a bare و is kept: وقت begins with one too
+        "امس",
+    ]
+    assert search_terms("في من على إلى") == []
+
+
+def test_terms_are_cut_to_the_column_alike_for_text_and_query() -> None:
+    long_word = "ب" * (TERM_CHARS + 10)
+    assert terms_of(long_word) == ["ب" * TERM_CHARS] == terms_of(long_word + "ب")
