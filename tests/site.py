@@ -30,12 +30,15 @@ from pathlib import Path
 import yaml
 from sqlmodel import Session, select
 
-from casebook import cases
+from casebook import cases, jobs
 from casebook.access import Actor
+from casebook.clock import utcnow
 from casebook.db import Database
-from casebook.models import Case, CaseStatus
+from casebook.models import Case, CaseStatus, RecordingKind
 from hotline.app.config import Settings, load_settings
+from recordings.ingest import ingest_recording
 from tests.conftest import pg_owner_url_for
+from tests.recordings.helpers import write_wav
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 PASSWORD = "a long enough passphrase"
@@ -86,6 +89,22 @@ class Person:
             env=env if env is not None else self.env(),
             timeout=COMMAND_SECONDS,
             check=False,
+            cwd=self.home,
+        )
+
+    def start(
+        self, *args: str, env: dict[str, str] | None = None, stdin: bool = False
+    ) -> subprocess.Popen[str]:
+        """A command left running (people at their desks at the same time); with ``stdin``,
+        what is typed at it is given later (``communicate``)."""
+        prefix = [] if self.uid is None else AS_NOBODY
+        return subprocess.Popen(
+            [*prefix, HOTLINE, *args],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env if env is not None else self.env(),
             cwd=self.home,
         )
 
@@ -196,6 +215,73 @@ class Site:
 
         with self.database() as (db, settings):
             return db.run(work)
+
+    def drafted_call(
+        self,
+        said: str,
+        *,
+        caller_number: str = "0910000001",
+        uniqueid: str = "1.1",
+        doubtful: Sequence[str] = (),
+        kind: RecordingKind = RecordingKind.MESSAGE,
+    ) -> tuple[str, Path]:
+        """A complaint as a call leaves it: registered by the IVR (its reference given), the
+        caller's message ingested and drafted by the worker (Whisper's words, the ``doubtful``
+        ones in doubt). Its reference and its recording."""
+        worker = Actor.system("worker")
+        with self.database() as (db, settings):
+            message = settings.recordings.root / f"message-{uniqueid}.wav"
+            write_wav(message, seconds=0.5)
+
+            def register(session: Session) -> str:
+                case = cases.register_complaint(
+                    session,
+                    settings,
+                    Actor.system("ivr"),
+                    caller_number=caller_number,
+                    uniqueid=uniqueid,
+                )
+                case.department = "customer-care"
+                recording = ingest_recording(
+                    session,
+                    worker,
+                    str(message),
+                    kind=kind,
+                    root=settings.recordings.root,
+                    case_id=case.id,
+                )
+                assert recording is not None
+                jobs.enqueue_transcription(session, worker, recording, utcnow())
+                return case.reference or ""
+
+            reference = db.run(register)
+            job = db.run(lambda s: jobs.claim_next_job(s, "w", jobs.QueuePolicy(), utcnow()))
+            assert job is not None and job.id is not None
+            job_id = job.id
+            words = [
+                {
+                    "text": f" {word}",
+                    "doubtful": word in doubtful,
+                    "start": 0.0,
+                    "end": 1.0,
+                    "probability": 0.3 if word in doubtful else 0.9,
+                }
+                for word in said.split()
+            ]
+            segments = [{"start": 0.0, "end": 3.0, "text": said, "doubtful": False, "words": words}]
+            data = jobs.TranscriptData(
+                text=said,
+                model_name="whisper-base",
+                model_sha256=None,
+                language="ar",
+                language_probability=1.0,
+                audio_seconds=3.0,
+                processing_seconds=1.0,
+                no_speech=False,
+                segments=segments,
+            )
+            db.run(lambda s: jobs.finish_job(s, worker, job_id, "w", data, utcnow()))
+        return reference, message
 
     def stored_case(self, reference: str) -> Case:
         with self.database() as (db, _settings), db.session() as session:

@@ -15,15 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
-from casebook import cases, jobs
-from casebook.access import Actor
-from casebook.clock import utcnow
-from casebook.models import CaseStatus, RecordingKind
-from recordings.ingest import ingest_recording
+from casebook.models import CaseStatus
 from tests.conftest import BACKENDS, pg_url_with_schema
-from tests.recordings.helpers import write_wav
 from tests.site import HOTLINE, Person, Site, running_site
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
@@ -73,58 +67,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 
 
 def drafted(site: Site) -> tuple[str, Path]:
-    """A complaint from the IVR whose message Whisper drafted (two words in doubt): its
-    reference and its recording."""
-    worker = Actor.system("worker")
-    with site.database() as (db, settings):
-        message = settings.recordings.root / "message-1.wav"
-        write_wav(message, seconds=0.5)
-
-        def register(session: Session) -> str:
-            case = cases.register_complaint(
-                session, settings, Actor.system("ivr"), caller_number="0910000001", uniqueid="1.1"
-            )
-            case.department = "customer-care"
-            recording = ingest_recording(
-                session,
-                worker,
-                str(message),
-                kind=RecordingKind.MESSAGE,
-                root=settings.recordings.root,
-                case_id=case.id,
-            )
-            assert recording is not None
-            jobs.enqueue_transcription(session, worker, recording, utcnow())
-            return case.reference or ""
-
-        reference = db.run(register)
-        job = db.run(lambda s: jobs.claim_next_job(s, "w", jobs.QueuePolicy(), utcnow()))
-        assert job is not None and job.id is not None
-        job_id = job.id
-        words = [
-            {
-                "text": f" {w}",
-                "doubtful": d,
-                "start": 0.0,
-                "end": 1.0,
-                "probability": 0.3 if d else 0.9,
-            }
-            for w, d in WORDS
-        ]
-        segments = [{"start": 0.0, "end": 3.0, "text": SAID, "doubtful": False, "words": words}]
-        data = jobs.TranscriptData(
-            text=SAID,
-            model_name="whisper-base",
-            model_sha256=None,
-            language="ar",
-            language_probability=1.0,
-            audio_seconds=3.0,
-            processing_seconds=1.0,
-            no_speech=False,
-            segments=segments,
-        )
-        db.run(lambda s: jobs.finish_job(s, worker, job_id, "w", data, utcnow()))
-    return reference, message
+    """A complaint from the IVR whose message Whisper drafted (two words in doubt)."""
+    return site.drafted_call(SAID, doubtful=[word for word, doubt in WORDS if doubt])
 
 
 @pytest.fixture
