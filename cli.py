@@ -1671,8 +1671,15 @@ def review() -> None:
         say(visual(f"مسودات بانتظارك: {len(waiting)}"))
         reference = waiting[0]["reference"] or ""
         skipped.add(reference)
-        if not review_one(server_api, reference):
-            return
+        try:
+            if not review_one(server_api, reference):
+                return
+        except ApiError as exc:
+            # Someone else's change won (changed meanwhile, or taken): said, and on to the
+            # next draft; an edited text was kept (Unsent) and is offered if this one returns.
+            if exc.status != 409:
+                raise
+            say_error("refused", exc.message)
 
 
 @drafts_app.command("list")
