@@ -167,6 +167,7 @@ PEOPLE_COMMANDS: dict[str, list[str]] = {
     "drafts reject": ["100000017", "--reason", "x"],
     "drafts release": ["100000017"],
     "cases list": [],
+    "cases search": ["فاتورة"],
     "cases show": ["100000017"],
     "cases resolve": ["100000017", "--summary", "done"],
     "cases close": ["100000017"],

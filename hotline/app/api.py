@@ -357,7 +357,7 @@ def site_until(value: str | None, zone: ZoneInfo) -> datetime | None:
     if moment is None or value is None:
         return None
     try:
-        date.fromisoformat(value.strip())
+        date.fromisoformat(western_digits(value.strip()))
     except ValueError:
         return moment  # a date-time: that moment
     return moment + timedelta(days=1)
