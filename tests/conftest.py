@@ -155,6 +155,13 @@ def pg_schema() -> Iterator[str]:
         yield schema
 
 
+@pytest.fixture(scope="module")
+def module_pg_schema() -> Iterator[str]:
+    """A migrated schema shared by a module's tests (a site a module's tests share)."""
+    with new_pg_schema() as schema:
+        yield schema
+
+
 @pytest.fixture
 def pg_empty_schema() -> Iterator[str]:
     """A schema owned by the owner role, with no tables: for tests of migrations."""

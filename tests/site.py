@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlmodel import Session, select
 
@@ -37,7 +38,7 @@ from casebook.db import Database
 from casebook.models import Case, CaseStatus, RecordingKind
 from hotline.app.config import Settings, load_settings
 from recordings.ingest import ingest_recording
-from tests.conftest import pg_owner_url_for
+from tests.conftest import pg_owner_url_for, pg_url_with_schema
 from tests.recordings.helpers import write_wav
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
@@ -412,6 +413,15 @@ def one_time_password(output: str, username: str) -> str:
     match = re.search(rf"one-time password for {re.escape(username)}: (\S+)", output)
     assert match is not None, output
     return match.group(1)
+
+
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """The database of a site for a fixture parametrised over BACKENDS: None (SQLite in the
+    site's folder) or a migrated PostgreSQL schema living as long as the fixture."""
+    if request.param != "postgresql":
+        return None
+    schema = "module_pg_schema" if request.scope == "module" else "pg_schema"
+    return pg_url_with_schema(request.getfixturevalue(schema))
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import pytest
 from casebook import cases
 from casebook.access import Actor
 from casebook.models import CaseStatus
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
+from tests.conftest import BACKENDS
 from tests.ivr_flows.fake_asterisk import Caller, place_call
 from tests.readme_commands import commands
 from tests.site import (
@@ -36,6 +36,7 @@ from tests.site import (
     PASSWORD,
     Person,
     Site,
+    backend_url,
     clean_environment,
     one_time_password,
     running_site,
@@ -54,19 +55,11 @@ needs_root = pytest.mark.skipif(
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     """One running site per backend for this module, with an admin, a billing agent (sara)
     and a supervisor; tests make the cases they need."""
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("sara", ["agent"], "billing", extension="201")
         running.add_agent("salem", ["supervisor"], "customer-care")
         yield running
-
-
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
 
 
 @pytest.fixture

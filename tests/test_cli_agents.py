@@ -15,23 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
-from tests.site import HOTLINE, Site, clean_environment, running_site
+from tests.conftest import BACKENDS
+from tests.site import HOTLINE, Site, backend_url, clean_environment, running_site
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("sara", ["agent"], "billing", extension="201")
         yield running

@@ -16,8 +16,8 @@ from sqlmodel import Session, col, func, select
 
 from casebook.clock import utcnow
 from casebook.models import Agent, Callback, CallbackReason, CallbackStatus, CaseStatus
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
-from tests.site import Site, running_site
+from tests.conftest import BACKENDS
+from tests.site import Site, backend_url, running_site
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +30,13 @@ def silent_pbx() -> Iterator[socket.socket]:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest, silent_pbx: socket.socket) -> Iterator[Site]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     ami = {"port": silent_pbx.getsockname()[1], "connect_timeout": 5.0}
     with running_site(url, sections={"ami": ami}) as running:
         running.add_agent("sara", ["agent"], "billing", extension="201")
         running.add_agent("nour", ["agent"], "billing")  # no phone extension
         running.add_agent("salem", ["supervisor"], "billing")
         yield running
-
-
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
 
 
 def listed(site: Site, reference: str) -> list[dict[str, object]]:

@@ -11,28 +11,20 @@ import pytest
 from sqlmodel import select
 
 from casebook.models import Agent, Case, CaseStatus
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
+from tests.conftest import BACKENDS
 from tests.recordings.helpers import recorded_call, reference_of
-from tests.site import Site, running_site
+from tests.site import Site, backend_url, running_site
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     """A site with a customer-care agent (hala), another (omar) and a supervisor (salem)."""
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("hala", ["agent"], "customer-care")
         running.add_agent("omar", ["agent"], "customer-care")
         running.add_agent("salem", ["supervisor"], "customer-care")
         yield running
-
-
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
 
 
 def assigned_to(site: Site, reference: str) -> str | None:

@@ -20,9 +20,9 @@ from sqlmodel import Session, select
 from casebook.access import Actor
 from casebook.models import Case, RecordingKind
 from recordings.ingest import ingest_recording
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS
 from tests.recordings.helpers import write_wav
-from tests.site import Person, Site, running_site
+from tests.site import Person, Site, backend_url, running_site
 
 SAID = "انقطع الإنترنت عندي منذ ثلاثة أيام والخدمة بطيئة جداً"
 FIXED = "انقطع الإنترنت عندي منذ ثلاثة أيام والخدمة بطيئة جداً في المساء"
@@ -48,9 +48,7 @@ SCORES = [
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("amal", ["agent"], "customer-care", extension="201")
         running.add_agent("badr", ["agent"], "customer-care", extension="202")

@@ -11,17 +11,15 @@ import pytest
 
 from casebook.clock import ensure_aware, utcnow
 from casebook.models import CaseStatus
-from tests.conftest import BACKENDS, pg_url_with_schema
-from tests.site import Site, running_site
+from tests.conftest import BACKENDS
+from tests.site import Site, backend_url, running_site
 from tests.test_draft_leases_cli import WAIT_SECONDS, draft, reviewing
 
 
 @pytest.fixture(params=BACKENDS)
 def short_lease_site(request: pytest.FixtureRequest) -> Iterator[Site]:
     """A site whose drafts are leased for 15 seconds, with amal and omar of customer care."""
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    url = backend_url(request)
     with running_site(url, sections={"drafts": {"lease_minutes": 0.25}}) as running:
         running.add_agent("amal", ["agent"], "customer-care")
         running.add_agent("omar", ["agent"], "customer-care")

@@ -20,25 +20,17 @@ import pytest
 import sqlmodel
 
 from casebook.models import Agent, CaseStatus
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
-from tests.site import HOTLINE, Person, Site, running_site
+from tests.conftest import BACKENDS
+from tests.site import HOTLINE, Person, Site, backend_url, running_site
 
 DRAFT = "الفاتورة غير صحيحة هذا الشهر"
 WAIT_SECONDS = 60.0  # a safety net: a command opens a draft in a second or two
 
 
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     """Two agents of customer care (amal, omar) and their supervisor (salem)."""
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("amal", ["agent"], "customer-care")
         running.add_agent("omar", ["agent"], "customer-care")

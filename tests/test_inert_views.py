@@ -29,8 +29,8 @@ from sqlmodel import select as query
 
 from casebook.clock import utcnow
 from casebook.models import Agent, Call, Callback, Case, CaseStatus
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
-from tests.site import HOTLINE, Person, Site, running_site
+from tests.conftest import BACKENDS
+from tests.site import HOTLINE, Person, Site, backend_url, running_site
 
 MARKUP = "[/x]"
 LINK = "[link=https://evil]x[/link]"
@@ -54,12 +54,6 @@ class Planted:
     draft: str  # a draft whose Whisper text is hostile
     confirmed: str  # a case confirmed with a hostile text, resolved, followed up, escalated
     named: Person  # an agent whose display name is hostile
-
-
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
 
 
 def work_on(site: Site, reference: str) -> None:
@@ -98,9 +92,7 @@ def plant_legacy_rows(site: Site, reference: str, agent: str) -> None:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def planted(request: pytest.FixtureRequest) -> Iterator[Planted]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     with running_site(url) as site:
         admin = site.people["admin"]
         site.add_agent("sara", ["agent"], "customer-care", extension="201")

@@ -12,24 +12,16 @@ from pathlib import Path
 import pytest
 
 from casebook.models import COMPLAINT_TEXT, CaseStatus
-from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
-from tests.site import Site, running_site
+from tests.conftest import BACKENDS
+from tests.site import Site, backend_url, running_site
 
 DRAFT = "الفاتورة غير صحيحة هذا الشهر"
 REFUSED = "refused: نص غير مقبول (text refused): complaint_case.confirmed_text has"
 
 
-@pytest.fixture(scope="module")
-def module_pg_schema() -> Iterator[str]:
-    with new_pg_schema() as schema:
-        yield schema
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("module_pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("amal", ["agent"], "customer-care")
         yield running

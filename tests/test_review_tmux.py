@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from casebook.models import CaseStatus
-from tests.conftest import BACKENDS, pg_url_with_schema
-from tests.site import HOTLINE, Person, Site, running_site
+from tests.conftest import BACKENDS
+from tests.site import HOTLINE, Person, Site, backend_url, running_site
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
 SAID = "انقطاع الإنترنت منذ ثلاثة أيام"
@@ -58,9 +58,7 @@ class Terminal:
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("amal", ["agent"], "customer-care")
         yield running

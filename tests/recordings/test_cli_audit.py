@@ -15,16 +15,14 @@ from sqlmodel import col, select
 
 from casebook import audit, site_secrets
 from casebook.models import AuditEvent
-from tests.conftest import BACKENDS, owner_connection, pg_url_with_schema
+from tests.conftest import BACKENDS, owner_connection
 from tests.recordings.test_audit_checkpoints import triggers_lifted
-from tests.site import Site, running_site
+from tests.site import Site, backend_url, running_site
 
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         yield running
 

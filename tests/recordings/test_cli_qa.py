@@ -18,18 +18,16 @@ from casebook.db import Database
 from casebook.models import QAReview, Recording
 from hotline.app.config import Settings
 from recordings.scorecard import score_recording
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS
 from tests.recordings.helpers import recorded_call, reference_of
 from tests.recordings.test_scorecard import CODES, all_scored
-from tests.site import Person, Site, running_site
+from tests.site import Person, Site, backend_url, running_site
 
 
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     """A site with an admin, a QA reviewer (qa) and an agent (sara), all signed in."""
-    url = None
-    if request.param == "postgresql":
-        url = pg_url_with_schema(request.getfixturevalue("pg_schema"))
+    url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("qa", ["qa"])
         running.add_agent("sara", ["agent"], "billing")
