@@ -63,7 +63,7 @@ from casebook.errors import (
     Taken,
 )
 from casebook.errors import NotFound as CaseNotFound
-from casebook.labels import labels_ar
+from casebook.labels import CALL_STATUS_LABELS_AR, is_coded, label_ar
 from casebook.models import (
     Agent,
     Callback,
@@ -192,13 +192,19 @@ def plain(value: Any, zone: ZoneInfo) -> Any:
 def pick(model: SQLModel, fields: tuple[str, ...], site: Site) -> dict[str, Any]:
     """``fields`` of a stored row as JSON, each coded field with its Arabic name beside it
     (``<field>_label_ar``, casebook.labels): the one place a row is serialised."""
-    row = {name: plain(getattr(model, name), site.zone) for name in fields}
-    return row | labels_ar(site.settings, type(model), row)
+    return labelled(
+        type(model), {name: plain(getattr(model, name), site.zone) for name in fields}, site
+    )
 
 
 def labelled(model: type[SQLModel], row: dict[str, Any], site: Site) -> dict[str, Any]:
-    """A row already in JSON form (a timeline entry) with its coded fields' Arabic names."""
-    return row | labels_ar(site.settings, model, row)
+    """``row`` (of ``model``, in JSON form) with its coded fields' Arabic names: every coded
+    field has its ``_label_ar`` key, None when it holds nothing."""
+    return row | {
+        f"{field}_label_ar": label_ar(site.settings, model, field, value)
+        for field, value in row.items()
+        if is_coded(model, field)
+    }
 
 
 class InertJSONResponse(JSONResponse):
@@ -289,7 +295,8 @@ AUDIT_FIELDS = (
 
 def case_row(case: Case, site: Site) -> dict[str, Any]:
     row = pick(case, CASE_FIELDS, site)
-    return {"reference": row.pop("reference"), "status": row.pop("status")} | row
+    first = ("reference", "status", "status_label_ar")
+    return {key: row.pop(key) for key in first} | row
 
 
 def recording_row(item: catalogue.Listed, site: Site) -> dict[str, Any]:
@@ -780,12 +787,18 @@ class FollowUpBody(Change):
     reroute: str | None = None
 
 
+def page_of(key: str, rows: list[dict[str, Any]], page: Page[Any]) -> dict[str, Any]:
+    """Every listing's page: its rows under ``key``, how many more match (``more``; at least
+    that many when ``more_exact`` is false) and, for listings paged by a key, the one to ask
+    the next page ``after`` (None: the rest is had with a larger limit)."""
+    return {key: rows, "more": page.more, "more_exact": page.more_exact, "after": None}
+
+
 def page_reply(page: Page[Case], site: Site) -> JSONResponse:
-    """A page of cases, with how many more match (``more``; at least that many when
-    ``more_exact`` is false) and the reference to ask the next page ``after``."""
+    """A page of cases; the next is asked after the last reference shown."""
     rows = [case_row(case, site) for case in page.items]
     after = rows[-1]["reference"] if rows and page.more else None
-    return reply({"cases": rows, "more": page.more, "more_exact": page.more_exact, "after": after})
+    return reply(page_of("cases", rows, page) | {"after": after})
 
 
 @router.get("/cases")
@@ -833,7 +846,7 @@ def show_case(reference: str, caller: CallerDep) -> JSONResponse:
 
     def read(session: Session, actor: Actor) -> dict[str, Any]:
         story = timeline.case_story(session, actor, reference)
-        heard = catalogue.list_recordings(session, actor, reference=reference)
+        heard = catalogue.list_recordings(session, actor, reference=reference, limit=None).items
         zone = caller.site.zone
         case = story.case
         site = caller.site
@@ -1047,10 +1060,12 @@ def reject_draft(reference: str, body: Reason, caller: CallerDep) -> JSONRespons
 
 
 @router.get("/callbacks")
-def list_callbacks(caller: CallerDep, mine: bool = False) -> JSONResponse:
-    def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
-        listed = callback_service.list_callbacks(session, actor, mine=mine)
-        return callback_rows(session, listed, caller.site)
+def list_callbacks(
+    caller: CallerDep, mine: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> JSONResponse:
+    def read(session: Session, actor: Actor) -> dict[str, Any]:
+        page = callback_service.list_callbacks(session, actor, mine=mine, limit=limit)
+        return page_of("callbacks", callback_rows(session, page.items, caller.site), page)
 
     return reply(caller.run(read))
 
@@ -1145,20 +1160,23 @@ def report(caller: CallerDep, since: str | None = None, until: str | None = None
     return reply(data | {"cases_by_status_label_ar": labels})
 
 
+def called(status: str) -> dict[str, str]:
+    return {"status": status, "status_label_ar": CALL_STATUS_LABELS_AR[status]}
+
+
 @router.get("/calls")
 def list_calls(
     caller: CallerDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 50
 ) -> JSONResponse:
-    def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
-        listed = calls_service.list_calls(session, actor, limit=limit)
-        return [
+    def read(session: Session, actor: Actor) -> dict[str, Any]:
+        page = calls_service.list_calls(session, actor, limit=limit)
+        rows = [
             pick(call, CALL_FIELDS, caller.site)
-            | {
-                "status": call_status(call.ended_at, call.abandoned),
-                "case": calls_service.case_reference(session, call),
-            }
-            for call in listed
+            | called(call_status(call.ended_at, call.abandoned))
+            | {"case": calls_service.case_reference(session, call)}
+            for call in page.items
         ]
+        return page_of("calls", rows, page)
 
     return reply(caller.run(read))
 
@@ -1345,12 +1363,13 @@ def list_recordings(
     case: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> JSONResponse:
-    listed = caller.run(
+    page = caller.run(
         lambda session, actor: catalogue.list_recordings(
             session, actor, reference=case, limit=limit
         )
     )
-    return reply([recording_row(item, caller.site) for item in listed])
+    rows = [recording_row(item, caller.site) for item in page.items]
+    return reply(page_of("recordings", rows, page))
 
 
 @router.get("/recordings/{recording_id}/audio", response_model=None)
@@ -1473,12 +1492,13 @@ def audit_list(
 ) -> JSONResponse:
     zone = caller.site.zone
     start = site_time(since, "since", zone)
-    events = caller.run(
+    page = caller.run(
         lambda session, actor: audit_service.list_events(
             session, actor, since=start, object_type=object_type, limit=limit
         )
     )
-    return reply([pick(event, AUDIT_FIELDS, caller.site) for event in events])
+    rows = [pick(event, AUDIT_FIELDS, caller.site) for event in page.items]
+    return reply(page_of("events", rows, page))
 
 
 # --- the application --------------------------------------------------------------------------
