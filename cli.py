@@ -44,7 +44,6 @@ from inert_text import inert, json_text
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from hotline.app.config import Settings
@@ -221,31 +220,6 @@ def styled(*parts: str | tuple[str, str]) -> Text:
         words, style = (part, "") if isinstance(part, str) else part
         text.append(inert(words), style=style)
     return text
-
-
-@functools.cache
-def _inert_table() -> type[Table]:
-    from rich.table import Table
-
-    class InertTable(Table):
-        """Each cell one line: a line break stored in a field is shown, not followed."""
-
-        def add_row(self, *renderables: Any, **options: Any) -> None:
-            cells = [inert(cell) if isinstance(cell, str) else cell for cell in renderables]
-            super().add_row(*cells, **options)
-
-    return InertTable
-
-
-def table(*headers: str, **options: Any) -> Table:
-    return _inert_table()(*headers, **options)
-
-
-def grid() -> Table:
-    layout = _inert_table().grid(padding=(0, 2))
-    layout.add_column(justify="right", style="bold")
-    layout.add_column()
-    return layout
 
 
 def bidi() -> str:
@@ -1301,25 +1275,27 @@ def report(
     def percent(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:.1f}%"
 
-    mode = bidi()
-    listing = table(show_header=False)
-    for label, value in (
-        ("الشكاوى (cases)", str(figures["cases_total"])),
-        ("المكالمات (calls)", str(figures["calls_total"])),
-        ("مكالمات متروكة (abandoned)", str(figures["calls_abandoned"])),
-        ("متابعات مجابة (answered follow-ups)", str(figures["followups_answered"])),
-        ("CSAT strict", percent(figures["csat_strict"])),
-        ("CSAT lenient", percent(figures["csat_lenient"])),
-        ("CES (easy)", percent(figures["ces"])),
-        ("SLA met / missed", f"{figures['sla_met']} / {figures['sla_missed']}"),
-        ("overdue open cases", str(figures["sla_overdue_open"])),
-    ):
-        listing.add_row(terminal.visual(label, mode), value)
+    rows = [
+        {"figure": label, "value": value}
+        for label, value in (
+            ("الشكاوى (cases)", str(figures["cases_total"])),
+            ("المكالمات (calls)", str(figures["calls_total"])),
+            ("مكالمات متروكة (abandoned)", str(figures["calls_abandoned"])),
+            ("متابعات مجابة (answered follow-ups)", str(figures["followups_answered"])),
+            ("CSAT strict", percent(figures["csat_strict"])),
+            ("CSAT lenient", percent(figures["csat_lenient"])),
+            ("CES (easy)", percent(figures["ces"])),
+            ("SLA met / missed", f"{figures['sla_met']} / {figures['sla_missed']}"),
+            ("overdue open cases", str(figures["sla_overdue_open"])),
+        )
+    ]
     labels = figures.get("cases_by_status_label_ar") or {}
-    for status, count in sorted(figures["cases_by_status"].items()):
-        line = f"{labels.get(status, '')} · {status}"
-        listing.add_row(terminal.visual(line, mode), str(count))
-    out().print(listing)
+    rows += [
+        {"figure": f"{labels.get(status) or status} (cases {status})", "value": str(count)}
+        for status, count in sorted(figures["cases_by_status"].items())
+    ]
+    columns = (Column("figure", "المؤشر"), Column("value", "القيمة", whole=True))
+    show_listing(Listing(rows), columns, empty="")
 
 
 # --- drafts and review (agents) -------------------------------------------------------------------
@@ -1340,17 +1316,15 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
     recording = opened.get("recording")
     seconds = recording.get("duration_seconds") if recording else None
     mode = bidi()
-    facts = grid()
+    out().rule()
     for label, value in (
         ("رقم الشكوى", case.get("reference") or ""),
         ("المتصل", case.get("caller_number") or "—"),
         ("الوقت", local_time(case.get("created_at"))),
         ("مدة التسجيل", "—" if seconds is None else f"{seconds:.0f} s"),
-        ("حالة المسودة", case.get("draft_state") or "—"),
+        ("حالة المسودة", case.get("draft_state_label_ar") or case.get("draft_state") or "—"),
     ):
-        facts.add_row(terminal.visual(label, mode), value)
-    out().rule()
-    out().print(facts)
+        fact(label, value, mode)
     width = max(min(out().width, 100) - 2, 20)
     if text != (case.get("draft_text") or ""):
         lines = [Text(line) for line in terminal.visual_lines(text, width, mode)]
@@ -1880,6 +1854,26 @@ def callbacks_dial(
         )
 
 
+def health_text(item: dict[str, Any]) -> str:
+    if item.get("stopped_at") is not None:
+        return f"متوقف (stopped at {local_time(item['stopped_at'], short=True)})"
+    return "يعمل (ok)" if item.get("healthy") else "صامت (silent)"
+
+
+COMPONENT_COLUMNS = (
+    Column("component", "المكوّن"),
+    Column("instance", "النسخة"),
+    Column("seen_seconds_ago", "آخر ظهور", shown=lambda item: f"{item['seen_seconds_ago']:.0f}s"),
+    Column("healthy", "الصحة", shown=health_text),
+    Column(
+        "state",
+        "الحالة",
+        text=True,
+        shown=lambda item: ", ".join(f"{k}={v}" for k, v in (item.get("state") or {}).items()),
+    ),
+)
+
+
 @app.command("status")
 def status(as_json: JsonOption = False) -> None:
     """Live calls, the transcription queue, callbacks due and the health of each component."""
@@ -1887,25 +1881,11 @@ def status(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(figures)
         return
-    components = figures.get("components") or []
-    if components:
-        listing = table("component", "instance", "seen", "health", "state")
-        for item in components:
-            if item.get("stopped_at") is not None:
-                health = styled(f"stopped at {local_time(item['stopped_at'])}")
-            else:
-                health = styled(("ok", "green") if item.get("healthy") else ("silent", "red"))
-            state = ", ".join(f"{k}={v}" for k, v in (item.get("state") or {}).items())
-            listing.add_row(
-                item["component"],
-                item["instance"],
-                f"{item['seen_seconds_ago']:.0f}s ago",
-                health,
-                state,
-            )
-        out().print(listing)
-    else:
-        say("no component has reported yet (is `hotline serve` running?)")
+    show_listing(
+        Listing(figures.get("components") or []),
+        COMPONENT_COLUMNS,
+        empty="لم يبلّغ أي مكوّن بعد (no component has reported yet: is `hotline serve` running?)",
+    )
     oldest = figures.get("oldest_queued_seconds")
     say(
         f"live calls {figures['live_calls']} · transcription queue {figures['queue_depth']} "
@@ -2394,6 +2374,16 @@ def recordings_export(
     say(f"recording {recording} exported to {copy.path}")
 
 
+RETENTION_COLUMNS = (
+    Column("recording_id", "التسجيل", whole=True),
+    Column("case_reference", "المرجع", whole=True),
+    Column("due", "الموعد", whole=True, shown=when("due")),
+    Column("deleted", "حُذف", shown=lambda item: "نعم" if item.get("deleted") else "لا"),
+    Column("error", "خطأ", text=True),
+    Column("path", "الملف", path=True),
+)
+
+
 @recordings_app.command("retention")
 def recordings_retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List only; delete nothing.")] = False,
@@ -2406,16 +2396,7 @@ def recordings_retention(
     elif not expired:
         say(visual("لا توجد تسجيلات منتهية الاحتفاظ (nothing past retention)"))
     else:
-        listing = table("recording", "case", "due", "deleted", "path / error")
-        for item in expired:
-            listing.add_row(
-                str(item["recording_id"]),
-                item.get("case_reference") or "",
-                local_time(item.get("due")),
-                "yes" if item.get("deleted") else "no",
-                item.get("error") or item.get("path") or "",
-            )
-        out().print(listing)
+        show_listing(Listing(expired), RETENTION_COLUMNS, empty="")
         verb = "would be deleted" if dry_run else "deleted"
         count = sum(1 for item in expired if item.get("deleted") or dry_run)
         say(f"{count} recordings {verb}")
@@ -2561,24 +2542,18 @@ def demo(
     say("demo stopped")
 
 
+DEMO_COLUMNS = (
+    Column("reference", "المرجع", whole=True),
+    Column("caller_number", "المتصل", whole=True),
+    Column("draft_state", "الحالة"),
+    Column("draft_text", "المسودة", text=True),
+)
+
+
 def show_demo_cases(result: DemoResult) -> None:
-    mode = bidi()
-    width = max(out().width - 45, 20)
-    headers = ("المرجع", "المتصل", "الحالة", "المسودة")
-    listing = table(
-        *(terminal.visual(h, mode) for h in headers),
-        title=terminal.visual("الشكاوى المسجلة", mode),
-    )
-    for column in listing.columns:
-        column.no_wrap = True
-    for case in result.cases:
-        listing.add_row(
-            case.reference,
-            case.caller_number or "",
-            case.draft_state,
-            terminal.cell(case.draft_text, width, mode),
-        )
-    out().print(listing)
+    say(visual("الشكاوى المسجلة (the registered complaints)"))
+    rows = [dataclasses.asdict(case) for case in result.cases]
+    show_listing(Listing(rows), DEMO_COLUMNS, empty="لا شكاوى (no cases)")
     out().print(f"{len(result.cases)} calls from first ring to draft in {result.seconds:.0f} s")
 
 

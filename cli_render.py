@@ -82,16 +82,6 @@ def visual_lines(text: str, width: int, mode: str = "visual") -> list[str]:
     return lines
 
 
-def cell(text: str | None, width: int, mode: str = "visual") -> str:
-    """A table cell: cut in logical order (so an Arabic sentence keeps its beginning)."""
-    if not text:
-        return ""
-    flat = " ".join(inert(text, multiline=True).split())
-    if len(flat) > width:
-        flat = flat[: max(width - 1, 1)] + "…"
-    return visual(flat, mode)
-
-
 def highlighted_lines(
     words: list[tuple[str, bool]], width: int, mode: str = "visual", style: str = "bold yellow"
 ) -> list[Text]:
