@@ -17,12 +17,18 @@ import cli_render
 from casebook.clock import utcnow
 from casebook.models import Call, Case
 from cli_listing import display_width
-from tests.conftest import BACKENDS, pg_url_with_schema
+from tests.conftest import BACKENDS, new_pg_schema, pg_url_with_schema
 from tests.site import Site, running_site
 
 COMPLAINT = "ما زال الانقطاع مستمراً يومياً منذ ثلاثة أيام ولم يتصل بي أحد من الشركة حتى الآن"
 NUMBER = "+218912345678"
 DATE = re.compile(r"\d\d-\d\d \d\d:\d\d")
+
+
+@pytest.fixture(scope="module")
+def module_pg_schema() -> Iterator[str]:
+    with new_pg_schema() as schema:
+        yield schema
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
