@@ -1691,13 +1691,16 @@ DRAFT_COLUMNS = (
 
 
 @drafts_app.command("list")
-def drafts_list(as_json: JsonOption = False) -> None:
+def drafts_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
     """Drafts waiting for you, oldest first; those another agent has open are shown as theirs."""
     drafts: list[dict[str, Any]] = api().get("/drafts", {"taken": "true"})
-    if as_json:
-        emit_json(drafts)
-        return
-    show_listing(Listing(drafts), DRAFT_COLUMNS, empty="لا توجد مسودات (no drafts)")
+    show_listing(
+        Listing(drafts),
+        DRAFT_COLUMNS,
+        empty="لا توجد مسودات (no drafts)",
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @drafts_app.command("confirm")
