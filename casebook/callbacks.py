@@ -58,16 +58,6 @@ _PG_ASSIGNMENT_LOCK = 15655
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-# Arabic names for people; the stored value stays the English code.
-STATUS_LABELS_AR: dict[CallbackStatus, str] = {
-    CallbackStatus.PENDING: "غير مسندة",
-    CallbackStatus.ASSIGNED: "مسندة",
-    CallbackStatus.DONE: "تمت",
-    CallbackStatus.WRITTEN: "متابعة كتابية",
-    CallbackStatus.CANCELLED: "ملغاة",
-}
-
-
 def _new_callback(
     settings: CasebookConfig,
     *,
