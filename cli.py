@@ -39,11 +39,11 @@ import typer
 import cli_client as client
 import cli_render as terminal
 from cli_client import ApiClient, ApiError, ClientError, NotSignedIn, quoted
+from cli_listing import Column, more_line, table_lines
 from inert_text import inert, json_text
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from hotline.app.config import Settings
@@ -111,6 +111,13 @@ PasswordStdinOption = Annotated[
 
 # The words the server accepts, offered as choices; the server checks them again
 # (tests/test_cli.py holds them equal to casebook's).
+def choice(words: type[StrEnum], metavar: str, help: str, *names: str) -> Any:
+    """An option taking one of ``words``: named by ``metavar``, the words listed in its help so
+    they wrap between words (Typer's own [a|b|c] is one word the help breaks anywhere)."""
+    listed = ", ".join(words)
+    return typer.Option(*names, metavar=metavar, help=f"{help} ({listed})", show_choices=False)
+
+
 class CaseStatus(StrEnum):
     DRAFT = "draft"
     OPEN = "open"
@@ -213,31 +220,6 @@ def styled(*parts: str | tuple[str, str]) -> Text:
         words, style = (part, "") if isinstance(part, str) else part
         text.append(inert(words), style=style)
     return text
-
-
-@functools.cache
-def _inert_table() -> type[Table]:
-    from rich.table import Table
-
-    class InertTable(Table):
-        """Each cell one line: a line break stored in a field is shown, not followed."""
-
-        def add_row(self, *renderables: Any, **options: Any) -> None:
-            cells = [inert(cell) if isinstance(cell, str) else cell for cell in renderables]
-            super().add_row(*cells, **options)
-
-    return InertTable
-
-
-def table(*headers: str, **options: Any) -> Table:
-    return _inert_table()(*headers, **options)
-
-
-def grid() -> Table:
-    layout = _inert_table().grid(padding=(0, 2))
-    layout.add_column(justify="right", style="bold")
-    layout.add_column()
-    return layout
 
 
 def bidi() -> str:
@@ -763,38 +745,44 @@ def bootstrap_admin(username: str, name: str, roles: list[str], password_stdin: 
     say(f"added agent {agent.username} ({', '.join(agent.roles)}): sign in with hotline login")
 
 
-def agent_table(rows: list[dict[str, Any]]) -> Table:
-    # Languages are in --json and --csv: the shift and capacity matter more on one screen.
-    listing = table("user", "name", "roles", "department", "ext", "shift", "cap", "state")
-    for agent in rows:
-        state = "disabled" if not agent.get("active", True) else ""
-        if agent.get("locked"):
-            state = ", ".join(filter(None, (state, "locked")))
-        own = agent.get("capacity") is not None
-        listing.add_row(
-            agent["username"],
-            terminal.cell(agent.get("display_name"), 24, bidi()),
-            ", ".join(agent.get("roles") or []),
-            agent.get("department") or "",
-            agent.get("extension") or "",
-            shift_text(agent),
-            f"{agent.get('effective_capacity')}{'' if own else '*'}",
-            state,
-        )
-    listing.caption = "* the site's default capacity (callbacks.agent_capacity)"
-    return listing
+def agent_state(agent: dict[str, Any]) -> str:
+    states = ["معطل (disabled)"] if not agent.get("active", True) else []
+    return "، ".join([*states, "مقفل (locked)"] if agent.get("locked") else states)
+
+
+# Languages are in --json and --csv: the shift and capacity matter more on one screen.
+AGENT_COLUMNS = (
+    Column("username", "المستخدم", whole=True),
+    Column("display_name", "الاسم"),
+    Column("roles", "الأدوار"),
+    Column("department", "القسم"),
+    Column("extension", "التحويلة", whole=True),
+    Column("shift", "المناوبة", shown=shift_text),
+    Column(
+        "effective_capacity",
+        "السعة",
+        shown=lambda agent: (
+            f"{agent.get('effective_capacity')}"
+            + ("" if agent.get("capacity") is not None else "*")
+        ),
+    ),
+    Column("active", "الحالة", shown=agent_state),
+)
 
 
 @agents_app.command("list")
 def agents_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
     """List agents with their roles, shift and callback capacity."""
     rows: list[dict[str, Any]] = api().get("/agents")
-    if as_json:
-        emit_json(rows)
-    elif as_csv:
-        emit_csv(rows)
-    else:
-        out().print(agent_table(rows))
+    show_listing(
+        Listing(rows),
+        AGENT_COLUMNS,
+        empty="لا يوجد موظفون (no agents)",
+        as_json=as_json,
+        as_csv=as_csv,
+    )
+    if rows and not (as_json or as_csv):
+        say("* the site's default capacity (callbacks.agent_capacity)")
 
 
 UserArgument = Annotated[str, typer.Argument(metavar="USER", help="The agent's user name.")]
@@ -847,78 +835,102 @@ ALL_PAGE = 10_000
 
 @dataclasses.dataclass
 class Listing:
-    """Rows of a paged listing and what was left after them (the server's count)."""
+    """Rows of a listing and what the server left after them: ``more`` rows (at least that many
+    when not ``more_exact``), the next page asked ``after`` this key (None: with --limit)."""
 
     rows: list[dict[str, Any]]
-    more: int
-    more_exact: bool
-    after: str | None
+    more: int = 0
+    more_exact: bool = True
+    after: str | None = None
 
 
 def fetch_listing(
-    path: str, key: str, query: dict[str, Any], *, limit: int, after: str | None, every: bool
+    path: str,
+    key: str,
+    query: dict[str, Any],
+    *,
+    limit: int,
+    after: str | None = None,
+    every: bool = False,
 ) -> Listing:
-    """One page of ``path`` (its rows under ``key``), or with ``every`` all of them, a page at a
-    time after the last row of the one before."""
+    """One page of ``path`` (the server's page: its rows under ``key``, ``more``,
+    ``more_exact``, ``after``), or with ``every`` all of them, a page at a time after the last
+    row of the one before."""
     rows: list[dict[str, Any]] = []
     while True:
-        page = api().get(path, query | {"limit": ALL_PAGE if every else limit, "after": after})
+        asked = query | {"limit": ALL_PAGE if every else limit}
+        page = api().get(path, asked | ({} if after is None else {"after": after}))
         rows.extend(page[key])
-        after = page["after"]
+        after = page.get("after")
         if not every or not page["more"] or after is None:
             return Listing(rows, page["more"], page["more_exact"], after)
 
 
-def say_more(listing: Listing, to_stderr: bool) -> None:
-    """How many more matched than were shown: a listing is never cut silently. With --json or
-    --csv on standard error, so standard output stays the data."""
-    if not listing.more:
-        return
-    count = f"{listing.more:,}" if listing.more_exact else f"{listing.more:,}+"
-    line = (
-        f"{visual(f'و{count} أخرى')} ({count} more: --after {listing.after} for the next page, "
-        "--all for every one)"
-    )
-    if to_stderr:
-        sys.stderr.write(inert(line) + "\n")
+def when(key: str) -> Callable[[dict[str, Any]], str]:
+    """A listing's date column: the server's time as people read it, short."""
+    return lambda row: local_time(row.get(key), short=True)
+
+
+def seconds_text(row: dict[str, Any]) -> str:
+    seconds = row.get("duration_seconds")
+    return "" if seconds is None else f"{seconds:.0f}s"
+
+
+def show_listing(
+    listing: Listing,
+    columns: Sequence[Column],
+    *,
+    empty: str,
+    as_json: bool = False,
+    as_csv: bool = False,
+) -> None:
+    """The one rendering of every listing: the server's rows as JSON or CSV, else a table at
+    the terminal's width (cli_listing: Arabic wrapped then reordered, columns mirrored,
+    references, numbers and dates never cut), or ``empty``; then how many more there are (on
+    standard error with --json or --csv, so standard output stays the data)."""
+    if as_json:
+        emit_json(listing.rows)
+    elif as_csv:
+        emit_csv(listing.rows)
+    elif not listing.rows:
+        say(visual(empty))
     else:
-        say(line)
+        for line in table_lines(columns, listing.rows, width=out().width, mode=bidi()):
+            say(line)
+    if listing.more:
+        line = visual(more_line(listing.more, listing.more_exact, listing.after))
+        if as_json or as_csv:
+            sys.stderr.write(inert(line) + "\n")
+        else:
+            say(line)
+
+
+CASE_COLUMNS = (
+    Column("reference", "المرجع", whole=True),
+    Column("status", "الحالة"),
+    Column("category", "التصنيف"),
+    Column("caller_number", "المتصل", whole=True),
+    Column("created_at", "التاريخ", whole=True, shown=when("created_at")),
+    Column(
+        "text",
+        "الشكوى",
+        text=True,
+        shown=lambda case: case.get("confirmed_text") or case.get("draft_text") or "",
+    ),
+)
 
 
 def show_cases(listing: Listing, as_json: bool, as_csv: bool) -> None:
-    """The one rendering of a listing of cases (list and search)."""
-    cases = listing.rows
-    if as_json:
-        emit_json(cases)
-    elif as_csv:
-        emit_csv(cases)
-    elif not cases:
-        say(visual("لا توجد شكاوى (no cases)"))
-    else:
-        mode = bidi()
-        text_width = max(out().width - 68, 12)
-        headers = ("المرجع", "الحالة", "التصنيف", "المتصل", "التاريخ", "الشكوى")
-        shown = table(*(visual(h) for h in headers))
-        for column in shown.columns:
-            column.no_wrap = True  # wrapping visual-order Arabic would scramble it
-        for case in cases:
-            shown.add_row(
-                case["reference"] or "",
-                terminal.visual(case.get("status_label_ar") or case["status"], mode),
-                case.get("category") or "",
-                case.get("caller_number") or "",
-                local_time(case.get("created_at"), short=True),
-                terminal.cell(
-                    case.get("confirmed_text") or case.get("draft_text"), text_width, mode
-                ),
-            )
-        out().print(shown)
-    say_more(listing, to_stderr=as_json or as_csv)
+    show_listing(
+        listing, CASE_COLUMNS, empty="لا توجد شكاوى (no cases)", as_json=as_json, as_csv=as_csv
+    )
 
 
 @cases_app.command("list")
 def cases_list(
-    status: Annotated[CaseStatus | None, typer.Option(help="Only cases in this state.")] = None,
+    status: Annotated[
+        CaseStatus | None, choice(CaseStatus, "STATUS", "Only cases in this state.")
+    ] = None,
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
     limit: LimitOption = 50,
     after: AfterOption = None,
@@ -957,7 +969,9 @@ def cases_search(
         str | None, typer.Option(metavar="USER", help="Assigned to this agent.")
     ] = None,
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
-    status: Annotated[CaseStatus | None, typer.Option(help="Only cases in this state.")] = None,
+    status: Annotated[
+        CaseStatus | None, choice(CaseStatus, "STATUS", "Only cases in this state.")
+    ] = None,
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only cases past their promised resolution.")
     ] = False,
@@ -990,18 +1004,13 @@ ACTION_LABELS = {
     "case.assign": "إسناد (assigned)",
     "case.reroute": "تحويل (re-routed)",
 }
-RECORDING_KINDS = {
-    "message": "رسالة المتصل (message)",
-    "callback": "معاودة اتصال (callback)",
-    "call": "مكالمة مع موظف (agent call)",
-}
 
 
 def step_label(step: dict[str, Any]) -> str:
     if step.get("detail", {}).get("reopened"):
         return "إعادة فتح (reopened)"
     if step.get("status_label_ar") and step["action"] != "case.register":
-        return f"{step['status_label_ar']} ({step['status']})"
+        return str(step["status_label_ar"])
     action = str(step["action"])
     return ACTION_LABELS.get(action, action)
 
@@ -1023,12 +1032,52 @@ def step_detail(step: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def unwrapped(listing: Table) -> Table:
-    """Cells are never wrapped: wrapping text already in visual order would scramble Arabic
-    (free text is cut in logical order first, terminal.cell)."""
-    for column in listing.columns:
-        column.no_wrap = True
-    return listing
+HISTORY_COLUMNS = (
+    Column("at", "التاريخ", whole=True, shown=when("at")),
+    Column("by", "بواسطة"),
+    Column("action", "التغيير", shown=step_label),
+    Column("detail", "التفاصيل", text=True, shown=step_detail),
+)
+FOLLOWUP_COLUMNS = (
+    Column("id", "رقم", whole=True),
+    Column("at", "التاريخ", whole=True, shown=when("at")),
+    Column("by", "بواسطة"),
+    Column("method", "الوسيلة"),
+    Column("result", "النتيجة"),
+    Column("effort_score", "الجهد"),
+    Column("notes", "ملاحظات", text=True),
+)
+CASE_CALLBACK_COLUMNS = (
+    Column("id", "رقم", whole=True),
+    Column("status", "الحالة"),
+    Column("due_from", "الموعد", whole=True, shown=when("due_from")),
+    Column("attempts", "المحاولات"),
+    Column("assigned_to", "الموظف"),
+    Column("last_result", "آخر نتيجة"),
+)
+RECORDING_COLUMNS = (
+    Column("id", "رقم", whole=True),
+    Column("case", "المرجع", whole=True),
+    Column("kind", "النوع"),
+    Column("agent", "الموظف"),
+    Column("duration_seconds", "المدة", shown=seconds_text),
+    Column(
+        "created_at",
+        "التاريخ",
+        whole=True,
+        shown=lambda item: (
+            local_time(item.get("created_at"), short=True)
+            + (" (deleted)" if item.get("deleted_at") else "")
+        ),
+    ),
+)
+
+
+def fact(label: str, value: str, mode: str) -> None:
+    """One "label: value" line, composed in logical order and reordered as a whole (reordered
+    apart, the colon lands on the wrong side of an Arabic label)."""
+    line = terminal.visual(f"{label}: {value}", mode)
+    out().print(line, justify="right" if mode == "visual" else "left")
 
 
 def section(title: str) -> None:
@@ -1051,13 +1100,12 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         return
     mode = bidi()
     width = max(min(out().width, 100) - 4, 20)
-    facts = grid()
     for label, value in (
         ("رقم الشكوى", case.get("reference") or ""),
         ("الحالة", status_label(case)),
-        ("التصنيف", case.get("category") or ""),
-        ("القسم", case.get("department") or ""),
-        ("الأولوية", case.get("priority") or ""),
+        ("التصنيف", case.get("category_label_ar") or case.get("category") or ""),
+        ("القسم", case.get("department_label_ar") or case.get("department") or ""),
+        ("الأولوية", case.get("priority_label_ar") or case.get("priority") or ""),
         ("المتصل", case.get("caller_number") or ""),
         ("الموظف المسؤول", case.get("assigned_to") or "-"),
         ("أكدها", case.get("confirmed_by") or "-"),
@@ -1065,8 +1113,8 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         ("موعد الحل", local_time(case.get("promised_by"))),
         ("مستوى التصعيد", str(case.get("escalation_level", ""))),
     ):
-        facts.add_row(terminal.visual(label, mode), terminal.visual(value, mode))
-    out().print(facts)
+        # Composed in logical order, then the whole line reordered: the colon ends the label.
+        fact(label, value, mode)
     for label, text in (
         ("المسودة (draft)", case.get("draft_text")),
         ("النص المؤكد (confirmed text)", case.get("confirmed_text")),
@@ -1076,65 +1124,15 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         if text:
             section(label)
             paragraph(text, width, mode)
-    history = case.get("history") or []
-    if history:
-        section("السجل (history)")
-        listing = unwrapped(
-            table(*(visual(h) for h in ("التاريخ", "بواسطة", "التغيير", "التفاصيل")))
-        )
-        listing.columns[0].min_width = 11  # a date is never cut
-        listing.columns[1].max_width = 12
-        detail_width = max(out().width - 66, 12)
-        for step in history:
-            listing.add_row(
-                local_time(step.get("at"), short=True),
-                step.get("by") or "",
-                terminal.visual(step_label(step), mode),
-                terminal.cell(step_detail(step), detail_width, mode),
-            )
-        out().print(listing)
-    followups = case.get("followups") or []
-    if followups:
-        section("المتابعات (follow-ups)")
-        listing = table(
-            *(
-                visual(h)
-                for h in ("رقم", "التاريخ", "بواسطة", "الوسيلة", "النتيجة", "الجهد", "ملاحظات")
-            )
-        )
-        unwrapped(listing)
-        for item in followups:
-            listing.add_row(
-                str(item["id"]),
-                local_time(item.get("at"), short=True),
-                item.get("by") or "",
-                item.get("method") or "",
-                item.get("result") or "",
-                "" if item.get("effort_score") is None else str(item["effort_score"]),
-                terminal.cell(item.get("notes"), max(out().width - 62, 12), mode),
-            )
-        out().print(listing)
-    callbacks = case.get("callbacks") or []
-    if callbacks:
-        section("معاودات الاتصال (callbacks)")
-        listing = table(
-            *(visual(h) for h in ("رقم", "الحالة", "الموعد", "المحاولات", "الموظف", "آخر نتيجة"))
-        )
-        unwrapped(listing)
-        for item in callbacks:
-            listing.add_row(
-                str(item["id"]),
-                item.get("status") or "",
-                local_time(item.get("due_from"), short=True),
-                str(item.get("attempts", 0)),
-                item.get("assigned_to") or "-",
-                item.get("last_result") or "",
-            )
-        out().print(listing)
-    recordings = case.get("recordings") or []
-    if recordings:
-        section("التسجيلات (recordings)")
-        out().print(recording_table(recordings, mode))
+    for title, key, columns in (
+        ("السجل (history)", "history", HISTORY_COLUMNS),
+        ("المتابعات (follow-ups)", "followups", FOLLOWUP_COLUMNS),
+        ("معاودات الاتصال (callbacks)", "callbacks", CASE_CALLBACK_COLUMNS),
+        ("التسجيلات (recordings)", "recordings", RECORDING_COLUMNS),
+    ):
+        if case.get(key):
+            section(title)
+            show_listing(Listing(case[key]), columns, empty="")
     notes = case.get("notes") or []
     if notes:
         section("ملاحظات داخلية (internal notes)")
@@ -1230,8 +1228,10 @@ def cases_reopen(
 @followup_app.command("log")
 def followup_log(
     reference: ReferenceArgument,
-    method: Annotated[ContactMethod, typer.Option(help="How the customer was reached.")],
-    result: Annotated[FollowUpResult, typer.Option(help="What the customer said.")],
+    method: Annotated[
+        ContactMethod, choice(ContactMethod, "METHOD", "How the customer was reached.")
+    ],
+    result: Annotated[FollowUpResult, choice(FollowUpResult, "RESULT", "What the customer said.")],
     effort: Annotated[
         int | None, typer.Option(help="How easy it was for the customer (1..scale).")
     ] = None,
@@ -1275,25 +1275,27 @@ def report(
     def percent(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:.1f}%"
 
-    mode = bidi()
-    listing = table(show_header=False)
-    for label, value in (
-        ("الشكاوى (cases)", str(figures["cases_total"])),
-        ("المكالمات (calls)", str(figures["calls_total"])),
-        ("مكالمات متروكة (abandoned)", str(figures["calls_abandoned"])),
-        ("متابعات مجابة (answered follow-ups)", str(figures["followups_answered"])),
-        ("CSAT strict", percent(figures["csat_strict"])),
-        ("CSAT lenient", percent(figures["csat_lenient"])),
-        ("CES (easy)", percent(figures["ces"])),
-        ("SLA met / missed", f"{figures['sla_met']} / {figures['sla_missed']}"),
-        ("overdue open cases", str(figures["sla_overdue_open"])),
-    ):
-        listing.add_row(terminal.visual(label, mode), value)
+    rows = [
+        {"figure": label, "value": value}
+        for label, value in (
+            ("الشكاوى (cases)", str(figures["cases_total"])),
+            ("المكالمات (calls)", str(figures["calls_total"])),
+            ("مكالمات متروكة (abandoned)", str(figures["calls_abandoned"])),
+            ("متابعات مجابة (answered follow-ups)", str(figures["followups_answered"])),
+            ("CSAT strict", percent(figures["csat_strict"])),
+            ("CSAT lenient", percent(figures["csat_lenient"])),
+            ("CES (easy)", percent(figures["ces"])),
+            ("SLA met / missed", f"{figures['sla_met']} / {figures['sla_missed']}"),
+            ("overdue open cases", str(figures["sla_overdue_open"])),
+        )
+    ]
     labels = figures.get("cases_by_status_label_ar") or {}
-    for status, count in sorted(figures["cases_by_status"].items()):
-        line = f"{labels.get(status, '')} · {status}"
-        listing.add_row(terminal.visual(line, mode), str(count))
-    out().print(listing)
+    rows += [
+        {"figure": f"{labels.get(status) or status} (cases {status})", "value": str(count)}
+        for status, count in sorted(figures["cases_by_status"].items())
+    ]
+    columns = (Column("figure", "المؤشر"), Column("value", "القيمة", whole=True))
+    show_listing(Listing(rows), columns, empty="")
 
 
 # --- drafts and review (agents) -------------------------------------------------------------------
@@ -1314,17 +1316,15 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
     recording = opened.get("recording")
     seconds = recording.get("duration_seconds") if recording else None
     mode = bidi()
-    facts = grid()
+    out().rule()
     for label, value in (
         ("رقم الشكوى", case.get("reference") or ""),
         ("المتصل", case.get("caller_number") or "—"),
         ("الوقت", local_time(case.get("created_at"))),
         ("مدة التسجيل", "—" if seconds is None else f"{seconds:.0f} s"),
-        ("حالة المسودة", case.get("draft_state") or "—"),
+        ("حالة المسودة", case.get("draft_state_label_ar") or case.get("draft_state") or "—"),
     ):
-        facts.add_row(terminal.visual(label, mode), value)
-    out().rule()
-    out().print(facts)
+        fact(label, value, mode)
     width = max(min(out().width, 100) - 2, 20)
     if text != (case.get("draft_text") or ""):
         lines = [Text(line) for line in terminal.visual_lines(text, width, mode)]
@@ -1682,28 +1682,32 @@ def review() -> None:
             say_error("refused", exc.message)
 
 
+def leased_text(case: dict[str, Any]) -> str:
+    if not case.get("leased_to"):
+        return ""
+    return f"{case['leased_to']} {local_time(case.get('leased_until'), clock=True)}"
+
+
+DRAFT_COLUMNS = (
+    Column("reference", "المرجع", whole=True),
+    Column("caller_number", "المتصل", whole=True),
+    Column("created_at", "الوقت", whole=True, shown=when("created_at")),
+    Column("leased_to", "يراجعها", shown=leased_text),
+    Column("draft_text", "المسودة", text=True),
+)
+
+
 @drafts_app.command("list")
-def drafts_list(as_json: JsonOption = False) -> None:
+def drafts_list(as_json: JsonOption = False, as_csv: CsvOption = False) -> None:
     """Drafts waiting for you, oldest first; those another agent has open are shown as theirs."""
     drafts: list[dict[str, Any]] = api().get("/drafts", {"taken": "true"})
-    if as_json:
-        emit_json(drafts)
-        return
-    listing = table(*(visual(h) for h in ("المرجع", "المتصل", "الوقت", "يراجعها", "المسودة")))
-    for column in listing.columns:
-        column.no_wrap = True
-    for case in drafts:
-        taken = ""
-        if case.get("leased_to"):
-            taken = f"{case['leased_to']} {local_time(case.get('leased_until'), clock=True)}"
-        listing.add_row(
-            case["reference"] or "",
-            case.get("caller_number") or "",
-            local_time(case.get("created_at"), short=True),
-            taken,
-            terminal.cell(case.get("draft_text"), max(out().width - 62, 12), bidi()),
-        )
-    out().print(listing)
+    show_listing(
+        Listing(drafts),
+        DRAFT_COLUMNS,
+        empty="لا توجد مسودات (no drafts)",
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @drafts_app.command("confirm")
@@ -1758,38 +1762,33 @@ def drafts_release(reference: ReferenceArgument) -> None:
 # --- callbacks ------------------------------------------------------------------------------------
 
 
+CALLBACK_COLUMNS = (
+    Column("id", "رقم", whole=True),
+    Column("case", "المرجع", whole=True, shown=lambda callback: callback.get("case") or "—"),
+    Column("phone_number", "المتصل", whole=True),
+    Column("agent", "الموظف", shown=lambda callback: callback.get("agent") or "—"),
+    Column("status", "الحالة"),
+    Column("due_from", "الموعد", whole=True, shown=when("due_from")),
+    Column("attempts", "محاولات"),
+)
+
+
 @callbacks_app.command("list")
 def callbacks_list(
     mine: Annotated[bool, typer.Option("--mine", help="Only the callbacks you hold.")] = False,
+    limit: LimitOption = 50,
+    every: AllOption = False,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Open callbacks (and those that need a written follow-up), due first."""
     server_api = api()
-    rows: list[dict[str, Any]] = server_api.get("/callbacks", {"mine": mine})
-    if as_json:
-        emit_json(rows)
+    listing = fetch_listing("/callbacks", "callbacks", {"mine": mine}, limit=limit, every=every)
+    if as_json or as_csv:
+        show_listing(listing, CALLBACK_COLUMNS, empty="", as_json=as_json, as_csv=as_csv)
         return
     show_reminder(server_api)
-    headers = ("رقم", "المرجع", "المتصل", "الموظف", "الحالة", "الموعد", "محاولات")
-    listing = table(*(visual(h) for h in headers))
-    cells = [
-        (
-            str(callback["id"]),
-            callback.get("case") or "—",
-            callback.get("phone_number") or "",
-            callback.get("agent") or "—",
-            visual(callback.get("status_label_ar") or callback.get("status") or ""),
-            local_time(callback.get("due_from"), short=True),
-            str(callback.get("attempts", "")),
-        )
-        for callback in rows
-    ]
-    # The reference and the caller's number are never cut: the other columns give way.
-    for column in (1, 2):
-        listing.columns[column].min_width = max((len(row[column]) for row in cells), default=0)
-    for row in cells:
-        listing.add_row(*row)
-    out().print(listing)
+    show_listing(listing, CALLBACK_COLUMNS, empty="لا توجد معاودات اتصال (no callbacks)")
 
 
 def idle_lines(offer: dict[str, Any]) -> list[str]:
@@ -1865,6 +1864,26 @@ def callbacks_dial(
         )
 
 
+def health_text(item: dict[str, Any]) -> str:
+    if item.get("stopped_at") is not None:
+        return f"متوقف (stopped at {local_time(item['stopped_at'], short=True)})"
+    return "يعمل (ok)" if item.get("healthy") else "صامت (silent)"
+
+
+COMPONENT_COLUMNS = (
+    Column("component", "المكوّن"),
+    Column("instance", "النسخة"),
+    Column("seen_seconds_ago", "آخر ظهور", shown=lambda item: f"{item['seen_seconds_ago']:.0f}s"),
+    Column("healthy", "الصحة", shown=health_text),
+    Column(
+        "state",
+        "الحالة",
+        text=True,
+        shown=lambda item: ", ".join(f"{k}={v}" for k, v in (item.get("state") or {}).items()),
+    ),
+)
+
+
 @app.command("status")
 def status(as_json: JsonOption = False) -> None:
     """Live calls, the transcription queue, callbacks due and the health of each component."""
@@ -1872,25 +1891,11 @@ def status(as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(figures)
         return
-    components = figures.get("components") or []
-    if components:
-        listing = table("component", "instance", "seen", "health", "state")
-        for item in components:
-            if item.get("stopped_at") is not None:
-                health = styled(f"stopped at {local_time(item['stopped_at'])}")
-            else:
-                health = styled(("ok", "green") if item.get("healthy") else ("silent", "red"))
-            state = ", ".join(f"{k}={v}" for k, v in (item.get("state") or {}).items())
-            listing.add_row(
-                item["component"],
-                item["instance"],
-                f"{item['seen_seconds_ago']:.0f}s ago",
-                health,
-                state,
-            )
-        out().print(listing)
-    else:
-        say("no component has reported yet (is `hotline serve` running?)")
+    show_listing(
+        Listing(figures.get("components") or []),
+        COMPONENT_COLUMNS,
+        empty="لم يبلّغ أي مكوّن بعد (no component has reported yet: is `hotline serve` running?)",
+    )
     oldest = figures.get("oldest_queued_seconds")
     say(
         f"live calls {figures['live_calls']} · transcription queue {figures['queue_depth']} "
@@ -1901,29 +1906,34 @@ def status(as_json: JsonOption = False) -> None:
     )
 
 
+CALL_COLUMNS = (
+    Column("caller_number", "المتصل", whole=True),
+    Column("started_at", "البداية", whole=True, shown=when("started_at")),
+    Column("duration_seconds", "المدة", shown=seconds_text),
+    Column("status", "الحالة"),
+    Column("case", "المرجع", whole=True),
+    Column("linkedid", "المكالمة"),
+    Column(
+        "recording_path",
+        "التسجيل",
+        path=True,
+        shown=lambda call: Path(call["recording_path"]).name if call.get("recording_path") else "",
+    ),
+)
+
+
 @calls_app.command("list")
 def calls_list(
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many calls.")] = 50,
+    limit: LimitOption = 50,
+    every: AllOption = False,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Recent calls to the hotline, newest first (supervisors, QA, admins; audited)."""
-    rows: list[dict[str, Any]] = api().get("/calls", {"limit": limit})
-    if as_json:
-        emit_json(rows)
-        return
-    listing = table("linkedid", "caller", "started", "duration", "status", "case", "recording")
-    for call in rows:
-        seconds = call.get("duration_seconds")
-        listing.add_row(
-            call["linkedid"],
-            call.get("caller_number") or "",
-            local_time(call.get("started_at") or call.get("ended_at"), short=True),
-            "" if seconds is None else f"{seconds:.0f}s",
-            call.get("status") or "",
-            call.get("case") or "",
-            Path(call["recording_path"]).name if call.get("recording_path") else "",
-        )
-    out().print(listing)
+    listing = fetch_listing("/calls", "calls", {}, limit=limit, every=every)
+    show_listing(
+        listing, CALL_COLUMNS, empty="لا توجد مكالمات (no calls)", as_json=as_json, as_csv=as_csv
+    )
 
 
 # --- operator: the long-running processes and the site's files ------------------------------------
@@ -2059,6 +2069,17 @@ def asterisk_config() -> None:
 # --- QA, recordings and the audit log -------------------------------------------------------------
 
 
+VERIFY_PROBLEMS = {"changed": "معدّل", "missing": "مفقود", "unexpected": "غير متوقع"}
+VERIFY_COLUMNS = (
+    Column("problem", "المشكلة"),
+    Column("recording_id", "التسجيل", whole=True),
+    Column("case_reference", "المرجع", whole=True),
+    # A path is cut in its folders: the file's name is what people look for.
+    Column("path", "الملف", path=True),
+    Column("note", "ملاحظة"),
+)
+
+
 @qa_app.command("verify")
 def qa_verify(
     since: Annotated[
@@ -2073,18 +2094,15 @@ def qa_verify(
         emit_json(result)
     else:
         say(f"recordings checked: {result['checked']}")
-        labels = {"changed": "معدّل", "missing": "مفقود", "unexpected": "غير متوقع"}
-        listing = table(*(visual(h) for h in ("المشكلة", "التسجيل", "المرجع")))
-        listing.add_column("path / note")
-        for kind, label in labels.items():
-            for item in result.get(kind) or []:
-                listing.add_row(
-                    visual(f"{label} · {kind}"),
-                    "" if item.get("recording_id") is None else str(item["recording_id"]),
-                    item.get("case_reference") or "",
-                    f"{item.get('path') or ''} {item.get('note') or ''}".strip(),
-                )
-        out().print(listing if not result["intact"] else styled(("all recordings intact", "green")))
+        problems = [
+            item | {"problem": label}
+            for kind, label in VERIFY_PROBLEMS.items()
+            for item in result.get(kind) or []
+        ]
+        if result["intact"]:
+            out().print(styled(("all recordings intact", "green")))
+        else:
+            show_listing(Listing(problems), VERIFY_COLUMNS, empty="")
     if not result["intact"]:
         raise typer.Exit(ExitCode.REFUSED)
 
@@ -2098,6 +2116,15 @@ EXCLUDED = {
     "reviewed": "قيّمته من قبل (scored by you before)",
     "drawn_before": "سُحب لك في عينة سابقة (drawn for you in an earlier sample)",
 }
+
+
+SAMPLE_COLUMNS = (
+    Column("recording", "التسجيل", whole=True),
+    Column("agent", "الموظف"),
+    Column("stratum", "الفئة"),
+    Column("case", "المرجع", whole=True),
+    Column("recorded_at", "التاريخ", whole=True, shown=when("recorded_at")),
+)
 
 
 @qa_app.command("sample")
@@ -2128,16 +2155,7 @@ def qa_sample(
     if as_json:
         emit_json(sample)
         return
-    listing = table(*(visual(h) for h in ("التسجيل", "الموظف", "الفئة", "المرجع", "التاريخ")))
-    for item in sample["recordings"]:
-        listing.add_row(
-            str(item["recording"]),
-            item.get("agent") or "",
-            item.get("stratum") or "",
-            item.get("case") or "",
-            local_time(item.get("recorded_at"), short=True),
-        )
-    out().print(listing)
+    show_listing(Listing(sample["recordings"]), SAMPLE_COLUMNS, empty="لا تسجيلات (no recordings)")
     period_said = f"{local_time(sample['since'])} – {local_time(sample['until'])}"
     repeated = " (a repeat of this seed: same period)" if sample.get("repeated") else ""
     say(
@@ -2148,7 +2166,7 @@ def qa_sample(
     if not left_out:
         say(visual("لم يُستبعد شيء (nothing left out)"))
     for why, count in left_out.items():
-        say(f"{visual('مستبعد (left out)')}: {count} · {visual(EXCLUDED.get(why, why))}")
+        say(visual(f"مستبعد (left out): {count} · {EXCLUDED.get(why, why)}"))
 
 
 def ask_answer(criterion: dict[str, Any]) -> str:
@@ -2204,16 +2222,19 @@ def show_score_context(context: dict[str, Any]) -> None:
         ("التسجيل (recording)", str(context["recording"])),
         ("الموظف (agent)", agent),
         ("المرجع (case)", context.get("case") or "—"),
-        ("النوع (kind)", visual(kinds.get(context["kind"], context["kind"]))),
+        ("النوع (kind)", kinds.get(context["kind"], context["kind"])),
         ("المدة (duration)", duration(context.get("duration_seconds"))),
         ("التاريخ (recorded)", local_time(context.get("recorded_at"))),
     )
     for label, value in rows:
-        say(f"{visual(label)}: {value}")
+        # The whole line reordered at once: reordered apart, the colon leaves its label.
+        say(visual(f"{label}: {value}"))
     for version in context["versions"]:
         say(
-            f"{visual('تقييم سابق (scored before)')}: v{version['version']} "
-            f"{version['reviewer']} {local_time(version['at'])} {version['total'] or 0:.1f}%"
+            visual(
+                f"تقييم سابق (scored before): v{version['version']} "
+                f"{version['reviewer']} {local_time(version['at'])} {version['total'] or 0:.1f}%"
+            )
         )
 
 
@@ -2283,38 +2304,21 @@ def qa_report_command(
     def number(value: float | None) -> str:
         return "—" if value is None else f"{value:.2f}"
 
-    agents = table(*(visual(h) for h in ("الموظف", "المراجعات", "المجموع %")))
-    for row in figures["per_agent"]:
-        agents.add_row(row["agent"], str(row["reviews"]), number(row["total"]))
-    out().print(agents)
-    criteria = table(*(visual(h) for h in ("المعيار", "الوزن", "المقياس", "المتوسط", "%")))
-    for item in figures["per_criterion"]:
-        criteria.add_row(
-            visual(f"{item['label_ar']} · {item['code']}"),
-            f"{item['weight']:g}",
-            item["scale"],
-            number(item["mean"]),
-            number(item["percent"]),
-        )
-    out().print(criteria)
+    agents = (
+        Column("agent", "الموظف"),
+        Column("reviews", "المراجعات"),
+        Column("total", "المجموع %", shown=lambda row: number(row["total"])),
+    )
+    show_listing(Listing(figures["per_agent"]), agents, empty="لا مراجعات (no reviews)")
+    criteria = (
+        Column("label_ar", "المعيار"),
+        Column("weight", "الوزن", shown=lambda item: f"{item['weight']:g}"),
+        Column("scale", "المقياس"),
+        Column("mean", "المتوسط", shown=lambda item: number(item["mean"])),
+        Column("percent", "%", shown=lambda item: number(item["percent"])),
+    )
+    show_listing(Listing(figures["per_criterion"]), criteria, empty="")
     say(f"reviews {figures['reviews']}, weighted total {number(figures['total'])}%")
-
-
-def recording_table(recordings: list[dict[str, Any]], mode: str) -> Table:
-    listing = table(*(visual(h) for h in ("رقم", "الشكوى", "النوع", "الموظف", "المدة", "التاريخ")))
-    unwrapped(listing)
-    for item in recordings:
-        seconds = item.get("duration_seconds")
-        deleted = " (deleted)" if item.get("deleted_at") else ""
-        listing.add_row(
-            str(item["id"]),
-            item.get("case") or "-",
-            terminal.visual(RECORDING_KINDS.get(item["kind"], item["kind"]), mode),
-            item.get("agent") or "-",
-            "" if seconds is None else f"{seconds:.0f}s",
-            local_time(item.get("created_at"), short=True) + deleted,
-        )
-    return listing
 
 
 @recordings_app.command("list")
@@ -2322,23 +2326,21 @@ def recordings_list(
     case: Annotated[
         str | None, typer.Option("--case", metavar="REF", help="Only this case's recordings.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
+    limit: LimitOption = 100,
+    every: AllOption = False,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
     """Recordings you may hear, newest first, with the ids `recordings play` takes (agents:
     their own cases'; the listing is audited)."""
-    recordings: list[dict[str, Any]] = api().get("/recordings", {"case": case, "limit": limit})
-    if as_json:
-        emit_json(recordings)
-        return
-    if as_csv:
-        emit_csv(recordings)
-        return
-    if not recordings:
-        say(visual("لا توجد تسجيلات (no recordings)"))
-        return
-    out().print(recording_table(recordings, bidi()))
+    listing = fetch_listing("/recordings", "recordings", {"case": case}, limit=limit, every=every)
+    show_listing(
+        listing,
+        RECORDING_COLUMNS,
+        empty="لا توجد تسجيلات (no recordings)",
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 def report_playback(server_api: ApiClient, recording: int, reason: str, error: str | None) -> None:
@@ -2367,7 +2369,7 @@ def recordings_play(
         played = play(player, copy.path)
     report_playback(server_api, recording, reason, played.error)
     if played.error is not None:
-        fail(f"{visual('لم يُشغَّل التسجيل (not played)')}: {played.error}")
+        fail(visual(f"لم يُشغَّل التسجيل (not played): {played.error}"))
 
 
 @recordings_app.command("export")
@@ -2382,6 +2384,16 @@ def recordings_export(
     say(f"recording {recording} exported to {copy.path}")
 
 
+RETENTION_COLUMNS = (
+    Column("recording_id", "التسجيل", whole=True),
+    Column("case_reference", "المرجع", whole=True),
+    Column("due", "الموعد", whole=True, shown=when("due")),
+    Column("deleted", "حُذف", shown=lambda item: "نعم" if item.get("deleted") else "لا"),
+    Column("error", "خطأ", text=True),
+    Column("path", "الملف", path=True),
+)
+
+
 @recordings_app.command("retention")
 def recordings_retention(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List only; delete nothing.")] = False,
@@ -2394,16 +2406,7 @@ def recordings_retention(
     elif not expired:
         say(visual("لا توجد تسجيلات منتهية الاحتفاظ (nothing past retention)"))
     else:
-        listing = table("recording", "case", "due", "deleted", "path / error")
-        for item in expired:
-            listing.add_row(
-                str(item["recording_id"]),
-                item.get("case_reference") or "",
-                local_time(item.get("due")),
-                "yes" if item.get("deleted") else "no",
-                item.get("error") or item.get("path") or "",
-            )
-        out().print(listing)
+        show_listing(Listing(expired), RETENTION_COLUMNS, empty="")
         verb = "would be deleted" if dry_run else "deleted"
         count = sum(1 for item in expired if item.get("deleted") or dry_run)
         say(f"{count} recordings {verb}")
@@ -2446,6 +2449,45 @@ def audit_summary(chain: dict[str, Any]) -> str:
     return f"{entries}; {signed}{tail}"
 
 
+# The detail keys people read most, named in Arabic first (the others as they are stored).
+DETAIL_LABELS = {
+    "rows": "الصفوف (rows)",
+    "reason": "السبب (reason)",
+    "from": "من (from)",
+    "to": "إلى (to)",
+    "status": "الحالة (status)",
+    "level": "المستوى (level)",
+    "case": "الشكوى (case)",
+    "mine": "الخاصة بي (mine)",
+}
+
+
+def detail_pairs(detail: Any) -> str:
+    """An audit entry's detail as "key: value" pairs, not JSON."""
+    if not isinstance(detail, dict):
+        return "" if detail is None else str(detail)
+
+    def value(item: Any) -> str:
+        return ", ".join(map(str, item)) if isinstance(item, list) else str(item)
+
+    return "؛ ".join(f"{DETAIL_LABELS.get(k, k)}: {value(v)}" for k, v in detail.items())
+
+
+AUDIT_COLUMNS = (
+    Column("id", "رقم", whole=True),
+    Column("at", "الوقت", whole=True, shown=when("at")),
+    Column("actor", "بواسطة"),
+    Column("action", "الإجراء"),
+    Column(
+        "object_type",
+        "الهدف",
+        shown=lambda event: f"{event.get('object_type') or ''} {event.get('object_id') or ''}",
+    ),
+    Column("allowed", "سُمح", shown=lambda event: "نعم" if event.get("allowed") else "لا"),
+    Column("detail", "التفاصيل", text=True, shown=lambda event: detail_pairs(event.get("detail"))),
+)
+
+
 @audit_app.command("list")
 def audit_list(
     since: Annotated[str | None, typer.Option(metavar="DATE", help="From this date (ISO).")] = None,
@@ -2453,28 +2495,17 @@ def audit_list(
         str | None,
         typer.Option(metavar="TYPE", help="case, recording, call, callback, agent, audit…"),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many entries.")] = 100,
+    limit: LimitOption = 100,
+    every: AllOption = False,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """The audit log, newest first (supervisors and admins)."""
-    query = {"since": since, "object_type": object_type, "limit": limit}
-    events: list[dict[str, Any]] = api().get("/audit", query)
-    if as_json:
-        emit_json(events)
-        return
-    listing = table("id", "at", "actor", "action", "object", "ok", "detail")
-    for event in events:
-        detail = json_text(event.get("detail"))
-        listing.add_row(
-            str(event["id"]),
-            local_time(event.get("at"), short=True),
-            event.get("actor") or "",
-            event.get("action") or "",
-            f"{event.get('object_type') or ''} {event.get('object_id') or ''}".strip(),
-            "yes" if event.get("allowed") else styled(("no", "red")),
-            terminal.cell(detail, 30, bidi()),
-        )
-    out().print(listing)
+    query = {"since": since, "object_type": object_type}
+    listing = fetch_listing("/audit", "events", query, limit=limit, every=every)
+    show_listing(
+        listing, AUDIT_COLUMNS, empty="لا توجد قيود (no entries)", as_json=as_json, as_csv=as_csv
+    )
 
 
 @app.command("demo")
@@ -2521,24 +2552,18 @@ def demo(
     say("demo stopped")
 
 
+DEMO_COLUMNS = (
+    Column("reference", "المرجع", whole=True),
+    Column("caller_number", "المتصل", whole=True),
+    Column("draft_state", "الحالة"),
+    Column("draft_text", "المسودة", text=True),
+)
+
+
 def show_demo_cases(result: DemoResult) -> None:
-    mode = bidi()
-    width = max(out().width - 45, 20)
-    headers = ("المرجع", "المتصل", "الحالة", "المسودة")
-    listing = table(
-        *(terminal.visual(h, mode) for h in headers),
-        title=terminal.visual("الشكاوى المسجلة", mode),
-    )
-    for column in listing.columns:
-        column.no_wrap = True
-    for case in result.cases:
-        listing.add_row(
-            case.reference,
-            case.caller_number or "",
-            case.draft_state,
-            terminal.cell(case.draft_text, width, mode),
-        )
-    out().print(listing)
+    say(visual("الشكاوى المسجلة (the registered complaints)"))
+    rows = [dataclasses.asdict(case) for case in result.cases]
+    show_listing(Listing(rows), DEMO_COLUMNS, empty="لا شكاوى (no cases)")
     out().print(f"{len(result.cases)} calls from first ring to draft in {result.seconds:.0f} s")
 
 

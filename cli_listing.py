@@ -42,6 +42,8 @@ class Column:
     whole: bool = False
     # Free text: wrapped into what is left of the width.
     text: bool = False
+    # A file's path: cut in its folders, never in the file's name (the part people look for).
+    path: bool = False
     # The value as shown; by default the row's Arabic label for the key, else its value.
     shown: Callable[[Row], str] | None = None
 
@@ -78,6 +80,19 @@ def cut(text: str, width: int) -> str:
     return kept + CUT_MARK
 
 
+def cut_path(text: str, width: int) -> str:
+    """A path cut to ``width`` columns from its middle: its start and its file name kept as
+    long as they fit, the folders between given up first."""
+    if display_width(text) <= width:
+        return text
+    head, sep, name = text.rpartition("/")
+    if not sep or display_width(name) + 2 > width:
+        # The file name alone is too wide: keep its end (the extension and the distinct part).
+        return CUT_MARK + name[-(width - 1) :] if width > 1 else CUT_MARK
+    room = width - display_width(name) - 2  # the mark and the slash before the name
+    return f"{head[:room]}{CUT_MARK}/{name}"
+
+
 def wrap(text: str, width: int, lines: int) -> list[str]:
     """``text`` wrapped in logical order to ``width`` columns (by display width: textwrap
     counts a mark as a column), at most ``lines`` lines, the last cut."""
@@ -111,8 +126,14 @@ def widths(columns: Sequence[Column], cells: list[list[str]], width: int) -> lis
     def left_for_text() -> int:
         return free - sum(chosen[i] for i in range(len(columns)) if i not in texts)
 
-    # Narrow the widest flexible column first, down to its header, until the text has room.
-    while texts and left_for_text() < MIN_TEXT * len(texts):
+    def crowded() -> bool:
+        if texts:
+            return left_for_text() < MIN_TEXT * len(texts)
+        return sum(chosen) > free
+
+    # Narrow the widest flexible column first, down to its header, until the text has room
+    # (or, with no text, until the row fits).
+    while crowded():
         narrowable = [i for i in flexible if chosen[i] > display_width(columns[i].header)]
         if not narrowable:
             break
@@ -127,6 +148,8 @@ def _cell_lines(column: Column, value: str, width: int) -> list[str]:
     flat = " ".join(inert(value, multiline=True).split())
     if column.text:
         return wrap(flat, width, TEXT_LINES)
+    if column.path:
+        return [cut_path(flat, width)]
     return [flat if column.whole else cut(flat, width)]
 
 
@@ -166,6 +189,12 @@ def table_lines(
     return lines
 
 
-def more_line(more: int) -> str:
-    """Said under a listing the server cut: how many more there are, and how to see them."""
-    return f"و{more} غيرها (and {more} more: --limit N or --all)"
+def more_line(more: int, exact: bool = True, after: str | None = None) -> str:
+    """Said under a listing the server cut: how many more there are (``exact`` False: at least
+    that many), and how to see them (``after``: the --after value of the next page, for
+    listings paged by a key)."""
+    count = f"{more:,}" if exact else f"{more:,}+"
+    see = (
+        f"--after {after} for the next page, --all for every one" if after else "--limit N or --all"
+    )
+    return f"و{count} أخرى ({count} more: {see})"

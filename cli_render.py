@@ -33,8 +33,11 @@ def has_rtl(text: str) -> bool:
     return bool(_RTL.search(text))
 
 
-# A bracketed run with no Arabic in it, e.g. "(no cases)"; or an escape inert() wrote.
-_LATIN_IN_BRACKETS = re.compile(r"\([^()\u0600-\u06FF]*\)|\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|n|r)")
+# A bracketed run with no Arabic in it, e.g. "(no cases)"; an escape inert() wrote; or an
+# international number, whose "+" the bidi rules would move to its end beside Arabic.
+_LATIN_IN_BRACKETS = re.compile(
+    r"\([^()\u0600-\u06FF]*\)|\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|n|r)|\+\d+"
+)
 _ISOLATES = str.maketrans("", "", "\u2066\u2067\u2068\u2069")
 
 
@@ -77,16 +80,6 @@ def visual_lines(text: str, width: int, mode: str = "visual") -> list[str]:
         wrapped = textwrap.wrap(paragraph, width=max(width, 10)) or [""]
         lines.extend(visual(line, mode) for line in wrapped)
     return lines
-
-
-def cell(text: str | None, width: int, mode: str = "visual") -> str:
-    """A table cell: cut in logical order (so an Arabic sentence keeps its beginning)."""
-    if not text:
-        return ""
-    flat = " ".join(inert(text, multiline=True).split())
-    if len(flat) > width:
-        flat = flat[: max(width - 1, 1)] + "…"
-    return visual(flat, mode)
 
 
 def highlighted_lines(

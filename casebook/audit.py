@@ -56,6 +56,7 @@ from casebook.clock import ensure_aware, utcnow
 from casebook.errors import AccessDenied
 from casebook.limits import check_row, fitted_json
 from casebook.models import AuditCheckpoint, AuditEvent
+from casebook.paging import Page, take_page
 from casebook.settings import CasebookConfig
 
 log = logging.getLogger(__name__)
@@ -313,19 +314,19 @@ def list_events(
     since: datetime | None = None,
     object_type: str | None = None,
     object_id: str | None = None,
-    limit: int = 100,
-) -> list[AuditEvent]:
+    limit: int | None = 100,
+) -> Page[AuditEvent]:
     _require_audit_reader(actor, "audit.list")
-    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc())
     if since is not None:
         query = query.where(AuditEvent.at >= ensure_aware(since))
     if object_type is not None:
         query = query.where(AuditEvent.object_type == object_type)
     if object_id is not None:
         query = query.where(AuditEvent.object_id == object_id)
-    events = list(session.exec(query))
-    record(session, actor, "audit.list", "audit", None, {"rows": len(events)})
-    return events
+    page = take_page(session, query, limit)
+    record(session, actor, "audit.list", "audit", None, {"rows": len(page.items)})
+    return page
 
 
 def _require_audit_reader(actor: Actor, action: str) -> None:

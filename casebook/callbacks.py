@@ -47,6 +47,7 @@ from casebook.models import (
     Case,
     Role,
 )
+from casebook.paging import Page, take_page
 from casebook.phone import dialable
 from casebook.settings import WEEKDAYS, BusinessHours, CallbackSettings, CasebookConfig
 
@@ -55,16 +56,6 @@ _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
 # Any constant shared by every scheduler of the site: one assignment run at a time.
 _PG_ASSIGNMENT_LOCK = 15655
 NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-# Arabic names for people; the stored value stays the English code.
-STATUS_LABELS_AR: dict[CallbackStatus, str] = {
-    CallbackStatus.PENDING: "غير مسندة",
-    CallbackStatus.ASSIGNED: "مسندة",
-    CallbackStatus.DONE: "تمت",
-    CallbackStatus.WRITTEN: "متابعة كتابية",
-    CallbackStatus.CANCELLED: "ملغاة",
-}
 
 
 def _new_callback(
@@ -620,8 +611,8 @@ def list_callbacks(
     *,
     mine: bool,
     statuses: tuple[str, ...] = (*OPEN_CALLBACK_STATUSES, CallbackStatus.WRITTEN.value),
-    limit: int = 100,
-) -> list[Callback]:
+    limit: int | None = 100,
+) -> Page[Callback]:
     """An agent sees their own callbacks; supervisors see all, including those that need a
     written follow-up. Customer numbers are personal data: the listing is audited."""
     query = select(Callback).where(col(Callback.status).in_(statuses))
@@ -629,13 +620,11 @@ def list_callbacks(
         if actor.agent_id is None:
             raise CasebookError(f"{actor.username} holds no callbacks")
         query = query.where(Callback.assigned_agent_id == actor.agent_id)
-    callbacks = list(
-        session.exec(query.order_by(col(Callback.due_from), col(Callback.id)).limit(limit))
-    )
+    page = take_page(session, query.order_by(col(Callback.due_from), col(Callback.id)), limit)
     audit.record(
-        session, actor, "callback.list", "callback", None, {"rows": len(callbacks), "mine": mine}
+        session, actor, "callback.list", "callback", None, {"rows": len(page.items), "mine": mine}
     )
-    return callbacks
+    return page
 
 
 class Idle(StrEnum):

@@ -17,6 +17,7 @@ from casebook.batch import chunked, execute_many, ids_by, insert_rows, with_defa
 from casebook.callbacks import request_abandoned_callbacks
 from casebook.limits import check_row
 from casebook.models import Call, Case
+from casebook.paging import Page, take_page
 from casebook.phone import normalise
 from casebook.reference import InvalidReference, normalise_reference
 from casebook.settings import CasebookConfig, PhoneSettings
@@ -434,18 +435,16 @@ def close_vanished_calls(
     return record_calls(session, settings, facts)
 
 
-def list_calls(session: Session, actor: Actor, *, limit: int = 50) -> list[Call]:
+def list_calls(session: Session, actor: Actor, *, limit: int | None = 50) -> Page[Call]:
     """Recent calls, newest first; caller numbers are personal data, so staff who see all cases
     see all calls and the listing is audited."""
     if not (actor.is_system or actor.can("see_all_cases")):
         raise audit.denial(actor, "call.list", "call", None, f"{actor.username} may not list calls")
-    calls = list(
-        session.exec(
-            select(Call).order_by(col(Call.ended_at).desc(), col(Call.id).desc()).limit(limit)
-        )
+    page = take_page(
+        session, select(Call).order_by(col(Call.ended_at).desc(), col(Call.id).desc()), limit
     )
-    audit.record(session, actor, "call.list", "call", None, {"rows": len(calls)})
-    return calls
+    audit.record(session, actor, "call.list", "call", None, {"rows": len(page.items)})
+    return page
 
 
 def case_reference(session: Session, call: Call) -> str | None:

@@ -83,6 +83,15 @@ FIELD_ENUMS: dict[tuple[type[SQLModel], str], type[StrEnum]] = {
 }
 
 
+def is_coded(model: type[SQLModel], field: str) -> bool:
+    """Whether ``model.field`` holds a code that has an Arabic name."""
+    return (
+        field in ("category", "department")
+        or (model is Agent and field == "roles")
+        or (model, field) in FIELD_ENUMS
+    )
+
+
 def label_ar(config: CasebookConfig, model: type[SQLModel], field: str, value: Any) -> str | None:
     """The Arabic name of ``value`` stored in ``model.field``; None when it is not a code."""
     if value is None:
@@ -108,3 +117,7 @@ def labels_ar(
         if label is not None:
             named[f"{field}_label_ar"] = label
     return named
+
+
+# A call's state is worked out, not stored (casebook.call_status), and shown beside the others.
+CALL_STATUS_LABELS_AR = {"live": "جارية", "abandoned": "متروكة", "complete": "مكتملة"}

@@ -17,6 +17,7 @@ from casebook.batch import chunked
 from casebook.cases import load_for
 from casebook.errors import NotFound
 from casebook.models import Call, Callback, Case, Recording, RecordingKind
+from casebook.paging import Page, take_page
 
 
 def ivr_only(recording: Recording) -> bool:
@@ -104,8 +105,8 @@ def _of_case(case_ids: list[int | None] | SelectOfScalar[int | None]) -> ColumnE
 
 
 def list_recordings(
-    session: Session, actor: Actor, *, reference: str | None = None, limit: int = 100
-) -> list[Listed]:
+    session: Session, actor: Actor, *, reference: str | None = None, limit: int | None = 100
+) -> Page[Listed]:
     """The recordings the actor may hear (``Actor.may_play``: the same rule as playing), newest
     first; with ``reference``, that case's (the actor must be concerned by the case). The
     listing is audited with the recordings shown."""
@@ -118,12 +119,15 @@ def list_recordings(
     if not actor.can("play_recordings"):
         # Narrowed in SQL to the actor's own cases; may_play below is the rule itself.
         if actor.agent_id is None:
-            return []
+            return Page([])
         query = query.where(
             _of_case(select(col(Case.id)).where(Case.assigned_agent_id == actor.agent_id))
         )
+    # The SQL above narrows to what may_play allows, so the count of the rest is of recordings
+    # the actor may hear; may_play below is the rule itself, checked on every one shown.
+    page = take_page(session, query, limit)
     shown: list[tuple[Recording, Owner]] = []
-    for recording in session.exec(query.limit(limit)):
+    for recording in page.items:
         owner = owner_of(session, recording)
         if actor.may_play(owner.case):
             shown.append((recording, owner))
@@ -150,4 +154,4 @@ def list_recordings(
             "limit": limit,
         },
     )
-    return listed
+    return Page(listed, page.more, page.more_exact)

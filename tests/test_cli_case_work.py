@@ -118,7 +118,7 @@ def test_cases_show_tells_the_story_with_user_names(site: Site) -> None:
     for part in ("history", "follow-ups", "callbacks", "recordings", "resolution summary"):
         assert part in shown, part
     assert "close reason" in shown and "hala" in shown and "salem" in shown
-    assert f"{recording.id} " in shown and "agent call" in shown
+    assert f"{recording.id} " in shown and "مكالمة" in shown  # the kind by its Arabic name
     story = json.loads(salem.ok("cases", "show", reference, "--json").stdout)
     assert story["assigned_to"] == "hala"
     assert story["resolution_summary"] == "أعيد المبلغ للعميل"  # logical order for scripts
@@ -141,7 +141,7 @@ def test_recordings_list_shows_what_you_may_play(site: Site) -> None:
     row = next(r for r in rows if r["id"] == mine.id)
     assert (row["case"], row["kind"], row["agent"]) == (reference, "call", "omar")
     listed = omar.ok("recordings", "list", "--case", str(reference)).stdout
-    assert str(reference) in listed and "agent call" in listed
+    assert str(reference) in listed and "مكالمة" in listed
     everything = json.loads(site.people["salem"].ok("recordings", "list", "--json").stdout)
     assert {mine.id, other.id} <= {r["id"] for r in everything}
     assert omar.ok("recordings", "list", "--csv").stdout.startswith("id,kind,")

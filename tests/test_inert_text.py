@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cli_render import cell, highlighted_lines, visual, visual_lines
+from cli_listing import Column, table_lines
+from cli_render import highlighted_lines, visual, visual_lines
 from inert_text import inert, json_text
 
 ACTIVE = (
@@ -117,7 +118,10 @@ def test_every_cli_render_edge_is_inert() -> None:
     hostile = "شكوى [/x]\x1b]0;title\x07\n\x1b[2J\u202e عاجلة"
     for mode in ("visual", "logical"):
         assert acts_on_a_terminal(visual(hostile, mode)) == []
-        assert acts_on_a_terminal(cell(hostile, 80, mode)) == []
+        listed = table_lines(
+            [Column("text", "ن", text=True)], [{"text": hostile}], width=80, mode=mode
+        )
+        assert all(acts_on_a_terminal(line) == [] for line in listed)
         for line in visual_lines(hostile, 12, mode):
             assert acts_on_a_terminal(line) == []
         words = [(word, index % 2 == 0) for index, word in enumerate(hostile.split(" "))]

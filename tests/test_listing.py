@@ -7,7 +7,17 @@ import unicodedata
 
 import pytest
 
-from cli_listing import Column, cut, display_width, more_line, table_lines, widths
+from cli_listing import (
+    CUT_MARK,
+    Column,
+    cut,
+    cut_path,
+    display_width,
+    more_line,
+    table_lines,
+    widths,
+)
+from cli_render import visual
 
 COMPLAINT = "ما زال الانقطاع مستمراً منذ ثلاثة أيام ولم يتصل بي أحد من الشركة حتى الآن"
 COLUMNS = (
@@ -91,3 +101,25 @@ def test_cut_marks_what_it_cuts(text: str, width: int, expected: str) -> None:
 def test_marks_take_no_column_and_the_more_line_says_how_to_see_the_rest() -> None:
     assert display_width("يومياً") == 5
     assert "12 more" in more_line(12) and "--all" in more_line(12)
+
+
+def test_a_path_is_cut_in_its_folders_keeping_the_file_name() -> None:
+    """The defect "qa verify cuts the file name instead of the folder"."""
+    path = "/var/spool/asterisk/monitor/2026/11/30/hotline-1732964112.5.wav"
+    shown = cut_path(path, 30)
+    assert shown.endswith("/hotline-1732964112.5.wav") and display_width(shown) == 30
+    assert shown.startswith("/var") and CUT_MARK in shown
+    columns = (Column("id", "رقم", whole=True), Column("path", "الملف", path=True))
+    (_, _, row) = table_lines(columns, [{"id": 7, "path": path}], width=30, mode="logical")
+    assert row.endswith(" …hotline-1732964112.5.wav")  # too narrow for a folder: the name
+
+
+def test_an_international_number_keeps_its_plus_beside_arabic() -> None:
+    assert visual("المتصل: +218912345678", "visual").startswith("+218912345678 :")
+
+
+def test_a_crowded_listing_without_free_text_narrows_its_cuttable_columns() -> None:
+    columns = (Column("number", "المتصل", whole=True), Column("note", "ملاحظة"))
+    rows = [{"number": "+218912345678", "note": "x" * 200}]
+    lines = table_lines(columns, rows, width=40, mode="logical")
+    assert all(display_width(line) <= 40 for line in lines) and "+218912345678" in lines[2]

@@ -63,13 +63,14 @@ from casebook.errors import (
     Taken,
 )
 from casebook.errors import NotFound as CaseNotFound
+from casebook.labels import CALL_STATUS_LABELS_AR, is_coded, label_ar
 from casebook.models import (
     Agent,
     Callback,
-    CallbackStatus,
     Case,
     CaseStatus,
     ContactMethod,
+    FollowUp,
     Priority,
 )
 from casebook.operations import site_status
@@ -188,8 +189,22 @@ def plain(value: Any, zone: ZoneInfo) -> Any:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-def pick(model: SQLModel, fields: tuple[str, ...], zone: ZoneInfo) -> dict[str, Any]:
-    return {name: plain(getattr(model, name), zone) for name in fields}
+def pick(model: SQLModel, fields: tuple[str, ...], site: Site) -> dict[str, Any]:
+    """``fields`` of a stored row as JSON, each coded field with its Arabic name beside it
+    (``<field>_label_ar``, casebook.labels): the one place a row is serialised."""
+    return labelled(
+        type(model), {name: plain(getattr(model, name), site.zone) for name in fields}, site
+    )
+
+
+def labelled(model: type[SQLModel], row: dict[str, Any], site: Site) -> dict[str, Any]:
+    """``row`` (of ``model``, in JSON form) with its coded fields' Arabic names: every coded
+    field has its ``_label_ar`` key, None when it holds nothing."""
+    return row | {
+        f"{field}_label_ar": label_ar(site.settings, model, field, value)
+        for field, value in row.items()
+        if is_coded(model, field)
+    }
 
 
 class InertJSONResponse(JSONResponse):
@@ -278,25 +293,25 @@ AUDIT_FIELDS = (
 )
 
 
-def case_row(case: Case, zone: ZoneInfo) -> dict[str, Any]:
-    row = pick(case, CASE_FIELDS, zone)
-    label = {"status_label_ar": STATUS_LABELS_AR[CaseStatus(case.status)]}
-    return {"reference": row.pop("reference"), "status": row.pop("status")} | label | row
+def case_row(case: Case, site: Site) -> dict[str, Any]:
+    row = pick(case, CASE_FIELDS, site)
+    first = ("reference", "status", "status_label_ar")
+    return {key: row.pop(key) for key in first} | row
 
 
-def recording_row(item: catalogue.Listed, zone: ZoneInfo) -> dict[str, Any]:
-    return pick(item.recording, RECORDING_FIELDS, zone) | {
+def recording_row(item: catalogue.Listed, site: Site) -> dict[str, Any]:
+    return pick(item.recording, RECORDING_FIELDS, site) | {
         "case": item.case_reference,
         "agent": item.agent,
     }
 
 
-def draft_row(case: Case, lease: Lease | None, zone: ZoneInfo) -> dict[str, Any]:
+def draft_row(case: Case, lease: Lease | None, site: Site) -> dict[str, Any]:
     """A draft with who has it open and until when (both None: nobody, or a lease run out)."""
     live = lease if lease is not None and lease.live else None
-    return case_row(case, zone) | {
+    return case_row(case, site) | {
         "leased_to": live.holder if live is not None else None,
-        "leased_until": plain(live.until, zone) if live is not None else None,
+        "leased_until": plain(live.until, site.zone) if live is not None else None,
     }
 
 
@@ -304,20 +319,19 @@ def agent_row(agent: Agent, site: Site) -> dict[str, Any]:
     """An agent as people see them: no shift days means the site's business hours, no capacity
     the site's callbacks.agent_capacity (``effective_capacity``)."""
     effective = agent.capacity or site.settings.callbacks.agent_capacity
-    return pick(agent, AGENT_FIELDS, site.zone) | {
+    return pick(agent, AGENT_FIELDS, site) | {
         "effective_capacity": effective,
         "locked": agent.locked_at is not None,
     }
 
 
-def callback_rows(session: Session, listed: list[Callback], zone: ZoneInfo) -> list[dict[str, Any]]:
+def callback_rows(session: Session, listed: list[Callback], site: Site) -> list[dict[str, Any]]:
     """Each callback with its case's reference and the user name of the agent holding it."""
     references = callback_service.case_references(session, listed)
     agents = callback_service.agent_usernames(session, listed)
     return [
-        pick(callback, CALLBACK_FIELDS, zone)
+        pick(callback, CALLBACK_FIELDS, site)
         | {
-            "status_label_ar": callback_service.STATUS_LABELS_AR[CallbackStatus(callback.status)],
             "case": references.get(callback.id or 0),
             "agent": agents.get(callback.id or 0),
         }
@@ -773,12 +787,18 @@ class FollowUpBody(Change):
     reroute: str | None = None
 
 
-def page_reply(page: Page[Case], zone: ZoneInfo) -> JSONResponse:
-    """A page of cases, with how many more match (``more``; at least that many when
-    ``more_exact`` is false) and the reference to ask the next page ``after``."""
-    rows = [case_row(case, zone) for case in page.items]
+def page_of(key: str, rows: list[dict[str, Any]], page: Page[Any]) -> dict[str, Any]:
+    """Every listing's page: its rows under ``key``, how many more match (``more``; at least
+    that many when ``more_exact`` is false) and, for listings paged by a key, the one to ask
+    the next page ``after`` (None: the rest is had with a larger limit)."""
+    return {key: rows, "more": page.more, "more_exact": page.more_exact, "after": None}
+
+
+def page_reply(page: Page[Case], site: Site) -> JSONResponse:
+    """A page of cases; the next is asked after the last reference shown."""
+    rows = [case_row(case, site) for case in page.items]
     after = rows[-1]["reference"] if rows and page.more else None
-    return reply({"cases": rows, "more": page.more, "more_exact": page.more_exact, "after": after})
+    return reply(page_of("cases", rows, page) | {"after": after})
 
 
 @router.get("/cases")
@@ -816,7 +836,7 @@ def list_cases(
             session, caller.site.settings, actor, query, limit=limit, after=after
         )
     )
-    return page_reply(page, zone)
+    return page_reply(page, caller.site)
 
 
 @router.get("/cases/{reference}")
@@ -826,10 +846,11 @@ def show_case(reference: str, caller: CallerDep) -> JSONResponse:
 
     def read(session: Session, actor: Actor) -> dict[str, Any]:
         story = timeline.case_story(session, actor, reference)
-        heard = catalogue.list_recordings(session, actor, reference=reference)
+        heard = catalogue.list_recordings(session, actor, reference=reference, limit=None).items
         zone = caller.site.zone
         case = story.case
-        return case_row(case, zone) | {
+        site = caller.site
+        return case_row(case, site) | {
             "assigned_to": story.assigned_to,
             "confirmed_by": story.confirmed_by,
             "confirmed_at": plain(case.confirmed_at, zone),
@@ -837,14 +858,10 @@ def show_case(reference: str, caller: CallerDep) -> JSONResponse:
             "resolved_at": plain(case.resolved_at, zone),
             "close_reason": case.close_reason,
             "closed_at": plain(case.closed_at, zone),
-            "history": [
-                plain(step, zone)
-                | {"status_label_ar": step.status and STATUS_LABELS_AR[CaseStatus(step.status)]}
-                for step in story.history
-            ],
-            "followups": plain(story.followups, zone),
-            "callbacks": plain(story.callbacks, zone),
-            "recordings": [recording_row(item, zone) for item in heard],
+            "history": [labelled(Case, plain(step, zone), site) for step in story.history],
+            "followups": [labelled(FollowUp, plain(item, zone), site) for item in story.followups],
+            "callbacks": [labelled(Callback, plain(item, zone), site) for item in story.callbacks],
+            "recordings": [recording_row(item, site) for item in heard],
             "notes": plain(story.notes, zone),
         }
 
@@ -857,7 +874,7 @@ def start_work(reference: str, caller: CallerDep, body: Change | None = None) ->
     case = caller.run(
         lambda session, actor: case_service.start_work(session, actor, reference, seen_version=seen)
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 @router.post("/cases/{reference}/assign")
@@ -867,7 +884,7 @@ def assign_case(reference: str, body: AssignBody, caller: CallerDep) -> JSONResp
             session, actor, reference, to=body.to, seen_version=body.version
         )
     )
-    return reply(case_row(case, caller.site.zone) | {"assigned_to": body.to})
+    return reply(case_row(case, caller.site) | {"assigned_to": body.to})
 
 
 @router.post("/cases/{reference}/reopen")
@@ -877,7 +894,7 @@ def reopen_case(reference: str, body: Reason, caller: CallerDep) -> JSONResponse
             session, actor, reference, reason=body.reason, seen_version=body.version
         )
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 @router.post("/cases/{reference}/notes", status_code=201)
@@ -901,7 +918,7 @@ def resolve_case(reference: str, body: Summary, caller: CallerDep) -> JSONRespon
             seen_version=body.version,
         )
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 @router.post("/cases/{reference}/close")
@@ -914,7 +931,7 @@ def close_case(reference: str, caller: CallerDep, body: CloseBody | None = None)
             session, actor, reference, reason=reason, seen_version=seen
         )
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 @router.post("/cases/{reference}/escalate")
@@ -929,7 +946,7 @@ def escalate_case(reference: str, body: Reason, caller: CallerDep) -> JSONRespon
             seen_version=body.version,
         )
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 @router.post("/cases/{reference}/followups", status_code=201)
@@ -948,7 +965,7 @@ def log_followup(reference: str, body: FollowUpBody, caller: CallerDep) -> JSONR
             seen_version=body.version,
         )
     )
-    return reply(pick(followup, ("id", *FOLLOWUP_FIELDS), caller.site.zone), 201)
+    return reply(pick(followup, ("id", *FOLLOWUP_FIELDS), caller.site), 201)
 
 
 # drafts ---------------------------------------------------------------------------------------
@@ -967,7 +984,7 @@ def draft_queue(caller: CallerDep, taken: bool = False) -> JSONResponse:
     drafts = caller.run(
         lambda session, actor: draft_service.draft_queue(session, actor, taken=taken)
     )
-    return reply([draft_row(item.case, item.lease, caller.site.zone) for item in drafts])
+    return reply([draft_row(item.case, item.lease, caller.site) for item in drafts])
 
 
 @router.get("/drafts/{reference}")
@@ -976,7 +993,7 @@ def open_draft(reference: str, caller: CallerDep) -> JSONResponse:
         draft = draft_service.open_draft(session, caller.site.settings, actor, reference)
         recording = draft.recording
         return {
-            "case": draft_row(draft.case, draft.lease, caller.site.zone),
+            "case": draft_row(draft.case, draft.lease, caller.site),
             "recording": None
             if recording is None
             else {"id": recording.id, "duration_seconds": recording.duration_seconds},
@@ -995,7 +1012,7 @@ def renew_draft(reference: str, caller: CallerDep, body: Change | None = None) -
             session, caller.site.settings, actor, reference, seen_version=seen
         )
     )
-    return reply(draft_row(case, lease, caller.site.zone))
+    return reply(draft_row(case, lease, caller.site))
 
 
 @router.post("/drafts/{reference}/release")
@@ -1008,7 +1025,7 @@ def release_draft(reference: str, caller: CallerDep, body: Change | None = None)
             session, actor, reference, seen_version=seen
         )
     )
-    return reply(draft_row(case, None, caller.site.zone) | {"released_from": lease.holder})
+    return reply(draft_row(case, None, caller.site) | {"released_from": lease.holder})
 
 
 @router.post("/drafts/{reference}/confirm")
@@ -1026,7 +1043,7 @@ def confirm_draft(reference: str, body: ConfirmBody, caller: CallerDep) -> JSONR
             seen_version=body.version,
         )
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 @router.post("/drafts/{reference}/reject")
@@ -1036,17 +1053,19 @@ def reject_draft(reference: str, body: Reason, caller: CallerDep) -> JSONRespons
             session, actor, reference, reason=body.reason, seen_version=body.version
         )
     )
-    return reply(case_row(case, caller.site.zone))
+    return reply(case_row(case, caller.site))
 
 
 # callbacks ------------------------------------------------------------------------------------
 
 
 @router.get("/callbacks")
-def list_callbacks(caller: CallerDep, mine: bool = False) -> JSONResponse:
-    def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
-        listed = callback_service.list_callbacks(session, actor, mine=mine)
-        return callback_rows(session, listed, caller.site.zone)
+def list_callbacks(
+    caller: CallerDep, mine: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> JSONResponse:
+    def read(session: Session, actor: Actor) -> dict[str, Any]:
+        page = callback_service.list_callbacks(session, actor, mine=mine, limit=limit)
+        return page_of("callbacks", callback_rows(session, page.items, caller.site), page)
 
     return reply(caller.run(read))
 
@@ -1060,7 +1079,7 @@ def next_callback(caller: CallerDep) -> JSONResponse:
         offer = callback_service.next_callback(session, site.settings, actor, utcnow())
         shown = [] if offer.callback is None else [offer.callback]
         return {
-            "callback": next(iter(callback_rows(session, shown, site.zone)), None),
+            "callback": next(iter(callback_rows(session, shown, site)), None),
             "reasons": plain(offer.reasons, site.zone),
             "waiting": offer.waiting,
             "scheduler_seen_at": plain(offer.scheduler_seen_at, site.zone),
@@ -1110,7 +1129,7 @@ async def dial(callback_id: int, caller: CallerDep) -> JSONResponse:
 
     def place() -> dict[str, Any]:
         outcome = dial_callback(site.db, site.settings, caller.actor(), callback_id)
-        (row,) = site.db.run(lambda session: callback_rows(session, [outcome.callback], site.zone))
+        (row,) = site.db.run(lambda session: callback_rows(session, [outcome.callback], site))
         return {
             "result": plain(outcome.result, site.zone),
             "detail": outcome.detail,
@@ -1141,21 +1160,23 @@ def report(caller: CallerDep, since: str | None = None, until: str | None = None
     return reply(data | {"cases_by_status_label_ar": labels})
 
 
+def called(status: str) -> dict[str, str]:
+    return {"status": status, "status_label_ar": CALL_STATUS_LABELS_AR[status]}
+
+
 @router.get("/calls")
 def list_calls(
     caller: CallerDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 50
 ) -> JSONResponse:
-    def read(session: Session, actor: Actor) -> list[dict[str, Any]]:
-        listed = calls_service.list_calls(session, actor, limit=limit)
-        zone = caller.site.zone
-        return [
-            pick(call, CALL_FIELDS, zone)
-            | {
-                "status": call_status(call.ended_at, call.abandoned),
-                "case": calls_service.case_reference(session, call),
-            }
-            for call in listed
+    def read(session: Session, actor: Actor) -> dict[str, Any]:
+        page = calls_service.list_calls(session, actor, limit=limit)
+        rows = [
+            pick(call, CALL_FIELDS, caller.site)
+            | called(call_status(call.ended_at, call.abandoned))
+            | {"case": calls_service.case_reference(session, call)}
+            for call in page.items
         ]
+        return page_of("calls", rows, page)
 
     return reply(caller.run(read))
 
@@ -1342,12 +1363,13 @@ def list_recordings(
     case: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> JSONResponse:
-    listed = caller.run(
+    page = caller.run(
         lambda session, actor: catalogue.list_recordings(
             session, actor, reference=case, limit=limit
         )
     )
-    return reply([recording_row(item, caller.site.zone) for item in listed])
+    rows = [recording_row(item, caller.site) for item in page.items]
+    return reply(page_of("recordings", rows, page))
 
 
 @router.get("/recordings/{recording_id}/audio", response_model=None)
@@ -1470,12 +1492,13 @@ def audit_list(
 ) -> JSONResponse:
     zone = caller.site.zone
     start = site_time(since, "since", zone)
-    events = caller.run(
+    page = caller.run(
         lambda session, actor: audit_service.list_events(
             session, actor, since=start, object_type=object_type, limit=limit
         )
     )
-    return reply([pick(event, AUDIT_FIELDS, zone) for event in events])
+    rows = [pick(event, AUDIT_FIELDS, caller.site) for event in page.items]
+    return reply(page_of("events", rows, page))
 
 
 # --- the application --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from casebook import agents, signin, site_secrets
 from casebook.access import Actor
 from casebook.clock import utcnow
 from casebook.db import Database
+from casebook.labels import ENUM_LABELS_AR
 from casebook.models import Call, Case, DraftState
 from hotline.app.components import Agi, Listener, sign_audit_checkpoints, sign_the_stop
 from hotline.app.config import Settings, load_settings
@@ -82,6 +83,7 @@ class DemoCase:
     category: str | None
     draft_text: str
     draft_state: str  # casebook.models.DraftState: ready, no_speech or failed
+    draft_state_label_ar: str  # its Arabic name (casebook.labels), for the listing
     said: str  # what the caller's clip says, to compare with the draft
 
 
@@ -372,6 +374,7 @@ def _demo_cases(session: Session, said: dict[str, str]) -> list[DemoCase]:
             category=case.category,
             draft_text=case.draft_text or "",
             draft_state=case.draft_state or "",
+            draft_state_label_ar=ENUM_LABELS_AR[DraftState].get(case.draft_state or "", ""),
             said=text,
         )
         for linkedid, text in said.items()

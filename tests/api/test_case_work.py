@@ -122,6 +122,7 @@ def test_the_story_names_people_and_has_every_part(api_site: ApiSite) -> None:
     assert story["recordings"][0] | {"created_at": None} == {
         "id": recording.id,
         "kind": "call",
+        "kind_label_ar": "مكالمة",
         "duration_seconds": recording.duration_seconds,
         "created_at": None,
         "deleted_at": None,
@@ -148,13 +149,15 @@ def test_recordings_list_follows_the_playing_rule(api_site: ApiSite) -> None:
     carer = api_site.client("carer")
     listed = carer.get("/v1/recordings?limit=10000")
     assert listed.status == 200
-    ids = {row["id"] for row in listed.json()}
+    ids = {row["id"] for row in listed.json()["recordings"]}
     assert mine.id in ids and theirs.id not in ids
-    everything = {row["id"] for row in api_site.client("qa").get("/v1/recordings").json()}
+    everything = {
+        row["id"] for row in api_site.client("qa").get("/v1/recordings").json()["recordings"]
+    }
     assert {mine.id, theirs.id} <= everything
     by_case = api_site.client("qa").get(f"/v1/recordings?case={reference_of(api_site.db, mine)}")
-    assert [row["id"] for row in by_case.json()] == [mine.id]
-    assert by_case.json()[0]["agent"] == "carer"
+    assert [row["id"] for row in by_case.json()["recordings"]] == [mine.id]
+    assert by_case.json()["recordings"][0]["agent"] == "carer"
     refused = api_site.client("biller").get(
         f"/v1/recordings?case={reference_of(api_site.db, mine)}"
     )

@@ -43,6 +43,11 @@ CASE_KEYS = {
     "draft_state",
     "confirmed_text",
     "version",
+    # Every coded field's Arabic name beside it (casebook.labels).
+    "category_label_ar",
+    "priority_label_ar",
+    "department_label_ar",
+    "draft_state_label_ar",
 }
 # What `cases show` adds to a case (README: "cases show --json"): people by user name.
 STORY_KEYS = {
@@ -73,6 +78,9 @@ CALLBACK_KEYS = {
     "cancelled_at",
     "version",
     "status_label_ar",
+    "reason_label_ar",
+    "department_label_ar",
+    "last_result_label_ar",
     "case",
     "agent",
 }
@@ -175,7 +183,10 @@ def test_a_case_is_resolved_followed_up_and_closed(api_site: ApiSite) -> None:
         {"method": "phone", "result": "satisfied", "effort_score": 5, "notes": "شكراً"},
     )
     assert logged.status == 201
-    assert set(logged.json()) == {"id", "at", "method", "result", "effort_score", "notes"}
+    assert set(logged.json()) == {
+        *("id", "at", "method", "result", "effort_score", "notes"),
+        *("method_label_ar", "result_label_ar"),
+    }
     assert logged.json()["result"] == "satisfied"
     closed = biller.post(f"/v1/cases/{reference}/close")  # no body: every key is optional
     assert closed.status == 200 and closed.json()["status"] == "closed"
@@ -325,12 +336,12 @@ def test_callbacks_list_next_and_reminders(api_site: ApiSite) -> None:
     me = api_site.client(username)
     listed = me.get("/v1/callbacks?mine=true")
     assert listed.status == 200
-    (row,) = listed.json()
+    (row,) = listed.json()["callbacks"]
     assert set(row) == CALLBACK_KEYS
     assert (row["id"], row["case"], row["status"]) == (callback_id, reference, "assigned")
     # Who holds it, by user name (issue 18: the list showed neither the case nor the agent).
     assert (row["agent"], row["status_label_ar"], row["attempts"]) == (username, "مسندة", 0)
-    assert me.get("/v1/callbacks").json() == [row]  # an agent sees their own anyway
+    assert me.get("/v1/callbacks").json()["callbacks"] == [row]  # an agent sees their own anyway
     nxt = me.get("/v1/callbacks/next")
     assert nxt.status == 200 and nxt.json()["callback"] == row and nxt.json()["reasons"] == []
     assert me.get("/v1/callbacks/reminders").json() == {"due": 1, "overdue": 1}
@@ -425,7 +436,7 @@ def test_report_calls_and_status(api_site: ApiSite) -> None:
 
     calls = supervisor.get("/v1/calls?limit=5")
     assert calls.status == 200
-    first = calls.json()[0]
+    first = calls.json()["calls"][0]
     assert {"linkedid", "status", "case", "recording_missing", "ivr_choices"} <= set(first)
     assert api_site.client("carer").get("/v1/calls").status == 403
 
@@ -536,7 +547,7 @@ def test_audit_log_list_and_verify(api_site: ApiSite) -> None:
     supervisor = api_site.client("supervisor")
     listed = supervisor.get("/v1/audit?object_type=case&limit=5")
     assert listed.status == 200
-    rows = listed.json()
+    rows = listed.json()["events"]
     assert 0 < len(rows) <= 5
     assert set(rows[0]) == {
         "id",
@@ -551,7 +562,7 @@ def test_audit_log_list_and_verify(api_site: ApiSite) -> None:
     }
     assert {row["object_type"] for row in rows} == {"case"}
     since = supervisor.get("/v1/audit?since=2099-01-01")
-    assert since.status == 200 and since.json() == []
+    assert since.status == 200 and since.json()["events"] == []
     chain = supervisor.get("/v1/audit/verify")
     assert chain.status == 200
     assert chain.json()["intact"] is True and chain.json()["first_break"] is None
@@ -617,6 +628,8 @@ def test_agents_list_and_add_with_every_field(api_site: ApiSite) -> None:
         "effective_capacity": 4,
         "active": True,
         "locked": False,
+        "roles_label_ar": "موظف",
+        "department_label_ar": "الدعم الفني",
     }
     again = api_site.client("admin").post(
         "/v1/agents", {"username": username, "display_name": "x", "roles": ["agent"]}

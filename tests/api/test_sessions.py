@@ -49,6 +49,8 @@ def test_a_session_is_issued_names_its_person_and_ends_on_sign_out(api_site: Api
         "effective_capacity": 10,
         "active": True,
         "locked": False,
+        "roles_label_ar": "موظف",
+        "department_label_ar": "الفواتير",
         "permissions": ["escalate"],
         "session_expires_at": session["expires_at"],
     }

@@ -226,7 +226,7 @@ def test_no_answer_retries_then_asks_for_a_written_followup(
     )
     assert again.status == CallbackStatus.WRITTEN
     supervisor = site.run(lambda s: agents.resolve_actor(s, "admin", settings.roles))
-    written = site.run(lambda s: callbacks.list_callbacks(s, supervisor, mine=False))
+    written = site.run(lambda s: callbacks.list_callbacks(s, supervisor, mine=False).items)
     assert [c.status for c in written] == [CallbackStatus.WRITTEN]
 
 

@@ -99,7 +99,7 @@ def test_listing_calls_needs_a_role_that_sees_all_cases(db: Database, staff: Sta
     store(db, "x.1", "0910000001")
     with pytest.raises(AccessDenied):
         db.run(lambda s: calls.list_calls(s, staff.actor("carer")))
-    assert len(db.run(lambda s: calls.list_calls(s, staff.actor("supervisor")))) == 1
+    assert len(db.run(lambda s: calls.list_calls(s, staff.actor("supervisor")).items)) == 1
 
 
 def test_status_by_phone_only_for_the_callers_own_case(db: Database, settings: Settings) -> None:
@@ -160,7 +160,7 @@ def test_a_noted_call_that_vanished_during_a_gap_is_finished_once(
     closed = db.run(lambda s: calls.close_vanished_calls(s, settings, set(), later))
     assert [c.linkedid for c in closed] == ["g.2"]
     assert db.run(lambda s: calls.close_vanished_calls(s, settings, set(), later)) == []
-    gone = {c.linkedid: c for c in (db.run(lambda s: calls.list_calls(s, LISTENER)))}["g.1"]
+    gone = {c.linkedid: c for c in (db.run(lambda s: calls.list_calls(s, LISTENER).items))}["g.1"]
     assert (gone.ended_at, gone.abandoned, gone.recording_path) == (
         later,
         True,

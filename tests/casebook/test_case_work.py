@@ -271,16 +271,18 @@ def test_recordings_are_listed_by_the_playing_rule_and_the_listing_is_audited(
     call = add_recording(db, mine, RecordingKind.CALL, "a/call.wav")
     add_recording(db, other, RecordingKind.CALL, "b/call.wav")
 
-    seen = db.run(lambda s: list_recordings(s, carer))
+    seen = db.run(lambda s: list_recordings(s, carer).items)
     assert sorted(item.recording.id or 0 for item in seen) == [message, call]
     by_id = {item.recording.id: item for item in seen}
     assert (by_id[call].agent, by_id[call].case_reference) == ("carer", mine)
     assert by_id[message].agent is None  # the caller's own voice: no agent on the line
     # The other case is of carer's department (they may read it) but not theirs to hear.
-    assert db.run(lambda s: list_recordings(s, carer, reference=other)) == []
+    assert db.run(lambda s: list_recordings(s, carer, reference=other).items) == []
     qa = staff.actor("qa")
-    assert len(db.run(lambda s: list_recordings(s, qa))) == 3
-    assert [i.recording.id for i in db.run(lambda s: list_recordings(s, qa, reference=mine))] in (
+    assert len(db.run(lambda s: list_recordings(s, qa).items)) == 3
+    assert [
+        i.recording.id for i in db.run(lambda s: list_recordings(s, qa, reference=mine).items)
+    ] in (
         [call, message],
         [message, call],
     )
