@@ -109,14 +109,14 @@ def label_ar(config: CasebookConfig, model: type[SQLModel], field: str, value: A
 
 def labels_ar(
     config: CasebookConfig, model: type[SQLModel], row: Mapping[str, Any]
-) -> dict[str, str]:
-    """``<field>_label_ar`` for every coded field of ``row`` (a row of ``model``)."""
-    named: dict[str, str] = {}
-    for field, value in row.items():
-        label = label_ar(config, model, field, value)
-        if label is not None:
-            named[f"{field}_label_ar"] = label
-    return named
+) -> dict[str, str | None]:
+    """``<field>_label_ar`` for every coded field of ``row`` (a row of ``model``), None where
+    the field holds nothing, so every row of a kind has the same keys."""
+    return {
+        f"{field}_label_ar": label_ar(config, model, field, value)
+        for field, value in row.items()
+        if is_coded(model, field)
+    }
 
 
 # A call's state is worked out, not stored (casebook.call_status), and shown beside the others.

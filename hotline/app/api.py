@@ -63,7 +63,7 @@ from casebook.errors import (
     Taken,
 )
 from casebook.errors import NotFound as CaseNotFound
-from casebook.labels import CALL_STATUS_LABELS_AR, is_coded, label_ar
+from casebook.labels import CALL_STATUS_LABELS_AR, labels_ar
 from casebook.models import (
     Agent,
     Callback,
@@ -200,11 +200,7 @@ def pick(model: SQLModel, fields: tuple[str, ...], site: Site) -> dict[str, Any]
 def labelled(model: type[SQLModel], row: dict[str, Any], site: Site) -> dict[str, Any]:
     """``row`` (of ``model``, in JSON form) with its coded fields' Arabic names: every coded
     field has its ``_label_ar`` key, None when it holds nothing."""
-    return row | {
-        f"{field}_label_ar": label_ar(site.settings, model, field, value)
-        for field, value in row.items()
-        if is_coded(model, field)
-    }
+    return row | labels_ar(site.settings, model, row)
 
 
 class InertJSONResponse(JSONResponse):
