@@ -20,7 +20,10 @@ HOTLINE = str(Path(sys.executable).with_name("hotline"))
 
 
 def transcribe(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOTLINE_TRANSCRIPTION__CACHE_DIR": str(tmp_path / "models")}
+    """`hotline transcribe` as an operator runs it: in a site's folder (an operator command
+    refuses to run where no site is configured), the model's cache in the test's folder."""
+    (tmp_path / "config.yaml").write_text("transcription:\n  cache_dir: models\n")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HOTLINE_")}
     return subprocess.run(
         [HOTLINE, "transcribe", *args],
         env=env,
