@@ -37,6 +37,7 @@ from casebook.clock import utcnow
 from casebook.db import Database, upgrade_database
 from cli_client import ApiClient, load_session
 from hotline.app.config import load_settings
+from hotline.app.operator import create_site_keys
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 TARGET = 6.0
@@ -110,8 +111,10 @@ def main() -> None:
         url = "sqlite:///hotline.db"
     config = write_site(folder, url)
     settings = load_settings(config, environ={})
-    # On PostgreSQL only the owner migrates (here one role, the superuser, is both).
+    # On PostgreSQL only the owner migrates (here one role, the superuser, is both). The
+    # server refuses to start without the site's keys, which only the operator makes.
     upgrade_database(settings.database)
+    create_site_keys(settings)
     db = Database(settings.database, create=True)
     fill(db, args.cases)
     db.run(
