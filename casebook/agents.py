@@ -10,10 +10,10 @@ agent first, so two admins cannot each disable the other and leave the site with
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -54,6 +54,31 @@ def _clean_list(
     return cleaned
 
 
+class DescribedAgent(Protocol):
+    """What describes an agent with the agent's own field names (an API request body)."""
+
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def roles(self) -> Sequence[str]: ...
+    @property
+    def department(self) -> str | None: ...
+    @property
+    def languages(self) -> Sequence[str]: ...
+    @property
+    def skills(self) -> Sequence[str]: ...
+    @property
+    def extension(self) -> str | None: ...
+    @property
+    def shift_days(self) -> Sequence[str]: ...
+    @property
+    def shift_start(self) -> time | None: ...
+    @property
+    def shift_end(self) -> time | None: ...
+    @property
+    def capacity(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class AgentDetails:
     """What an admin says about an agent, when adding one and when editing one: checked in one
@@ -73,18 +98,19 @@ class AgentDetails:
     capacity: int | None = None
 
     @classmethod
-    def of(cls, agent: Agent) -> AgentDetails:
+    def of(cls, source: Agent | DescribedAgent) -> AgentDetails:
+        """The details as a stored agent, or a request describing one, holds them."""
         return cls(
-            display_name=agent.display_name,
-            roles=tuple(agent.roles),
-            department=agent.department,
-            languages=tuple(agent.languages),
-            skills=tuple(agent.skills),
-            extension=agent.extension,
-            shift_days=tuple(agent.shift_days),
-            shift_start=agent.shift_start,
-            shift_end=agent.shift_end,
-            capacity=agent.capacity,
+            display_name=source.display_name,
+            roles=tuple(source.roles),
+            department=source.department,
+            languages=tuple(source.languages),
+            skills=tuple(source.skills),
+            extension=source.extension,
+            shift_days=tuple(source.shift_days),
+            shift_start=source.shift_start,
+            shift_end=source.shift_end,
+            capacity=source.capacity,
         )
 
     def checked(self, settings: CasebookConfig, username: str) -> AgentDetails:

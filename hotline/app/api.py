@@ -639,20 +639,6 @@ class NewAgentBody(Body):
     shift_end: time | None = None
     capacity: int | None = None
 
-    def details(self) -> agent_service.AgentDetails:
-        return agent_service.AgentDetails(
-            display_name=self.display_name,
-            roles=tuple(self.roles),
-            department=self.department,
-            languages=tuple(self.languages),
-            skills=tuple(self.skills),
-            extension=self.extension,
-            shift_days=tuple(self.shift_days),
-            shift_start=self.shift_start,
-            shift_end=self.shift_end,
-            capacity=self.capacity,
-        )
-
 
 class AgentChanges(Body):
     """Only the details sent change; null clears one (no department, no extension, the site's
@@ -687,7 +673,7 @@ def list_agents(caller: CallerDep) -> JSONResponse:
 def add_agent(body: NewAgentBody, caller: CallerDep) -> JSONResponse:
     added = caller.run(
         lambda session, actor: agent_service.add_agent(
-            session, caller.site.settings, actor, body.username, body.details()
+            session, caller.site.settings, actor, body.username, agent_service.AgentDetails.of(body)
         )
     )
     created = {
