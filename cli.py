@@ -17,6 +17,7 @@ styles are Text objects (``styled``), never markup in a string.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import functools
@@ -2722,26 +2723,34 @@ def _check_parameters_without_pydantic() -> None:
 
 
 def only_what_is_asked(argv: Sequence[str]) -> typer.Typer:
-    """``app`` with only the command or group ``argv`` names (after the global options), so
-    typer builds only that; the whole tree for --help, completion or a word it does not know."""
-    words = iter(argv)
-    for word in words:
-        if word in ("-c", "--config"):
-            next(words, None)
-        elif not word.startswith("-"):
-            break
-    else:
-        return app
-    groups = [group for group in app.registered_groups if group.name == word]
-    commands = [command for command in app.registered_commands if command.name == word]
+    """``app`` with only the command ``argv`` names (after the global options), down through its
+    groups, so typer builds only that one command (``cases list`` builds none of the ten other
+    ``cases`` commands); a group's whole tree for --help, completion or a word it does not know."""
+    words = list(argv)
+    while words and words[0].startswith("-"):
+        option = words.pop(0)
+        if option in ("-c", "--config") and words:
+            words.pop(0)
+    return pruned_to(app, words)
+
+
+def pruned_to(tree: typer.Typer, words: list[str]) -> typer.Typer:
+    """``tree`` holding only the group or command ``words[0]`` names, that group pruned to
+    ``words[1:]`` in turn; ``tree`` itself when the word names nothing in it (or is an option)."""
+    if not words:
+        return tree
+    groups = [group for group in tree.registered_groups if group.name == words[0]]
+    commands = [command for command in tree.registered_commands if command.name == words[0]]
     if not groups and not commands:
-        return app
-    pruned = typer.Typer()
-    pruned.info = app.info
-    pruned.registered_callback = app.registered_callback
-    pruned.registered_groups = groups
+        return tree
+    pruned = copy.copy(tree)
     pruned.registered_commands = commands
-    pruned.pretty_exceptions_enable = app.pretty_exceptions_enable
+    pruned.registered_groups = []
+    for group in groups:
+        narrowed = copy.copy(group)
+        assert group.typer_instance is not None  # every group here is a Typer added by name
+        narrowed.typer_instance = pruned_to(group.typer_instance, words[1:])
+        pruned.registered_groups.append(narrowed)
     return pruned
 
 

@@ -79,8 +79,12 @@ def start_server(config: Path, socket_path: Path, env: dict[str, str]) -> subpro
 
 def wall_ms(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
-    return (time.perf_counter() - started) * 1000
+    # stderr kept, not shown: the listing's "N more" line would print once per run.
+    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr.decode(errors='replace')}")
+    return elapsed
 
 
 def timed(work: Callable[[], object]) -> float:

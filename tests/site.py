@@ -222,14 +222,16 @@ class Site:
         said: str,
         *,
         caller_number: str = "0910000001",
-        uniqueid: str = "1.1",
+        uniqueid: str | None = None,
         doubtful: Sequence[str] = (),
         kind: RecordingKind = RecordingKind.MESSAGE,
     ) -> tuple[str, Path]:
         """A complaint as a call leaves it: registered by the IVR (its reference given), the
         caller's message ingested and drafted by the worker (Whisper's words, the ``doubtful``
-        ones in doubt). Its reference and its recording."""
+        ones in doubt). Its reference and its recording. Each call its own channel id unless
+        ``uniqueid`` is given: a site may hold many."""
         worker = Actor.system("worker")
+        uniqueid = uniqueid or f"1.{uuid.uuid4().hex[:8]}"
         with self.database() as (db, settings):
             message = settings.recordings.root / f"message-{uniqueid}.wav"
             write_wav(message, seconds=0.5)

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from casebook import cases
 from casebook.access import Actor
@@ -857,12 +859,40 @@ def test_a_bad_parameter_is_refused_before_anything_else(args: list[str], said: 
 def test_only_the_command_asked_for_is_built_and_the_whole_tree_otherwise() -> None:
     import cli
 
-    assert cli.only_what_is_asked(["-c", "x.yaml", "cases", "list"]) is not cli.app
     pruned = cli.only_what_is_asked(["--config=x.yaml", "review"])
     assert [command.name for command in pruned.registered_commands] == ["review"]
     assert pruned.registered_groups == []
     for whole in (["--help"], [], ["nosuch"], ["-c", "x.yaml"]):
         assert cli.only_what_is_asked(whole) is cli.app
+
+    def cases_group(argv: list[str]) -> typer.Typer:
+        pruned = cli.only_what_is_asked(argv)
+        assert pruned.registered_commands == []
+        (group,) = pruned.registered_groups
+        assert group.name == "cases" and group.typer_instance is not None
+        return group.typer_instance
+
+    listing = cases_group(["-c", "x.yaml", "cases", "list", "--json"])
+    assert [command.name for command in listing.registered_commands] == ["list"]
+    cases_tree = cases_group(["cases"])
+    cases_info = next(group for group in cli.app.registered_groups if group.name == "cases")
+    assert cases_tree is cases_info.typer_instance
+    for group_words in (["cases", "--help"], ["cases", "nosuch"]):
+        assert cases_group(group_words) is cases_tree
+    # The whole tree is never changed by pruning a copy of it.
+    assert len(cases_tree.registered_commands) > 5
+
+
+def test_a_pruned_command_runs_as_the_whole_tree_runs_it() -> None:
+    """The pruned tree is what main() runs: a command deep in a group, its help and its errors
+    are the same as the whole tree's."""
+    import cli
+
+    runner = CliRunner()
+    for argv in (["cases", "list", "--help"], ["cases", "list", "--status", "nosuch"]):
+        whole = runner.invoke(cli.app, argv)
+        pruned = runner.invoke(cli.only_what_is_asked(argv), argv)
+        assert (pruned.exit_code, pruned.output) == (whole.exit_code, whole.output), argv
 
 
 @pytest.mark.parametrize(

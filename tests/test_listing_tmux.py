@@ -4,11 +4,11 @@ and `calls list` with references, caller numbers and dates whole, the Arabic in 
 
 from __future__ import annotations
 
+import os
 import shutil
-import subprocess
 import unicodedata
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +17,7 @@ from cli_render import visual
 from tests.conftest import BACKENDS
 from tests.site import HOTLINE, Site, backend_url, running_site
 from tests.test_listing_cli import COMPLAINT, DATE, NUMBER, called
-from tests.tmux import Terminal
+from tests.tmux import Terminal, opened_terminal
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
 
@@ -32,17 +32,11 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 @pytest.fixture
 def terminal(site: Site) -> Iterator[Terminal]:
     admin = site.people["admin"]
-    env = admin.env()
+    # `hotline` by name: a command line short enough not to wrap, wherever the checkout is.
+    env = admin.env(PATH=f"{Path(HOTLINE).parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("COLUMNS", None)  # the terminal's own width
-    server = f"hl-{uuid.uuid4().hex[:8]}"
-    command = ["tmux", "-L", server, "new-session", "-d", "-s", "listing", "-x", "80", "-y", "50"]
-    for name in ("HOME", "PATH", "PYTHONPATH", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "LANG"):
-        if name in env:
-            command += ["-e", f"{name}={env[name]}"]
-    command += ["bash", "--norc", "--noprofile"]
-    subprocess.run(command, check=True, cwd=admin.home, env=env)
-    yield Terminal(server, "listing")
-    subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
+    with opened_terminal(env, admin.home, rows=50) as terminal:
+        yield terminal
 
 
 def letters(text: str) -> str:
@@ -51,12 +45,7 @@ def letters(text: str) -> str:
 
 
 def shown(terminal: Terminal, *args: str) -> list[str]:
-    terminal.type("clear", "Enter")
-    terminal.type(" ".join([HOTLINE, *args, ";", "echo", "DONE-$?"]), "Enter")
-    screen = terminal.wait_for("DONE-0")
-    lines = screen.splitlines()
-    start = next(i for i, line in enumerate(lines) if HOTLINE in line)
-    return lines[start + 1 : next(i for i, line in enumerate(lines) if "DONE-0" in line)]
+    return terminal.shown(" ".join(["hotline", *args]))
 
 
 def drawn_first_words(count: int) -> str:

@@ -8,9 +8,8 @@ import json
 import os
 import shutil
 import stat
-import subprocess
+import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from casebook.models import CaseStatus
 from tests.conftest import BACKENDS
 from tests.site import HOTLINE, Person, Site, backend_url, running_site
-from tests.tmux import Terminal
+from tests.tmux import Terminal, opened_terminal
 
 pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
 SAID = "انقطاع الإنترنت منذ ثلاثة أيام"
@@ -28,12 +27,23 @@ WORDS = [("انقطاع", False), ("الإنترنت", True), ("منذ", False),
 EDITOR = "sed -i s/الإنترنت/الهاتف/"
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("amal", ["agent"], "customer-care")
         yield running
+
+
+@pytest.fixture(autouse=True)
+def no_drafts_left(site: Site) -> Iterator[None]:
+    """Each test starts with an empty queue: the drafts a test leaves are rejected."""
+    yield
+    admin = site.people["admin"]
+    for case in json.loads(admin.ok("drafts", "list", "--json").stdout):
+        if case["leased_to"]:
+            admin.ok("drafts", "release", case["reference"])
+        admin.ok("drafts", "reject", case["reference"], "--reason", "test over")
 
 
 def drafted(site: Site) -> tuple[str, Path]:
@@ -47,31 +57,31 @@ def amal(site: Site) -> Person:
 
 
 @pytest.fixture
-def terminal(amal: Person) -> Iterator[Terminal]:
+def desk(amal: Person) -> Path:
+    """A folder of this test's own in amal's home (the site and amal are the module's): her
+    player's bin, her TMPDIR and what the player heard."""
+    return Path(tempfile.mkdtemp(prefix="desk-", dir=amal.home))
+
+
+@pytest.fixture
+def terminal(amal: Person, desk: Path) -> Iterator[Terminal]:
     """amal's terminal: her session, her editor, a player that copies what it plays."""
-    server = f"hl-{uuid.uuid4().hex[:8]}"
-    bin_dir = amal.home / "bin"
+    bin_dir = desk / "bin"
     bin_dir.mkdir()
     player = bin_dir / "aplay"
-    player.write_text(f'#!/bin/sh\nfor f; do :; done\ncp "$f" {amal.home}/heard.wav\n')
+    player.write_text(f'#!/bin/sh\nfor f; do :; done\ncp "$f" {desk}/heard.wav\n')
     player.chmod(0o755)
-    (amal.home / "tmp").mkdir()
+    (desk / "tmp").mkdir()
     env = amal.env(
         EDITOR=EDITOR,
         PATH=f"{bin_dir}:{os.environ['PATH']}",
-        TMPDIR=str(amal.home / "tmp"),
+        TMPDIR=str(desk / "tmp"),
         LOGNAME="root",  # changes nothing: amal is who her session says
         USER="root",
     )
-    command = ["tmux", "-L", server, "new-session", "-d", "-s", "review", "-x", "80", "-y", "40"]
-    for name in ("HOME", "PATH", "PYTHONPATH", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "LANG"):
-        if name in env:
-            command += ["-e", f"{name}={env[name]}"]
-    command += ["-e", f"EDITOR={EDITOR}", "-e", f"TMPDIR={env['TMPDIR']}"]
-    command += ["-e", "LOGNAME=root", "-e", "USER=root", "bash", "--norc", "--noprofile"]
-    subprocess.run(command, check=True, cwd=amal.home, env=env)
-    yield Terminal(server, "review")
-    subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
+    passed = ("EDITOR", "TMPDIR", "LOGNAME", "USER")
+    with opened_terminal(env, amal.home, rows=40, passed=passed) as terminal:
+        yield terminal
 
 
 def test_an_agent_edits_and_confirms_a_draft_at_the_terminal(
@@ -103,14 +113,14 @@ def test_an_agent_edits_and_confirms_a_draft_at_the_terminal(
 
 
 def test_the_play_key_streams_the_call_through_the_server_and_plays_it(
-    terminal: Terminal, site: Site, amal: Person
+    terminal: Terminal, site: Site, desk: Path
 ) -> None:
     reference, message = drafted(site)
     terminal.type(f"{HOTLINE} review; echo review-$((1 + 1))", "Enter")
     terminal.wait_for("[p]lay")
     terminal.type("p", "Enter")
     terminal.wait_for("(playing the call)")
-    heard = amal.home / "heard.wav"
+    heard = desk / "heard.wav"
     deadline = time.monotonic() + 30
     while not heard.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -118,7 +128,7 @@ def test_the_play_key_streams_the_call_through_the_server_and_plays_it(
     terminal.type("q", "Enter")
     terminal.wait_for("review-2")
     # The private copy went with the draft; the listen is on record, with why.
-    assert list((amal.home / "tmp").iterdir()) == []
+    assert list((desk / "tmp").iterdir()) == []
     events = json.loads(
         site.people["admin"].ok("audit", "list", "--object-type", "recording", "--json").stdout
     )

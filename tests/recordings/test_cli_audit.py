@@ -20,8 +20,10 @@ from tests.recordings.test_audit_checkpoints import triggers_lifted
 from tests.site import Site, backend_url, running_site
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
+    """One site per backend, its tests in the order written: each leaves the site worse than it
+    found it (a broken log, then no key), which the tests after it do not mind."""
     url = backend_url(request)
     with running_site(url) as running:
         yield running

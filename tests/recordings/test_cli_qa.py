@@ -1,12 +1,19 @@
 """The QA, recordings and audit commands, run as the installed `hotline` command by people
-signed in to a running site (tests/site.py)."""
+signed in to a running site (tests/site.py).
+
+One site per backend for the module (a site costs a dozen commands to set up): each test makes
+recordings of its own, named uniquely, and the figures tests read are those of their own agent or
+period: the other tests' recordings date from a month ago, outside the samples' last 7 days."""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+import tempfile
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +21,7 @@ from sqlmodel import Session, select
 
 from casebook import agents
 from casebook.access import Actor
+from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import QAReview, Recording
 from hotline.app.config import Settings
@@ -24,21 +32,25 @@ from tests.recordings.test_scorecard import CODES, all_scored
 from tests.site import Person, Site, backend_url, running_site
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
-    """A site with an admin, a QA reviewer (qa) and an agent (sara), all signed in."""
+    """A site with an admin, a QA reviewer (qa) and two agents (sara, rana), all signed in."""
     url = backend_url(request)
     with running_site(url) as running:
         running.add_agent("qa", ["qa"])
         running.add_agent("sara", ["agent"], "billing")
+        running.add_agent("rana", ["agent"], "billing")
         yield running
 
 
-def record(site: Site, name: str, agent: str | None = None) -> Recording:
-    """A call handled by ``agent``, its case and its recording, as the listener stores them."""
+def record(site: Site, name: str, agent: str | None = None, *, recent: bool = False) -> Recording:
+    """A call handled by ``agent``, its case and its recording, as the listener stores them: a
+    month ago unless ``recent`` (then now, in the samples' period)."""
     with site.database() as (db, settings):
         agent_id = None if agent is None else actor_of(db, settings, agent).agent_id
-        return recorded_call(db, settings, name, agent_id=agent_id)
+        created = None if recent else utcnow() - timedelta(days=30)
+        unique = f"{name}-{uuid.uuid4().hex[:8]}"
+        return recorded_call(db, settings, unique, agent_id=agent_id, created=created)
 
 
 def actor_of(db: Database, settings: Settings, username: str) -> Actor:
@@ -46,8 +58,9 @@ def actor_of(db: Database, settings: Settings, username: str) -> Actor:
 
 
 def test_qa_report_json_prints_per_agent_and_per_criterion_figures(site: Site) -> None:
+    before = json.loads(site.people["qa"].ok("qa", "report", "--json").stdout)["reviews"]
     recordings = [
-        (record(site, name, agent="sara").id or 0, value)
+        (record(site, name, agent="rana").id or 0, value)
         for name, value in (("c1", 2.0), ("c2", 1.0))
     ]
     with site.database() as (db, settings):
@@ -62,35 +75,19 @@ def test_qa_report_json_prints_per_agent_and_per_criterion_figures(site: Site) -
     result = site.people["qa"].ok("qa", "report", "--period", "7d", "--json")
 
     figures = json.loads(result.stdout)
-    assert figures["reviews"] == 2
-    (row,) = figures["per_agent"]
-    assert (row["agent"], row["reviews"]) == ("sara", 2)
+    assert figures["reviews"] == before + 2
+    (row,) = [row for row in figures["per_agent"] if row["agent"] == "rana"]
+    assert row["reviews"] == 2
     # c2: half on the 0-2 criteria (weight 10 of 11), confidentiality (yes/no) met.
     assert row["total"] == pytest.approx((100 + 100 * 6 / 11) / 2)
     assert row["criteria"]["seriousness"] == pytest.approx(1.5)
+    assert row["criteria"]["speed"] == pytest.approx(1.5)
     criteria = {item["code"]: item for item in figures["per_criterion"]}
     assert len(criteria) == 10
     assert criteria["confidentiality"]["label_ar"] == "السرية وحماية البيانات"
-    assert criteria["speed"]["percent"] == pytest.approx(75.0)
+    assert all(0 <= item["percent"] <= 100 for item in criteria.values())
     table = site.people["qa"].ok("qa", "report").stdout
-    assert "reviews 2" in table
-
-
-def test_audit_verify_exits_0_on_an_intact_log_and_1_on_an_edited_one(site: Site) -> None:
-    admin = site.people["admin"]
-    intact = admin.ok("audit", "verify")
-    assert "audit log intact" in intact.stdout
-    refused = site.people["sara"].run("audit", "verify")
-    assert refused.returncode == 1 and "sara may not read the audit log" in refused.stderr
-    if not site.database_url.startswith("sqlite"):
-        return  # editing the log past its trigger: shown on SQLite
-    with sqlite3.connect(site.folder / "hotline.db") as connection:
-        connection.execute("DROP TRIGGER audit_event_no_update")
-        connection.execute("UPDATE audit_event SET actor = 'nobody' WHERE id = 2")
-    broken = admin.run("audit", "verify", "--json")
-    assert broken.returncode == 1
-    report = json.loads(broken.stdout)
-    assert report["first_break"]["event_id"] == 2 and report["first_break"]["kind"] == "edited"
+    assert f"reviews {before + 2}" in table
 
 
 def test_qa_score_walks_the_reviewer_through_the_scorecard(site: Site) -> None:
@@ -110,7 +107,7 @@ def test_qa_score_walks_the_reviewer_through_the_scorecard(site: Site) -> None:
     assert f"(case): {reference}" in context
     assert "(recorded): 20" in context
     with site.database() as (db, _settings), db.session() as s:
-        review = s.exec(select(QAReview)).one()
+        review = s.exec(select(QAReview).where(QAReview.recording_id == rec)).one()
     # The third criterion (transparency) was asked again and took the second answer.
     assert review.scores["transparency"] == 1.0 and review.comment == "أحسنت"
     assert result.stdout.count("· transparency (0, 1 or 2)") == 2
@@ -136,8 +133,7 @@ def test_qa_verify_reports_a_changed_recording_with_its_case_and_exits_1(site: S
 
 def fake_player(person: Person) -> tuple[dict[str, str], Path]:
     """An `aplay` first on PATH that copies what it is given: what the person heard."""
-    bin_dir = person.home / "bin"
-    bin_dir.mkdir()
+    bin_dir = Path(tempfile.mkdtemp(prefix="bin-", dir=person.home))
     heard = person.home / "heard.wav"
     player = bin_dir / "aplay"
     player.write_text(f'#!/bin/sh\nfor f; do :; done\ncp "$f" {heard}\n', encoding="utf-8")
@@ -189,8 +185,7 @@ def test_recordings_export_and_retention_dry_run(site: Site) -> None:
 
 def alsa_player(person: Person) -> dict[str, str]:
     """An `aplay` first on PATH as on a machine without a sound card: ALSA noise, exit 1."""
-    bin_dir = person.home / "bin"
-    bin_dir.mkdir()
+    bin_dir = Path(tempfile.mkdtemp(prefix="bin-", dir=person.home))
     player = bin_dir / "aplay"
     player.write_text(
         "#!/bin/sh\n"
@@ -224,8 +219,7 @@ def test_recordings_play_without_audio_is_an_error_and_no_listen(site: Site) -> 
     assert ("qa", "recording.play_failed", True) in actions
     assert not any(action == "recording.played" for _, action, _ in actions)
     # No player at all: said before anything is fetched, nothing on record.
-    empty = qa.home / "empty-bin"
-    empty.mkdir()
+    empty = Path(tempfile.mkdtemp(prefix="empty-bin-", dir=qa.home))
     none = qa.run(
         "recordings", "play", str(recording), "--reason", "QA", env=qa.env(PATH=str(empty))
     )
@@ -249,7 +243,7 @@ def test_the_same_seed_twice_is_the_same_sample_and_what_was_left_out_is_said(
     site: Site,
 ) -> None:
     for name in ("c1", "c2", "c3"):
-        record(site, name, agent="sara")
+        record(site, name, agent="sara", recent=True)
     qa = site.people["qa"]
     first = json.loads(
         qa.ok("qa", "sample", "--period", "7d", "--per-agent", "2", "--seed", "5", "--json").stdout
@@ -280,3 +274,21 @@ def test_qa_history_shows_every_version_and_a_stale_score_is_refused(site: Site)
     history = json.loads(qa.ok("qa", "history", str(rec), "--json").stdout)
     assert [v["version"] for v in history["versions"]] == [1, 2]
     assert history["versions"][1]["total"] < history["versions"][0]["total"]
+
+
+def test_audit_verify_exits_0_on_an_intact_log_and_1_on_an_edited_one(site: Site) -> None:
+    # Last in the module: on SQLite it edits the shared site's log past its trigger.
+    admin = site.people["admin"]
+    intact = admin.ok("audit", "verify")
+    assert "audit log intact" in intact.stdout
+    refused = site.people["sara"].run("audit", "verify")
+    assert refused.returncode == 1 and "sara may not read the audit log" in refused.stderr
+    if not site.database_url.startswith("sqlite"):
+        return  # editing the log past its trigger: shown on SQLite
+    with sqlite3.connect(site.folder / "hotline.db") as connection:
+        connection.execute("DROP TRIGGER audit_event_no_update")
+        connection.execute("UPDATE audit_event SET actor = 'nobody' WHERE id = 2")
+    broken = admin.run("audit", "verify", "--json")
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    assert report["first_break"]["event_id"] == 2 and report["first_break"]["kind"] == "edited"
