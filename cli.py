@@ -988,7 +988,8 @@ def cases_search(
     as_csv: CsvOption = False,
 ) -> None:
     """Find cases you may see by words, caller, reference, keyed account number, date, agent,
-    department, status or overdue; all the criteria given must hold. Newest first (every search is audited)."""
+    department, status or overdue; all the criteria given must hold. Newest first (every
+    search is audited)."""
     query = {
         "words": words,
         "caller_number": caller,

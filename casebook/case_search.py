@@ -1,11 +1,12 @@
 """Finding cases: the one listing service behind `cases list` and `cases search`.
 
 A search combines any of: the caller's number (as stored, in any of the forms a network gives
-it), the reference, the account or line number the caller keyed (exact digits), words of the confirmed complaint (casebook.case_terms), the date it was
-registered, the assigned agent, the department, the status, and whether it is past its promised
-resolution (casebook.sla.overdue). It shows only the cases the actor may see (the access rule
-is ``Actor.cases_seen``), newest first, one page at a time with the count of the rest
-(casebook.paging), and is audited as a read of personal data with the references shown.
+it), the reference, the account or line number the caller keyed (exact digits), words of the
+confirmed complaint (casebook.case_terms), the date it was registered, the assigned agent, the
+department, the status, and whether it is past its promised resolution (casebook.sla.overdue).
+It shows only the cases the actor may see (the access rule is ``Actor.cases_seen``), newest
+first, one page at a time with the count of the rest (casebook.paging), and is audited as a
+read of personal data with the references shown.
 """
 
 from __future__ import annotations

@@ -72,8 +72,9 @@ def register_complaint(
 ) -> Case:
     """Create the draft case the moment a complaint is registered, with its reference number
     and promised resolution time, and the account or line number the caller keyed (digits, at
-    most ``KEYPAD_DIGITS``: checked by casebook.limits before the database). A repeat for the same Asterisk channel (an AGI retry) returns
-    the case already registered instead of a second one."""
+    most ``KEYPAD_DIGITS``: checked by casebook.limits before the database). A repeat for the
+    same Asterisk channel (an AGI retry) returns the case already registered instead of a
+    second one."""
     _check_category(settings, category)
     if uniqueid is not None:
         existing = case_for_call(session, uniqueid)

@@ -95,9 +95,7 @@ def limits_of(model: type[SQLModel]) -> ModelLimits:
         info = column.info if column is not None else {}
         lengths = [item.max_length for item in field.metadata if isinstance(item, MaxLen)]
         if lengths:
-            texts.append(
-                TextLimit(name, min(lengths), bool(info.get(CUT)), bool(info.get(DIGITS)))
-            )
+            texts.append(TextLimit(name, min(lengths), bool(info.get(CUT)), bool(info.get(DIGITS))))
         if JSON_TEXT in info or JSON_CHARS in info:
             values.append(JsonLimit(name, info.get(JSON_TEXT), info.get(JSON_CHARS)))
     return ModelLimits(str(table.name), tuple(texts), tuple(values))

@@ -468,9 +468,7 @@ def test_cases_search_finds_words_and_says_how_many_more(site: Site) -> None:
 
 def test_the_keyed_account_number_is_shown_and_searched(site: Site) -> None:
     account = f"09{uuid.uuid4().int % 10**10:010d}"  # no other test's case has it
-    reference, _ = site.drafted_call(
-        "رقمي 0912", uniqueid=uuid.uuid4().hex, keypad_number=account
-    )
+    reference, _ = site.drafted_call("رقمي 0912", uniqueid=uuid.uuid4().hex, keypad_number=account)
     salem = site.people["salem"]
     shown = salem.ok("cases", "show", reference)
     assert f"رقم الحساب أو الخط: {account}" in shown.stdout  # piped: logical order

@@ -724,6 +724,8 @@ def test_a_draft_shows_the_keyed_number_and_the_numbers_said(api_site: ApiSite) 
         kind=RecordingKind.MESSAGE,
     )
     reference = reference_of(api_site.db, recording)
+    assert recording.id is not None
+    recording_id = recording.id
     said = {"digits": "0912", "spoken": "صفر تسعة واحد اتنين"}
 
     def keyed_and_transcribed(session: Session) -> None:
@@ -737,7 +739,7 @@ def test_a_draft_shows_the_keyed_number_and_the_numbers_said(api_site: ApiSite) 
         ]
         session.add(case)
         session.add(
-            Transcript(recording_id=recording.id, model_name="m", text=text, segments=segments)
+            Transcript(recording_id=recording_id, model_name="m", text=text, segments=segments)
         )
 
     api_site.db.run(keyed_and_transcribed)

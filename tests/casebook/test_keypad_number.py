@@ -79,9 +79,7 @@ def test_search_by_account_finds_exactly_that_number(
     supervisor = staff.actor("supervisor")
 
     def refs(account: str) -> list[str]:
-        page = db.run(
-            lambda s: find_cases(s, settings, supervisor, CaseQuery(account=account))
-        )
+        page = db.run(lambda s: find_cases(s, settings, supervisor, CaseQuery(account=account)))
         return [str(case.reference) for case in page.items]
 
     assert refs("0912345678") == [wanted]

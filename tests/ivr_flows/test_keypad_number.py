@@ -48,7 +48,9 @@ def test_the_longest_number_is_taken_whole(
     assert case is not None and case.keypad_number == "1" * 20
 
 
-@pytest.mark.parametrize("answer", ["", "#", "*", "*#"], ids=["timeout", "hash", "star", "star-hash"])
+@pytest.mark.parametrize(
+    "answer", ["", "#", "*", "*#"], ids=["timeout", "hash", "star", "star-hash"]
+)
 def test_skipping_registers_without_a_number_and_goes_on(
     agi_server: AgiServer, ivr_backend: InspectableBackend, answer: str
 ) -> None:
