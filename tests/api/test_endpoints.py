@@ -38,6 +38,7 @@ CASE_KEYS = {
     "priority",
     "department",
     "caller_number",
+    "keypad_number",
     "created_at",
     "promised_by",
     "escalation_level",
