@@ -2575,7 +2575,7 @@ def demo(
 DEMO_COLUMNS = (
     Column("reference", "المرجع", whole=True),
     Column("caller_number", "المتصل", whole=True),
-    Column("keypad_number", "رقم الحساب", whole=True),
+    Column("keypad_number", KEYPAD_LABEL, whole=True),
     Column("draft_state", "الحالة"),
     Column("draft_text", "المسودة", text=True),
 )

@@ -13,11 +13,11 @@ is one mechanism with two doors:
   through ``check_row``.
 
 A text over its limit, or holding what no PostgreSQL text holds (a NUL) or no encoder writes (a
-lone surrogate), or a field of digits (``digits_field``) holding anything else, is refused with
-``TextRefused``: one line naming the field and the limit, the
-whole unit of work rolled back, nothing stored; the API answers 400. So SQLite (which ignores
-VARCHAR lengths and would store megabytes) and PostgreSQL (which would fail with a driver error,
-a 500) refuse alike. A field marked ``CUT`` holds machine text (what Asterisk said of a hang-up,
+lone surrogate), or a field of digits (``digits_field``: what a caller keyed) holding anything
+else, is refused with ``TextRefused``: one line naming the field and the limit, the whole unit
+of work rolled back, nothing stored; the API answers 400. So SQLite (which ignores VARCHAR
+lengths and would store megabytes) and PostgreSQL (which would fail with a driver error, a 500)
+refuse alike. A field marked ``CUT`` holds machine text (what Asterisk said of a hang-up,
 a job's error): too long, it is cut with a visible mark instead, never losing the write.
 """
 
