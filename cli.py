@@ -960,6 +960,12 @@ def cases_search(
     reference: Annotated[
         str | None, typer.Option(metavar="REF", help="The case's reference number.")
     ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIGITS", help="The account or line number the caller keyed, exactly."
+        ),
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Registered on or after (2026-11-01, or a date-time).")
     ] = None,
@@ -982,12 +988,14 @@ def cases_search(
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Find cases you may see by words, caller, reference, date, agent, department, status or
-    overdue; all the criteria given must hold. Newest first (every search is audited)."""
+    """Find cases you may see by words, caller, reference, keyed account number, date, agent,
+    department, status or overdue; all the criteria given must hold. Newest first (every
+    search is audited)."""
     query = {
         "words": words,
         "caller_number": caller,
         "reference": reference,
+        "account": account,
         "since": since,
         "until": until,
         "agent": agent,
@@ -1074,6 +1082,10 @@ RECORDING_COLUMNS = (
 )
 
 
+# The account or line number the caller keyed in the IVR (exact, unlike the draft's words).
+KEYPAD_LABEL = "رقم الحساب أو الخط"
+
+
 def fact(label: str, value: str, mode: str) -> None:
     """One "label: value" line, composed in logical order and reordered as a whole (reordered
     apart, the colon lands on the wrong side of an Arabic label)."""
@@ -1108,6 +1120,7 @@ def cases_show(reference: ReferenceArgument, as_json: JsonOption = False) -> Non
         ("القسم", case.get("department_label_ar") or case.get("department") or ""),
         ("الأولوية", case.get("priority_label_ar") or case.get("priority") or ""),
         ("المتصل", case.get("caller_number") or ""),
+        (KEYPAD_LABEL, case.get("keypad_number") or "-"),
         ("الموظف المسؤول", case.get("assigned_to") or "-"),
         ("أكدها", case.get("confirmed_by") or "-"),
         ("تاريخ التسجيل", local_time(case.get("created_at"))),
@@ -1321,6 +1334,7 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
     for label, value in (
         ("رقم الشكوى", case.get("reference") or ""),
         ("المتصل", case.get("caller_number") or "—"),
+        (KEYPAD_LABEL, case.get("keypad_number") or "—"),
         ("الوقت", local_time(case.get("created_at"))),
         ("مدة التسجيل", "—" if seconds is None else f"{seconds:.0f} s"),
         ("حالة المسودة", case.get("draft_state_label_ar") or case.get("draft_state") or "—"),
@@ -1342,6 +1356,12 @@ def render_draft(opened: dict[str, Any], text: str) -> None:
         lines = [Text(terminal.visual(note, mode), style="italic")]
     for line in lines:
         out().print(line, justify="right" if mode == "visual" else "left")
+    numbers = opened.get("numbers") or []
+    if numbers:
+        section("الأرقام كما قيلت (numbers said)")
+        for number in numbers:
+            # Digits first, then the words Whisper heard: "0912 = صفر تسعة واحد اتنين".
+            paragraph(f"{number.get('digits')} = {number.get('spoken')}", width, mode)
 
 
 def choose(title: str, options: Sequence[str], default: str | None = None) -> str:
@@ -2556,6 +2576,7 @@ def demo(
 DEMO_COLUMNS = (
     Column("reference", "المرجع", whole=True),
     Column("caller_number", "المتصل", whole=True),
+    Column("keypad_number", KEYPAD_LABEL, whole=True),
     Column("draft_state", "الحالة"),
     Column("draft_text", "المسودة", text=True),
 )

@@ -42,6 +42,7 @@ def machine() -> str:
 def benches(quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("AMI ingest", ["ami_ingest.py"]),
+        ("IVR keypad number", ["ivr_keypad.py", *(["--calls", "20"] if quick else [])]),
         ("transcription", ["transcribe.py", *(["--limit", "12"] if quick else [])]),
         (
             "callback assignment",

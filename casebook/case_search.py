@@ -1,11 +1,12 @@
 """Finding cases: the one listing service behind `cases list` and `cases search`.
 
 A search combines any of: the caller's number (as stored, in any of the forms a network gives
-it), the reference, words of the confirmed complaint (casebook.case_terms), the date it was
-registered, the assigned agent, the department, the status, and whether it is past its promised
-resolution (casebook.sla.overdue). It shows only the cases the actor may see (the access rule
-is ``Actor.cases_seen``), newest first, one page at a time with the count of the rest
-(casebook.paging), and is audited as a read of personal data with the references shown.
+it), the reference, the account or line number the caller keyed (exact digits), words of the
+confirmed complaint (casebook.case_terms), the date it was registered, the assigned agent, the
+department, the status, and whether it is past its promised resolution (casebook.sla.overdue).
+It shows only the cases the actor may see (the access rule is ``Actor.cases_seen``), newest
+first, one page at a time with the count of the rest (casebook.paging), and is audited as a
+read of personal data with the references shown.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import Any
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from casebook import audit, sla
+from casebook import arabic, audit, sla
 from casebook.access import Actor
 from casebook.case_terms import holding_terms, terms_of
 from casebook.cases import check_department, load_for, moment_or_now
 from casebook.errors import NotFound, RuleViolation
-from casebook.models import Agent, Case, CaseStatus
+from casebook.models import KEYPAD_DIGITS, Agent, Case, CaseStatus
 from casebook.paging import Page, take_page
 from casebook.phone import national_digits, normalise
 from casebook.reference import InvalidReference, normalise_reference
@@ -35,6 +36,7 @@ class CaseQuery:
 
     caller: str | None = None
     reference: str | None = None
+    account: str | None = None  # the keypad number, exactly as keyed
     words: str | None = None
     since: datetime | None = None  # registered at or after
     until: datetime | None = None  # registered before
@@ -55,6 +57,17 @@ def caller_forms(given: str, phone: PhoneSettings) -> list[str]:
     code = phone.country_code
     forms = {number.number, national, "0" + national, code + national, "+" + code + national}
     return sorted(forms | {"00" + code + national})
+
+
+def _keypad_digits(given: str) -> str:
+    """An account number as searched for: the digits a caller keys (spaces and dashes an agent
+    types between groups dropped, Arabic-Indic digits made ASCII)."""
+    digits = arabic.normalise(given).replace(" ", "")
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= KEYPAD_DIGITS):
+        raise RuleViolation(
+            f"{given!r} is not an account number: digits only, at most {KEYPAD_DIGITS}"
+        )
+    return digits
 
 
 def _agent_id(session: Session, username: str) -> int:
@@ -79,6 +92,8 @@ def _conditions(
             found.append(col(Case.reference) == normalise_reference(query.reference))
         except InvalidReference as exc:
             raise RuleViolation(f"{query.reference!r} is not a reference number: {exc}") from exc
+    if query.account is not None:
+        found.append(col(Case.keypad_number) == _keypad_digits(query.account))
     if query.words is not None:
         terms = terms_of(query.words)
         if not terms:

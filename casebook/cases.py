@@ -66,12 +66,15 @@ def register_complaint(
     uniqueid: str | None = None,
     linkedid: str | None = None,
     category: str | None = None,
+    keypad_number: str | None = None,
     draft_text: str | None = None,
     now: datetime | None = None,
 ) -> Case:
     """Create the draft case the moment a complaint is registered, with its reference number
-    and promised resolution time. A repeat for the same Asterisk channel (an AGI retry) returns
-    the case already registered instead of a second one."""
+    and promised resolution time, and the account or line number the caller keyed (digits, at
+    most ``KEYPAD_DIGITS``: checked by casebook.limits before the database). A repeat for the
+    same Asterisk channel (an AGI retry) returns the case already registered instead of a
+    second one."""
     _check_category(settings, category)
     if uniqueid is not None:
         existing = case_for_call(session, uniqueid)
@@ -84,6 +87,7 @@ def register_complaint(
         call_uniqueid=uniqueid,
         call_linkedid=linkedid,
         category=category,
+        keypad_number=keypad_number,
         department=settings.cases.intake_department,
         draft_text=draft_text,
         promised_by=promised_by(created, category, settings.sla, settings.business_hours),
@@ -108,7 +112,9 @@ def register_complaint(
         "case.register",
         "case",
         case.reference,
-        {"uniqueid": uniqueid, "linkedid": linkedid, "category": category} | caller.audit_detail(),
+        {"uniqueid": uniqueid, "linkedid": linkedid, "category": category}
+        | ({"keypad_number": keypad_number} if keypad_number else {})
+        | caller.audit_detail(),
     )
     return case
 

@@ -24,6 +24,15 @@ from casebook.settings import CasebookConfig, DraftSettings
 
 
 @dataclass(frozen=True)
+class SpokenNumber:
+    """A number the caller said, as the transcript stores it in its segments' ``numbers``
+    (transcription.numbers): the digits the draft shows and the words Whisper wrote."""
+
+    digits: str
+    spoken: str
+
+
+@dataclass(frozen=True)
 class Draft:
     case: Case
     recording: Recording | None
@@ -49,6 +58,17 @@ class Draft:
             if words:
                 return words
         return [(word, False) for word in (self.case.draft_text or "").split()]
+
+    def spoken_numbers(self) -> list[SpokenNumber]:
+        """The numbers said in the message, in order, each as digits and as said: what the
+        recording holds, so kept beside the draft even once an agent edited its text."""
+        if self.transcript is None:
+            return []
+        return [
+            SpokenNumber(str(number["digits"]), str(number["spoken"]))
+            for segment in self.transcript.segments
+            for number in segment.get("numbers") or ()
+        ]
 
 
 @dataclass(frozen=True)

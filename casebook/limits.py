@@ -13,10 +13,11 @@ is one mechanism with two doors:
   through ``check_row``.
 
 A text over its limit, or holding what no PostgreSQL text holds (a NUL) or no encoder writes (a
-lone surrogate), is refused with ``TextRefused``: one line naming the field and the limit, the
-whole unit of work rolled back, nothing stored; the API answers 400. So SQLite (which ignores
-VARCHAR lengths and would store megabytes) and PostgreSQL (which would fail with a driver error,
-a 500) refuse alike. A field marked ``CUT`` holds machine text (what Asterisk said of a hang-up,
+lone surrogate), or a field of digits (``digits_field``: what a caller keyed) holding anything
+else, is refused with ``TextRefused``: one line naming the field and the limit, the whole unit
+of work rolled back, nothing stored; the API answers 400. So SQLite (which ignores VARCHAR
+lengths and would store megabytes) and PostgreSQL (which would fail with a driver error, a 500)
+refuse alike. A field marked ``CUT`` holds machine text (what Asterisk said of a hang-up,
 a job's error): too long, it is cut with a visible mark instead, never losing the write.
 """
 
@@ -37,6 +38,7 @@ from casebook.errors import CasebookError
 CUT = "cut_to_limit"  # machine text: cut, not refused
 JSON_TEXT = "json_text_limit"  # a JSON value: the longest text anywhere in it
 JSON_CHARS = "json_chars_limit"  # a JSON value: its length written as JSON
+DIGITS = "digits_only"  # keyed on a phone: ASCII digits and nothing else
 
 # The mark a cut text ends with.
 _CUT_MARK = "…"
@@ -44,6 +46,11 @@ _CUT_MARK = "…"
 
 class TextRefused(CasebookError):
     """A text too long for its field, or one no database stores alike: refused, one line."""
+
+
+def digits_field(limit: int) -> Any:
+    """A text of at most ``limit`` ASCII digits (what a caller keyed: no sign, no space)."""
+    return Field(default=None, max_length=limit, sa_column_kwargs={"info": {DIGITS: True}})
 
 
 def bounded_text(limit: int, *, cut: bool = False, default: str | None = None) -> Any:
@@ -60,6 +67,7 @@ class TextLimit:
     field: str
     max_chars: int
     cut: bool
+    digits: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ def limits_of(model: type[SQLModel]) -> ModelLimits:
         info = column.info if column is not None else {}
         lengths = [item.max_length for item in field.metadata if isinstance(item, MaxLen)]
         if lengths:
-            texts.append(TextLimit(name, min(lengths), bool(info.get(CUT))))
+            texts.append(TextLimit(name, min(lengths), bool(info.get(CUT)), bool(info.get(DIGITS))))
         if JSON_TEXT in info or JSON_CHARS in info:
             values.append(JsonLimit(name, info.get(JSON_TEXT), info.get(JSON_CHARS)))
     return ModelLimits(str(table.name), tuple(texts), tuple(values))
@@ -110,6 +118,8 @@ def _checked_text(table: str, rule: TextLimit, value: str) -> str:
             raise _refuse(
                 table, rule.field, f"has {len(value)} characters, at most {rule.max_chars}"
             )
+    if rule.digits and not (value.isascii() and value.isdigit()):
+        raise _refuse(table, rule.field, "must be digits 0-9 only")
     _check_storable(table, rule.field, value)
     return value
 

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from casebook.clock import utcnow
-from casebook.limits import CUT, JSON_CHARS, JSON_TEXT, bounded_text
+from casebook.limits import CUT, JSON_CHARS, JSON_TEXT, bounded_text, digits_field
 
 # Issue 17: every text is bounded, checked before the database (casebook.limits), the same on
 # SQLite (which ignores VARCHAR lengths) and PostgreSQL. VARCHAR(n) fields keep their n; the
@@ -28,6 +28,8 @@ NOTE_TEXT = 4_000
 ERROR_TEXT = 2_000
 # An audit entry's detail as JSON: a listing of 10,000 references is ~130,000.
 AUDIT_DETAIL_CHARS = 1_000_000
+# The account or line number a caller keys in the IVR (issue 19): the longest a flow may ask.
+KEYPAD_DIGITS = 20
 # An agent's lists (languages, skills, shift days): short words, a few of them.
 AGENT_LIST = {JSON_TEXT: 64, JSON_CHARS: 2_000}
 
@@ -268,6 +270,9 @@ class Case(SQLModel, table=True):
     # The IVR registers at most one complaint per channel: retries of the same call reuse it.
     call_uniqueid: str | None = Field(default=None, max_length=64, unique=True)
     call_linkedid: str | None = Field(default=None, max_length=64, index=True)
+    # The account or line number the complaint is about, keyed by the caller (exact, unlike the
+    # numbers Whisper hears); searched by exact match (casebook.case_search).
+    keypad_number: str | None = digits_field(KEYPAD_DIGITS)
     status: str = Field(default=CaseStatus.DRAFT.value, max_length=16)
     category: str | None = Field(default=None, max_length=64)
     priority: str = Field(default=Priority.NORMAL.value, max_length=16)
@@ -307,6 +312,7 @@ class Case(SQLModel, table=True):
         # Overdue (casebook.sla.overdue): the unresolved cases, newest first; reading them by
         # promise instead sorted every overdue case to show 50 (3 s on 1,000,000, SQLite).
         Index("ix_case_unresolved_created", "resolved_at", "created_at"),
+        Index("ix_case_keypad_number_created", "keypad_number", "created_at"),
     )
 
 

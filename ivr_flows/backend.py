@@ -53,8 +53,10 @@ class IvrBackend(Protocol):
         message_path: str | None,
         menu_choices: list[str],
         category: str | None,
+        keypad_number: str | None = None,
     ) -> RegisteredComplaint:
-        """Create the draft case at once. Must be idempotent on ``uniqueid``."""
+        """Create the draft case at once, with the account or line number the caller keyed
+        (digits) if any. Must be idempotent on ``uniqueid``."""
         ...
 
     def case_status(

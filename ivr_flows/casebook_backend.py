@@ -36,6 +36,7 @@ class CasebookBackend:
         message_path: str | None,
         menu_choices: list[str],
         category: str | None,
+        keypad_number: str | None = None,
     ) -> RegisteredComplaint:
         if category is not None and category not in self.settings.sla.categories:
             # A flow file naming a category config.yaml lacks must not lose the complaint.
@@ -55,6 +56,7 @@ class CasebookBackend:
                 uniqueid=uniqueid,
                 linkedid=linkedid,
                 category=category,
+                keypad_number=keypad_number,
                 now=now,
             )
             if message_path is not None:

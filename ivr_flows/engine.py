@@ -31,6 +31,7 @@ from ivr_flows.flow import (
     CaseStatusNode,
     Flow,
     HangupNode,
+    KeypadNumberQuestion,
     MenuNode,
     Node,
     PlayNode,
@@ -129,6 +130,8 @@ class Call:
     typeahead: str = ""
     # References looked up in this call that named no case of the caller's (status by phone).
     wrong_references: int = 0
+    # The account or line number keyed after the message (None: not asked, or skipped).
+    keypad_number: str | None = None
 
 
 class BackendFailed(Exception):
@@ -303,7 +306,17 @@ class FlowRunner:
                 self._play(agi, node.no_message_prompt)
         else:
             return node.give_up
+        if node.keypad_number is not None:
+            try:
+                call.keypad_number = self._keypad_number(agi, node.keypad_number)
+            except CallerHungUp:
+                # Hung up instead of keying: the message is a complaint all the same.
+                self._register(agi, call, wav, node, announce=False)
+                raise
         complaint = self._register(agi, call, wav, node, announce=True)
+        if call.keypad_number is not None and node.keypad_number is not None:
+            self._play(agi, node.keypad_number.confirm_prompt)
+            self._say_digits(agi, call.keypad_number)
         self._play(agi, node.registered_prompt)
         self._say_digits(agi, complaint.reference)
         self._play(agi, node.repeat_prompt)
@@ -311,6 +324,23 @@ class FlowRunner:
         self._play(agi, node.promised_prompt)
         self._say_date(agi, complaint.promised_by)
         return node.next
+
+    def _keypad_number(self, agi: HotlineAGI, question: KeypadNumberQuestion) -> str | None:
+        """The digits keyed, or None when the caller skipped (timeout, or * or # alone) or
+        keyed no usable number ``question.tries`` times.
+
+        One digit more than the maximum is asked for, so a number too long is told apart from
+        one of the maximum length (and # after the maximum never ends the next question).
+        """
+        for _ in range(question.tries):
+            keyed = self._ask(agi, question.prompt, question.timeout_seconds,
+                              question.max_digits + 1)  # fmt: skip
+            if keyed in ("", "*"):
+                return None
+            if keyed.isascii() and keyed.isdigit() and len(keyed) <= question.max_digits:
+                return keyed
+            self._play(agi, question.invalid_prompt)
+        return None
 
     @staticmethod
     def _message_has_audio(wav: Path) -> bool:
@@ -344,6 +374,7 @@ class FlowRunner:
                 message_path=str(wav),
                 menu_choices=list(call.choices),
                 category=call.values.get("category"),
+                keypad_number=call.keypad_number,
             )
         except Exception as exc:
             log.exception("call %s: the complaint could not be registered", call.uniqueid)

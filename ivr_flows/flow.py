@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from casebook.models import KEYPAD_DIGITS
 from ivr_flows.backend import STATUS_CODES
 
 BUILTIN_FLOW = Path(__file__).resolve().parent / "flows" / "hotline.yaml"
@@ -76,6 +77,21 @@ class MenuNode(_Model):
         return value
 
 
+class KeypadNumberQuestion(_Model):
+    """After the message: the account or line number the complaint is about, keyed and ended
+    with #. Skippable: a timeout, or * or # with nothing keyed, and the flow goes on without
+    one. Anything else that is not 1 to ``max_digits`` digits is asked again, ``tries`` times
+    in all, then the flow goes on without one. A number taken is said back digit by digit
+    after ``confirm_prompt``."""
+
+    prompt: str
+    invalid_prompt: str
+    confirm_prompt: str
+    max_digits: int = Field(KEYPAD_DIGITS, ge=1, le=KEYPAD_DIGITS)
+    timeout_seconds: float = Field(6.0, gt=0, le=60)
+    tries: int = Field(2, ge=1, le=10)
+
+
 class RecordComplaintNode(_Model):
     type: Literal["record_complaint"]
     prompt: str
@@ -90,6 +106,8 @@ class RecordComplaintNode(_Model):
     max_seconds: int = Field(180, ge=5, le=1800)
     # Seconds of silence that end the message, as if the caller had pressed #.
     silence_seconds: int = Field(5, ge=1, le=60)
+    # None: no number is asked for.
+    keypad_number: KeypadNumberQuestion | None = None
 
 
 class CaseStatusNode(_Model):
@@ -198,6 +216,8 @@ def _node_prompts(node: BaseModel) -> list[tuple[str, str]]:
     ]
     if isinstance(node, CaseStatusNode):
         prompts += [(f"status_prompts.{code}", p) for code, p in node.status_prompts.items()]
+    if isinstance(node, RecordComplaintNode) and node.keypad_number is not None:
+        prompts += [(f"keypad_number.{key}", p) for key, p in _node_prompts(node.keypad_number)]
     return prompts
 
 

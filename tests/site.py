@@ -225,10 +225,13 @@ class Site:
         uniqueid: str | None = None,
         doubtful: Sequence[str] = (),
         kind: RecordingKind = RecordingKind.MESSAGE,
+        keypad_number: str | None = None,
+        numbers: Sequence[tuple[str, str]] = (),
     ) -> tuple[str, Path]:
-        """A complaint as a call leaves it: registered by the IVR (its reference given), the
-        caller's message ingested and drafted by the worker (Whisper's words, the ``doubtful``
-        ones in doubt). Its reference and its recording. Each call its own channel id unless
+        """A complaint as a call leaves it: registered by the IVR (its reference given, with
+        the ``keypad_number`` keyed), the caller's message ingested and drafted by the worker
+        (Whisper's words, the ``doubtful`` ones in doubt, the spoken ``numbers`` as (digits,
+        words said)). Its reference and its recording. Each call its own channel id unless
         ``uniqueid`` is given: a site may hold many."""
         worker = Actor.system("worker")
         uniqueid = uniqueid or f"1.{uuid.uuid4().hex[:8]}"
@@ -243,6 +246,7 @@ class Site:
                     Actor.system("ivr"),
                     caller_number=caller_number,
                     uniqueid=uniqueid,
+                    keypad_number=keypad_number,
                 )
                 case.department = "customer-care"
                 recording = ingest_recording(
@@ -271,7 +275,17 @@ class Site:
                 }
                 for word in said.split()
             ]
-            segments = [{"start": 0.0, "end": 3.0, "text": said, "doubtful": False, "words": words}]
+            said_numbers = [{"digits": digits, "spoken": spoken} for digits, spoken in numbers]
+            segments = [
+                {
+                    "start": 0.0,
+                    "end": 3.0,
+                    "text": said,
+                    "doubtful": False,
+                    "words": words,
+                    "numbers": said_numbers,
+                }
+            ]
             data = jobs.TranscriptData(
                 text=said,
                 model_name="whisper-base",

@@ -468,6 +468,22 @@ def test_cases_search_finds_words_and_says_how_many_more(site: Site) -> None:
     assert len(every.stdout.splitlines()) == 4 and "more" not in every.stderr
 
 
+def test_the_keyed_account_number_is_shown_and_searched(site: Site) -> None:
+    account = f"09{uuid.uuid4().int % 10**10:010d}"  # no other test's case has it
+    reference, _ = site.drafted_call("رقمي 0912", uniqueid=uuid.uuid4().hex, keypad_number=account)
+    salem = site.people["salem"]
+    shown = salem.ok("cases", "show", reference)
+    assert f"رقم الحساب أو الخط: {account}" in shown.stdout  # piped: logical order
+    as_json = json.loads(salem.ok("cases", "show", reference, "--json").stdout)
+    assert as_json["keypad_number"] == account
+    grouped = f"{account[:4]}-{account[4:7]} {account[7:]}"
+    found = salem.ok("cases", "search", "--account", grouped, "--json")
+    assert [row["reference"] for row in json.loads(found.stdout)] == [reference]
+    refused = salem.run("cases", "search", "--account", "09-x")
+    assert refused.returncode != 0 and "not an account number" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+
+
 def test_cases_list_says_how_many_more_when_cut(site: Site) -> None:
     site.case("billing")
     site.case("billing")

@@ -62,6 +62,10 @@ def assert_whole_path(result: DemoResult, calls: int, caplog: pytest.LogCaptureF
         assert case.draft_state == "ready"
         assert any(ord(char) in ARABIC_LETTERS for char in case.draft_text), case
         assert case.caller_number is not None and case.caller_number.startswith("09")
+    # Every other caller keys an account number after their message; it is on their case.
+    keyed = [case.keypad_number for case in result.cases]
+    assert keyed[::2] == [f"2026{n:06d}" for n in range(1, calls + 1, 2)]
+    assert keyed[1::2] == [None] * (calls // 2)
     db = Database(settings.database)
     try:
         with db.session() as session:

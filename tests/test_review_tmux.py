@@ -171,3 +171,26 @@ def test_an_edited_text_survives_a_failed_confirm_and_is_offered_again(
     terminal.wait_for(f"case {reference} open")
     assert site.stored_case(reference).confirmed_text == EDITED
     assert not kept.exists()
+
+
+def test_the_keyed_number_and_the_numbers_said_are_shown_right_to_left(
+    terminal: Terminal, site: Site
+) -> None:
+    reference, _ = site.drafted_call(
+        "رقمي 0912 والمبلغ 50 دينار",
+        uniqueid="2.1",
+        keypad_number="0912345678",
+        numbers=[("0912", "صفر تسعة واحد اتنين"), ("50", "خمسين")],
+    )
+    terminal.type(f"{HOTLINE} review", "Enter")
+    screen = terminal.wait_for("[a]ccept")
+    assert reference in screen
+    rows = [row.rstrip() for row in screen.splitlines()]
+    # "label: value" read from the right: the label at the right end, the number left of it.
+    keyed = next(row for row in rows if "0912345678" in row)
+    assert keyed.endswith("ﻂﺨﻟﺍ ﻭﺃ ﺏﺎﺴﺤﻟﺍ ﻢﻗﺭ") and keyed.lstrip().startswith("0912345678")
+    # "0912 = صفر ...": the digits first for a right-to-left reader, at the right end, upright.
+    said = next(row for row in rows if row.endswith("= 0912"))
+    assert "ﺮﻔﺻ" in said
+    assert any(row.endswith("= 50") and "ﻦﻴﺴﻤﺧ" in row for row in rows)
+    terminal.type("q", "Enter")

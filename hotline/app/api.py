@@ -225,6 +225,8 @@ CASE_FIELDS = (
     "priority",
     "department",
     "caller_number",
+    # The account or line number the caller keyed in the IVR (digits), beside the draft.
+    "keypad_number",
     "created_at",
     "promised_by",
     "escalation_level",
@@ -790,6 +792,7 @@ def list_cases(
     department: str | None = None,
     caller_number: str | None = None,
     reference: str | None = None,
+    account: str | None = None,
     words: str | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -805,6 +808,7 @@ def list_cases(
     query = CaseQuery(
         caller=caller_number,
         reference=reference,
+        account=account,
         words=words,
         since=start,
         until=end,
@@ -980,6 +984,7 @@ def open_draft(reference: str, caller: CallerDep) -> JSONResponse:
             if recording is None
             else {"id": recording.id, "duration_seconds": recording.duration_seconds},
             "marked_words": [[word, doubtful] for word, doubtful in draft.marked_words()],
+            "numbers": plain(draft.spoken_numbers(), caller.site.zone),
         }
 
     return reply(caller.run(work))

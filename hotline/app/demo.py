@@ -80,6 +80,7 @@ class DemoClip:
 class DemoCase:
     reference: str
     caller_number: str | None
+    keypad_number: str | None  # the account number the caller keyed, if any
     category: str | None
     draft_text: str
     draft_state: str  # casebook.models.DraftState: ready, no_speech or failed
@@ -98,6 +99,8 @@ class DemoResult:
 
 
 PASSWORD_FILE = "admin-password"
+# The demo callers' account numbers: 2026 then the caller's place in the demo.
+DEMO_ACCOUNT_PREFIX = "2026"
 
 
 def write_demo_config(folder: Path) -> Path:
@@ -139,12 +142,17 @@ def demo_clips() -> list[DemoClip]:
 
 
 def demo_callers(count: int, clips: list[DemoClip]) -> list[tuple[SimulatedCall, DemoClip]]:
-    """``count`` callers from different numbers, each speaking a demo clip in turn."""
+    """``count`` callers from different numbers, each speaking a demo clip in turn; every
+    other one keys an account number when the IVR asks for it."""
     callers = []
     for n in range(count):
         clip = clips[n % len(clips)]
         number = f"{MOBILE_PREFIXES[n % len(MOBILE_PREFIXES)]}{n + 1:07d}"
-        callers.append((SimulatedCall(number, category=clip.category_key, audio=clip.path), clip))
+        account = f"{DEMO_ACCOUNT_PREFIX}{n + 1:06d}" if n % 2 == 0 else ""
+        call = SimulatedCall(
+            number, category=clip.category_key, account_number=account, audio=clip.path
+        )
+        callers.append((call, clip))
     return callers
 
 
@@ -371,6 +379,7 @@ def _demo_cases(session: Session, said: dict[str, str]) -> list[DemoCase]:
         DemoCase(
             reference=case.reference or "",
             caller_number=case.caller_number,
+            keypad_number=case.keypad_number,
             category=case.category,
             draft_text=case.draft_text or "",
             draft_state=case.draft_state or "",

@@ -34,7 +34,9 @@ class SimulatedCall:
     """One caller. ``register_case=False`` hangs up during the welcome: an abandoned call.
 
     ``choice`` is the key pressed at the main menu, ``category`` the one at the category menu
-    (asked by the FastAGI IVR only); ``leave_message=False`` stays silent when asked to speak.
+    (asked by the FastAGI IVR only); ``leave_message=False`` stays silent when asked to speak;
+    ``account_number`` is keyed when the IVR asks for one after the message ("": the question
+    times out, as when a caller keys nothing).
 
     ``agent_answers``: when the IVR hands the caller to the agent queue, a member answers.
 
@@ -46,6 +48,7 @@ class SimulatedCall:
     caller_name: str = ""
     choice: str = "1"
     category: str = "1"
+    account_number: str = ""
     register_case: bool = True
     leave_message: bool = True
     audio: bytes | Path | None = None
@@ -311,7 +314,8 @@ def _through_agi(
     call: SimulatedCall, one: SimChannel, two: SimChannel, start_agi: StartAgi
 ) -> Iterator[Step]:
     """``AGI(agi://…/hotline,${CHANNEL(linkedid)})``: the caller keys "1" for a new complaint,
-    then their category, says their complaint and presses #; what the IVR does meanwhile shows
+    then their category, says their complaint and presses #, then keys their account number
+    (if they have one); what the IVR does meanwhile shows
     on AMI as Asterisk shows it."""
     takes = [Take("dtmf", caller_voice(call.audio))] if call.leave_message else []
     session = start_agi(
@@ -319,7 +323,7 @@ def _through_agi(
             uniqueid=two.uniqueid,
             callerid=call.caller_number,
             linkedid=two.linkedid,
-            keys=[call.choice, call.category],
+            keys=[call.choice, call.category, call.account_number],
             takes=takes,
             # An abandoning caller hangs up during the welcome.
             hangup_on=None if call.register_case else "STREAM FILE",

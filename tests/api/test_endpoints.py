@@ -11,7 +11,7 @@ from time import monotonic
 from urllib.parse import urlencode
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from casebook import cases as case_service
 from casebook.access import Actor
@@ -20,8 +20,10 @@ from casebook.models import (
     Callback,
     CallbackReason,
     CallbackStatus,
+    Case,
     CaseStatus,
     RecordingKind,
+    Transcript,
 )
 from hotline.simulator import PbxSimulator
 from tests.api.conftest import ApiSite, unique
@@ -36,6 +38,7 @@ CASE_KEYS = {
     "priority",
     "department",
     "caller_number",
+    "keypad_number",
     "created_at",
     "promised_by",
     "escalation_level",
@@ -233,7 +236,8 @@ def test_a_draft_is_opened_and_confirmed_as_it_stands(api_site: ApiSite) -> None
     opened = me.get(f"/v1/drafts/{reference}")
     assert opened.status == 200
     draft = opened.json()
-    assert set(draft) == {"case", "recording", "marked_words"}
+    assert set(draft) == {"case", "recording", "marked_words", "numbers"}
+    assert draft["numbers"] == [] and draft["case"]["keypad_number"] is None
     assert draft["recording"] is None
     assert draft["marked_words"][0] == ["الفاتورة", False]
     assert draft["case"]["leased_to"] == username and draft["case"]["leased_until"]
@@ -710,3 +714,44 @@ def test_a_body_too_large_or_of_unknown_length_is_refused_unread(api_site: ApiSi
     finally:
         connection.close()
     assert (status, body["code"]) == (411, "length_required")
+
+
+def test_a_draft_shows_the_keyed_number_and_the_numbers_said(api_site: ApiSite) -> None:
+    recording = recorded_call(
+        api_site.db,
+        api_site.settings,
+        unique("msg"),
+        status=CaseStatus.DRAFT,
+        kind=RecordingKind.MESSAGE,
+    )
+    reference = reference_of(api_site.db, recording)
+    assert recording.id is not None
+    recording_id = recording.id
+    said = {"digits": "0912", "spoken": "صفر تسعة واحد اتنين"}
+
+    def keyed_and_transcribed(session: Session) -> None:
+        case = session.exec(select(Case).where(Case.reference == reference)).one()
+        case.keypad_number = "0912345678"
+        text = "رقمي 0912 والفاتورة 50 دينار"
+        case.draft_text = text
+        segments = [
+            {"text": "رقمي 0912", "numbers": [said]},
+            {"text": "والفاتورة 50 دينار", "numbers": [{"digits": "50", "spoken": "خمسين"}]},
+        ]
+        session.add(case)
+        session.add(
+            Transcript(recording_id=recording_id, model_name="m", text=text, segments=segments)
+        )
+
+    api_site.db.run(keyed_and_transcribed)
+    supervisor = api_site.client("supervisor")
+    opened = supervisor.get(f"/v1/drafts/{reference}").json()
+    assert opened["case"]["keypad_number"] == "0912345678"
+    assert opened["numbers"] == [said, {"digits": "50", "spoken": "خمسين"}]
+    shown = supervisor.get(f"/v1/cases/{reference}").json()
+    assert shown["keypad_number"] == "0912345678"
+    found = supervisor.get("/v1/cases?account=0912-345-678").json()["cases"]
+    assert [row["reference"] for row in found] == [reference]
+    wrong = supervisor.get("/v1/cases?account=09x")
+    assert (wrong.status, wrong.error["code"]) == (400, "refused")
+    assert "not an account number" in wrong.error["error"]

@@ -57,6 +57,21 @@ def test_an_edited_draft_carries_no_marks() -> None:
     assert untranscribed.marked_words() == [("نص", False)]
 
 
+def test_the_numbers_said_stay_beside_the_draft_even_once_edited() -> None:
+    phone = {"digits": "0912", "spoken": "صفر تسعة واحد اتنين"}
+    amount = {"digits": "50", "spoken": "خمسين"}
+    segments = [
+        {"text": "رقمي 0912", "doubtful": False, "numbers": [phone]},
+        {"text": "منذ يومين", "doubtful": False},  # stored before numbers were: no key
+        {"text": "و50 دينار", "doubtful": False, "numbers": [amount]},
+    ]
+    said = [drafts.SpokenNumber(**phone), drafts.SpokenNumber(**amount)]
+    text = "رقمي 0912 منذ يومين و50 دينار"
+    assert draft(text, segments, text).spoken_numbers() == said
+    assert draft("رقمي 0913", segments, text).spoken_numbers() == said
+    assert Draft(Case(draft_text="نص"), None, None).spoken_numbers() == []
+
+
 def test_the_reviewer_confirms_the_draft_as_it_stands_and_nobody_else_meanwhile(
     db: Database, settings: Settings, staff: Staff
 ) -> None:

@@ -45,9 +45,10 @@ def test_calls_through_the_real_ivr_are_tracked_with_case_message_and_choices(
     tmp_path: Path, ivr: AgiServer, backend: MemoryBackend, sink: CollectingSink
 ) -> None:
     voices = [tone(0.3, 300.0 + 100 * n, seed=n) for n in range(3)]
+    accounts = ["", "20260001", ""]  # the second caller keys an account number
     callers = [
-        SimulatedCall(f"091000000{n}", category=str(n + 1), audio=voice)
-        for n, voice in enumerate(voices)
+        SimulatedCall(f"091000000{n}", category=str(n + 1), account_number=account, audio=voice)
+        for n, (voice, account) in enumerate(zip(voices, accounts, strict=True))
     ]
     recordings = tmp_path / "recordings"
     with PbxSimulator(seed=5, recordings_dir=recordings, agi=ivr.address) as sim:
@@ -66,6 +67,7 @@ def test_calls_through_the_real_ivr_are_tracked_with_case_message_and_choices(
         assert call.caller_number == case.caller_number
         n = int(call.caller_number or "") % 10
         assert case.category == ("billing", "network", "staff")[n]
+        assert case.keypad_number == (accounts[n] or None)
         assert call.ivr_choices == (
             "HotlineMenu=main_menu:1",
             f"HotlineMenu=category_menu:{n + 1}",

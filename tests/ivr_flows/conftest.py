@@ -31,6 +31,7 @@ class CaseView(Protocol):
     caller_number: str | None
     message_path: str | None
     category: str
+    keypad_number: str | None
 
 
 class InspectableBackend(IvrBackend, Protocol):
@@ -56,6 +57,7 @@ class StoredCaseView:
     caller_number: str | None
     message_path: str | None
     category: str
+    keypad_number: str | None
 
 
 class InspectableCasebook(CasebookBackend):
@@ -77,6 +79,7 @@ class InspectableCasebook(CasebookBackend):
                 caller_number=case.caller_number,
                 message_path=message.path if message else None,
                 category=case.category or "other",
+                keypad_number=case.keypad_number,
             )
 
     def case_count(self) -> int:

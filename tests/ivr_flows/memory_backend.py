@@ -25,6 +25,7 @@ class MemoryCase:
     category: str
     promised_by: datetime
     status: str = "draft"
+    keypad_number: str | None = None
 
 
 @dataclass
@@ -43,6 +44,7 @@ class MemoryBackend:
         message_path: str | None,
         menu_choices: list[str],
         category: str | None,
+        keypad_number: str | None = None,
     ) -> RegisteredComplaint:
         with self._lock:
             existing = self.case_for_uniqueid(uniqueid)
@@ -59,6 +61,7 @@ class MemoryBackend:
                 menu_choices=menu_choices,
                 category=category or "other",
                 promised_by=self.now + PROMISE,
+                keypad_number=keypad_number,
             )
             self.cases[case.reference] = case
             return RegisteredComplaint(case.reference, case.promised_by, case.category)

@@ -124,3 +124,19 @@ def test_a_transfer_needs_the_prompt_the_dialplan_plays_when_no_agent_answers(
         "nodes.agent: a transfer needs prompt 'agents_busy' (the dialplan plays it when no agent "
         "answers)"
     )
+
+
+def test_an_unknown_prompt_of_the_keypad_number_question_is_named(tmp_path: Path) -> None:
+    data = builtin()
+    data["nodes"]["new_complaint"]["keypad_number"]["confirm_prompt"] = "account_confirmed"
+    assert load_error(tmp_path, data) == (
+        "nodes.new_complaint.keypad_number.confirm_prompt: unknown prompt 'account_confirmed'"
+    )
+
+
+def test_a_keypad_number_longer_than_the_case_stores_is_refused(tmp_path: Path) -> None:
+    data = builtin()
+    data["nodes"]["new_complaint"]["keypad_number"]["max_digits"] = 21
+    assert load_error(tmp_path, data) == (
+        "nodes.new_complaint.keypad_number.max_digits: Input should be less than or equal to 20"
+    )

@@ -23,7 +23,14 @@ from casebook.models import (
     Transcript,
 )
 from tests.pbx.site import Site, wait_until
-from tests.pbx.traffic import CALL_PATIENCE, STATUS_OWNER, STRANGER, Placed, Traffic
+from tests.pbx.traffic import (
+    CALL_PATIENCE,
+    KEYED_ACCOUNT,
+    STATUS_OWNER,
+    STRANGER,
+    Placed,
+    Traffic,
+)
 
 pytestmark = pytest.mark.pbx
 
@@ -37,6 +44,10 @@ def played(site: Site, channel: str) -> list[str]:
     """The sounds Asterisk's verbose log says it played on this channel, in order."""
     pattern = re.compile(rf"<{re.escape(channel)}> Playing '([^']+)\.slin'.*\(language 'ar'\)")
     return pattern.findall(site.log.read_text(errors="replace"))
+
+
+def digits_said(sounds: list[str]) -> str:
+    return "".join(s.removeprefix("digits/") for s in sounds if s.startswith("digits/"))
 
 
 def sha256(path: Path) -> str:
@@ -77,10 +88,33 @@ def test_the_reference_is_read_back_twice_digit_by_digit(traffic: Traffic, site:
     case = traffic.case_of(traffic.stored_call(placed.linkedid))
     assert case is not None and case.reference
     sounds = played(site, placed.hotline_channel)
-    digits = "".join(s.removeprefix("digits/") for s in sounds if s.startswith("digits/"))
-    assert digits == case.reference * 2
+    assert digits_said(sounds) == case.reference * 2
     assert "hotline/registered" in sounds and "hotline/thanks" in sounds
     assert "does not exist" not in site.log.read_text(errors="replace")
+
+
+def test_an_account_number_keyed_after_the_message_is_on_the_case(
+    traffic: Traffic, site: Site
+) -> None:
+    placed = only(traffic, "keypad-number")
+    case = traffic.case_of(traffic.stored_call(placed.linkedid))
+    assert case is not None and case.reference
+    assert case.keypad_number == KEYED_ACCOUNT
+    sounds = played(site, placed.hotline_channel)
+    # Said back digit by digit in Arabic, then the reference twice as before.
+    assert digits_said(sounds) == KEYED_ACCOUNT + case.reference * 2
+    confirm = sounds.index("hotline/account_confirm")
+    assert sounds.index("hotline/enter_account") < confirm < sounds.index("hotline/registered")
+
+
+def test_a_caller_who_keys_no_account_number_goes_on_without_one(
+    traffic: Traffic, site: Site
+) -> None:
+    placed = only(traffic, "new-complaint")
+    case = traffic.case_of(traffic.stored_call(placed.linkedid))
+    assert case is not None and case.keypad_number is None
+    sounds = played(site, placed.hotline_channel)
+    assert "hotline/enter_account" in sounds and "hotline/account_confirm" not in sounds
 
 
 STATUS = [

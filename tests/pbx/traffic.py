@@ -47,6 +47,8 @@ class Dial:
 
 
 COMPLAINT_STEPS = "silence/1/silence/2/silence/speak/#"
+# The account number a caller keys after their message, once the question has been asked.
+KEYED_ACCOUNT = "0912345678"
 STATUS_OWNER = "0911000002"
 STRANGER = "0911000003"
 # Dialled one after the other: each result is its own call's.
@@ -77,6 +79,7 @@ def callers(reference: str) -> dict[str, list[Caller]]:
     last4 = STATUS_OWNER[-4:]
     return {
         "new-complaint": [Caller("0911000001", COMPLAINT_STEPS)],
+        "keypad-number": [Caller("0911000006", f"{COMPLAINT_STEPS}/prompt/{KEYED_ACCOUNT}#")],
         "status-owner": [Caller(STATUS_OWNER, status_steps(reference, None, False))],
         "status-owner-hash": [Caller(STATUS_OWNER, status_steps(reference, None, True))],
         "status-stranger": [Caller(STRANGER, status_steps(reference, last4, False))],
