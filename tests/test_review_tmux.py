@@ -178,7 +178,6 @@ def test_the_keyed_number_and_the_numbers_said_are_shown_right_to_left(
 ) -> None:
     reference, _ = site.drafted_call(
         "رقمي 0912 والمبلغ 50 دينار",
-        uniqueid="2.1",
         keypad_number="0912345678",
         numbers=[("0912", "صفر تسعة واحد اتنين"), ("50", "خمسين")],
     )
