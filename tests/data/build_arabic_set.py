@@ -226,6 +226,7 @@ def telephone(
     ``source`` is a speech WAV (padded like a recording that starts and stops a little around
     the voice), or sox synth arguments for a non-speech clip of ``seconds``.
     """
+    encoding = "-e u-law -b 8" if mu_law else "-e signed-integer -b 16"
     with tempfile.TemporaryDirectory() as tmp:
         hiss, ulaw = Path(tmp) / "hiss.wav", Path(tmp) / "ulaw.wav"
         length = seconds if seconds is not None else duration(Path(source[0])) + 0.9
@@ -237,7 +238,7 @@ def telephone(
             f"sox -R -n -r 16000 -c 1 {hiss} synth {length:.2f} pinknoise vol 0.003".split(),
             ["sox", "-R", "-m", str(hiss), content,
              *f"-r 8000 -e u-law -b 8 {ulaw} sinc 300-3400 rate 8000".split()],
-            f"sox {ulaw} {'-e u-law -b 8' if mu_law else '-e signed-integer -b 16'} {target}".split(),
+            f"sox {ulaw} {encoding} {target}".split(),
         ]  # fmt: skip
         for step in steps:
             result = run(step)
