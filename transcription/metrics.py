@@ -6,6 +6,8 @@ not the mean of its clips' CERs, which would let short clips weigh as much as lo
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -62,3 +64,35 @@ def cer(pairs: Iterable[tuple[str, str]]) -> float:
 def wer(pairs: Iterable[tuple[str, str]]) -> float:
     """Pooled word error rate over (reference, hypothesis) pairs."""
     return sum((word_errors(ref, hyp) for ref, hyp in pairs), ErrorCount(0, 0)).rate
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class NumberCount:
+    """How a draft carries the numbers said: each said number counts once as right when the
+    draft holds that exact digit string; ``extra`` are the draft's digit strings nobody said
+    (a wrong number and an invented one both land here)."""
+
+    right: int
+    said: int
+    extra: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.said if self.said else 0.0
+
+    def __add__(self, other: NumberCount) -> NumberCount:
+        return NumberCount(
+            self.right + other.right, self.said + other.said, self.extra + other.extra
+        )
+
+
+def number_count(said: Sequence[str], hypothesis: str) -> NumberCount:
+    """Compare the digit strings said with those in ``hypothesis`` (after ``normalise``, so
+    Arabic-Indic digits count as their ASCII ones), as multisets: order does not matter, a
+    number said twice must be written twice."""
+    written = Counter(_DIGITS.findall(normalise(hypothesis)))
+    right = sum((Counter(said) & written).values())
+    return NumberCount(right, len(said), sum(written.values()) - right)

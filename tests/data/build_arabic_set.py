@@ -10,16 +10,24 @@ needs them. CI uses the committed WAVs, so this script only runs when the set ch
 Each clip: espeak-ng writes MBROLA phonemes (--pho), ``fix_phonemes`` repairs the symbols the
 voices lack, mbrola renders 16 kHz speech, then sox adds a faint line hiss, band-limits to the
 telephone band (300-3400 Hz), resamples to 8 kHz and round-trips through G.711 mu-law, the way an
-Asterisk recording of a phone caller sounds.
+Asterisk recording of a phone caller sounds. The complaints without numbers are stored as 16-bit
+PCM WAVs (the demo's PBX simulator plays them); those with numbers stay G.711 mu-law WAVs, half
+the size and the same samples.
+
+The manifest gives each utterance its text twice: ``text`` as spoken (numbers as words, what the
+voice says) and ``typed`` as an agent types it (numbers as digits), with ``numbers``, the digit
+strings said, in order. A number an agent would leave as a word ("منذ ثلاثة أيام") stays a word
+in both. ``split`` is "tune" or "heldout": the held-out half is for reporting only, never for
+choosing a setting or a rule of transcription/numbers.py. It is fixed by position (see SPLIT).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +76,88 @@ SENTENCES: list[tuple[str, str, int, bool]] = [
     ("من فضلكم أرسلوا فنيا لفحص الخط في الزاوية", "ar2", 140, False),
 ]
 
+# Number-bearing complaints: (as spoken, as an agent types it, voice, words per minute). Libyan
+# mobile numbers (091/092/094) and a Tripoli landline said digit by digit or partly in pairs,
+# account, subscription, invoice and order numbers, amounts in dinars and dirhams, dates.
+NUMBER_SENTENCES: list[tuple[str, str, str, int]] = [
+    ("رقم هاتفي صفر تسعة واحد اثنان ثلاثة أربعة خمسة ستة سبعة ثمانية والخط مقطوع منذ أمس",
+     "رقم هاتفي 0912345678 والخط مقطوع منذ أمس", "ar1", 135),
+    ("اتصلوا بي على الرقم صفر تسعة اثنان خمسة خمسة سبعة ثلاثة واحد صفر أربعة",
+     "اتصلوا بي على الرقم 0925573104", "ar2", 135),
+    ("الخط رقم صفر تسعة أربعة ثمانية واحد ستة اثنان تسعة ثلاثة سبعة لا يستقبل المكالمات",
+     "الخط رقم 0948162937 لا يستقبل المكالمات", "ar1", 140),
+    ("رقمي زيرو تسعة واحد سبعة سبعة أربعة اثنان صفر ستة خمسة والإنترنت فيه لا يعمل",
+     "رقمي 0917742065 والإنترنت فيه لا يعمل", "ar2", 140),
+    ("رقم الهاتف صفر تسعة اثنان خمسة اثنا عشر أربعة وثلاثين سبعة وستين",
+     "رقم الهاتف 0925123467", "ar1", 135),
+    ("رقم أخي صفر تسعة أربعة ثلاثة واحد وعشرين ستة وأربعين تسعة وثمانين",
+     "رقم أخي 0943214689", "ar2", 135),
+    ("أرجو الاتصال على صفر تسعة واحد ستة ستة ثمانية ثلاثة أربعة اثنان تسعة بعد الساعة الخامسة",
+     "أرجو الاتصال على 0916683429 بعد الساعة الخامسة", "ar1", 140),
+    ("رقم الخط الأرضي صفر اثنان واحد ثلاثة ستة اثنان أربعة ثمانية صفر صفر في طرابلس",
+     "رقم الخط الأرضي 0213624800 في طرابلس", "ar2", 140),
+    ("الرسائل لا تصل إلى الرقم صفر تسعة اثنان ثمانية ثمانية واحد خمسة سبعة ثلاثة صفر",
+     "الرسائل لا تصل إلى الرقم 0928815730", "ar1", 140),
+    ("شحنت الرصيد للرقم صفر تسعة أربعة خمسة صفر تسعة سبعة ستة واحد اثنان ولم يصل",
+     "شحنت الرصيد للرقم 0945097612 ولم يصل", "ar2", 135),
+    ("رقم حسابي سبعة ثلاثة ثمانية صفر اثنان واحد ستة",
+     "رقم حسابي 7380216", "ar2", 135),
+    ("رقم الاشتراك أربعة أربعة صفر تسعة ثلاثة خمسة والخدمة لم تفعل",
+     "رقم الاشتراك 440935 والخدمة لم تفعل", "ar1", 140),
+    ("رقم الفاتورة تسعة واحد ستة ثمانية اثنان ثلاثة والمبلغ فيها خطأ",
+     "رقم الفاتورة 916823 والمبلغ فيها خطأ", "ar2", 140),
+    ("الفاتورة رقم ثلاثة آلاف ومئتين وخمسة عشر لم تصلني",
+     "الفاتورة رقم 3215 لم تصلني", "ar1", 140),
+    ("رقم الطلب ستة صفر صفر أربعة اثنان ثمانية ولم يرد أحد",
+     "رقم الطلب 600428 ولم يرد أحد", "ar2", 140),
+    ("رقم الشكوى السابقة خمسة اثنان سبعة تسعة واحد",
+     "رقم الشكوى السابقة 52791", "ar1", 135),
+    ("رقم العقد ثمانية ثلاثة واحد اثنان صفر خمسة تسعة والاسم مكتوب خطأ",
+     "رقم العقد 8312059 والاسم مكتوب خطأ", "ar2", 140),
+    ("الراوتر رقمه التسلسلي أربعة سبعة اثنان ثمانية ستة ثلاثة صفر واحد",
+     "الراوتر رقمه التسلسلي 47286301", "ar1", 135),
+    ("دفعت خمسين دينار في الفرع ولم يتغير شيء",
+     "دفعت 50 دينار في الفرع ولم يتغير شيء", "ar2", 145),
+    ("الفاتورة جاءت بمبلغ مئتين وخمسين دينار وهذا كثير",
+     "الفاتورة جاءت بمبلغ 250 دينار وهذا كثير", "ar1", 145),
+    ("خصموا من رصيدي عشرة دنانير بدون سبب",
+     "خصموا من رصيدي 10 دنانير بدون سبب", "ar2", 145),
+    ("سعر الباقة صار خمسة وسبعين دينار بدل ستين دينار",
+     "سعر الباقة صار 75 دينار بدل 60 دينار", "ar1", 145),
+    ("بقي في رصيدي ثلاثة دنانير وخمسمائة درهم فقط",
+     "بقي في رصيدي 3 دنانير و500 درهم فقط", "ar2", 145),
+    ("طلبوا مني ألف وخمسمائة دينار لتركيب الخط",
+     "طلبوا مني 1500 دينار لتركيب الخط", "ar1", 145),
+    ("دفعت مئة وعشرين دينار للتجديد والباقة لم تتجدد",
+     "دفعت 120 دينار للتجديد والباقة لم تتجدد", "ar2", 145),
+    ("الشركة ردت لي خمسة وعشرين دينار فقط من أصل مئة دينار",
+     "الشركة ردت لي 25 دينار فقط من أصل 100 دينار", "ar1", 145),
+    ("دفعت الفاتورة يوم خمسة عشر نوفمبر ولم يسجل الدفع",
+     "دفعت الفاتورة يوم 15 نوفمبر ولم يسجل الدفع", "ar2", 145),
+    ("الخدمة مقطوعة من يوم ثلاثة وعشرين أكتوبر",
+     "الخدمة مقطوعة من يوم 23 أكتوبر", "ar1", 145),
+    ("انتهى الاشتراك في واحد وثلاثين ديسمبر ألفين وخمسة وعشرين رغم التجديد",
+     "انتهى الاشتراك في 31 ديسمبر 2025 رغم التجديد", "ar2", 145),
+    ("قالوا إن الخدمة ترجع خلال ثمانية وأربعين ساعة ومر أسبوع",
+     "قالوا إن الخدمة ترجع خلال 48 ساعة ومر أسبوع", "ar1", 145),
+    ("موعد الفني كان يوم عشرين الشهر الماضي ولم يحضر",
+     "موعد الفني كان يوم 20 الشهر الماضي ولم يحضر", "ar2", 145),
+    ("سجلت الشكوى يوم اثنا عشر سبتمبر ألفين وستة وعشرين",
+     "سجلت الشكوى يوم 12 سبتمبر 2026", "ar1", 145),
+]  # fmt: skip
+
+SPLITS = ("tune", "heldout")
+
+
+def split(position: int) -> str:
+    """The utterance at ``position`` (0-based, in manifest order) is tuned on or held out.
+
+    tune, heldout, heldout, tune, repeating: half of each, and since the voices alternate
+    ar1/ar2 along both lists, each half has both voices and every kind of number.
+    """
+    return SPLITS[position % 4 in (1, 2)]
+
+
 # Non-speech clips: (id, sox synth arguments, seconds). The pipeline must call these "no speech".
 NON_SPEECH: list[tuple[str, list[str], float]] = [
     # A quiet line: the caller said nothing, only the faint hiss of the connection.
@@ -83,11 +173,18 @@ NON_SPEECH: list[tuple[str, list[str], float]] = [
 class Clip:
     id: str
     file: str
-    text: str
+    text: str  # as spoken: numbers as words
     kind: str  # "speech", "silence", "noise", "music" or "corrupt"
     voice: str
     duration: float
     demo: bool
+    typed: str = ""  # as an agent types it: numbers as digits
+    numbers: tuple[str, ...] = ()  # the digit strings of ``typed``, in order
+    split: str | None = None  # "tune" or "heldout" for speech
+
+
+def digit_strings(typed: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[0-9]+", typed))
 
 
 def run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -120,12 +217,16 @@ def speak(text: str, voice: str, wpm: int, wav16k: Path) -> None:
             repairs[missing] = "drop" if missing in repairs or missing[0] == "_" else "bridge"
 
 
-def telephone(source: list[str], target: Path, seconds: float | None = None) -> None:
-    """Mix in line hiss, band-limit, 8 kHz G.711 mu-law round trip, 16-bit PCM WAV out.
+def telephone(
+    source: list[str], target: Path, seconds: float | None = None, mu_law: bool = False
+) -> None:
+    """Mix in line hiss, band-limit, 8 kHz G.711 mu-law round trip, 16-bit PCM WAV out (or the
+    mu-law WAV itself with ``mu_law``).
 
     ``source`` is a speech WAV (padded like a recording that starts and stops a little around
     the voice), or sox synth arguments for a non-speech clip of ``seconds``.
     """
+    encoding = "-e u-law -b 8" if mu_law else "-e signed-integer -b 16"
     with tempfile.TemporaryDirectory() as tmp:
         hiss, ulaw = Path(tmp) / "hiss.wav", Path(tmp) / "ulaw.wav"
         length = seconds if seconds is not None else duration(Path(source[0])) + 0.9
@@ -137,7 +238,7 @@ def telephone(source: list[str], target: Path, seconds: float | None = None) -> 
             f"sox -R -n -r 16000 -c 1 {hiss} synth {length:.2f} pinknoise vol 0.003".split(),
             ["sox", "-R", "-m", str(hiss), content,
              *f"-r 8000 -e u-law -b 8 {ulaw} sinc 300-3400 rate 8000".split()],
-            f"sox {ulaw} -e signed-integer -b 16 {target}".split(),
+            f"sox {ulaw} {encoding} {target}".split(),
         ]  # fmt: skip
         for step in steps:
             result = run(step)
@@ -146,8 +247,10 @@ def telephone(source: list[str], target: Path, seconds: float | None = None) -> 
 
 
 def duration(path: Path) -> float:
-    with wave.open(str(path), "rb") as wav:
-        return wav.getnframes() / wav.getframerate()
+    soxi = run(["soxi", "-D", str(path)])  # the wave module reads no mu-law WAV
+    if soxi.returncode != 0:
+        sys.exit(f"soxi failed on {path}: {soxi.stderr.strip()}")
+    return float(soxi.stdout)
 
 
 def corrupt_wav(good: Path, target: Path) -> None:
@@ -183,16 +286,30 @@ def build() -> list[Clip]:
     for old in [*OUT.glob("*.wav"), *OUT.glob("formats/*")]:
         old.unlink()
     clips: list[Clip] = []
+    utterances = [
+        *((text, text, voice, wpm, demo) for text, voice, wpm, demo in SENTENCES),
+        *((said, typed, voice, wpm, False) for said, typed, voice, wpm in NUMBER_SENTENCES),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        for number, (text, voice, wpm, demo) in enumerate(SENTENCES, start=1):
-            clip_id = f"ar{number:02d}"
+        for position, (said, typed, voice, wpm, demo) in enumerate(utterances):
+            clip_id = f"ar{position + 1:02d}"
             raw = Path(tmp) / f"{clip_id}.wav"
-            speak(text, voice, wpm, raw)
+            speak(said, voice, wpm, raw)
             target = OUT / f"{clip_id}.wav"
-            telephone([str(raw)], target)
+            numbers = digit_strings(typed)
+            telephone([str(raw)], target, mu_law=bool(numbers))
             clips.append(
                 Clip(
-                    clip_id, target.name, text, "speech", f"mbrola-{voice}", duration(target), demo
+                    clip_id,
+                    target.name,
+                    said,
+                    "speech",
+                    f"mbrola-{voice}",
+                    duration(target),
+                    demo,
+                    typed,
+                    numbers,
+                    split(position),
                 )
             )
     for clip_id, synth, seconds in NON_SPEECH:
@@ -208,13 +325,20 @@ def build() -> list[Clip]:
 
 def main() -> None:
     clips = build()
-    manifest = [{**clip.__dict__, "duration": round(clip.duration, 3)} for clip in clips]
+    manifest = [
+        {**clip.__dict__, "numbers": list(clip.numbers), "duration": round(clip.duration, 3)}
+        for clip in clips
+    ]
     (OUT / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     speech = [clip for clip in clips if clip.kind == "speech"]
     total = sum(clip.duration for clip in speech)
-    print(f"{len(speech)} utterances, {total:.1f} s of speech, {len(clips) - len(speech)} others")
+    with_numbers = sum(1 for clip in speech if clip.numbers)
+    print(
+        f"{len(speech)} utterances ({with_numbers} with numbers), {total:.1f} s of speech, "
+        f"{len(clips) - len(speech)} others"
+    )
 
 
 if __name__ == "__main__":

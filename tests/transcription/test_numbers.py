@@ -204,6 +204,12 @@ NUMBER_FREE = [
     "أو أقموا لطيفي أن يفضلت عجوال حيث من المسلوات أو بات خمس تتتت تتبات خمر ميار",
     "اتفروا بي اي انا رفلت ساك تتنان فمانية وكتخمس تتتنن",
     "حسم المينا في الريح مفتوى شرينا دي نارة بروينا ساغب",
+    # ... and on the test set's tune half (ar44, ar52, ar53): real words where digits were said
+    # (صيف for صفر, سبات for سبعة, جوال for واحد) and lone digit words, kept as words: turning
+    # them into digits would write wrong numbers, not the ones said.
+    "رضم بلخب الارضي صيف رفنان وعيد فلافت اثنان ربت مانية صيف وصيف رفيما لا جلو",
+    "رقم ارش شكور السابق خمس تفنون سبات تساعد جوال حيل",
+    "رب العرب فمانية حلافة واحدة نانظيفة خمسة ستوى لابن مكتوب خار",
 ]
 
 
@@ -214,12 +220,14 @@ def test_never_invents_digits(sentence: str) -> None:
     assert converted.numbers == ()
 
 
-def test_the_committed_complaints_come_out_unchanged() -> None:
-    # The test set's 36 complaint sentences say no number (one says "ثلاثة أيام", kept as words).
-    sentences = [clip["text"] for clip in manifest() if clip.get("text")]
-    assert len(sentences) >= 30
-    for sentence in sentences:
-        assert numbers_to_digits(sentence).text == sentence
+def test_the_committed_complaints_as_spoken_convert_to_what_an_agent_types() -> None:
+    # The number-free ones come out unchanged (one says "ثلاثة أيام", kept as words); the others
+    # give the digits the manifest's typed form holds (checked there against its numbers list).
+    clips = [clip for clip in manifest() if clip["kind"] == "speech"]
+    assert sum(1 for clip in clips if clip["numbers"]) >= 30
+    assert sum(1 for clip in clips if not clip["numbers"]) >= 30
+    for clip in clips:
+        assert numbers_to_digits(clip["text"]).text == clip["typed"], clip["id"]
 
 
 def test_spans_keep_the_words_said() -> None:
@@ -368,9 +376,9 @@ def test_every_digit_sequence_becomes_its_digits(
     )
 
 
-# Words of the committed complaints (no number among them) and words that only look like one.
+# Words of the committed complaints that say no number, and words that only look like one.
 NOT_NUMBER_WORDS = sorted(
-    {word for clip in manifest() for word in clip.get("text", "").split()}
+    {word for clip in manifest() if not clip["numbers"] for word in clip["text"].split()}
     - {"ثلاثة"}  # "منذ ثلاثة أيام": a number, kept as a word because it stands alone
     | {"أحد", "أول", "مرة", "ثاني", "الثالث", "الاثنين", "نص", "ربع", "الذين", "الفني", "ثانية"}
 )

@@ -1,9 +1,8 @@
-"""The real shipped model on the committed telephone test set (slow: about two minutes).
+"""The real shipped model on the committed telephone test set (slow: about four minutes).
 
 The model is assembled and loaded once for the session. Thresholds come from bench runs on this
-set (pipeline CER 0.435 measured with AVX-512 int8 kernels, 0.466 with AVX2; see
-bench/transcribe.py), with a margin for CPU differences in int8 kernels, never from wall-clock
-time.
+set (bench/transcribe.py, "after": numbers as digits, scored against the form an agent types),
+with a margin for CPU differences in int8 kernels, never from wall-clock time.
 """
 
 from __future__ import annotations
@@ -12,15 +11,22 @@ import pytest
 
 from tests.transcription.conftest import ARABIC, manifest
 from transcription.audio import AudioError
-from transcription.metrics import cer, wer
+from transcription.metrics import NumberCount, cer, number_count, wer
 from transcription.model import MODEL_BIN_SHA256, LoadedModel, load
 from transcription.pipeline import transcribe
 from transcription.settings import TranscriptionSettings
 
 pytestmark = pytest.mark.slow
 
+# The 36 complaints without numbers: 0.435 with AVX-512 int8 kernels (2026-11-22), 0.466 with
+# AVX2; 0.428 on 2026-11-30 (AVX-512).
 MEASURED_CER = 0.435
 CER_LIMIT = MEASURED_CER + 0.065
+# The 32 with numbers, against the typed form: 1.21 on 2026-11-30 (AVX-512). Above 1: Whisper
+# base hears few number words of these voices at 8 kHz, and the digits an agent types are far
+# shorter than the words it writes instead (bench/transcribe.py prints the details).
+MEASURED_NUMBERS_CER = 1.21
+NUMBERS_CER_LIMIT = MEASURED_NUMBERS_CER + 0.1
 WER_LIMIT = 1.0  # measured 0.90; Whisper base misspells most Arabic words of synthetic speech
 MAX_EMPTY_DRAFTS = 1
 
@@ -28,7 +34,10 @@ MAX_EMPTY_DRAFTS = 1
 def test_cer_on_the_arabic_set(
     real_model: LoadedModel, real_settings: TranscriptionSettings
 ) -> None:
-    pairs, empty = [], []
+    plain: list[tuple[str, str]] = []
+    with_numbers: list[tuple[str, str]] = []
+    empty: list[str] = []
+    invented = NumberCount(0, 0, 0)
     for clip in manifest():
         if clip["kind"] != "speech":
             continue
@@ -36,13 +45,18 @@ def test_cer_on_the_arabic_set(
         assert result.language == "ar"
         if result.no_speech:
             empty.append(clip["id"])
-        pairs.append((clip["text"], result.text))  # an empty draft counts as all wrong
-    assert len(pairs) >= 30
+        # an empty draft counts as all wrong
+        (with_numbers if clip["numbers"] else plain).append((clip["typed"], result.text))
+        if not clip["numbers"]:
+            invented += number_count([], result.text)
+    assert len(plain) >= 30 and len(with_numbers) >= 30
     # The int8 kernels differ by CPU (AVX2 or AVX-512): on one, a clip may decode into a
     # repetition loop that the guard rightly drops. One such clip is tolerated; more is not.
     assert len(empty) <= MAX_EMPTY_DRAFTS, empty
-    assert cer(pairs) < CER_LIMIT
-    assert wer(pairs) < WER_LIMIT
+    assert cer(plain) < CER_LIMIT
+    assert wer(plain) < WER_LIMIT
+    assert cer(with_numbers) < NUMBERS_CER_LIMIT
+    assert invented.extra == 0, "a draft of a complaint that says no number has digits"
 
 
 @pytest.mark.parametrize("clip", ["silence", "noise", "music"])
