@@ -30,6 +30,9 @@ class TranscriptionSettings(Section):
         "float32",
     ] = "auto"
     cpu_threads: int = Field(2, ge=1)
+    # Speech windows (up to 30 s each; one per short message) decoded in one model pass by the
+    # worker (pipeline.transcribe_batch); the worker claims this many jobs at a time.
+    batch_size: int = Field(8, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them
     # are also kept when stray Latin words are dropped. Measured with Whisper base on the test
