@@ -81,7 +81,10 @@ class Window:
         """The piece that the stretch ``start``-``end`` (window time) lies in, a gap's near
         half counted with it; None when the stretch crosses the middle of a gap."""
         for begins, piece in self.pieces:
-            if begins - GAP_SECONDS / 2 <= start and end <= begins + piece.seconds + GAP_SECONDS / 2:
+            if (
+                begins - GAP_SECONDS / 2 <= start
+                and end <= begins + piece.seconds + GAP_SECONDS / 2
+            ):
                 return begins, piece
         return None
 

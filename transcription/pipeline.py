@@ -158,11 +158,17 @@ def transcribe_batch(
     whispered = time.perf_counter()
     audio_seconds = sum(audio.duration for audio in readable) or 1.0
     results = iter(
-        _result(audio, next(heard), loaded, settings, Timings(
-            (decoded - started) / len(audios),
-            ready - decoded,
-            (whispered - ready) * audio.duration / audio_seconds,
-        ))
+        _result(
+            audio,
+            next(heard),
+            loaded,
+            settings,
+            Timings(
+                (decoded - started) / len(audios),
+                ready - decoded,
+                (whispered - ready) * audio.duration / audio_seconds,
+            ),
+        )
         for audio in readable
     )
     return [audio if isinstance(audio, AudioError) else next(results) for audio in audios]
