@@ -1,0 +1,193 @@
+"""Drain time of a burst of queued messages: one job per model pass (the worker before batching)
+against the batched worker (``transcription.batch_size`` jobs per pass, their speech packed into
+shared Whisper windows), in the same run, with the same loaded model.
+
+    .venv/bin/python bench/drain.py [--count 100] [--batch-size 8] [--threads N]
+
+Each path gets a fresh SQLite casebook with ``--count`` complaints registered and their
+messages queued (the speech clips of tests/data/arabic, repeated), then the real
+``TranscriptionWorker`` runs until every job is done. Printed per path: wall-clock drain time,
+this process's CPU seconds (which other load on the machine does not inflate), drafts per
+minute, and CER of the stored drafts against the clips' references; then the batched/one-at-a-time
+ratios (target <= 0.5) and the CER difference (target within 0.02).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+from sqlmodel import col, select  # noqa: E402
+
+from casebook import cases, jobs, site_secrets  # noqa: E402
+from casebook.access import Actor  # noqa: E402
+from casebook.clock import utcnow  # noqa: E402
+from casebook.db import Database  # noqa: E402
+from casebook.models import Case, JobStatus, RecordingKind, TranscriptionJob  # noqa: E402
+from hotline.app.config import Settings  # noqa: E402
+from recordings.ingest import ingest_recording  # noqa: E402
+from transcription.metrics import cer  # noqa: E402
+from transcription.model import LoadedModel, load  # noqa: E402
+from transcription.pipeline import transcribe, transcribe_batch  # noqa: E402
+from transcription.worker import TranscriptionWorker  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "arabic"
+IVR = Actor.system("ivr")
+
+
+def site(folder: Path, threads: int, batch_size: int) -> tuple[Settings, Database]:
+    settings = Settings()
+    settings.database.url = f"sqlite:///{folder / 'hotline.db'}"
+    settings.recordings.root = folder / "recordings"
+    settings.secrets.folder = folder / "secrets"
+    settings.transcription.cpu_threads = threads
+    settings.transcription.batch_size = batch_size
+    site_secrets.create_site_keys(settings.secrets)
+    return settings, Database(settings.database, create=True)
+
+
+def queue(db: Database, settings: Settings, clips: list[dict[str, str]]) -> dict[str, str]:
+    """The burst: one complaint per clip, its message queued. Returns uniqueid -> reference text."""
+    settings.recordings.root.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str] = {}
+    for number, clip in enumerate(clips):
+        uniqueid = f"burst-{number}"
+        message = settings.recordings.root / f"message-{uniqueid}.wav"
+        shutil.copyfile(DATA / clip["file"], message)
+
+        def work(session: object, uniqueid: str = uniqueid, message: Path = message) -> None:
+            case = cases.register_complaint(
+                session, settings, IVR, caller_number="0910000001", uniqueid=uniqueid
+            )
+            recording = ingest_recording(
+                session,
+                IVR,
+                str(message),
+                kind=RecordingKind.MESSAGE,
+                root=settings.recordings.root,
+                case_id=case.id,
+            )
+            assert recording is not None
+            jobs.enqueue_transcription(session, IVR, recording, utcnow())
+
+        db.run(work)
+        expected[uniqueid] = clip["text"]
+    return expected
+
+
+def drain(worker: TranscriptionWorker, db: Database, count: int) -> tuple[float, float]:
+    """Wall-clock and CPU seconds until no job is queued or running."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    worker.start()
+    while worker.stats.done + worker.stats.failed < count:
+        time.sleep(0.2)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    worker.stop()
+    with db.session() as session:
+        left = session.exec(
+            select(TranscriptionJob).where(
+                col(TranscriptionJob.status).in_([JobStatus.QUEUED, JobStatus.RUNNING])
+            )
+        ).all()
+    assert not left and worker.stats.failed == 0, "every message must get its draft"
+    return wall, cpu
+
+
+def run(
+    name: str, model: LoadedModel, clips: list[dict[str, str]], threads: int, batch_size: int
+) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix=f"drain-{name}-") as folder:
+        settings, db = site(Path(folder), threads, batch_size)
+        expected = queue(db, settings, clips)
+        options = settings.transcription
+        if name == "one-at-a-time":
+            worker = TranscriptionWorker(
+                db,
+                settings,
+                idle_seconds=0.1,
+                transcriber=partial(transcribe, settings=options, model=model),
+            )
+        else:
+            worker = TranscriptionWorker(
+                db,
+                settings,
+                idle_seconds=0.1,
+                batch_transcriber=partial(transcribe_batch, settings=options, model=model),
+            )
+        wall, cpu = drain(worker, db, len(clips))
+        with db.session() as session:
+            drafts = {c.call_uniqueid: c.draft_text or "" for c in session.exec(select(Case))}
+        db.dispose()
+    pairs = [(text, drafts[uniqueid]) for uniqueid, text in expected.items()]
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "drafts_per_minute": 60 * len(clips) / wall,
+        "cer": cer(pairs),
+        "passes": worker.stats.batches,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100, help="messages in the burst")
+    parser.add_argument("--batch-size", type=int, default=8, help="jobs per model pass")
+    parser.add_argument(
+        "--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="CTranslate2 threads"
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    manifest = json.loads((DATA / "manifest.json").read_text(encoding="utf-8"))
+    speech = [clip for clip in manifest if clip["kind"] == "speech"]
+    clips = [speech[n % len(speech)] for n in range(args.count)]
+    settings, _ = site(Path(tempfile.mkdtemp(prefix="drain-model-")), args.threads, args.batch_size)
+    model = load(settings.transcription)
+    transcribe(DATA / speech[0]["file"], settings.transcription, model=model)  # warm-up
+    load_before = os.getloadavg()[0]
+    results = {
+        name: run(name, model, clips, args.threads, args.batch_size)
+        for name in ("one-at-a-time", "batched")
+    }
+    single, batched = results["one-at-a-time"], results["batched"]
+    summary = {
+        "count": args.count,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        **results,
+        "ratio": batched["seconds"] / single["seconds"],
+        "cpu_ratio": batched["cpu_seconds"] / single["cpu_seconds"],
+        "cer_difference": batched["cer"] - single["cer"],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(
+        f"{args.count} messages, {args.threads} CTranslate2 threads, batch {args.batch_size}, "
+        f"load average {load_before:.1f} -> {summary['load_average_after']:.1f}"
+    )
+    for name, result in results.items():
+        print(
+            f"{name:>14}: drain {result['seconds']:7.1f} s  cpu {result['cpu_seconds']:7.1f} s  "
+            f"{result['drafts_per_minute']:5.1f} drafts/min  {result['passes']:4d} passes  "
+            f"CER {result['cer']:.3f}"
+        )
+    print(
+        f"ratio batched/one-at-a-time: wall {summary['ratio']:.2f}, cpu {summary['cpu_ratio']:.2f} "
+        f"(target <= 0.5); CER difference {summary['cer_difference']:+.3f} (target within 0.02)"
+    )
+
+
+if __name__ == "__main__":
+    main()
