@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
-from sqlmodel import col, select  # noqa: E402
+from sqlmodel import Session, col, select  # noqa: E402
 
 from casebook import cases, jobs, site_secrets  # noqa: E402
 from casebook.access import Actor  # noqa: E402
@@ -45,7 +45,7 @@ DATA = ROOT / "tests" / "data" / "arabic"
 IVR = Actor.system("ivr")
 
 
-def site(folder: Path, threads: int, batch_size: int) -> tuple[Settings, Database]:
+def site(folder: Path, threads: int | None, batch_size: int) -> tuple[Settings, Database]:
     settings = Settings()
     settings.database.url = f"sqlite:///{folder / 'hotline.db'}"
     settings.recordings.root = folder / "recordings"
@@ -65,7 +65,7 @@ def queue(db: Database, settings: Settings, clips: list[dict[str, str]]) -> dict
         message = settings.recordings.root / f"message-{uniqueid}.wav"
         shutil.copyfile(DATA / clip["file"], message)
 
-        def work(session: object, uniqueid: str = uniqueid, message: Path = message) -> None:
+        def work(session: Session, uniqueid: str = uniqueid, message: Path = message) -> None:
             case = cases.register_complaint(
                 session, settings, IVR, caller_number="0910000001", uniqueid=uniqueid
             )
@@ -104,7 +104,7 @@ def drain(worker: TranscriptionWorker, db: Database, count: int) -> tuple[float,
 
 
 def run(
-    name: str, model: LoadedModel, clips: list[dict[str, str]], threads: int, batch_size: int
+    name: str, model: LoadedModel, clips: list[dict[str, str]], threads: int | None, batch_size: int
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"drain-{name}-") as folder:
         settings, db = site(Path(folder), threads, batch_size)
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100, help="messages in the burst")
     parser.add_argument("--batch-size", type=int, default=8, help="jobs per model pass")
     parser.add_argument(
-        "--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="CTranslate2 threads"
+        "--threads", type=int, help="CTranslate2 threads (default: transcription.cpu_threads)"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -151,6 +151,7 @@ def main() -> None:
     speech = [clip for clip in manifest if clip["kind"] == "speech"]
     clips = [speech[n % len(speech)] for n in range(args.count)]
     settings, _ = site(Path(tempfile.mkdtemp(prefix="drain-model-")), args.threads, args.batch_size)
+    settings.transcription.cache_dir = ROOT / "var" / "models"  # assembled once, kept
     model = load(settings.transcription)
     transcribe(DATA / speech[0]["file"], settings.transcription, model=model)  # warm-up
     load_before = os.getloadavg()[0]
@@ -161,7 +162,7 @@ def main() -> None:
     single, batched = results["one-at-a-time"], results["batched"]
     summary = {
         "count": args.count,
-        "threads": args.threads,
+        "threads": settings.transcription.threads(),
         "batch_size": args.batch_size,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
@@ -174,7 +175,8 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     print(
-        f"{args.count} messages, {args.threads} CTranslate2 threads, batch {args.batch_size}, "
+        f"{args.count} messages, {summary['threads']} CTranslate2 threads, "
+        f"batch {args.batch_size}, "
         f"load average {load_before:.1f} -> {summary['load_average_after']:.1f}"
     )
     for name, result in results.items():

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 30.0
 # Silence between two recordings in a window: longer than a pause inside a sentence, so Whisper
 # ends its segment there and its timestamps fall clearly on one side.
-GAP_SECONDS = 2.0
+GAP_SECONDS = 1.0
 
 
 class Heard(NamedTuple):
@@ -143,7 +143,7 @@ class _Decoder:
             )
             metadata = [{"offset": 0.0, "duration": window.length} for window in batch]
             outputs = self.pipeline.forward(features, self.tokenizer, metadata, self.options)
-            for window, parts in zip(batch, outputs):
+            for window, parts in zip(batch, outputs, strict=True):
                 self._split(window, parts, found)
         return found
 
@@ -212,7 +212,8 @@ def decode_packed(
         if spans:
             chunks, metadata = collect_chunks(samples, spans, max_duration=WINDOW_SECONDS)
             pieces.extend(
-                Piece(index, chunk, float(meta["offset"])) for chunk, meta in zip(chunks, metadata)
+                Piece(index, chunk, float(meta["offset"]))
+                for chunk, meta in zip(chunks, metadata, strict=True)
             )
     decoder = _Decoder(whisper, options, batch_size)
     found = decoder.segments(pack(pieces))

@@ -20,11 +20,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
-
-from transcription.audio import WHISPER_RATE, Audio, AudioError, Samples, load_audio
+from transcription.audio import Audio, AudioError, load_audio
 from transcription.guards import (
     STOCK_PHRASES,
     allowed_latin_words,
@@ -32,8 +30,8 @@ from transcription.guards import (
     compression_ratio,
 )
 from transcription.model import LoadedModel, load
-from transcription.packing import Heard, decode_packed
 from transcription.numbers import find_numbers, replace_spans
+from transcription.packing import Heard, decode_packed
 from transcription.result import Segment, Timings, TranscriptResult, Word
 from transcription.settings import TranscriptionSettings
 

@@ -128,6 +128,13 @@ class TranscriptionWorker:
         ]
 
     def start(self) -> None:
+        log.info(
+            "transcription worker: %d thread(s), up to %d jobs per model pass, %d CTranslate2 "
+            "threads each",
+            len(self._threads),
+            self.batch_size,
+            self.settings.transcription.threads(),
+        )
         for thread in self._threads:
             thread.start()
 

@@ -230,12 +230,15 @@ def test_a_batch_claim_gives_up_a_job_that_killed_its_workers_and_fills_its_plac
     ids = queue_recordings(db, settings, 3)
     for attempt in range(POLICY.max_attempts):  # the first job's worker dies every time
         now = NOW + timedelta(seconds=(POLICY.lease_seconds + 1) * attempt)
-        assert [job.id for job in db.run(lambda s: jobs.claim_jobs(s, "w", POLICY, now, 1))] == [
-            ids[0]
-        ]
+        claimed = db.run(partial(_claim_one, now=now))
+        assert [job.id for job in claimed] == [ids[0]]
     later = NOW + timedelta(seconds=(POLICY.lease_seconds + 1) * POLICY.max_attempts)
     claimed = db.run(lambda s: jobs.claim_jobs(s, "w", POLICY, later, 2))
     assert [job.id for job in claimed] == ids[1:]
     with db.session() as s:
         given_up = s.get(TranscriptionJob, ids[0])
         assert given_up is not None and given_up.status == JobStatus.FAILED
+
+
+def _claim_one(session: Session, now: datetime) -> list[TranscriptionJob]:
+    return jobs.claim_jobs(session, "w", POLICY, now, 1)

@@ -8,12 +8,12 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from casebook import jobs
 from casebook.clock import utcnow
@@ -72,6 +72,10 @@ def test_a_batch_is_claimed_together_stored_one_by_one_and_bad_audio_fails_alone
         assert len(session.exec(select(Transcript)).all()) == 4
 
 
+def renew(session: Session, job_id: int, worker: str, now: datetime) -> bool:
+    return jobs.renew_lease(session, job_id, worker, jobs.QueuePolicy(lease_seconds=60), now)
+
+
 def test_a_lease_lost_mid_batch_loses_that_job_only(db: Database, settings: Settings) -> None:
     settings.transcription.batch_size = 3
     for name in ["ar02", "ar03", "ar04"]:
@@ -84,8 +88,9 @@ def test_a_lease_lost_mid_batch_loses_that_job_only(db: Database, settings: Sett
             held = session.exec(select(TranscriptionJob).order_by(col(TranscriptionJob.id))).all()
         later = utcnow() + timedelta(seconds=policy.lease_seconds + 1)
         for job in (held[0], held[2]):  # still renewed by their holder
-            owner = job.lease_owner or ""
-            db.run(lambda s, job_id=job.id or 0: jobs.renew_lease(s, job_id, owner, policy, later))
+            assert db.run(
+                partial(renew, job_id=job.id or 0, worker=job.lease_owner or "", now=later)
+            )
         stolen = db.run(lambda s: jobs.claim_jobs(s, "other", policy, later, 3))
         assert [job.id for job in stolen] == [held[1].id]
 
@@ -176,6 +181,8 @@ def test_the_real_model_gives_each_recording_of_a_batch_its_own_words(
         for name, r in by_name.items()
         if isinstance(r, TranscriptResult)
     ]
-    one_by_one_cer = cer([(clips[name]["text"], r.text) for name, r in zip(by_name, alone)])
+    one_by_one_cer = cer(
+        [(clips[name]["text"], r.text) for name, r in zip(by_name, alone, strict=True)]
+    )
     assert cer(pairs) <= one_by_one_cer + 0.05
     json.dumps([r.segment_dicts() for r in by_name.values() if isinstance(r, TranscriptResult)])
