@@ -156,7 +156,7 @@ class _Decoder:
                 unsure |= set(heard)
                 break
             begins, piece = owner
-            heard[piece.recording].append(self._segment(part, piece.speech_offset - begins))
+            heard[piece.recording].append(self._segment(part, begins, piece))
         unsure |= {recording for recording, segments in heard.items() if not segments}
         if len(heard) == 1:  # nobody else's words can be in it: Whisper's answer stands
             unsure.clear()
@@ -166,15 +166,20 @@ class _Decoder:
             else:
                 found.setdefault(recording, []).extend(segments)
 
-    def _segment(self, part: dict[str, Any], shift: float) -> Any:
+    def _segment(self, part: dict[str, Any], begins: float, piece: Piece) -> Any:
+        """A window's segment on its piece's recording's speech time line."""
         from faster_whisper.transcribe import Segment, Word
+
+        def place(moment: float) -> float:
+            # Timings that stray into the gap's near half are the piece's edge.
+            return min(max(moment - begins, 0.0), piece.seconds) + piece.speech_offset
 
         words = part.get("words")
         return Segment(
             id=0,
             seek=0,
-            start=part["start"] + shift,
-            end=part["end"] + shift,
+            start=place(part["start"]),
+            end=place(part["end"]),
             text=part["text"],
             tokens=part["tokens"],
             avg_logprob=part["avg_logprob"],
@@ -184,8 +189,8 @@ class _Decoder:
             if words is None
             else [
                 Word(
-                    start=word["start"] + shift,
-                    end=word["end"] + shift,
+                    start=place(word["start"]),
+                    end=place(word["end"]),
                     word=word["word"],
                     probability=word["probability"],
                 )

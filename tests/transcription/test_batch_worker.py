@@ -170,7 +170,8 @@ def test_the_real_model_gives_each_recording_of_a_batch_its_own_words(
         # Each draft is nearest its own recording's words: none took a neighbour's.
         others = [cer([(clips[other]["text"], result.text)]) for other in by_name if other != name]
         assert own < min(others), (name, result.text)
-        assert all(0 <= s.start < s.end <= result.duration + 0.05 for s in result.segments)
+        # Timings stay inside the recording (none strays into a neighbour's).
+        assert all(0 <= s.start <= s.end <= result.duration for s in result.segments)
     # The shared pass is as accurate as one recording at a time (the bench measures it in full).
     alone = [
         transcribe(ARABIC / clips[name]["file"], real_settings, model=real_model)
