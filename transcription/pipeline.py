@@ -123,15 +123,16 @@ def transcribe_batch(
     *,
     model: LoadedModel | None = None,
 ) -> list[TranscriptResult | AudioError]:
-    """Several recordings in shared model passes, each result in its recording's place.
+    """Several recordings in shared model passes (the batching worker's entry), each result in
+    its recording's place.
 
-    The speech the VAD finds in each recording is cut, as ``transcribe`` cuts it, into windows of
-    up to 30 s; the windows of all the recordings are decoded ``settings.batch_size`` at a time by
-    faster-whisper's batched forward pass, with the decoding options the settings give
-    ``transcribe`` (timestamps kept: without them, the batched pipeline's default, CER was 0.50),
-    then guarded like ``transcribe``'s. A recording that cannot be read comes back as its
-    ``AudioError`` and the others go on. Raises ``ModelError`` when the model cannot be had.
-    A batch's model time is shared out by audio length among its recordings.
+    The speech the VAD finds in the recordings is packed into shared 30 s windows
+    (``transcription.packing``), decoded ``settings.batch_size`` windows at a time by
+    faster-whisper's batched forward pass with the decoding options ``transcribe`` gets from the
+    settings (timestamps kept: without them, the batched pipeline's default, CER was 0.50), then
+    each recording's segments are guarded like ``transcribe``'s. A recording that cannot be read
+    comes back as its ``AudioError`` and the others go on. Raises ``ModelError`` when the model
+    cannot be had. A pass's model time is shared out among its recordings by their length.
     """
     settings = settings or TranscriptionSettings()
     started = time.perf_counter()
@@ -208,7 +209,7 @@ def batched_options(options: WhisperOptions, tokenizer: Any) -> Any:
 
 
 def transcribe_recording(path: Path, settings: TranscriptionSettings) -> TranscriptResult:
-    """The job worker's entry: one recording with the operator's settings, nothing else.
+    """One recording with the operator's settings, nothing else (a one-recording worker's entry).
 
     Raises ``AudioError`` (this recording is bad: mark the job failed, keep the others going) or
     ``ModelError`` (the worker cannot transcribe anything: stop and tell the operator).
