@@ -114,7 +114,7 @@ def transcribe(
     )
     whispered = time.perf_counter()
     timings = Timings(decoded - started, ready - decoded, whispered - ready)
-    return _result(audio, heard, loaded, settings, timings)
+    return guarded_result(audio, heard, loaded, settings, timings)
 
 
 def transcribe_batch(
@@ -157,7 +157,7 @@ def transcribe_batch(
     whispered = time.perf_counter()
     audio_seconds = sum(audio.duration for audio in readable) or 1.0
     results = iter(
-        _result(
+        guarded_result(
             audio,
             next(heard),
             loaded,
@@ -217,14 +217,15 @@ def transcribe_recording(path: Path, settings: TranscriptionSettings) -> Transcr
     return transcribe(path, settings)
 
 
-def _result(
+def guarded_result(
     audio: Audio,
     heard: Heard,
     loaded: LoadedModel,
     settings: TranscriptionSettings,
     timings: Timings,
 ) -> TranscriptResult:
-    """What Whisper heard in the recording, guarded and with numbers as digits."""
+    """What Whisper heard in the recording (whichever way it was decoded: alone, packed, or in
+    pieces as it grew), guarded and with numbers as digits, as every entry here returns it."""
     started = time.perf_counter()
     segments, dropped = _guarded(heard.segments, settings)
     if settings.numbers_as_digits:
