@@ -10,6 +10,12 @@ messages queued (the speech clips of tests/data/arabic, repeated), then the real
 this process's CPU seconds (which other load on the machine does not inflate), drafts per
 minute, and CER of the stored drafts against the clips' references; then the batched/one-at-a-time
 ratios (target <= 0.5) and the CER difference (target within 0.02).
+
+The IVR must not be starved meanwhile: ``--ivr-calls`` complaints are phoned in through the real
+FastAGI server (the PBX simulator's Asterisk end, answering at once) on the same casebook and in
+the same process as the worker, as ``hotline serve`` runs them, with the site idle and then during
+each drain; printed is the time from the caller's ``#`` (the end of the recorded message) to the
+IVR's next prompt (the complaint registered, its message stored and queued), p50 and p95.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
@@ -35,6 +42,10 @@ from casebook.clock import utcnow  # noqa: E402
 from casebook.db import Database  # noqa: E402
 from casebook.models import Case, JobStatus, RecordingKind, TranscriptionJob  # noqa: E402
 from hotline.app.config import Settings  # noqa: E402
+from hotline.simulator.agi_peer import AgiPeer, Caller, Take  # noqa: E402
+from hotline.simulator.audio import caller_voice  # noqa: E402
+from ivr_flows.casebook_backend import CasebookBackend  # noqa: E402
+from ivr_flows.server import AgiServer  # noqa: E402
 from recordings.ingest import ingest_recording  # noqa: E402
 from transcription.metrics import cer  # noqa: E402
 from transcription.model import LoadedModel, load  # noqa: E402
@@ -85,30 +96,82 @@ def queue(db: Database, settings: Settings, clips: list[dict[str, str]]) -> dict
     return expected
 
 
-def drain(worker: TranscriptionWorker, db: Database, count: int) -> tuple[float, float]:
-    """Wall-clock and CPU seconds until no job is queued or running."""
+PROMPTS = ("STREAM FILE", "GET DATA", "SAY DIGITS")
+
+
+def hash_to_prompt(server: AgiServer, calls: int, first: int) -> list[float]:
+    """Seconds from each caller's ``#`` ending the message to the IVR's next prompt."""
+    delays: list[float] = []
+    for number in range(first, first + calls):
+        marks: list[tuple[str, float]] = []
+        caller = Caller(
+            uniqueid=f"1763900000.{number}",
+            linkedid=f"1763900001.{number}",
+            keys=["1", "1"],
+            takes=[Take("dtmf", caller_voice(None))],
+        )
+
+        def observe(command: str, _reply: bytes, marks: list[tuple[str, float]] = marks) -> None:
+            marks.append((command, time.perf_counter()))
+
+        AgiPeer(server.address, caller, observe=observe).run()
+        hashed = next(at for command, at in marks if command.startswith("RECORD FILE"))
+        delays.append(
+            next(at for command, at in marks if at > hashed and command.startswith(PROMPTS))
+            - hashed
+        )
+    return delays
+
+
+def percentiles(delays: list[float]) -> tuple[float, float]:
+    ordered = sorted(delays)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def open_jobs(db: Database) -> int:
+    with db.session() as session:
+        return len(
+            session.exec(
+                select(TranscriptionJob).where(
+                    col(TranscriptionJob.status).in_([JobStatus.QUEUED, JobStatus.RUNNING])
+                )
+            ).all()
+        )
+
+
+def drain(
+    worker: TranscriptionWorker, db: Database, count: int, ivr: AgiServer, calls: int
+) -> tuple[float, float, int, list[float]]:
+    """Wall-clock and CPU seconds and model passes until the burst's ``count`` jobs are done
+    (claimed in order, before the IVR's calls' own, drained after), and the IVR's delays."""
     wall, cpu = time.perf_counter(), time.process_time()
     worker.start()
+    time.sleep(1.0)  # the first model pass under way
+    delays = hash_to_prompt(ivr, calls, first=count + calls) if calls else []
     while worker.stats.done + worker.stats.failed < count:
         time.sleep(0.2)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    passes = worker.stats.batches
+    while open_jobs(db):  # the IVR's calls' own
+        time.sleep(0.2)
     worker.stop()
-    with db.session() as session:
-        left = session.exec(
-            select(TranscriptionJob).where(
-                col(TranscriptionJob.status).in_([JobStatus.QUEUED, JobStatus.RUNNING])
-            )
-        ).all()
-    assert not left and worker.stats.failed == 0, "every message must get its draft"
-    return wall, cpu
+    assert worker.stats.failed == 0, "every message must get its draft"
+    return wall, cpu, passes, delays
 
 
 def run(
-    name: str, model: LoadedModel, clips: list[dict[str, str]], threads: int | None, batch_size: int
-) -> dict[str, float]:
+    name: str,
+    model: LoadedModel,
+    clips: list[dict[str, str]],
+    threads: int | None,
+    batch_size: int,
+    calls: int,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"drain-{name}-") as folder:
         settings, db = site(Path(folder), threads, batch_size)
         expected = queue(db, settings, clips)
+        settings.agi.command_timeout = 10.0
+        ivr = AgiServer(settings, CasebookBackend(db, settings), port=0)
         options = settings.transcription
         if name == "one-at-a-time":
             worker = TranscriptionWorker(
@@ -124,7 +187,9 @@ def run(
                 idle_seconds=0.1,
                 batch_transcriber=partial(transcribe_batch, settings=options, model=model),
             )
-        wall, cpu = drain(worker, db, len(clips))
+        with ivr:
+            idle = hash_to_prompt(ivr, calls, first=len(clips)) if calls else []
+            wall, cpu, passes, busy = drain(worker, db, len(clips), ivr, calls)
         with db.session() as session:
             drafts = {c.call_uniqueid: c.draft_text or "" for c in session.exec(select(Case))}
         db.dispose()
@@ -134,7 +199,9 @@ def run(
         "cpu_seconds": cpu,
         "drafts_per_minute": 60 * len(clips) / wall,
         "cer": cer(pairs),
-        "passes": worker.stats.batches,
+        "passes": passes,
+        "ivr_idle_p50_p95": percentiles(idle) if idle else (0.0, 0.0),
+        "ivr_draining_p50_p95": percentiles(busy) if busy else (0.0, 0.0),
     }
 
 
@@ -144,6 +211,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="jobs per model pass")
     parser.add_argument(
         "--threads", type=int, help="CTranslate2 threads (default: transcription.cpu_threads)"
+    )
+    parser.add_argument(
+        "--ivr-calls",
+        type=int,
+        default=20,
+        help="complaints phoned in idle, then during each drain",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -156,7 +229,7 @@ def main() -> None:
     transcribe(DATA / speech[0]["file"], settings.transcription, model=model)  # warm-up
     load_before = os.getloadavg()[0]
     results = {
-        name: run(name, model, clips, args.threads, args.batch_size)
+        name: run(name, model, clips, args.threads, args.batch_size, args.ivr_calls)
         for name in ("one-at-a-time", "batched")
     }
     single, batched = results["one-at-a-time"], results["batched"]
@@ -184,6 +257,12 @@ def main() -> None:
             f"{name:>14}: drain {result['seconds']:7.1f} s  cpu {result['cpu_seconds']:7.1f} s  "
             f"{result['drafts_per_minute']:5.1f} drafts/min  {result['passes']:4d} passes  "
             f"CER {result['cer']:.3f}"
+        )
+        idle_p50, idle_p95 = result["ivr_idle_p50_p95"]
+        busy_p50, busy_p95 = result["ivr_draining_p50_p95"]
+        print(
+            f"{'':>16}IVR # to next prompt, p50 / p95: idle {idle_p50:.3f} / {idle_p95:.3f} s, "
+            f"draining {busy_p50:.3f} / {busy_p95:.3f} s (target p95 < 1 s)"
         )
     print(
         f"ratio batched/one-at-a-time: wall {summary['ratio']:.2f}, cpu {summary['cpu_ratio']:.2f} "
