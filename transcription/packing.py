@@ -142,6 +142,7 @@ class _Decoder:
                 [pad_or_trim(self.whisper.feature_extractor(w.samples())[..., :-1]) for w in batch]
             )
             metadata = [{"offset": 0.0, "duration": window.length} for window in batch]
+            self.pipeline.last_speech_timestamp = 0.0  # word timings start afresh in each pass
             outputs = self.pipeline.forward(features, self.tokenizer, metadata, self.options)
             for window, parts in zip(batch, outputs, strict=True):
                 self._split(window, parts, found)
