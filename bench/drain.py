@@ -50,6 +50,7 @@ from recordings.ingest import ingest_recording  # noqa: E402
 from transcription.metrics import cer  # noqa: E402
 from transcription.model import LoadedModel, load  # noqa: E402
 from transcription.pipeline import transcribe, transcribe_batch  # noqa: E402
+from transcription.settings import TranscriptionSettings  # noqa: E402
 from transcription.worker import TranscriptionWorker  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "arabic"
@@ -208,7 +209,12 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="messages in the burst")
-    parser.add_argument("--batch-size", type=int, default=8, help="jobs per model pass")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=TranscriptionSettings().batch_size,
+        help="jobs per model pass (default: transcription.batch_size)",
+    )
     parser.add_argument(
         "--threads", type=int, help="CTranslate2 threads (default: transcription.cpu_threads)"
     )

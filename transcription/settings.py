@@ -35,8 +35,9 @@ class TranscriptionSettings(Section):
     cpu_threads: int | None = Field(None, ge=1)
     # The worker claims up to this many jobs at once and transcribes them together: their speech
     # packed into shared 30 s Whisper windows, the windows decoded side by side in one model pass
-    # (pipeline.transcribe_batch). 1 is the one-message-per-pass path.
-    batch_size: int = Field(8, ge=1)
+    # (pipeline.transcribe_batch). 1 is the one-message-per-pass path. Measured on 2 cores:
+    # 16 took 14% less CPU than 8 for the same drafts; a lone job is never held back for others.
+    batch_size: int = Field(16, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them
     # are also kept when stray Latin words are dropped. Measured with Whisper base on the test
