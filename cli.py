@@ -1987,7 +1987,10 @@ def run_components(*names: str, concurrency: int = 1) -> None:
 @app.command("serve")
 def serve(
     concurrency: Annotated[
-        int, typer.Option(min=1, max=16, help="Transcription jobs at once.")
+        int,
+        typer.Option(
+            min=1, max=16, help="Transcription threads, each a batch of jobs per model pass."
+        ),
     ] = 1,
 ) -> None:
     """Listener + FastAGI + transcription worker + scheduler + the HTTP API in one process,
@@ -2017,7 +2020,10 @@ def agi() -> None:
 
 @app.command("worker")
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, max=16, help="Jobs at once.")] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option(min=1, max=16, help="Threads, each a batch of jobs per model pass."),
+    ] = 1,
 ) -> None:
     """Transcribe queued recordings into drafts until SIGTERM, with a progress display."""
     run_components("worker", concurrency=concurrency)

@@ -114,7 +114,15 @@ def enqueue_transcription(
 def claim_next_job(
     session: Session, worker: str, policy: QueuePolicy, now: datetime
 ) -> TranscriptionJob | None:
-    """The oldest job that is due, or whose holder's lease ran out, now leased to ``worker``.
+    """The oldest job that is due, or whose holder's lease ran out, now leased to ``worker``."""
+    return next(iter(claim_jobs(session, worker, policy, now, 1)), None)
+
+
+def claim_jobs(
+    session: Session, worker: str, policy: QueuePolicy, now: datetime, limit: int
+) -> list[TranscriptionJob]:
+    """Up to ``limit`` of the oldest jobs that are due, or whose holder's lease ran out, each now
+    leased to ``worker`` (a batching worker holds, renews and finishes them one by one).
 
     PostgreSQL: FOR UPDATE SKIP LOCKED lets concurrent workers pass over each other's claims.
     SQLite: the unit of work's BEGIN IMMEDIATE already makes claiming one writer at a time.
@@ -130,20 +138,22 @@ def claim_next_job(
     query = select(TranscriptionJob).where(or_(due, abandoned)).order_by(col(TranscriptionJob.id))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    job = session.exec(query.limit(1)).first()
-    if job is None:
-        return None
-    if job.status == JobStatus.RUNNING.value and job.attempts >= policy.max_attempts:
-        # It killed its worker every time (e.g. a file that crashes the decoder): stop trying.
-        _give_up(session, job, f"worker lost {job.attempts} times", now)
-        return claim_next_job(session, worker, policy, now)
-    job.status = JobStatus.RUNNING.value
-    job.lease_owner = worker
-    job.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
-    job.attempts += 1
-    session.add(job)
-    session.flush()
-    return job
+    claimed: list[TranscriptionJob] = []
+    # Again while some were given up: those no longer match, the next ones take their places.
+    while len(claimed) < limit and (found := session.exec(query.limit(limit - len(claimed))).all()):
+        for job in found:
+            if job.status == JobStatus.RUNNING.value and job.attempts >= policy.max_attempts:
+                # It killed its worker every time (e.g. a file that crashes the decoder): stop.
+                _give_up(session, job, f"worker lost {job.attempts} times", now)
+                continue
+            job.status = JobStatus.RUNNING.value
+            job.lease_owner = worker
+            job.lease_expires_at = now + timedelta(seconds=policy.lease_seconds)
+            job.attempts += 1
+            session.add(job)
+            claimed.append(job)
+        session.flush()
+    return claimed
 
 
 def _held(session: Session, job_id: int, worker: str) -> TranscriptionJob | None:

@@ -303,7 +303,7 @@ def load(settings: TranscriptionSettings, source: ModelSource | None = None) -> 
         source,
         device,
         compute_type,
-        settings.cpu_threads,
+        settings.threads(),
     )
     with _load_lock:
         if key not in _loaded:
@@ -317,7 +317,7 @@ def load(settings: TranscriptionSettings, source: ModelSource | None = None) -> 
                         str(resolved.path),
                         device=device,
                         compute_type=compute_type,
-                        cpu_threads=settings.cpu_threads,
+                        cpu_threads=settings.threads(),
                         local_files_only=True,
                     )
                 except (RuntimeError, ValueError, OSError) as exc:

@@ -209,3 +209,36 @@ def test_two_worker_processes_do_every_job_exactly_once(
     assert sorted(done) == sorted(ids)
     with db.session() as s:
         assert len(s.exec(select(Transcript)).all()) == 40
+
+
+def test_a_batch_claim_takes_the_oldest_due_jobs_and_leaves_the_rest(
+    db: Database, settings: Settings
+) -> None:
+    ids = queue_recordings(db, settings, 5)
+    first = db.run(lambda s: jobs.claim_jobs(s, "w1", POLICY, NOW, 3))
+    assert [job.id for job in first] == ids[:3]
+    assert all(job.lease_owner == "w1" and job.attempts == 1 for job in first)
+    # Another worker gets the rest, never a job the first one holds.
+    second = db.run(lambda s: jobs.claim_jobs(s, "w2", POLICY, NOW, 3))
+    assert [job.id for job in second] == ids[3:]
+    assert db.run(lambda s: jobs.claim_jobs(s, "w3", POLICY, NOW, 3)) == []
+
+
+def test_a_batch_claim_gives_up_a_job_that_killed_its_workers_and_fills_its_place(
+    db: Database, settings: Settings
+) -> None:
+    ids = queue_recordings(db, settings, 3)
+    for attempt in range(POLICY.max_attempts):  # the first job's worker dies every time
+        now = NOW + timedelta(seconds=(POLICY.lease_seconds + 1) * attempt)
+        claimed = db.run(partial(_claim_one, now=now))
+        assert [job.id for job in claimed] == [ids[0]]
+    later = NOW + timedelta(seconds=(POLICY.lease_seconds + 1) * POLICY.max_attempts)
+    claimed = db.run(lambda s: jobs.claim_jobs(s, "w", POLICY, later, 2))
+    assert [job.id for job in claimed] == ids[1:]
+    with db.session() as s:
+        given_up = s.get(TranscriptionJob, ids[0])
+        assert given_up is not None and given_up.status == JobStatus.FAILED
+
+
+def _claim_one(session: Session, now: datetime) -> list[TranscriptionJob]:
+    return jobs.claim_jobs(session, "w", POLICY, now, 1)

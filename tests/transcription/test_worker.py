@@ -148,7 +148,8 @@ def test_real_model_drafts_and_a_worker_killed_mid_job_is_taken_over(tmp_path: P
     config = tmp_path / "config.yaml"
     config.write_text(
         "database:\n  url: sqlite:///hotline.db\n"
-        "transcription:\n  job_lease_seconds: 3\n  job_retry_seconds: 1\n",
+        # Two batches (3 + 1): the kill comes while the first is in hand.
+        "transcription:\n  job_lease_seconds: 3\n  job_retry_seconds: 1\n  batch_size: 3\n",
         encoding="utf-8",
     )
     settings = load_settings(config, environ={})
@@ -174,7 +175,7 @@ def test_real_model_drafts_and_a_worker_killed_mid_job_is_taken_over(tmp_path: P
     deadline = time.monotonic() + 300  # safety net: model assembly and load come first
     while not running() and time.monotonic() < deadline:
         time.sleep(0.1)
-    first.send_signal(signal.SIGKILL)  # mid-job: no chance to finish or give the job back
+    first.send_signal(signal.SIGKILL)  # mid-batch: no chance to finish or give the jobs back
     first.wait()
     second = subprocess.Popen(
         [HOTLINE, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
