@@ -113,9 +113,14 @@ def _read_pcm_wav(path: Path, header: bytes) -> _Decoded:
             path, f"corrupt WAV header ({channels} channels, {rate} Hz, {8 * width}-bit)"
         )
     usable = len(frames) - len(frames) % (channels * width)  # a cut-off last frame is dropped
-    mono = _pcm_to_float(frames[:usable], width).reshape(-1, channels).mean(axis=1)
     codec = "pcm_u8" if width == 1 else f"pcm_s{8 * width}le"
-    return _Decoded(mono.astype(np.float32), rate, rate, codec)
+    return _Decoded(pcm_to_mono(frames[:usable], width, channels), rate, rate, codec)
+
+
+def pcm_to_mono(frames: bytes, width: int, channels: int) -> Samples:
+    """Whole PCM frames as mono float32 in [-1, 1] (the channels averaged)."""
+    mono = _pcm_to_float(frames, width).reshape(-1, channels).mean(axis=1)
+    return np.asarray(mono, dtype=np.float32)
 
 
 def _pcm_to_float(frames: bytes, width: int) -> NDArray[np.float64]:

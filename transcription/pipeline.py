@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from transcription.audio import load_audio
+from transcription.audio import Samples, load_audio
 from transcription.guards import (
     STOCK_PHRASES,
     allowed_latin_words,
@@ -101,12 +101,7 @@ def transcribe(
     decoded = time.perf_counter()
     loaded = model or load(settings)
     ready = time.perf_counter()
-    raw_segments, info = loaded.whisper.transcribe(
-        audio.samples, **(options or whisper_options(settings)).as_kwargs()
-    )
-    segments, dropped = _guarded(list(raw_segments), settings)
-    if settings.numbers_as_digits:
-        segments = [with_digits(segment) for segment in segments]
+    segments, dropped, info = decode_samples(audio.samples, settings, loaded, options)
     finished = time.perf_counter()
     return TranscriptResult(
         text=" ".join(segment.text for segment in segments),
@@ -121,6 +116,24 @@ def transcribe(
         timings=Timings(decoded - started, ready - decoded, finished - ready),
         dropped=tuple(dropped),
     )
+
+
+def decode_samples(
+    samples: Samples,
+    settings: TranscriptionSettings,
+    loaded: LoadedModel,
+    options: WhisperOptions | None = None,
+) -> tuple[list[Segment], list[str], Any]:
+    """Whisper, the guards and the numbers on decoded 16 kHz samples: the segments kept, why
+    text was dropped, and faster-whisper's info. ``transcribe`` runs it on a whole recording,
+    a streaming session (``streaming``) on each chunk cut at a pause."""
+    raw_segments, info = loaded.whisper.transcribe(
+        samples, **(options or whisper_options(settings)).as_kwargs()
+    )
+    segments, dropped = _guarded(list(raw_segments), settings)
+    if settings.numbers_as_digits:
+        segments = [with_digits(segment) for segment in segments]
+    return segments, dropped, info
 
 
 def transcribe_recording(path: Path, settings: TranscriptionSettings) -> TranscriptResult:
