@@ -41,12 +41,12 @@ log = logging.getLogger(__name__)
 
 # A pause is this much silence; one in ordinary speech between sentences lasts longer, one
 # between words shorter, so chunks end where a sentence does.
-PAUSE_SECONDS = 0.4
+PAUSE_SECONDS = 0.25
 # Silero's speech spans are widened by this each side (faster-whisper's default is 0.4 s, which
 # would swallow the pauses we cut at).
 SPEECH_PAD_SECONDS = 0.1
 # No chunk shorter than this: Whisper needs some context to spell a sentence.
-MIN_CHUNK_SECONDS = 2.0
+MIN_CHUNK_SECONDS = 1.0
 # How often the follower looks for new files and new audio.
 POLL_SECONDS = 0.2
 # A pause is looked for once this much new audio has arrived (Silero runs over the pending audio).
