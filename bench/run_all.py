@@ -43,6 +43,7 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("AMI ingest", ["ami_ingest.py"]),
         ("transcription", ["transcribe.py", *(["--limit", "12"] if quick else [])]),
+        ("hangup to draft", ["hangup_to_draft.py", *(["--messages", "2"] if quick else [])]),
         (
             "callback assignment",
             ["assign.py", *(["--callbacks", "2000", "--agents", "20"] if quick else [])],

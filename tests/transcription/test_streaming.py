@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import struct
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from hotline.app.config import Settings
 from hotline.simulator.audio import OPEN_WAV_HEADER, close_wav, read_pcm
 from ivr_flows.engine import MESSAGE_FILES
 from tests.transcription.conftest import ARABIC
-from tests.transcription.test_pipeline import scripted, segment
+from tests.transcription.test_pipeline import ScriptedWhisper, scripted, segment
 from tests.transcription.test_worker import drafts, drain, queue_message
 from transcription.audio import WHISPER_RATE, load_audio
 from transcription.metrics import cer
@@ -28,6 +29,7 @@ from transcription.pipeline import transcribe
 from transcription.settings import TranscriptionSettings
 from transcription.streaming import (
     MIN_CHUNK_SECONDS,
+    WINDOW_SECONDS,
     GrowingWav,
     RecordingFollower,
     StreamBroken,
@@ -201,10 +203,11 @@ def test_silence_is_cut_off_keeping_a_pause_in_case_speech_starts() -> None:
 # --- sessions and the follower ---------------------------------------------------------------
 
 
-def record_in_steps(path: Path, pcm: bytes, follow: object, step_seconds: float = 0.5) -> None:
+def record_in_steps(
+    path: Path, pcm: bytes, follow: Callable[[], None], step_seconds: float = 0.5
+) -> None:
     """Write ``pcm`` as Record does (header first, lengths 0), calling ``follow()`` after each
     step, then close the file."""
-    assert callable(follow)
     grow(path, OPEN_WAV_HEADER)
     step = int(step_seconds * 8000) * 2
     for start in range(0, len(pcm), step):
@@ -213,23 +216,65 @@ def record_in_steps(path: Path, pcm: bytes, follow: object, step_seconds: float 
     close_wav(path)
 
 
-def two_sentences() -> bytes:
-    return read_pcm(ARABIC / "ar03.wav") + PAUSE + read_pcm(ARABIC / "ar05.wav") + PAUSE
+def sentences(*clips: str) -> bytes:
+    """The clips, a second of silence after each."""
+    return b"".join(read_pcm(ARABIC / f"{clip}.wav") + PAUSE for clip in clips)
 
 
-def test_a_session_transcribes_each_chunk_and_places_it_in_the_recording(tmp_path: Path) -> None:
+def seconds(*clips: str) -> float:
+    return sum(load_audio(ARABIC / f"{clip}.wav").duration + 1.0 for clip in clips)
+
+
+def decodings(model: LoadedModel) -> list[int]:
+    """How many 16 kHz samples each of the scripted model's decodings was given."""
+    whisper = model.whisper
+    assert isinstance(whisper, ScriptedWhisper)
+    return [call["samples"] for call in whisper.calls]
+
+
+def test_the_window_is_transcribed_again_at_each_pause_and_ready_at_the_close(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "message-1.wav"
     model = scripted([segment("الخط مقطوع", start=0.5)])
     session = StreamSession(path, SETTINGS, model)
-    record_in_steps(path, two_sentences(), session.follow)
+    record_in_steps(path, sentences("ar03", "ar05"), session.follow)
+    while_recorded = decodings(model)
     result = session.finish()
-    chunk_starts = [s.start - 0.5 for s in result.segments]
-    assert chunk_starts[0] == 0.0 and len(chunk_starts) >= 2
-    second = load_audio(ARABIC / "ar03.wav").duration + 1.0
-    # The second sentence's chunk starts inside the pause before it, and its words move with it.
-    assert any(second - 1.0 < start <= second for start in chunk_starts[1:])
+    assert decodings(model) == while_recorded  # only silence after the last pause: ready
+    # Each decoding is the window from its start, as the whole-file path reads it, and the last
+    # one holds both sentences.
+    assert while_recorded == sorted(while_recorded) and len(while_recorded) >= 2
+    assert while_recorded[-1] > seconds("ar03") * WHISPER_RATE
+    assert [s.start for s in result.segments] == [0.5]
+    assert result.text == "الخط مقطوع"
+    assert result.duration == pytest.approx(seconds("ar03", "ar05"))
+
+
+def test_speech_after_the_last_pause_is_transcribed_at_the_close(tmp_path: Path) -> None:
+    path = tmp_path / "message-1.wav"
+    model = scripted([segment("الخط مقطوع")])
+    session = StreamSession(path, SETTINGS, model)
+    cut_off = int((seconds("ar03") + 3.0) * 8000) * 2  # the caller hangs up mid-sentence
+    record_in_steps(path, sentences("ar03", "ar05")[:cut_off], session.follow)
+    while_recorded = len(decodings(model))
+    session.finish()
+    assert len(decodings(model)) == while_recorded + 1
+    assert decodings(model)[-1] == cut_off  # 16 kHz samples of the whole: 8 kHz bytes / 2 * 2
+
+
+def test_a_long_message_is_committed_in_windows_placed_in_the_recording(tmp_path: Path) -> None:
+    path = tmp_path / "message-1.wav"
+    model = scripted([segment("الخط مقطوع", start=0.5)])
+    session = StreamSession(path, SETTINGS, model)
+    record_in_steps(path, sentences("ar03", "ar05", "ar01", "ar02"), session.follow)
+    result = session.finish()
+    first, second = (s.start - 0.5 for s in result.segments)
+    assert first == 0.0
+    # Committed at the first pause past WINDOW_SECONDS, before the fourth sentence.
+    assert WINDOW_SECONDS <= second <= seconds("ar03", "ar05", "ar01")
     assert result.segments[1].words[0].start == result.segments[1].start
-    assert result.duration == pytest.approx(len(two_sentences()) / 2 / 8000)
+    assert result.duration == pytest.approx(seconds("ar03", "ar05", "ar01", "ar02"))
     with pytest.raises(StreamBroken):
         StreamSession(tmp_path / "missing.wav", SETTINGS, model).finish()
 
@@ -242,12 +287,13 @@ def test_the_follower_streams_new_messages_and_transcribes_the_rest_whole(tmp_pa
     follower = RecordingFollower(tmp_path, "message-*.wav", SETTINGS, model)
     streamed, replaced = tmp_path / "message-1.wav", tmp_path / "message-2.wav"
     grow(replaced, OPEN_WAV_HEADER)
-    record_in_steps(streamed, two_sentences(), follower.follow_once)
+    record_in_steps(streamed, sentences("ar03", "ar05"), follower.follow_once)
     assert follower.state()["following"] == 2  # not the old file
-    result = follower(streamed)
+    while_recorded = len(decodings(model))
+    assert while_recorded >= 2
+    assert follower(streamed).text == "الخط مقطوع"
     assert (follower.streamed, follower.whole) == (1, 0)
-    # Each chunk answered "الخط مقطوع": more than one chunk was transcribed while it grew.
-    assert result.text.count("الخط مقطوع") >= 2
+    assert len(decodings(model)) == while_recorded  # the draft was ready at the close
     # A message replaced under the stream: its job transcribes the whole file as today.
     follower.follow_once()
     (tmp_path / "other.wav").write_bytes((ARABIC / "ar03.wav").read_bytes())
@@ -255,6 +301,7 @@ def test_the_follower_streams_new_messages_and_transcribes_the_rest_whole(tmp_pa
     follower.follow_once()
     assert follower(replaced).text == "الخط مقطوع"
     assert (follower.streamed, follower.whole) == (1, 1)
+    assert decodings(model)[-1] == load_audio(ARABIC / "ar03.wav").samples.size
     assert follower.state()["following"] == 0
     # Taken once: the same file is not followed again however recent it is.
     follower.follow_once()
@@ -266,11 +313,10 @@ def test_the_worker_takes_the_streamed_draft_and_the_whole_file_when_the_stream_
 ) -> None:
     root = settings.recordings.root
     root.mkdir(parents=True, exist_ok=True)
-    follower = RecordingFollower(
-        root, MESSAGE_FILES, settings.transcription, scripted([segment("الخط مقطوع")])
-    )
+    model = scripted([segment("الخط مقطوع")])
+    follower = RecordingFollower(root, MESSAGE_FILES, settings.transcription, model)
     streamed, broken = root / "message-u-streamed.wav", root / "message-u-broken.wav"
-    record_in_steps(streamed, two_sentences(), follower.follow_once)
+    record_in_steps(streamed, sentences("ar03", "ar05"), follower.follow_once)
     grow(broken, OPEN_WAV_HEADER + read_pcm(ARABIC / "ar05.wav")[:8000])
     follower.follow_once()
     # Record's file replaced by another (a restore, a slip): the stream vouches for nothing.
@@ -278,13 +324,15 @@ def test_the_worker_takes_the_streamed_draft_and_the_whole_file_when_the_stream_
     (root / "other.wav").replace(broken)
     queue_message(db, settings, streamed, "u-streamed")
     queue_message(db, settings, broken, "u-broken")
+    while_recorded = len(decodings(model))
     worker = TranscriptionWorker(db, settings, idle_seconds=0.05, transcriber=follower)
     drain(worker, db, 2)
     assert (worker.stats.done, follower.streamed, follower.whole) == (2, 1, 1)
+    # One decoding at the jobs, the broken one's whole file: the streamed draft was ready.
+    assert len(decodings(model)) == while_recorded + 1
+    assert decodings(model)[-1] == load_audio(ARABIC / "ar05.wav").samples.size
     states = drafts(db)
-    state, text = states["u-streamed"]
-    # One "الخط مقطوع" per chunk: the draft the stream made while the file grew.
-    assert state == DraftState.READY and text is not None and text.count("الخط مقطوع") >= 2
+    assert states["u-streamed"] == (DraftState.READY, "الخط مقطوع")
     assert states["u-broken"] == (DraftState.READY, "الخط مقطوع")
 
 
@@ -294,11 +342,10 @@ def test_the_real_model_streamed_writes_the_draft_the_whole_file_does(
 ) -> None:
     path = tmp_path / "message-1.wav"
     session = StreamSession(path, real_settings, real_model)
-    record_in_steps(path, two_sentences(), session.follow)
+    record_in_steps(path, sentences("ar03", "ar05"), session.follow)
     streamed = session.finish()
     whole = transcribe(path, real_settings, model=real_model)
     assert streamed.text and whole.text
-    assert cer([(whole.text, streamed.text)]) <= 0.1, (whole.text, streamed.text)
+    assert cer([(whole.text, streamed.text)]) <= 0.05, (whole.text, streamed.text)
     assert streamed.duration == pytest.approx(whole.duration)
-    assert [s.start for s in streamed.segments] == sorted(s.start for s in streamed.segments)
-    assert streamed.segments[-1].start > load_audio(ARABIC / "ar03.wav").duration
+    assert streamed.segments[-1].end > seconds("ar03")
