@@ -11,10 +11,12 @@ pace (``--pace 2`` writes twice as fast), then the lengths filled in at the clos
 Streaming: a ``RecordingFollower`` watches the folder, as it does in the worker, and the delay
 is from the close of the file to the draft ``follower(path)`` returns. Whole file: today's path,
 ``transcribe(path)`` on the closed file, timed the same way, after the stream's draft so the two
-never share the CPU. Both use the same loaded model in the same process. The delay excludes what
-both paths share at hangup (the listener's ingest, the job queue), which is small against the
-transcription. CER is pooled over the messages on normalised text (``transcription.metrics``).
-All the clips are used (the manifest has no held-out split yet).
+never share the CPU. "work" is the seconds each spent transcribing (the stream's during the call:
+it transcribes each window again at each pause). Both use the same loaded model in the same
+process. The delay excludes what both paths share at hangup (the listener's ingest, the job
+queue), which is small against the transcription. CER is pooled over the messages on
+normalised text (``transcription.metrics``). All the clips are used (the manifest has no
+held-out split yet).
 """
 
 from __future__ import annotations
@@ -64,11 +66,17 @@ class Route:
     name: str
     delays: list[float] = field(default_factory=list)
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    work: float = 0.0  # seconds spent transcribing, during the call and after it
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.delays)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        return {"p50": statistics.median(ordered), "p95": p95, "cer": cer(self.pairs)}
+        return {
+            "p50": statistics.median(ordered),
+            "p95": p95,
+            "cer": cer(self.pairs),
+            "work": self.work,
+        }
 
 
 def messages(count: int, seconds: float, gap: float) -> list[Message]:
@@ -128,6 +136,8 @@ def bench(count: int, seconds: float, gap: float, pace: float, verbose: bool) ->
                 whole.delays.append(time.perf_counter() - closed)
                 stream.pairs.append((message.reference, streamed.text))
                 whole.pairs.append((message.reference, whole_file.text))
+                stream.work += streamed.processing_seconds
+                whole.work += whole_file.processing_seconds
                 if verbose:
                     print(
                         f"message {number} ({streamed.duration:.1f} s): streaming "
@@ -148,7 +158,7 @@ def bench(count: int, seconds: float, gap: float, pace: float, verbose: bool) ->
     }
     result["ratio"] = {
         key: result["streaming"][key] / result["whole_file"][key]
-        for key in ("p50", "p95")
+        for key in ("p50", "p95", "work")
         if result["whole_file"][key]
     }
     result["cer_difference"] = result["streaming"]["cer"] - result["whole_file"]["cer"]
@@ -173,15 +183,19 @@ def main() -> None:
         f"{result['pace']:g}x real time; load average {result['load_average']['before']:.2f} "
         f"before, {result['load_average']['after']:.2f} after (all clips: no held-out split yet)"
     )
-    print(f"{'end of recording -> draft':28}{'p50 s':>8}{'p95 s':>8}{'CER':>8}")
+    print(f"{'end of recording -> draft':28}{'p50 s':>8}{'p95 s':>8}{'CER':>8}{'work s':>9}")
     for name in ("streaming", "whole_file"):
         row = result[name]
-        print(f"{name.replace('_', ' '):28}{row['p50']:8.2f}{row['p95']:8.2f}{row['cer']:8.3f}")
+        print(
+            f"{name.replace('_', ' '):28}{row['p50']:8.2f}{row['p95']:8.2f}{row['cer']:8.3f}"
+            f"{row['work']:9.1f}"
+        )
     ratio = result["ratio"]
     print(
         f"{'streaming / whole file':28}{ratio.get('p50', 0):8.2f}{ratio.get('p95', 0):8.2f}"
-        f"{result['cer_difference']:+8.3f}"
+        f"{result['cer_difference']:+8.3f}{ratio.get('work', 0):9.2f}"
     )
+    print("(CER column of the last row: streaming minus whole file; work: seconds transcribing)")
     if result["streams_broken"]:
         print(f"{result['streams_broken']} message(s) fell back to the whole file")
 

@@ -454,6 +454,12 @@ class RecordingFollower:
     def follow_once(self) -> None:
         """One round: start following new files, read the growing ones, forget stale ones."""
         for path in self._new_files():
+            with self._lock:
+                if len(self._sessions) >= self.settings.stream_at_once:
+                    # The rest are looked for again next round (from their start, while they
+                    # are still being written); those never followed are transcribed whole.
+                    self._listed_at = None
+                    break
             model = self._model or load(self.settings)
             with self._lock:
                 self._sessions[path] = StreamSession(path, self.settings, model)
