@@ -47,6 +47,14 @@ def grow(path: Path, data: bytes) -> None:
         wav.write(data)
 
 
+def followed(path: Path, *values: int) -> GrowingWav:
+    """A reader that has read ``values`` from a message being recorded at ``path``."""
+    grow(path, OPEN_WAV_HEADER + samples_of(*values))
+    reader = GrowingWav(path)
+    reader.read()
+    return reader
+
+
 def samples_of(*values: int) -> bytes:
     return struct.pack(f"<{len(values)}h", *values)
 
@@ -95,18 +103,14 @@ def test_a_file_closed_by_python_wave_is_read_the_same(tmp_path: Path) -> None:
 
 def test_a_file_never_closed_is_not_vouched_for(tmp_path: Path) -> None:
     path = tmp_path / "message-1.wav"
-    grow(path, OPEN_WAV_HEADER + samples_of(1, 2, 3))
-    reader = GrowingWav(path)
-    reader.read()
+    reader = followed(path, 1, 2, 3)
     with pytest.raises(StreamBroken, match="not closed"):
         reader.final_tail()  # Asterisk died: the header says 0 bytes; the whole-file path decides
 
 
 def test_a_replaced_file_breaks_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "message-1.wav"
-    grow(path, OPEN_WAV_HEADER + samples_of(1, 2))
-    reader = GrowingWav(path)
-    reader.read()
+    reader = followed(path, 1, 2)
     other = tmp_path / "other.wav"
     other.write_bytes(OPEN_WAV_HEADER + samples_of(1, 2, 3, 4))
     other.replace(path)
@@ -116,9 +120,7 @@ def test_a_replaced_file_breaks_the_stream(tmp_path: Path) -> None:
 
 def test_a_truncated_file_breaks_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "message-1.wav"
-    grow(path, OPEN_WAV_HEADER + samples_of(1, 2, 3, 4))
-    reader = GrowingWav(path)
-    reader.read()
+    reader = followed(path, 1, 2, 3, 4)
     with path.open("r+b") as wav:
         wav.truncate(len(OPEN_WAV_HEADER) + 2)
     with pytest.raises(StreamBroken, match="shrank"):
@@ -127,9 +129,7 @@ def test_a_truncated_file_breaks_the_stream(tmp_path: Path) -> None:
 
 def test_samples_rewritten_in_place_are_caught_at_the_end(tmp_path: Path) -> None:
     path = tmp_path / "message-1.wav"
-    grow(path, OPEN_WAV_HEADER + samples_of(1, 2, 3, 4))
-    reader = GrowingWav(path)
-    reader.read()
+    reader = followed(path, 1, 2, 3, 4)
     with path.open("r+b") as wav:  # same file, same size, other samples
         wav.seek(len(OPEN_WAV_HEADER))
         wav.write(samples_of(9))
@@ -140,9 +140,7 @@ def test_samples_rewritten_in_place_are_caught_at_the_end(tmp_path: Path) -> Non
 
 def test_a_removed_file_breaks_the_stream(tmp_path: Path) -> None:
     path = tmp_path / "message-1.wav"
-    grow(path, OPEN_WAV_HEADER + samples_of(1, 2))
-    reader = GrowingWav(path)
-    reader.read()
+    reader = followed(path, 1, 2)
     path.unlink()
     with pytest.raises(StreamBroken, match="removed"):
         reader.read()
