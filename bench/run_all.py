@@ -45,6 +45,7 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
         ("IVR keypad number", ["ivr_keypad.py", *(["--calls", "20"] if quick else [])]),
         ("transcription", ["transcribe.py", *(["--limit", "12"] if quick else [])]),
         ("burst drain", ["drain.py", *(["--count", "12"] if quick else [])]),
+        ("hangup to draft", ["hangup_to_draft.py", *(["--messages", "2"] if quick else [])]),
         (
             "callback assignment",
             ["assign.py", *(["--callbacks", "2000", "--agents", "20"] if quick else [])],

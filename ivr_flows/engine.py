@@ -68,6 +68,11 @@ SAFE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
 _ANONYMOUS = {"", "unknown", "anonymous", "restricted", "private"}
 
 
+# The caller's messages among the recordings (message_base names them so): the worker follows
+# these as they are recorded.
+MESSAGE_FILES = "message-*.wav"
+
+
 def message_base(recordings_root: Path, uniqueid: str) -> Path:
     """Where the caller's message is recorded, without the extension Asterisk adds."""
     return recordings_root.resolve() / f"message-{uniqueid}"

@@ -9,6 +9,7 @@ fails its own job and nothing else.
 
 from __future__ import annotations
 
+import functools
 import math
 import wave
 from dataclasses import dataclass
@@ -113,9 +114,14 @@ def _read_pcm_wav(path: Path, header: bytes) -> _Decoded:
             path, f"corrupt WAV header ({channels} channels, {rate} Hz, {8 * width}-bit)"
         )
     usable = len(frames) - len(frames) % (channels * width)  # a cut-off last frame is dropped
-    mono = _pcm_to_float(frames[:usable], width).reshape(-1, channels).mean(axis=1)
     codec = "pcm_u8" if width == 1 else f"pcm_s{8 * width}le"
-    return _Decoded(mono.astype(np.float32), rate, rate, codec)
+    return _Decoded(pcm_to_mono(frames[:usable], width, channels), rate, rate, codec)
+
+
+def pcm_to_mono(frames: bytes, width: int, channels: int) -> Samples:
+    """Whole PCM frames as mono float32 in [-1, 1] (the channels averaged)."""
+    mono = _pcm_to_float(frames, width).reshape(-1, channels).mean(axis=1)
+    return np.asarray(mono, dtype=np.float32)
 
 
 def _pcm_to_float(frames: bytes, width: int) -> NDArray[np.float64]:
@@ -163,32 +169,52 @@ def _plane(frame: Any) -> Samples:
     return np.asarray(frame.to_ndarray(), dtype=np.float32).reshape(-1)
 
 
-def resample(samples: Samples, source_rate: int, target_rate: int) -> Samples:
+def resample(samples: Samples, source_rate: int, target_rate: int, first: int = 0) -> Samples:
     """Band-limited rational resampling (polyphase windowed sinc), e.g. 8 kHz -> 16 kHz.
 
     Upsampling telephone audio by simple interpolation would mirror the 0-4 kHz band into
     4-8 kHz, which Whisper hears as noise; the low-pass at the lower Nyquist rate avoids that.
+    ``first``: only the output from that sample on (a growing recording's earlier output does
+    not change once ``settled`` says so: each output sample depends on the input near it).
     """
     if source_rate == target_rate or samples.size == 0:
-        return samples.astype(np.float32, copy=False)
-    gcd = math.gcd(source_rate, target_rate)
-    up, down = target_rate // gcd, source_rate // gcd
-    factor = max(up, down)
-    half = 10 * factor  # filter half-length in upsampled samples: 10 zero crossings each side
-    taps = np.arange(-half, half + 1, dtype=np.float64)
-    kernel = np.sinc(taps / factor) * np.kaiser(2 * half + 1, 8.0) * (up / factor)
+        return samples[first:].astype(np.float32, copy=False)
+    up, down, half, kernel = _filter(source_rate, target_rate)
     out_len = math.ceil(samples.size * up / down)
     per_output = 2 * half // up + 2
     source = samples.astype(np.float64)
-    out = np.empty(out_len, dtype=np.float32)
+    out = np.empty(max(0, out_len - first), dtype=np.float32)
     block = 65_536
-    for start in range(0, out_len, block):
+    for start in range(first, out_len, block):
         position = np.arange(start, min(start + block, out_len), dtype=np.int64) * down
-        first = -((half - position) // up)  # ceil((position - half) / up)
-        index = first[:, None] + np.arange(per_output)
+        lowest = -((half - position) // up)  # ceil((position - half) / up)
+        index = lowest[:, None] + np.arange(per_output)
         offset = position[:, None] - index * up + half
         valid = (offset >= 0) & (offset <= 2 * half) & (index >= 0) & (index < source.size)
         values = source[np.clip(index, 0, source.size - 1)]
         weights = kernel[np.clip(offset, 0, 2 * half)]
-        out[start : start + position.size] = np.sum(values * weights * valid, axis=1)
+        out[start - first : start - first + position.size] = np.sum(
+            values * weights * valid, axis=1
+        )
     return out
+
+
+def settled(size: int, source_rate: int, target_rate: int) -> int:
+    """How many leading samples of ``resample`` over ``size`` input samples stay the same
+    whatever input follows (the rest still reach past the input's end)."""
+    if source_rate == target_rate:
+        return size
+    up, down, half, _ = _filter(source_rate, target_rate)
+    return max(0, ((size - 1) * up - half) // down + 1)
+
+
+@functools.cache
+def _filter(source_rate: int, target_rate: int) -> tuple[int, int, int, NDArray[np.float64]]:
+    """The polyphase factors, the filter's half-length in upsampled samples, and the filter."""
+    gcd = math.gcd(source_rate, target_rate)
+    up, down = target_rate // gcd, source_rate // gcd
+    factor = max(up, down)
+    half = 10 * factor  # 10 zero crossings each side
+    taps = np.arange(-half, half + 1, dtype=np.float64)
+    kernel = np.sinc(taps / factor) * np.kaiser(2 * half + 1, 8.0) * (up / factor)
+    return up, down, half, kernel

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from transcription.audio import Audio, AudioError, load_audio
+from transcription.audio import Audio, AudioError, Samples, load_audio
 from transcription.guards import (
     STOCK_PHRASES,
     allowed_latin_words,
@@ -208,6 +208,22 @@ def batched_options(options: WhisperOptions, tokenizer: Any) -> Any:
     )
 
 
+def decode_samples(
+    samples: Samples,
+    settings: TranscriptionSettings,
+    loaded: LoadedModel,
+    options: WhisperOptions | None = None,
+) -> tuple[list[Segment], list[str], Any]:
+    """Whisper, the guards and the numbers on decoded 16 kHz samples: the segments kept, why
+    text was dropped, and faster-whisper's info. A streaming session (``streaming``) runs it on
+    each window cut at a pause."""
+    raw_segments, info = loaded.whisper.transcribe(
+        samples, **(options or whisper_options(settings)).as_kwargs()
+    )
+    segments, dropped = guarded_segments(list(raw_segments), settings)
+    return segments, dropped, info
+
+
 def transcribe_recording(path: Path, settings: TranscriptionSettings) -> TranscriptResult:
     """One recording with the operator's settings, nothing else (a one-recording worker's entry).
 
@@ -227,9 +243,7 @@ def guarded_result(
     """What Whisper heard in the recording (whichever way it was decoded: alone, packed, or in
     pieces as it grew), guarded and with numbers as digits, as every entry here returns it."""
     started = time.perf_counter()
-    segments, dropped = _guarded(heard.segments, settings)
-    if settings.numbers_as_digits:
-        segments = [with_digits(segment) for segment in segments]
+    segments, dropped = guarded_segments(heard.segments, settings)
     guard_seconds = time.perf_counter() - started
     return TranscriptResult(
         text=" ".join(segment.text for segment in segments),
@@ -244,6 +258,17 @@ def guarded_result(
         timings=replace(timings, transcribe=timings.transcribe + guard_seconds),
         dropped=tuple(dropped),
     )
+
+
+def guarded_segments(
+    raw_segments: list[Any], settings: TranscriptionSettings
+) -> tuple[list[Segment], list[str]]:
+    """Whisper's segments as kept (the guards) with numbers as digits when the settings say so,
+    and why text was dropped: the one rule every way of decoding goes through."""
+    segments, dropped = _guarded(raw_segments, settings)
+    if settings.numbers_as_digits:
+        segments = [with_digits(segment) for segment in segments]
+    return segments, dropped
 
 
 def _guarded(

@@ -63,6 +63,12 @@ class TranscriptionSettings(Section):
     # Spoken numbers as digits in the draft ("خمسين دينار" -> "50 دينار"; transcription.numbers),
     # the words said kept beside them for the agent. False leaves Whisper's words as they are.
     numbers_as_digits: bool = True
+    # Transcribe each caller's message while it is recorded (chunks cut at pauses), so that the
+    # draft is ready about a second after the hangup; false: the whole file after the hangup.
+    stream_messages: bool = True
+    # Messages followed at once: each costs about a core while the caller speaks (it is
+    # transcribed again at each pause); the others are transcribed whole after the hangup.
+    stream_at_once: int = Field(2, ge=1)
     # Phrases Whisper invents on silence or music, dropped from drafts (besides the built-in list).
     hallucinated_phrases: list[str] = Field(default_factory=list)
     # The job queue: a worker holds a job this long unless it renews (it does, every third);

@@ -29,6 +29,8 @@ from hotline.app.scheduler import build_scheduler
 from hotline.runners import build_client
 from ivr_flows import AgiServer, load_flow
 from ivr_flows.casebook_backend import CasebookBackend
+from ivr_flows.engine import MESSAGE_FILES
+from transcription.streaming import RecordingFollower
 from transcription.worker import TranscriptionWorker
 
 log = logging.getLogger(__name__)
@@ -244,19 +246,39 @@ def make_components(
     on_job_done: JobDone | None = None,
 ) -> list[Component]:
     """The named components (of ``COMPONENT_NAMES``), in that order, on one database."""
-    makers: dict[str, Callable[[], Component]] = {
-        "listener": lambda: Listener(db, settings, give_up),
-        "agi": lambda: Agi(db, settings),
-        "scheduler": lambda: Scheduler(db, settings),
-        "worker": lambda: TranscriptionWorker(
-            db, settings, concurrency=concurrency, on_done=on_job_done
-        ),
-        "api": lambda: ApiServer(db, settings),
+    makers: dict[str, Callable[[], list[Component]]] = {
+        "listener": lambda: [Listener(db, settings, give_up)],
+        "agi": lambda: [Agi(db, settings)],
+        "scheduler": lambda: [Scheduler(db, settings)],
+        "worker": lambda: transcription_components(db, settings, concurrency, on_job_done),
+        "api": lambda: [ApiServer(db, settings)],
     }
     unknown = [name for name in names if name not in makers]
     if unknown:
         raise ServeError(f"unknown component {', '.join(unknown)} (choose from {COMPONENT_NAMES})")
-    return [makers[name]() for name in names]
+    return [component for name in names for component in makers[name]()]
+
+
+def transcription_components(
+    db: Database, settings: Settings, concurrency: int, on_job_done: JobDone | None
+) -> list[Component]:
+    """The worker, and (transcription.stream_messages) the follower that transcribes the
+    callers' messages while they are recorded, in the worker's process: the worker is where the
+    model is loaded and, on a site of several machines, the recordings folder is shared with it,
+    while the IVR that starts the recording may run elsewhere. The follower is the worker's
+    transcriber, in batches (the recordings it followed finished from their streams, the rest
+    transcribed together); it starts first and stops last."""
+    if not settings.transcription.stream_messages:
+        return [TranscriptionWorker(db, settings, concurrency=concurrency, on_done=on_job_done)]
+    follower = RecordingFollower(settings.recordings.root, MESSAGE_FILES, settings.transcription)
+    worker = TranscriptionWorker(
+        db,
+        settings,
+        concurrency=concurrency,
+        on_done=on_job_done,
+        batch_transcriber=follower.transcribe_batch,
+    )
+    return [follower, worker]
 
 
 def sign_audit_checkpoints(db: Database, settings: Settings) -> audit.CheckpointSigner:

@@ -60,7 +60,25 @@ def write_open_wav(path: Path, pcm: bytes) -> None:
     """A WAV as MixMonitor leaves it while the call is up: the samples are there, but the
     header's RIFF and data lengths say 0 (written only when Asterisk closes the file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(OPEN_WAV_HEADER + pcm)
+
+
+def _open_wav_header() -> bytes:
     rate, width = SAMPLE_RATE, SAMPLE_WIDTH
     fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * width, width, 8 * width)  # PCM, mono
-    header = b"RIFF" + bytes(4) + b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt
-    path.write_bytes(header + b"data" + bytes(4) + pcm)
+    return b"RIFF" + bytes(4) + b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + bytes(4)
+
+
+# The header Asterisk writes first: 8 kHz 16-bit mono PCM, its two lengths 0 until the close.
+OPEN_WAV_HEADER = _open_wav_header()
+
+
+def close_wav(path: Path) -> None:
+    """Fill in the lengths of a WAV written from ``OPEN_WAV_HEADER`` on, as Asterisk does when
+    the recording ends."""
+    size = path.stat().st_size
+    with path.open("r+b") as wav:
+        wav.seek(4)
+        wav.write(struct.pack("<I", size - 8))
+        wav.seek(len(OPEN_WAV_HEADER) - 4)
+        wav.write(struct.pack("<I", size - len(OPEN_WAV_HEADER)))

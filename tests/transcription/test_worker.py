@@ -36,7 +36,8 @@ def queue_message(db: Database, settings: Settings, source: Path, uniqueid: str)
     """A complaint registered by the IVR with its message recording queued, as in production."""
     message = settings.recordings.root / f"message-{uniqueid}.wav"
     message.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, message)
+    if source != message:  # a message recorded in place is queued as it is
+        shutil.copyfile(source, message)
 
     def work(session: Session) -> int:
         case = cases.register_complaint(

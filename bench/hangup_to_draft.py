@@ -1,0 +1,204 @@
+"""From the end of the recording to the draft: streamed while the caller speaks vs whole file.
+
+    .venv/bin/python bench/hangup_to_draft.py [--messages 6] [--seconds 60] [--pace 1.0] [--json]
+
+Each message is the test set's speech clips (tests/data/arabic) one after another, a pause of
+``--gap`` seconds between them and a faint line hiss throughout, until it lasts ``--seconds``;
+its reference is the clips' texts joined. It is written into a folder as Asterisk's Record
+writes a message: the header with both lengths 0, then 20 ms of samples at a time at real-time
+pace (``--pace 2`` writes twice as fast), then the lengths filled in at the close.
+
+Streaming: a ``RecordingFollower`` watches the folder, as it does in the worker, and the delay
+is from the close of the file to the draft ``follower(path)`` returns. Whole file: today's path,
+``transcribe(path)`` on the closed file, timed the same way, after the stream's draft so the two
+never share the CPU. "work" is the seconds each spent transcribing (the stream's during the call:
+it transcribes each window again at each pause). Both use the same loaded model in the same
+process. The delay excludes what both paths share at hangup (the listener's ingest, the job
+queue), which is small against the transcription. CER is pooled over the messages on
+normalised text (``transcription.metrics``). All the clips are used (the manifest has no
+held-out split yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+
+from hotline.simulator.audio import (  # noqa: E402
+    OPEN_WAV_HEADER,
+    SAMPLE_RATE,
+    close_wav,
+    read_pcm,
+)
+from transcription.metrics import cer  # noqa: E402
+from transcription.model import load  # noqa: E402
+from transcription.pipeline import transcribe  # noqa: E402
+from transcription.settings import TranscriptionSettings  # noqa: E402
+from transcription.streaming import RecordingFollower  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "arabic"
+FRAME_SECONDS = 0.02  # Asterisk writes a frame of 20 ms at a time
+HISS_LEVEL = 30  # of 32767: about -60 dBFS, a quiet telephone line
+
+
+@dataclass(frozen=True)
+class Message:
+    pcm: bytes
+    reference: str
+
+
+@dataclass
+class Route:
+    name: str
+    delays: list[float] = field(default_factory=list)
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    work: float = 0.0  # seconds spent transcribing, during the call and after it
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.delays)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return {
+            "p50": statistics.median(ordered),
+            "p95": p95,
+            "cer": cer(self.pairs),
+            "work": self.work,
+        }
+
+
+def messages(count: int, seconds: float, gap: float) -> list[Message]:
+    """``count`` messages of at least ``seconds``, each starting one clip further on."""
+    clips = [c for c in json.loads((DATA / "manifest.json").read_text()) if c["kind"] == "speech"]
+    rng = np.random.default_rng(15654)
+    pause = bytes(int(gap * SAMPLE_RATE) * 2)
+    made = []
+    for number in range(count):
+        pcm, texts, index = b"", [], number * 7
+        while len(pcm) < seconds * SAMPLE_RATE * 2:
+            clip = clips[index % len(clips)]
+            pcm += read_pcm(DATA / clip["file"]) + pause
+            texts.append(clip["text"])
+            index += 1
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
+        hiss = rng.normal(0, HISS_LEVEL, samples.size).astype(np.int32)
+        with_hiss = np.clip(samples + hiss, -32768, 32767).astype("<i2").tobytes()
+        made.append(Message(with_hiss, " ".join(texts)))
+    return made
+
+
+def record(path: Path, pcm: bytes, pace: float) -> None:
+    """Write ``pcm`` into ``path`` as Record does, frame by frame at ``pace`` times real time."""
+    frame = int(FRAME_SECONDS * SAMPLE_RATE) * 2
+    started = time.perf_counter()
+    with path.open("wb") as wav:
+        wav.write(OPEN_WAV_HEADER)
+        wav.flush()
+        for number, start in enumerate(range(0, len(pcm), frame)):
+            wav.write(pcm[start : start + frame])
+            wav.flush()
+            due = started + (number + 1) * FRAME_SECONDS / pace
+            time.sleep(max(0.0, due - time.perf_counter()))
+    close_wav(path)
+
+
+def bench(count: int, seconds: float, gap: float, pace: float, verbose: bool) -> dict[str, Any]:
+    settings = TranscriptionSettings(cache_dir=ROOT / "var" / "models")
+    model = load(settings)
+    stream, whole = Route("streaming"), Route("whole file")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as folder:
+        follower = RecordingFollower(Path(folder), "message-*.wav", settings, model)
+        follower.start()
+        try:
+            for number, message in enumerate(messages(count, seconds, gap)):
+                path = Path(folder) / f"message-{number}.wav"
+                writer = threading.Thread(target=record, args=(path, message.pcm, pace))
+                writer.start()
+                writer.join()
+                closed = time.perf_counter()
+                streamed = follower(path)
+                stream.delays.append(time.perf_counter() - closed)
+                closed = time.perf_counter()
+                whole_file = transcribe(path, settings, model=model)
+                whole.delays.append(time.perf_counter() - closed)
+                stream.pairs.append((message.reference, streamed.text))
+                whole.pairs.append((message.reference, whole_file.text))
+                stream.work += streamed.processing_seconds
+                whole.work += whole_file.processing_seconds
+                if verbose:
+                    print(
+                        f"message {number} ({streamed.duration:.1f} s): streaming "
+                        f"{stream.delays[-1]:.2f} s CER {cer([stream.pairs[-1]]):.3f}, "
+                        f"whole file {whole.delays[-1]:.2f} s CER {cer([whole.pairs[-1]]):.3f}"
+                    )
+        finally:
+            follower.stop()
+        streamed_whole = follower.whole
+    result: dict[str, Any] = {
+        "messages": count,
+        "seconds": seconds,
+        "pace": pace,
+        "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "streaming": stream.summary(),
+        "whole_file": whole.summary(),
+        "streams_broken": streamed_whole,
+    }
+    result["ratio"] = {
+        key: result["streaming"][key] / result["whole_file"][key]
+        for key in ("p50", "p95", "work")
+        if result["whole_file"][key]
+    }
+    result["cer_difference"] = result["streaming"]["cer"] - result["whole_file"]["cer"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each message")
+    parser.add_argument("--gap", type=float, default=0.8, help="pause between clips (seconds)")
+    parser.add_argument("--pace", type=float, default=1.0, help="times real time")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--verbose", action="store_true", help="print every message")
+    args = parser.parse_args()
+    result = bench(args.messages, args.seconds, args.gap, args.pace, args.verbose)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return
+    print(
+        f"{result['messages']} messages of {result['seconds']:.0f} s written at "
+        f"{result['pace']:g}x real time; load average {result['load_average']['before']:.2f} "
+        f"before, {result['load_average']['after']:.2f} after (all clips: no held-out split yet)"
+    )
+    print(f"{'end of recording -> draft':28}{'p50 s':>8}{'p95 s':>8}{'CER':>8}{'work s':>9}")
+    for name in ("streaming", "whole_file"):
+        row = result[name]
+        print(
+            f"{name.replace('_', ' '):28}{row['p50']:8.2f}{row['p95']:8.2f}{row['cer']:8.3f}"
+            f"{row['work']:9.1f}"
+        )
+    ratio = result["ratio"]
+    print(
+        f"{'streaming / whole file':28}{ratio.get('p50', 0):8.2f}{ratio.get('p95', 0):8.2f}"
+        f"{result['cer_difference']:+8.3f}{ratio.get('work', 0):9.2f}"
+    )
+    print("(CER column of the last row: streaming minus whole file; work: seconds transcribing)")
+    if result["streams_broken"]:
+        print(f"{result['streams_broken']} message(s) fell back to the whole file")
+
+
+if __name__ == "__main__":
+    main()
