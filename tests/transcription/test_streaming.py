@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import struct
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,11 @@ from ivr_flows.engine import MESSAGE_FILES
 from tests.transcription.conftest import ARABIC
 from tests.transcription.test_pipeline import ScriptedWhisper, scripted, segment
 from tests.transcription.test_worker import drafts, drain, queue_message
-from transcription.audio import WHISPER_RATE, load_audio
+from transcription import streaming
+from transcription.audio import WHISPER_RATE, AudioError, load_audio
 from transcription.model import LoadedModel
 from transcription.pipeline import transcribe
+from transcription.result import TranscriptResult
 from transcription.settings import TranscriptionSettings
 from transcription.streaming import (
     MIN_CHUNK_SECONDS,
@@ -325,6 +327,39 @@ def test_no_more_messages_are_followed_at_once_than_configured(tmp_path: Path) -
     close_wav(second)
     follower(second)
     assert (follower.streamed, follower.whole) == (2, 0)
+
+
+def test_as_the_batching_workers_transcriber_only_what_was_not_streamed_is_batched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring the server uses (components.transcription_components): a batch of jobs, the
+    followed ones finished from their streams, the rest handed on together, each in its place."""
+    model = scripted([segment("الخط مقطوع")])
+    follower = RecordingFollower(tmp_path, "message-*.wav", SETTINGS, model)
+    batches: list[list[Path]] = []
+
+    def batch(
+        paths: Sequence[Path], settings: TranscriptionSettings, *, model: LoadedModel | None
+    ) -> list[TranscriptResult | AudioError]:
+        batches.append(list(paths))
+        return [AudioError(path, "not a WAV") for path in paths]
+
+    monkeypatch.setattr(streaming, "transcribe_batch", batch)
+    first, second = tmp_path / "message-1.wav", tmp_path / "message-2.wav"
+    record_in_steps(first, sentences("ar03"), follower.follow_once)
+    record_in_steps(second, sentences("ar05"), follower.follow_once)
+    unfollowed = tmp_path / "message-3.wav"
+    unfollowed.write_bytes((ARABIC / "ar05.wav").read_bytes())
+    results = follower.transcribe_batch([first, unfollowed, second])
+    assert batches == [[unfollowed]]
+    assert [type(result) for result in results] == [TranscriptResult, AudioError, TranscriptResult]
+    assert (follower.streamed, follower.whole) == (2, 1)
+    # Every job of a batch streamed: nothing is handed on.
+    fourth = tmp_path / "message-4.wav"
+    record_in_steps(fourth, sentences("ar03"), follower.follow_once)
+    (result,) = follower.transcribe_batch([fourth])
+    assert isinstance(result, TranscriptResult) and result.text == "الخط مقطوع"
+    assert batches == [[unfollowed]]
 
 
 def test_the_worker_takes_the_streamed_draft_and_the_whole_file_when_the_stream_broke(
