@@ -4,7 +4,10 @@ against the bare interpreter's start (`python -c pass`) measured in the same run
 alternating so both see the same machine. Target: p50 ratio <= 6 (issue 16).
 
 Also printed, to tell where the time goes: the same request made from this process (the server's
-share: no interpreter start, no imports).
+share: no interpreter start, no imports), and whether the command's own modules were byte-compiled
+(`./dev setup` compiles them, as pip does an installed package; with PYTHONDONTWRITEBYTECODE set
+and no compiled files, every run compiles cli.py again: about 50 ms more, ratio 6.3 instead of 5.1
+on 2026-11-30).
 
     .venv/bin/python bench/cli_latency.py [--cases N] [--runs N] [--postgresql]
 """
@@ -12,6 +15,7 @@ share: no interpreter start, no imports).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -39,6 +43,7 @@ from cli_client import ApiClient, load_session
 from hotline.app.config import load_settings
 from hotline.app.operator import create_site_keys
 
+ROOT = Path(__file__).resolve().parents[1]
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
 TARGET = 6.0
 PASSWORD = "bench passphrase 15654"
@@ -167,6 +172,9 @@ def main() -> None:
         f"{args.cases:,} cases ({backend}), {args.runs} runs each, alternating with "
         "`python -c pass`"
     )
+    compiled = Path(importlib.util.cache_from_source(str(ROOT / "cli.py")))
+    fresh = compiled.exists() and compiled.stat().st_mtime >= (ROOT / "cli.py").stat().st_mtime
+    print(f"cli.py byte-compiled: {'yes' if fresh else 'no (run ./dev setup)'}")
     print(f"{'':<40}{'p50 ms':>9}{'p95 ms':>9}")
     for name, values in (
         ("python -c pass", bare_ms),
