@@ -210,7 +210,7 @@ def run_until_signal(db: Database, components: list[Component], stop: threading.
     status` tells a clean stop from a silent, killed instance)."""
     started: list[Component] = []
     beats = Heartbeats(db, components)
-    with stop_on_signals(stop) as received:
+    with stop_on_signals() as received:
         try:
             for component in components:
                 component.start()

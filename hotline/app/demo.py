@@ -273,7 +273,7 @@ def run_demo(
             progress(f"all {calls} calls stored and drafted in {seconds:.0f} s")
             if serve is not None:
                 stop = threading.Event()
-                with stop_on_signals(stop) as received:
+                with stop_on_signals() as received:
                     serve(result)
                     wait_for_stop(stop, received)
         sign_the_stop(db, signer)

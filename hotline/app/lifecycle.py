@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # messages, rows); collecting every 700 of them took about 9% of its time, every 10,000 about
 # 3% (bench/ami_ingest.py's listener, timed with gc.callbacks).
 YOUNG_COLLECTION_THRESHOLD = 10_000
+# How often the main thread looks for a signal received while it waits to stop.
+SIGNAL_POLL_SECONDS = 0.2
 
 
 def settle_heap() -> None:
@@ -36,15 +38,19 @@ def settle_heap() -> None:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
-    """Inside, SIGTERM and SIGINT set ``stop`` (and are listed in what this yields) instead of
-    killing the process. Entered before anything starts: a SIGTERM during start-up (systemd
-    stopping a unit that just started) then also ends in a clean stop, not a dead process."""
+def stop_on_signals() -> Iterator[list[str]]:
+    """Inside, SIGTERM and SIGINT are listed in what this yields (``wait_for_stop`` then
+    stops) instead of killing the process. Entered before anything starts: a SIGTERM during
+    start-up (systemd stopping a unit that just started) then also ends in a clean stop, not a
+    dead process."""
     received: list[str] = []
 
     def on_signal(number: int, _frame: FrameType | None) -> None:
+        # Only a list append, no lock: a handler runs in the main thread between two of its
+        # steps, maybe while that thread holds the lock inside ``stop`` (Event.wait), and
+        # ``stop.set()`` here would then wait for that lock for ever (a server that never ended
+        # on SIGTERM, seen in CI). ``wait_for_stop`` sees the signal and sets ``stop``.
         received.append(signal.Signals(number).name)
-        stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -55,9 +61,11 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
 
 
 def wait_for_stop(stop: threading.Event, received: list[str]) -> str:
-    """Block the main thread until ``stop`` is set; return why (the signal, if one came)."""
-    while not stop.wait(timeout=1.0):
+    """Block the main thread until a signal comes (``stop_on_signals``) or another thread sets
+    ``stop``; ``stop`` is set on return, for every thread watching it. Returns why."""
+    while not received and not stop.wait(timeout=SIGNAL_POLL_SECONDS):
         pass
+    stop.set()
     reason = received[0] if received else "stop requested"
     log.info("stopping: %s", reason)
     return reason

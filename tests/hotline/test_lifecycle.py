@@ -84,3 +84,30 @@ def test_a_sigterm_while_components_start_stops_them_cleanly(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["stopped second", "stopped first", "clean exit"]
+
+
+# A signal that comes while the main thread holds the lock inside the stop event (Event.wait
+# holds it between its checks): the handler must not take that lock. Run in a process of its own
+# so that a handler that does hangs that process, not the suite.
+SIGNAL_WHILE_LOCKED = """
+import os, signal, threading
+from hotline.app.lifecycle import stop_on_signals, wait_for_stop
+stop = threading.Event()
+with stop_on_signals() as received:
+    with stop._cond:  # what Event.wait holds between its checks
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, the lock held
+        for _ in range(1000):
+            pass
+    print(wait_for_stop(stop, received), stop.is_set())
+"""
+
+
+def test_a_signal_while_the_stop_event_is_locked_still_stops() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_WHILE_LOCKED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "SIGTERM True\n"), done.stderr
