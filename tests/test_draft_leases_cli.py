@@ -78,11 +78,7 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
 def no_drafts_left(site: Site) -> Iterator[None]:
     """Each test starts with an empty queue: the drafts a test leaves are rejected."""
     yield
-    admin = site.people["admin"]
-    for case in json.loads(admin.ok("drafts", "list", "--json").stdout):
-        if case["leased_to"]:
-            admin.ok("drafts", "release", case["reference"])
-        admin.ok("drafts", "reject", case["reference"], "--reason", "test over")
+    site.reject_drafts_left()
 
 
 @pytest.mark.parametrize("key", ["s", "q"])

@@ -39,11 +39,7 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 def no_drafts_left(site: Site) -> Iterator[None]:
     """Each test starts with an empty queue: the drafts a test leaves are rejected."""
     yield
-    admin = site.people["admin"]
-    for case in json.loads(admin.ok("drafts", "list", "--json").stdout):
-        if case["leased_to"]:
-            admin.ok("drafts", "release", case["reference"])
-        admin.ok("drafts", "reject", case["reference"], "--reason", "test over")
+    site.reject_drafts_left()
 
 
 def drafted(site: Site) -> tuple[str, Path]:
