@@ -1027,14 +1027,18 @@ def step_label(step: dict[str, Any]) -> str:
 def step_detail(step: dict[str, Any]) -> str:
     """What the change said, in one line: who it went to, the level, the reason."""
     detail = step.get("detail") or {}
+
+    def named(key: str) -> str:
+        return str(detail.get(f"{key}_label_ar") or detail.get(key) or "-")
+
     parts = []
     if step["action"] in ("case.assign", "case.reroute"):
-        parts.append(f"{detail.get('from') or '-'} -> {detail.get('to') or '-'}")
+        parts.append(f"{named('from')} -> {named('to')}")
     if "level" in detail:
-        parts.append(f"level {detail['level']}")
+        parts.append(f"المستوى {detail['level']}")
     for key in ("category", "department"):
         if step["action"] == "case.open" and detail.get(key):
-            parts.append(str(detail[key]))
+            parts.append(named(key))
     for key in ("reason", "why"):
         if detail.get(key):
             parts.append(str(detail[key]))

@@ -22,6 +22,8 @@ S = CaseStatus
 R = FollowUpResult
 
 _FOLLOWED_UP = {S.RESOLVED.value, S.FOLLOW_UP.value}
+# Why a case went back to work, as its history shows it (Arabic first, like every people's view).
+NOT_SATISFIED_WHY = "لم يرضَ المتصل (caller not satisfied)"
 
 # The words an agent types for each result (``hotline followup log --result``).
 RESULT_WORDS = {
@@ -113,11 +115,14 @@ def log_followup(
                 settings,
                 actor,
                 case,
-                reason=f"not satisfied after {case.unsatisfied_rounds} follow-up rounds",
+                reason=(
+                    f"لم يرضَ المتصل بعد {case.unsatisfied_rounds} جولات متابعة"
+                    f" (not satisfied after {case.unsatisfied_rounds} follow-up rounds)"
+                ),
                 now=moment,
             )
         else:
-            move(session, actor, case, S.IN_PROGRESS, moment, {"why": "caller not satisfied"})
+            move(session, actor, case, S.IN_PROGRESS, moment, {"why": NOT_SATISFIED_WHY})
     elif result is R.PARTIALLY_SATISFIED:
         request_followup_callback(session, settings, actor, case, moment)
     elif result is R.SATISFIED:

@@ -115,3 +115,21 @@ def test_a_label_keeps_its_colon_at_its_end(capsys: pytest.CaptureFixture[str]) 
     line = capsys.readouterr().out.strip()
     # Right to left, the label is drawn right-most and its colon just left of it.
     assert line.endswith(":" + cli_render.visual("الحالة")), line
+
+
+def test_a_history_step_names_departments_and_categories_in_arabic() -> None:
+    rerouted = {
+        "action": "case.reroute",
+        "detail": {
+            "from": "customer-care",
+            "to": "billing",
+            "from_label_ar": "خدمة العملاء",
+            "to_label_ar": "الفواتير",
+        },
+    }
+    assert cli.step_detail(rerouted) == "خدمة العملاء -> الفواتير"
+    opened = {"action": "case.open", "detail": {"category": "network", "department": "custom"}}
+    # A code the site names nowhere is shown as it is.
+    assert cli.step_detail(
+        opened | {"detail": opened["detail"] | {"category_label_ar": "الشبكة"}}
+    ) == ("الشبكة; custom")

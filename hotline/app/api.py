@@ -63,7 +63,7 @@ from casebook.errors import (
     Taken,
 )
 from casebook.errors import NotFound as CaseNotFound
-from casebook.labels import CALL_STATUS_LABELS_AR, labels_ar
+from casebook.labels import CALL_STATUS_LABELS_AR, label_ar, labels_ar
 from casebook.models import (
     Agent,
     Callback,
@@ -295,6 +295,17 @@ def case_row(case: Case, site: Site) -> dict[str, Any]:
     row = pick(case, CASE_FIELDS, site)
     first = ("reference", "status", "status_label_ar")
     return {key: row.pop(key) for key in first} | row
+
+
+def story_step(step: timeline.Step, site: Site) -> dict[str, Any]:
+    """A step of the case's history with the Arabic names of the codes its detail holds (the
+    category and department a confirmation chose, the departments of a re-routing)."""
+    row = labelled(Case, plain(step, site.zone), site)
+    detail = labelled(Case, row["detail"], site)
+    if step.action == "case.reroute":
+        for end in ("from", "to"):
+            detail[f"{end}_label_ar"] = label_ar(site.settings, Case, "department", detail.get(end))
+    return row | {"detail": detail}
 
 
 def recording_row(item: catalogue.Listed, site: Site) -> dict[str, Any]:
@@ -844,7 +855,7 @@ def show_case(reference: str, caller: CallerDep) -> JSONResponse:
             "resolved_at": plain(case.resolved_at, zone),
             "close_reason": case.close_reason,
             "closed_at": plain(case.closed_at, zone),
-            "history": [labelled(Case, plain(step, zone), site) for step in story.history],
+            "history": [story_step(step, site) for step in story.history],
             "followups": [labelled(FollowUp, plain(item, zone), site) for item in story.followups],
             "callbacks": [labelled(Callback, plain(item, zone), site) for item in story.callbacks],
             "recordings": [recording_row(item, site) for item in heard],

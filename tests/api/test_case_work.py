@@ -162,3 +162,31 @@ def test_recordings_list_follows_the_playing_rule(api_site: ApiSite) -> None:
         f"/v1/recordings?case={reference_of(api_site.db, mine)}"
     )
     assert (refused.status, refused.error["code"]) == (403, "denied")
+
+
+def test_the_story_names_the_codes_its_changes_chose_in_arabic(api_site: ApiSite) -> None:
+    """A confirmation's category and department and a re-routing's departments read in Arabic
+    beside their codes, as every other coded field does (the history showed `billing`)."""
+    reference = api_site.case(department="customer-care", status=CaseStatus.DRAFT)
+    carer = api_site.client("carer")
+    assert carer.get(f"/v1/drafts/{reference}").status == 200
+    confirmed = carer.post(f"/v1/drafts/{reference}/confirm", {"category": "network"})
+    assert confirmed.status == 200, confirmed.body
+    assert carer.post(f"/v1/cases/{reference}/start").status == 200
+    assert carer.post(f"/v1/cases/{reference}/resolve", {"summary": "أعيد المبلغ"}).status == 200
+    rerouted = carer.post(
+        f"/v1/cases/{reference}/followups",
+        {"method": "phone", "result": "not-satisfied", "reroute": "billing"},
+    )
+    assert rerouted.status == 201, rerouted.body
+
+    history = api_site.client("supervisor").get(f"/v1/cases/{reference}").json()["history"]
+    details = {step["action"]: step["detail"] for step in history}
+    assert details["case.open"]["category_label_ar"] == "الشبكة"
+    assert details["case.open"]["department_label_ar"] == "خدمة العملاء"
+    assert details["case.reroute"] == {
+        "from": "customer-care",
+        "to": "billing",
+        "from_label_ar": "خدمة العملاء",
+        "to_label_ar": "الفواتير",
+    }

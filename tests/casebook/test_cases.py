@@ -182,12 +182,15 @@ def test_not_satisfied_reopens_then_escalates_after_the_configured_rounds(
     followup(db, settings, carer, ref, R.NOT_SATISFIED)
     case = status_of(db, ref)
     assert (case.status, case.escalation_level) == (S.IN_PROGRESS, 0)
+    # What people read in the case's history is Arabic first.
+    assert events(db, "case.in_progress")[-1].detail["why"].startswith("لم يرضَ المتصل")
 
     db.run(lambda s: cases.resolve_case(s, settings, carer, ref, summary="محاولة ثانية"))
     followup(db, settings, carer, ref, R.NOT_SATISFIED)
     case = status_of(db, ref)
     assert (case.status, case.escalation_level, case.unsatisfied_rounds) == (S.ESCALATED, 1, 0)
     assert events(db, "case.escalated")[0].detail["level"] == 1
+    assert events(db, "case.escalated")[0].detail["reason"].startswith("لم يرضَ المتصل بعد 2")
 
 
 def test_escalation_stops_at_the_top_management_level(
