@@ -45,11 +45,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import event as orm_events
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
-from casebook import site_secrets
+from casebook import pg_locks, site_secrets
 from casebook.access import Actor
 from casebook.batch import execute_many
 from casebook.clock import ensure_aware, utcnow
@@ -63,9 +63,6 @@ log = logging.getLogger(__name__)
 
 # The link before the first entry.
 GENESIS = "0" * 64
-# Any constant shared by every process of the site; held to commit, so the last hash read is
-# the last one committed.
-_PG_AUDIT_LOCK = 15656
 
 
 class Linkable(Protocol):
@@ -98,7 +95,7 @@ def entry_hash(prev_hash: str, event: Linkable) -> str:
 
 def _lock_the_chain(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+        pg_locks.lock_in_this_schema(session, pg_locks.AUDIT_CHAIN)
 
 
 # The session remembers the chain's head for the rest of its transaction, so a transaction

@@ -26,11 +26,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy import Table, func, text
+from sqlalchemy import Table, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from casebook import audit, operations
+from casebook import audit, operations, pg_locks
 from casebook.access import Actor
 from casebook.batch import chunked, ids_by, insert_rows
 from casebook.clock import utcnow
@@ -53,8 +53,6 @@ from casebook.settings import WEEKDAYS, BusinessHours, CallbackSettings, Caseboo
 
 _CALLBACKS: Table = Callback.__table__  # type: ignore[attr-defined]
 
-# Any constant shared by every scheduler of the site: one assignment run at a time.
-_PG_ASSIGNMENT_LOCK = 15655
 NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -355,7 +353,7 @@ def _choose(
 def _lock_assignment(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Two schedulers against one database take turns; SQLite is serialised by BEGIN IMMEDIATE.
-        session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_ASSIGNMENT_LOCK})"))  # type: ignore[call-overload]
+        pg_locks.lock_in_this_schema(session, pg_locks.CALLBACK_ASSIGNMENT)
 
 
 def agent_loads(session: Session) -> Counter[int | None]:

@@ -23,7 +23,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -31,7 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
-from casebook import audit, roles
+from casebook import audit, pg_locks, roles
 from casebook.errors import AccessDenied, CasebookError, Conflict, DatabaseUnavailable
 from casebook.models import AuditEvent
 from casebook.retry import Backoff, retry_call
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# Any constant shared by every process of the site; serialises concurrent schema upgrades.
-_PG_MIGRATION_LOCK = 15654
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -179,8 +177,7 @@ def upgrade_schema(engine: Engine, *, runtime_role: str | None = None) -> bool:
             command.upgrade(_alembic_config(connection), "head")
             return False
         # Held to the end of the transaction; SQLite is already serialised by BEGIN IMMEDIATE.
-        lock = text("SELECT pg_advisory_xact_lock(:key)")
-        connection.execute(lock, {"key": _PG_MIGRATION_LOCK})
+        pg_locks.lock_in_this_schema(connection, pg_locks.MIGRATION)
         command.upgrade(_alembic_config(connection), "head")
         if runtime_role is None or not roles.role_exists(connection, runtime_role):
             return False

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from casebook import pg_locks
 from casebook.models import AuditEvent
 from casebook.settings import StatusByPhoneSettings
 
 LOOKUP = "case.status_lookup"
-# Any constant shared by every process of the site (beside the audit chain's and the
-# migrations'): with the number, it serialises two lookups from one number on PostgreSQL so
-# both cannot pass on the same count. SQLite's BEGIN IMMEDIATE serialises every write already.
-_PG_LOOKUP_LOCK = 15657
 
 
 def lookups_in_window(
@@ -35,10 +32,7 @@ def lookups_in_window(
     keeps the window full). Held to the end of the unit of work, so the lookup it decides is
     counted before another from the same number is."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:lock, hashtext(:number))"),
-            {"lock": _PG_LOOKUP_LOCK, "number": number or ""},
-        )
+        pg_locks.lock_in_this_schema(session, pg_locks.PHONE_LOOKUPS, number or "")
     caller = col(AuditEvent.detail)["caller"].as_string()
     query = (
         select(func.count())

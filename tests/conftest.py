@@ -39,13 +39,18 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)]
 # PostgreSQL roles are cluster-wide and other test runs may share the server: this session's
 # are unique, made on first use (trust authentication on 127.0.0.1: no passwords) and dropped at
 # the end. In the environment, so processes a test spawns name the same roles.
+# Under pytest-xdist each worker is a session of its own, with roles of its own (a worker's
+# processes inherit its PYTEST_XDIST_WORKER).
 _ROLES_ID = os.environ.setdefault("HOTLINE_TEST_PG_ROLES", uuid.uuid4().hex[:10])
-PG_OWNER = f"hl_owner_{_ROLES_ID}"
-PG_RUNTIME = f"hl_runtime_{_ROLES_ID}"
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+PG_OWNER = f"hl_owner_{_ROLES_ID}{_WORKER}"
+PG_RUNTIME = f"hl_runtime_{_ROLES_ID}{_WORKER}"
 _pg_roles_made: list[str] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        keep_shared_setups_on_one_worker(items)
     if PG_URL:
         return
     skip = pytest.mark.skip(reason="HOTLINE_TEST_PG is not set")
@@ -81,6 +86,23 @@ def pg_database_settings(schema: str) -> DatabaseSettings:
     return DatabaseSettings(
         url=pg_url_with_schema(schema), owner_url=pg_owner_url(schema), retry_seconds=2.0
     )
+
+
+def keep_shared_setups_on_one_worker(items: Sequence[pytest.Item]) -> None:
+    """`./dev test` runs a worker per core (pytest-xdist, ``--dist loadgroup``); the tests that
+    share a set-up stay on one worker: the real-PBX suite (one Asterisk, on fixed ports), the
+    modules that use the loaded model (one model in memory, and CPU-bound tests taking turns
+    rather than starving each other) and, otherwise, each module (its module-scoped site, and
+    tests written in the order each leaves that site)."""
+    on_the_model = {item.path for item in items if "real_model" in item.fixturenames}
+    for item in items:
+        if "pbx" in item.keywords:
+            group = "pbx"
+        elif item.path in on_the_model:
+            group = "model"
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pg_superuser() -> Engine:
