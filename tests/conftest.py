@@ -94,7 +94,9 @@ def keep_shared_setups_on_one_worker(items: Sequence[pytest.Item]) -> None:
     modules that use the loaded model (one model in memory, and CPU-bound tests taking turns
     rather than starving each other) and, otherwise, each module (its module-scoped site, and
     tests written in the order each leaves that site)."""
-    on_the_model = {item.path for item in items if "real_model" in item.fixturenames}
+    on_the_model = {
+        item.path for item in items if "real_model" in getattr(item, "fixturenames", ())
+    }
     for item in items:
         if "pbx" in item.keywords:
             group = "pbx"

@@ -128,8 +128,6 @@ def test_a_history_step_names_departments_and_categories_in_arabic() -> None:
         },
     }
     assert cli.step_detail(rerouted) == "خدمة العملاء -> الفواتير"
-    opened = {"action": "case.open", "detail": {"category": "network", "department": "custom"}}
     # A code the site names nowhere is shown as it is.
-    assert cli.step_detail(
-        opened | {"detail": opened["detail"] | {"category_label_ar": "الشبكة"}}
-    ) == ("الشبكة; custom")
+    detail = {"category": "network", "department": "custom", "category_label_ar": "الشبكة"}
+    assert cli.step_detail({"action": "case.open", "detail": detail}) == "الشبكة; custom"
