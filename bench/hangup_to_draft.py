@@ -1,22 +1,28 @@
 """From the end of the recording to the draft: streamed while the caller speaks vs whole file.
 
-    .venv/bin/python bench/hangup_to_draft.py [--messages 6] [--seconds 60] [--pace 1.0] [--json]
+    .venv/bin/python bench/hangup_to_draft.py [--messages 6] [--seconds 60] [--split heldout]
+        [--threads N] [--pace 1.0] [--json]
 
-Each message is the test set's speech clips (tests/data/arabic) one after another, a pause of
-``--gap`` seconds between them and a faint line hiss throughout, until it lasts ``--seconds``;
-its reference is the clips' texts joined. It is written into a folder as Asterisk's Record
-writes a message: the header with both lengths 0, then 20 ms of samples at a time at real-time
-pace (``--pace 2`` writes twice as fast), then the lengths filled in at the close.
+Each message is speech clips of one half of the test set (tests/data/arabic: ``--split
+heldout``, the default and the honest figure, or ``tune``, the half settings are chosen on, or
+``all``) one after another, a pause of ``--gap`` seconds between them and a faint line hiss
+throughout, until it lasts ``--seconds``; its reference is the clips' typed texts joined (the
+drafts write numbers as digits). The mu-law clips are brought to 16-bit PCM, as Record writes. It
+is written into a folder as Asterisk's Record writes a message: the header with both lengths 0,
+then 20 ms of samples at a time at real-time pace (``--pace 2`` writes twice as fast), then the
+lengths filled in at the close.
 
 Streaming: a ``RecordingFollower`` watches the folder, as it does in the worker, and the delay
-is from the close of the file to the draft ``follower(path)`` returns. Whole file: today's path,
-``transcribe(path)`` on the closed file, timed the same way, after the stream's draft so the two
-never share the CPU. "work" is the seconds each spent transcribing (the stream's during the call:
-it transcribes each window again at each pause). Both use the same loaded model in the same
-process. The delay excludes what both paths share at hangup (the listener's ingest, the job
-queue), which is small against the transcription. CER is pooled over the messages on
-normalised text (``transcription.metrics``). All the clips are used (the manifest has no
-held-out split yet).
+is from the close of the file to the draft ``follower(path)`` returns; the time at the close is
+split into waiting for the decoding under way (the last window's draft, started at the last
+pause) and decoding what no draft covered. Whole file: today's path, ``transcribe(path)`` on the
+closed file, timed the same way, after the stream's draft so the two never share the CPU. "work"
+is the seconds each spent transcribing (the stream's during the call: it transcribes each window
+again at each pause). Both use the same loaded model in the same process, with the worker's
+threads: ``transcription.cpu_threads``' default, the cores less one (1 on a 2-core machine: the
+other is the IVR's), unless ``--threads`` says otherwise. The delay excludes what both paths share
+at hangup (the listener's ingest, the job queue), which is small against the transcription. CER
+is pooled over the messages on normalised text (``transcription.metrics``).
 """
 
 from __future__ import annotations
