@@ -77,6 +77,7 @@ class Route:
     work: float = 0.0  # seconds spent transcribing, during the call and after it
     waited: list[float] = field(default_factory=list)  # streaming: for the decoding under way
     tail: list[float] = field(default_factory=list)  # streaming: decoding the end at the close
+    window: list[float] = field(default_factory=list)  # streaming: the last window's seconds
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.delays)
@@ -90,6 +91,7 @@ class Route:
         if self.waited:
             summary["waited_mean"] = statistics.mean(self.waited)
             summary["tail_mean"] = statistics.mean(self.tail)
+            summary["window_mean"] = statistics.mean(self.window)
             summary["tails"] = sum(1 for seconds in self.tail if seconds > 0)
         return summary
 
@@ -173,6 +175,7 @@ def bench(
                 if follower.last_closing is not None:
                     stream.waited.append(follower.last_closing.waited)
                     stream.tail.append(follower.last_closing.tail)
+                    stream.window.append(follower.last_closing.window)
                 closed = time.perf_counter()
                 whole_file = transcribe(path, settings, model=model)
                 whole.delays.append(time.perf_counter() - closed)
@@ -185,7 +188,8 @@ def bench(
                         f"message {number} ({streamed.duration:.1f} s): streaming "
                         f"{stream.delays[-1]:.2f} s CER {cer([stream.pairs[-1]]):.3f} "
                         f"(waited {stream.waited[-1] if stream.waited else 0:.2f} s, end "
-                        f"{stream.tail[-1] if stream.tail else 0:.2f} s), "
+                        f"{stream.tail[-1] if stream.tail else 0:.2f} s, last window "
+                        f"{stream.window[-1] if stream.window else 0:.1f} s), "
                         f"whole file {whole.delays[-1]:.2f} s CER {cer([whole.pairs[-1]]):.3f}"
                     )
         finally:
@@ -271,7 +275,8 @@ def main() -> None:
         print(
             f"streaming at the close, mean s: {row['waited_mean']:.2f} waiting for the decoding "
             f"under way, {row['tail_mean']:.2f} decoding the end ({row['tails']} of "
-            f"{result['messages']} messages had an end left to decode)"
+            f"{result['messages']} messages had an end left to decode); the last window "
+            f"{row['window_mean']:.1f} s of audio"
         )
     if result["streams_broken"]:
         print(f"{result['streams_broken']} message(s) fell back to the whole file")

@@ -7,8 +7,9 @@ samples as they arrive (whole frames only: the last one may be half written), fi
 transcribes the window heard since the last commit with the pipeline's own decoding, guards and
 numbers (``decode_samples``); a window is committed at the first pause past ``WINDOW_SECONDS``.
 When the job for the recording comes, ``finish`` checks the closed file against every byte it
-heard; when only silence followed the last pause, the transcript is ready, otherwise the last
-window is transcribed once more. Anything it cannot vouch for (a file replaced or truncated, a
+heard; when only silence followed the last pause, the transcript is ready, otherwise only the
+end no draft covered is transcribed, alone (the whole window only when no draft was made or the
+end is shorter than ``MIN_CHUNK_SECONDS``). Anything it cannot vouch for (a file replaced or truncated, a
 header never finalised, a format it does not read) raises ``StreamBroken`` and the worker
 transcribes the whole file as before: the stream is a head start, never the only copy of
 anything.
@@ -249,6 +250,7 @@ class Closing:
     waited: float  # for the decoding under way when the file was closed
     tail: float  # decoding what the drafts had not covered (0: the last draft was the transcript)
     total: float
+    window: float  # seconds of audio in the last window decoded (the draft's or the tail's)
 
 
 class StreamSession:
@@ -259,7 +261,8 @@ class StreamSession:
     one piece as the whole-file path would see it: Whisper decodes a window with the context of
     its earlier sentences, which per-sentence chunks lose (measured: +0.04 CER). A window is
     committed once it reaches ``WINDOW_SECONDS`` at a pause. At the close, when nothing but
-    silence follows the last pause, the last draft is the transcript: no decoding is left."""
+    silence follows the last pause, the last draft is the transcript: no decoding is left; when
+    speech follows it, only that end is decoded (the caller waits for it, not the window)."""
 
     def __init__(self, path: Path, settings: TranscriptionSettings, model: LoadedModel) -> None:
         self.path = path
@@ -333,7 +336,10 @@ class StreamSession:
                 tail = time.perf_counter() - decoding
             self._commit(draft, end)
             self.failure = "finished"  # nothing more to follow
-            self.closing = Closing(locked - called, tail, time.perf_counter() - called)
+            first, last = self.windows[-1]
+            self.closing = Closing(
+                locked - called, tail, time.perf_counter() - called, (last - first) / WHISPER_RATE
+            )
             return self._result()
 
     def _ripe(self, draft: _Draft) -> bool:
