@@ -63,8 +63,9 @@ class TranscriptionSettings(Section):
     # Spoken numbers as digits in the draft ("خمسين دينار" -> "50 دينار"; transcription.numbers),
     # the words said kept beside them for the agent. False leaves Whisper's words as they are.
     numbers_as_digits: bool = True
-    # Transcribe each caller's message while it is recorded (chunks cut at pauses), so that the
-    # draft is ready about a second after the hangup; false: the whole file after the hangup.
+    # Transcribe each caller's message while it is recorded (windows cut at pauses), so that the
+    # draft is ready soon after the hangup (60 s messages on 2 shared cores: 2-3 s, the whole file
+    # 10-13 s; bench/hangup_to_draft.py); false: the whole file after the hangup.
     stream_messages: bool = True
     # Messages followed at once: each costs about a core while the caller speaks (it is
     # transcribed again at each pause); the others are transcribed whole after the hangup.

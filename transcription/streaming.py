@@ -7,15 +7,25 @@ samples as they arrive (whole frames only: the last one may be half written), fi
 transcribes the window heard since the last commit with the pipeline's own decoding, guards and
 numbers (``decode_samples``); a window is committed at the first pause past ``WINDOW_SECONDS``.
 When the job for the recording comes, ``finish`` checks the closed file against every byte it
-heard; when only silence followed the last pause, the transcript is ready, otherwise the last
-window is transcribed once more. Anything it cannot vouch for (a file replaced or truncated, a
-header never finalised, a format it does not read) raises ``StreamBroken`` and the worker
-transcribes the whole file as before: the stream is a head start, never the only copy of
+heard; when only silence followed the last pause, the transcript is ready, otherwise only the
+end no draft covered is transcribed, alone (the whole window only when no draft was made or the
+end is shorter than ``MIN_CHUNK_SECONDS``). Anything it cannot vouch for (a file replaced or
+truncated, a header never finalised, a format it does not read) raises ``StreamBroken`` and the
+worker transcribes the whole file as before: the stream is a head start, never the only copy of
 anything.
 
-Measured on 60 s messages (bench/hangup_to_draft.py): one-sentence chunks each decoded alone
-were 0.04 CER worse than the whole file (Whisper spells a sentence better with the sentences
-before it in its window); windows re-decoded at each pause score as the whole file does.
+Measured on 60 s messages (bench/hangup_to_draft.py, 1 CTranslate2 thread, the machine's load
+4-6): Whisper base spells a sentence better with the sentences before it in its window, so the
+windows are decoded whole. On the tune half (offline, 6 messages, CER against the typed text):
+the whole file 0.529; windows of 20 / 12 / 8 s 0.588 / 0.637 / 0.637; 5 s chunks each decoded
+alone 0.631, and 0.794 with the text committed before given as Whisper's prompt (Whisper base
+copies the prompt into the draft). Streamed at real time, end of recording -> draft p50 / p95:
+held-out half 3.09 / 5.54 s against 13.49 / 18.54 s for the whole file, CER 0.617 against 0.585;
+tune half 2.30 / 2.99 s against 10.41 / 12.87 s, CER 0.605 against 0.529 (the gaps come from
+messages of digit strings said aloud, which Whisper base babbles; the whole file's Whisper
+skipped 37 s of one as silence). The time at the close is waiting for the last window's draft,
+started at the last pause: a pass of the encoder (1.2 s on one thread under that load, whatever
+the window's length) and about 0.13 s of beam search per second of audio.
 
 ``RecordingFollower`` runs the sessions in the worker's process: it watches the recordings
 folder for new message files, follows each on one thread, and is the worker's ``transcriber``.
@@ -242,15 +252,26 @@ class _Draft:
     speech_seconds: float
 
 
+@dataclass(frozen=True)
+class Closing:
+    """Where the time went between ``finish`` being called and the transcript."""
+
+    waited: float  # for the decoding under way when the file was closed
+    tail: float  # decoding what the drafts had not covered (0: the last draft was the transcript)
+    total: float
+    window: float  # seconds of audio in the last window decoded (the draft's or the tail's)
+
+
 class StreamSession:
     """One recording followed as it grows: ``follow`` often while it is written, ``finish``
     once it is closed. Thread-safe: the follower and the worker may call at the same time.
 
     The audio since the last commit (the window) is transcribed again at each new pause, as
     one piece as the whole-file path would see it: Whisper decodes a window with the context of
-    its earlier sentences, which per-sentence chunks lose (measured: +0.04 CER). A window is
+    its earlier sentences, which short chunks lose (measured: +0.10 CER for 5 s chunks). A window is
     committed once it reaches ``WINDOW_SECONDS`` at a pause. At the close, when nothing but
-    silence follows the last pause, the last draft is the transcript: no decoding is left."""
+    silence follows the last pause, the last draft is the transcript: no decoding is left; when
+    speech follows it, only that end is decoded (the caller waits for it, not the window)."""
 
     def __init__(self, path: Path, settings: TranscriptionSettings, model: LoadedModel) -> None:
         self.path = path
@@ -267,6 +288,8 @@ class StreamSession:
         self._unchecked = 0  # samples (at the file's rate) arrived since the last look
         self._draft: _Draft | None = None  # the window up to its latest pause, transcribed
         self._heard = _Heard([], [])
+        self.windows: list[tuple[int, int]] = []  # the committed windows, 16 kHz sample spans
+        self.closing: Closing | None = None  # set by ``finish``
         self._lock = threading.Lock()
 
     def follow(self) -> None:
@@ -297,22 +320,47 @@ class StreamSession:
             draft = self._draft
             if draft is None or any(draft.end < stop <= end for _, stop in spans):
                 draft = self._draft = self._transcribe(end)
-            if draft.end - self._start >= WINDOW_SECONDS * WHISPER_RATE:
+            if self._ripe(draft):
                 self._commit(draft, draft.end)
 
     def finish(self) -> TranscriptResult:
         """The transcript of the closed recording: the windows committed and the last one.
         Raises ``StreamBroken`` when the closed file is not what was heard."""
+        called = time.perf_counter()
         with self._lock:
+            locked = time.perf_counter()
             if self.failure is not None:
                 raise StreamBroken(self.failure)
             self._hear(self.reader.final_tail(), closed=True)
-            draft = self._draft
+            draft, end = self._draft, self._audio.size
+            tail = 0.0
             if draft is None or any(stop > draft.end for _, stop in self._spans()):
-                draft = self._transcribe(self._audio.size)
-            self._commit(draft, self._audio.size)
+                decoding = time.perf_counter()
+                if draft is not None and end - draft.end >= MIN_CHUNK_SECONDS * WHISPER_RATE:
+                    # Speech after the last draft: only that tail is decoded now, alone (the
+                    # caller's last words lose the window's context; the window is not decoded
+                    # again while the caller waits).
+                    self._commit(draft, draft.end)
+                draft = self._transcribe(end)
+                tail = time.perf_counter() - decoding
+            self._commit(draft, end)
             self.failure = "finished"  # nothing more to follow
+            first, last = self.windows[-1]
+            self.closing = Closing(
+                locked - called, tail, time.perf_counter() - called, (last - first) / WHISPER_RATE
+            )
             return self._result()
+
+    def _ripe(self, draft: _Draft) -> bool:
+        """Whether ``draft`` is long enough to commit. A window in which the VAD heard speech
+        but Whisper wrote nothing (it skips a window it takes for silence: seen with a 21 s
+        window of a tune-half message) grows on and is heard again at the next pause, up to
+        twice the length."""
+        length = draft.end - self._start
+        if length < WINDOW_SECONDS * WHISPER_RATE:
+            return False
+        heard = bool(draft.segments) or draft.speech_seconds < MIN_CHUNK_SECONDS
+        return heard or length >= 2 * WINDOW_SECONDS * WHISPER_RATE
 
     def _rate(self) -> int:
         assert self.reader.layout is not None
@@ -363,6 +411,7 @@ class StreamSession:
         self._heard.segments += draft.segments
         self._heard.dropped += draft.dropped
         self._heard.speech_seconds += draft.speech_seconds
+        self.windows.append((self._start, draft.end))
         self._start = through
         self._draft = None
 
@@ -429,6 +478,7 @@ class RecordingFollower:
         self._thread = threading.Thread(target=self._loop, name="stream", daemon=True)
         self.streamed = 0  # jobs finished from their stream
         self.whole = 0  # jobs transcribed whole
+        self.last_closing: Closing | None = None  # of the latest job finished from its stream
 
     def start(self) -> None:
         self._thread.start()
@@ -475,6 +525,16 @@ class RecordingFollower:
             log.warning("%s: transcribed whole (%s)", path.name, exc)
             return None
         self.streamed += 1
+        self.last_closing = session.closing
+        if session.closing is not None:
+            log.info(
+                "%s: draft from the stream %.2f s after its job came (%.2f s waiting for the "
+                "decoding under way, %.2f s decoding the end)",
+                path.name,
+                session.closing.total,
+                session.closing.waited,
+                session.closing.tail,
+            )
         return result
 
     def follow_once(self) -> None:
