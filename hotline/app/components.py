@@ -242,7 +242,7 @@ def make_components(
     settings: Settings,
     give_up: threading.Event,
     *,
-    concurrency: int = 1,
+    concurrency: int | None = None,
     on_job_done: JobDone | None = None,
 ) -> list[Component]:
     """The named components (of ``COMPONENT_NAMES``), in that order, on one database."""
@@ -260,7 +260,7 @@ def make_components(
 
 
 def transcription_components(
-    db: Database, settings: Settings, concurrency: int, on_job_done: JobDone | None
+    db: Database, settings: Settings, concurrency: int | None, on_job_done: JobDone | None
 ) -> list[Component]:
     """The worker, and (transcription.stream_messages) the follower that transcribes the
     callers' messages while they are recorded, in the worker's process: the worker is where the
@@ -310,7 +310,7 @@ def run_components(
     settings: Settings,
     names: Sequence[str],
     *,
-    concurrency: int = 1,
+    concurrency: int | None = None,
     on_check: Callable[[Check], None] | None = None,
     on_job_done: JobDone | None = None,
 ) -> None:
