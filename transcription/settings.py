@@ -41,9 +41,11 @@ class TranscriptionSettings(Section):
     cpu_threads: int | None = Field(None, ge=1)
     # The worker claims up to this many jobs at once and transcribes them together: their speech
     # packed into shared 30 s Whisper windows, the windows decoded side by side in one model pass
-    # (pipeline.transcribe_batch). 1 is the one-message-per-pass path. On 2 cores, 72 messages
-    # took 14% less CPU in passes of 16 than of 8 (one run); a lone job is never held back.
-    batch_size: int = Field(16, ge=1)
+    # (pipeline.transcribe_batch). 1 is the one-message-per-pass path. 8 and 16 cost the same CPU
+    # per message (100 messages, one pass: 79-85 s and 85-87 s); with a pass per core, 8 drained
+    # in 0.89-0.93x the time of 16 (the burst's last claims shared out more evenly); a lone job is
+    # never held back.
+    batch_size: int = Field(8, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them
     # are also kept when stray Latin words are dropped. Measured with Whisper base on the test
