@@ -34,7 +34,8 @@ class TranscriptionSettings(Section):
     # CTranslate2 replicas (inter_threads). None: one per core. Separate passes keep every core
     # busy through a burst without the lock-step of one pass's threads, which a core taken by
     # the IVR or another job stalls (on 2 shared cores, one pass on 2 threads took 1.4-1.7x the
-    # time of one thread); a caller's `#` still got its prompt in under 0.1 s (bench/drain.py).
+    # time of one thread). A caller's `#` still reached the 'registered' prompt in 0.05-0.14 s
+    # (p95) while 100 messages drained (bench/drain.py).
     concurrency: int | None = Field(None, ge=1)
     # CTranslate2's threads for one model pass (intra-op); None: the cores shared out among the
     # passes (1 with the default concurrency).
