@@ -44,8 +44,8 @@ class TranscriptionSettings(Section):
     # packed into shared 30 s Whisper windows, the windows decoded side by side in one model pass
     # (pipeline.transcribe_batch). 1 is the one-message-per-pass path. 8 and 16 cost the same CPU
     # per message (100 messages, one pass: 79-85 s and 85-87 s); with a pass per core, 8 drained
-    # in 0.89-0.93x the time of 16 (the burst's last claims shared out more evenly); a lone job is
-    # never held back.
+    # in 0.89-0.99x the time of 16 over four rounds (a burst's last claims shared out more
+    # evenly between the passes); a lone job is never held back.
     batch_size: int = Field(8, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them

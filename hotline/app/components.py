@@ -268,13 +268,14 @@ def transcription_components(
     while the IVR that starts the recording may run elsewhere. The follower is the worker's
     transcriber, in batches (the recordings it followed finished from their streams, the rest
     transcribed together); it starts first and stops last."""
+    if concurrency is not None:  # --concurrency: as many passes, and the model's replicas for them
+        settings.transcription.concurrency = concurrency
     if not settings.transcription.stream_messages:
-        return [TranscriptionWorker(db, settings, concurrency=concurrency, on_done=on_job_done)]
+        return [TranscriptionWorker(db, settings, on_done=on_job_done)]
     follower = RecordingFollower(settings.recordings.root, MESSAGE_FILES, settings.transcription)
     worker = TranscriptionWorker(
         db,
         settings,
-        concurrency=concurrency,
         on_done=on_job_done,
         batch_transcriber=follower.transcribe_batch,
     )

@@ -19,6 +19,7 @@ from casebook import jobs
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import DraftState, JobStatus, Transcript, TranscriptionJob
+from hotline.app.components import transcription_components
 from hotline.app.config import Settings
 from tests.transcription.conftest import ARABIC, manifest
 from tests.transcription.test_pipeline import scripted, segment
@@ -86,6 +87,18 @@ def test_the_worker_runs_a_pass_per_core_side_by_side(db: Database, settings: Se
     assert not together.broken
     assert batches.sizes == [2, 2]
     assert (worker.stats.done, worker.stats.batches) == (4, 2)
+
+
+@pytest.mark.parametrize(("asked", "passes"), [(None, 2), (3, 3)])
+def test_the_servers_worker_runs_the_passes_asked_for_each_with_its_replica(
+    db: Database, settings: Settings, asked: int | None, passes: int
+) -> None:
+    settings.transcription.concurrency = 2  # as the setting's default on 2 cores
+    settings.transcription.stream_messages = False
+    (worker,) = transcription_components(db, settings, asked, None)
+    assert isinstance(worker, TranscriptionWorker)
+    # --concurrency sets the setting, which the model's replicas are loaded by, too.
+    assert (len(worker._threads), settings.transcription.passes()) == (passes, passes)
 
 
 def test_the_real_model_has_a_replica_per_pass(real_settings: TranscriptionSettings) -> None:
