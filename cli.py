@@ -1964,7 +1964,7 @@ def calls_list(
 # --- operator: the long-running processes and the site's files ------------------------------------
 
 
-def run_components(*names: str, concurrency: int = 1) -> None:
+def run_components(*names: str, concurrency: int | None = None) -> None:
     """Start the components after their checks; SIGTERM or SIGINT stops them (operator)."""
     from hotline.app.checks import Check
     from hotline.app.components import run_components as run
@@ -1991,11 +1991,14 @@ def run_components(*names: str, concurrency: int = 1) -> None:
 @app.command("serve")
 def serve(
     concurrency: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1, max=16, help="Transcription threads, each a batch of jobs per model pass."
+            min=1,
+            max=16,
+            help="Transcription threads, each a batch of jobs per model pass "
+            "(default: transcription.concurrency, one per core).",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Listener + FastAGI + transcription worker + scheduler + the HTTP API in one process,
     until SIGTERM.
@@ -2025,9 +2028,14 @@ def agi() -> None:
 @app.command("worker")
 def worker(
     concurrency: Annotated[
-        int,
-        typer.Option(min=1, max=16, help="Threads, each a batch of jobs per model pass."),
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Threads, each a batch of jobs per model pass "
+            "(default: transcription.concurrency, one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Transcribe queued recordings into drafts until SIGTERM, with a progress display."""
     run_components("worker", concurrency=concurrency)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import stat
 import sys
 import wave
@@ -76,6 +77,37 @@ MESSAGE_FILES = "message-*.wav"
 def message_base(recordings_root: Path, uniqueid: str) -> Path:
     """Where the caller's message is recorded, without the extension Asterisk adds."""
     return recordings_root.resolve() / f"message-{uniqueid}"
+
+
+def message_file(recordings_root: Path, uniqueid: str) -> Path:
+    """The caller's message as RECORD FILE leaves it (``message_base`` with Asterisk's .wav)."""
+    return Path(f"{message_base(recordings_root, uniqueid)}.wav")  # a Uniqueid has a dot
+
+
+def leave_message(
+    backend: IvrBackend,
+    recordings_root: Path,
+    source: Path,
+    *,
+    uniqueid: str,
+    caller_number: str | None,
+) -> RegisteredComplaint:
+    """A complaint registered with ``source`` as its caller's message, as a call through a flow
+    leaves it, without the call: the audio where RECORD FILE writes it (copied unless it is
+    there already), the complaint registered and the message queued by the backend. For
+    replaying recorded messages (bench/drain.py's burst, the worker's tests)."""
+    wav = message_file(recordings_root, uniqueid)
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != wav:
+        shutil.copyfile(source, wav)
+    return backend.register_complaint(
+        caller_number=caller_number,
+        uniqueid=uniqueid,
+        linkedid=uniqueid,  # a call of its own
+        message_path=str(wav),
+        menu_choices=[],
+        category=None,
+    )
 
 
 def holds_sound(wav: Path) -> bool:
@@ -284,7 +316,7 @@ class FlowRunner:
 
     def _record_complaint(self, agi: HotlineAGI, call: Call, node: RecordComplaintNode) -> str:
         base = message_base(self.recordings_root, call.uniqueid)
-        wav = Path(f"{base}.wav")  # not with_suffix: a Uniqueid has a dot of its own
+        wav = message_file(self.recordings_root, call.uniqueid)
         tries = self.flow.tries(node)
         for attempt in range(1, tries + 1):
             self._play(agi, node.prompt)

@@ -214,6 +214,8 @@ def settings(tmp_path: Path) -> Settings:
     settings.database.retry_seconds = 2.0
     settings.recordings.root = tmp_path / "recordings"
     settings.transcription.cache_dir = tmp_path / "models"
+    # One worker thread, so that the claims come in order; a test of passes side by side says so.
+    settings.transcription.concurrency = 1
     return with_site_keys(settings, tmp_path)
 
 

@@ -304,13 +304,14 @@ def load(settings: TranscriptionSettings, source: ModelSource | None = None) -> 
         device,
         compute_type,
         settings.threads(),
+        settings.passes(),
     )
     with _load_lock:
         if key not in _loaded:
             resolved = resolve(settings, source)
             # The same verified files named two ways (the shipped model's cache given as a
             # path) are loaded once: a second copy of large-v3 would be 3 GB more memory.
-            files = (resolved.path.resolve(), resolved.sha256, *key[-3:])
+            files = (resolved.path.resolve(), resolved.sha256, *key[-4:])
             if files not in _whispers:
                 try:
                     _whispers[files] = WhisperModel(
@@ -318,6 +319,7 @@ def load(settings: TranscriptionSettings, source: ModelSource | None = None) -> 
                         device=device,
                         compute_type=compute_type,
                         cpu_threads=settings.threads(),
+                        num_workers=settings.passes(),  # one replica per worker thread
                         local_files_only=True,
                     )
                 except (RuntimeError, ValueError, OSError) as exc:

@@ -30,14 +30,23 @@ class TranscriptionSettings(Section):
         "bfloat16",
         "float32",
     ] = "auto"
-    # CTranslate2's threads for one model pass (intra-op); None: the machine's cores less one,
-    # left to the IVR and the listener so that a burst's transcription never slows a caller.
+    # Model passes run at once: the worker's threads, each claiming its own batch, on as many
+    # CTranslate2 replicas (inter_threads). None: one per core. Separate passes keep every core
+    # busy through a burst without the lock-step of one pass's threads, which a core taken by
+    # the IVR or another job stalls (on 2 shared cores, one pass on 2 threads took 1.4-1.7x the
+    # time of one thread). A caller's `#` still reached the 'registered' prompt in 0.05-0.14 s
+    # (p95) while 100 messages drained (bench/drain.py).
+    concurrency: int | None = Field(None, ge=1)
+    # CTranslate2's threads for one model pass (intra-op); None: the cores shared out among the
+    # passes (1 with the default concurrency).
     cpu_threads: int | None = Field(None, ge=1)
     # The worker claims up to this many jobs at once and transcribes them together: their speech
     # packed into shared 30 s Whisper windows, the windows decoded side by side in one model pass
-    # (pipeline.transcribe_batch). 1 is the one-message-per-pass path. On 2 cores, 72 messages
-    # took 14% less CPU in passes of 16 than of 8 (one run); a lone job is never held back.
-    batch_size: int = Field(16, ge=1)
+    # (pipeline.transcribe_batch). 1 is the one-message-per-pass path. 8 and 16 cost the same CPU
+    # per message (100 messages, one pass: 79-85 s and 85-87 s); with a pass per core, 8 drained
+    # in 0.89-0.99x the time of 16 over four rounds (a burst's last claims shared out more
+    # evenly between the passes); a lone job is never held back.
+    batch_size: int = Field(8, ge=1)
     language: str = "ar"
     # Company, product and complaint words that help Whisper spell them; Latin ones among them
     # are also kept when stray Latin words are dropped. Measured with Whisper base on the test
@@ -78,9 +87,13 @@ class TranscriptionSettings(Section):
     job_max_attempts: int = Field(3, ge=1)
     job_retry_seconds: float = Field(30.0, gt=0)
 
+    def passes(self) -> int:
+        """The model passes run at once (``concurrency``, or one per core)."""
+        return self.concurrency or os.cpu_count() or 1
+
     def threads(self) -> int:
-        """The CTranslate2 threads to run with (``cpu_threads``, or the cores less one)."""
-        return self.cpu_threads or max(1, (os.cpu_count() or 1) - 1)
+        """The CTranslate2 threads of one pass (``cpu_threads``, or the cores shared out)."""
+        return self.cpu_threads or max(1, (os.cpu_count() or 1) // self.passes())
 
     @model_validator(mode="after")
     def _path_model_has_path(self) -> TranscriptionSettings:

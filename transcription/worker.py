@@ -81,7 +81,8 @@ def one_by_one(transcriber: Transcriber) -> BatchTranscriber:
 
 
 class TranscriptionWorker:
-    """``concurrency`` threads, each claiming a batch of jobs and transcribing them together.
+    """``concurrency`` threads (default ``transcription.concurrency``: one per core), each
+    claiming a batch of jobs and transcribing them together, the model's passes side by side.
 
     ``transcriber`` replaces the batched pipeline by a one-recording transcriber (the worker
     then claims one job at a time); ``batch_transcriber`` replaces it by another batched one.
@@ -94,7 +95,7 @@ class TranscriptionWorker:
         db: Database,
         settings: TranscriptionConfig,
         *,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         policy: jobs.QueuePolicy | None = None,
         idle_seconds: float = 2.0,
         transcriber: Transcriber | None = None,
@@ -124,7 +125,7 @@ class TranscriptionWorker:
         self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._loop, args=(n,), name=f"worker-{n}", daemon=True)
-            for n in range(concurrency)
+            for n in range(concurrency or settings.transcription.passes())
         ]
 
     def start(self) -> None:

@@ -242,7 +242,7 @@ def make_components(
     settings: Settings,
     give_up: threading.Event,
     *,
-    concurrency: int = 1,
+    concurrency: int | None = None,
     on_job_done: JobDone | None = None,
 ) -> list[Component]:
     """The named components (of ``COMPONENT_NAMES``), in that order, on one database."""
@@ -260,7 +260,7 @@ def make_components(
 
 
 def transcription_components(
-    db: Database, settings: Settings, concurrency: int, on_job_done: JobDone | None
+    db: Database, settings: Settings, concurrency: int | None, on_job_done: JobDone | None
 ) -> list[Component]:
     """The worker, and (transcription.stream_messages) the follower that transcribes the
     callers' messages while they are recorded, in the worker's process: the worker is where the
@@ -268,13 +268,14 @@ def transcription_components(
     while the IVR that starts the recording may run elsewhere. The follower is the worker's
     transcriber, in batches (the recordings it followed finished from their streams, the rest
     transcribed together); it starts first and stops last."""
+    if concurrency is not None:  # --concurrency: as many passes, and the model's replicas for them
+        settings.transcription.concurrency = concurrency
     if not settings.transcription.stream_messages:
-        return [TranscriptionWorker(db, settings, concurrency=concurrency, on_done=on_job_done)]
+        return [TranscriptionWorker(db, settings, on_done=on_job_done)]
     follower = RecordingFollower(settings.recordings.root, MESSAGE_FILES, settings.transcription)
     worker = TranscriptionWorker(
         db,
         settings,
-        concurrency=concurrency,
         on_done=on_job_done,
         batch_transcriber=follower.transcribe_batch,
     )
@@ -310,7 +311,7 @@ def run_components(
     settings: Settings,
     names: Sequence[str],
     *,
-    concurrency: int = 1,
+    concurrency: int | None = None,
     on_check: Callable[[Check], None] | None = None,
     on_job_done: JobDone | None = None,
 ) -> None:

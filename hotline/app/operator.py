@@ -193,7 +193,8 @@ class Transcribed:
 
 def transcribe_file(settings: Settings, path: Path, model_path: Path | None = None) -> Transcribed:
     """``model_path``: any CTranslate2 Whisper directory instead of the configured model."""
-    options = settings.transcription
+    # One file is one pass, on every core (the worker's default shares them out among passes).
+    options = settings.transcription.model_copy(update={"concurrency": 1})
     if model_path is not None:
         options = TranscriptionSettings.model_validate(
             {**options.model_dump(), "model": PATH_MODEL, "model_path": model_path.absolute()}

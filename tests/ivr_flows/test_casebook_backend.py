@@ -18,6 +18,7 @@ from casebook.models import (
 )
 from hotline.app.config import Settings
 from ivr_flows.casebook_backend import CasebookBackend
+from ivr_flows.engine import leave_message, message_file
 from ivr_flows.server import AgiServer
 from tests.ivr_flows.fake_asterisk import Caller, place_call
 
@@ -89,3 +90,24 @@ def test_a_message_that_is_a_symlink_out_of_the_root_is_refused_and_the_complain
     assert case.reference == registered.reference
     assert refused.detail["path"] == str(message)
     assert outside.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_message_left_without_a_call_is_where_the_ivr_records_it_and_queued(
+    db: Database, settings: Settings
+) -> None:
+    clip = Path(__file__).resolve().parents[1] / "data" / "arabic" / "ar02.wav"
+    backend = CasebookBackend(db, settings)
+    root = settings.recordings.root
+    first = leave_message(backend, root, clip, uniqueid="1.2", caller_number="0910000001")
+    wav = message_file(root, "1.2")
+    assert wav.read_bytes() == clip.read_bytes() and wav.name == "message-1.2.wav"
+    # Left again from where it lies (a message recorded in place): nothing copied, nor doubled.
+    again = leave_message(backend, root, wav, uniqueid="1.2", caller_number="0910000001")
+    assert (first.created, again.created, again.reference) == (True, False, first.reference)
+    with db.session() as s:
+        case = s.exec(select(Case)).one()
+        recording = s.exec(select(Recording)).one()
+        job = s.exec(select(TranscriptionJob)).one()
+    assert (case.call_uniqueid, case.draft_state) == ("1.2", DraftState.TRANSCRIBING)
+    assert recording.path == str(wav) and recording.kind == RecordingKind.MESSAGE
+    assert job.recording_id == recording.id

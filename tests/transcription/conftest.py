@@ -21,9 +21,10 @@ def manifest() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def real_settings(tmp_path_factory: pytest.TempPathFactory) -> TranscriptionSettings:
-    # Every core: the tests have no IVR to leave one for (the setting's default keeps one back).
+    # One pass on every core: the tests transcribe one call at a time (the setting's default
+    # runs a pass per core on one thread each, for the worker's bursts).
     return TranscriptionSettings(
-        cache_dir=tmp_path_factory.mktemp("models"), cpu_threads=os.cpu_count() or 1
+        cache_dir=tmp_path_factory.mktemp("models"), concurrency=1, cpu_threads=os.cpu_count() or 1
     )
 
 

@@ -19,13 +19,14 @@ from casebook import jobs
 from casebook.clock import utcnow
 from casebook.db import Database
 from casebook.models import DraftState, JobStatus, Transcript, TranscriptionJob
+from hotline.app.components import transcription_components
 from hotline.app.config import Settings
 from tests.transcription.conftest import ARABIC, manifest
 from tests.transcription.test_pipeline import scripted, segment
 from tests.transcription.test_worker import drafts, drain, queue_message
 from transcription.audio import AudioError
 from transcription.metrics import cer
-from transcription.model import LoadedModel
+from transcription.model import LoadedModel, load
 from transcription.pipeline import transcribe, transcribe_batch
 from transcription.result import TranscriptResult
 from transcription.settings import TranscriptionSettings
@@ -70,6 +71,40 @@ def test_a_batch_is_claimed_together_stored_one_by_one_and_bad_audio_fails_alone
     assert set(states.values()) == {(DraftState.READY, "الفاتورة مرتفعة")}
     with db.session() as session:
         assert len(session.exec(select(Transcript)).all()) == 4
+
+
+def test_the_worker_runs_a_pass_per_core_side_by_side(db: Database, settings: Settings) -> None:
+    settings.transcription.batch_size = 2
+    settings.transcription.concurrency = 2  # the default on this 2-core machine, said so
+    names = ["ar02", "ar03", "ar04", "ar05"]
+    for name in names:
+        queue_message(db, settings, ARABIC / f"{name}.wav", f"u-{name}")
+    # Each pass waits for the other: only two batches in hand at once get past it.
+    together = threading.Barrier(2, timeout=30)
+    batches = Batches(settings, during=together.wait)
+    worker = TranscriptionWorker(db, settings, idle_seconds=0.05, batch_transcriber=batches)
+    drain(worker, db, len(names))
+    assert not together.broken
+    assert batches.sizes == [2, 2]
+    assert (worker.stats.done, worker.stats.batches) == (4, 2)
+
+
+@pytest.mark.parametrize(("asked", "passes"), [(None, 2), (3, 3)])
+def test_the_servers_worker_runs_the_passes_asked_for_each_with_its_replica(
+    db: Database, settings: Settings, asked: int | None, passes: int
+) -> None:
+    settings.transcription.concurrency = 2  # as the setting's default on 2 cores
+    settings.transcription.stream_messages = False
+    (worker,) = transcription_components(db, settings, asked, None)
+    assert isinstance(worker, TranscriptionWorker)
+    # --concurrency sets the setting, which the model's replicas are loaded by, too.
+    assert (len(worker._threads), settings.transcription.passes()) == (passes, passes)
+
+
+def test_the_real_model_has_a_replica_per_pass(real_settings: TranscriptionSettings) -> None:
+    # A pass waits for a free replica: one each, or the worker's threads would take turns.
+    settings = real_settings.model_copy(update={"concurrency": 2, "cpu_threads": 1})
+    assert load(settings).whisper.model.num_workers == 2
 
 
 def renew(session: Session, job_id: int, worker: str, now: datetime) -> bool:

@@ -82,6 +82,8 @@ def test_the_operator_sees_the_numbers_as_said_and_where_the_model_runs(
     model_dir = tmp_path / "whisper-small-ct2"
     shown = operator.transcribe_file(Settings(), ARABIC / "ar03.wav", model_dir)
     assert seen[0].model == "path" and seen[0].model_path == model_dir.absolute()
+    # One file is one pass on every core, whatever the worker's passes are.
+    assert (seen[0].passes(), seen[0].threads()) == (1, os.cpu_count())
     assert [word for word, _ in shown.marked_words] == ["دفعت", "50", "دينار"]
     assert shown.numbers == [("50", "خمسين")]
     assert shown.data["numbers"] == [{"spoken": "خمسين", "digits": "50"}]

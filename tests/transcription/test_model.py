@@ -314,3 +314,27 @@ def test_the_start_up_check_names_model_device_and_precision(
     )
     check = check_model(settings)
     assert not check.ok and "compute_type float16 is not supported on cpu" in check.message
+
+
+@pytest.mark.parametrize(
+    ("cores", "concurrency", "cpu_threads", "passes", "threads"),
+    [
+        (2, None, None, 2, 1),  # a pass per core, each on one thread
+        (8, None, None, 8, 1),
+        (8, 2, None, 2, 4),  # the cores shared out among the passes asked for
+        (8, 1, None, 1, 8),
+        (2, 3, None, 3, 1),  # never less than a thread
+        (8, None, 2, 8, 2),  # as configured
+    ],
+)
+def test_the_worker_is_sized_to_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+    cores: int,
+    concurrency: int | None,
+    cpu_threads: int | None,
+    passes: int,
+    threads: int,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    settings = TranscriptionSettings(concurrency=concurrency, cpu_threads=cpu_threads)
+    assert (settings.passes(), settings.threads()) == (passes, threads)

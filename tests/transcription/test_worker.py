@@ -4,7 +4,6 @@ and a worker killed mid-job taken over so that every job completes exactly once.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,48 +12,32 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from casebook import cases, jobs, site_secrets
-from casebook.access import Actor
-from casebook.clock import utcnow
+from casebook import site_secrets
 from casebook.db import Database
 from casebook.drafts import Draft
-from casebook.models import Case, DraftState, JobStatus, RecordingKind, Transcript, TranscriptionJob
+from casebook.models import Case, DraftState, JobStatus, Transcript, TranscriptionJob
 from hotline.app.config import Settings, load_settings
-from recordings.ingest import ingest_recording
+from ivr_flows.casebook_backend import CasebookBackend
+from ivr_flows.engine import leave_message
 from tests.transcription.conftest import ARABIC
 from tests.transcription.test_pipeline import scripted, segment
 from transcription.pipeline import transcribe
 from transcription.worker import TranscriptionWorker
 
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
-IVR = Actor.system("ivr")
 
 
-def queue_message(db: Database, settings: Settings, source: Path, uniqueid: str) -> int:
+def queue_message(db: Database, settings: Settings, source: Path, uniqueid: str) -> None:
     """A complaint registered by the IVR with its message recording queued, as in production."""
-    message = settings.recordings.root / f"message-{uniqueid}.wav"
-    message.parent.mkdir(parents=True, exist_ok=True)
-    if source != message:  # a message recorded in place is queued as it is
-        shutil.copyfile(source, message)
-
-    def work(session: Session) -> int:
-        case = cases.register_complaint(
-            session, settings, IVR, caller_number="0910000001", uniqueid=uniqueid
-        )
-        recording = ingest_recording(
-            session,
-            IVR,
-            str(message),
-            kind=RecordingKind.MESSAGE,
-            root=settings.recordings.root,
-            case_id=case.id,
-        )
-        assert recording is not None
-        return jobs.enqueue_transcription(session, IVR, recording, utcnow()).id or 0
-
-    return db.run(work)
+    leave_message(
+        CasebookBackend(db, settings),
+        settings.recordings.root,
+        source,
+        uniqueid=uniqueid,
+        caller_number="0910000001",
+    )
 
 
 def drafts(db: Database) -> dict[str, tuple[str | None, str | None]]:
