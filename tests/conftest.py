@@ -90,7 +90,7 @@ def pg_database_settings(schema: str) -> DatabaseSettings:
 
 def keep_shared_setups_on_one_worker(items: Sequence[pytest.Item]) -> None:
     """`./dev test` runs a worker per core (pytest-xdist, ``--dist loadgroup``); the tests that
-    share a set-up stay on one worker: the real-PBX suite (one Asterisk, on fixed ports), the
+    share a set-up stay on one worker: the real-PBX suite (one Asterisk for the session), the
     modules that use the loaded model (one model in memory, and CPU-bound tests taking turns
     rather than starving each other) and, otherwise, each module (its module-scoped site, and
     tests written in the order each leaves that site)."""
